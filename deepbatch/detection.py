@@ -1,0 +1,159 @@
+"""``extract_faces``: DeepFace's face extraction over one image or a batch of images."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from itertools import islice
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Union
+
+import numpy as np
+
+from .detectors.base import DEFAULT_BATCH_SIZE, Detector, build_detector
+from .errors import DeepbatchError, FaceNotDetectedError, ImageError
+from .formatting import BatchResult, confidence, facial_area, present_face
+from .io.images import as_batch, describe, load_image
+from .ops.align import aligned_crop, crop, expand_box
+from .structures import Faces
+
+logger = logging.getLogger(__name__)
+
+ON_ERROR = ("raise", "skip")
+
+
+@dataclass
+class ImageDetections:
+    """One input after loading and detection: its ``image`` and ``faces``, or the ``error`` that stopped it."""
+
+    index: int
+    source: Optional[str]
+    image: Optional[np.ndarray] = None
+    faces: Optional[Faces] = None
+    error: Optional[DeepbatchError] = None
+
+
+def resolve_detector(detector_backend: Union[str, Detector], **options: Any) -> Detector:
+    """A detector instance from a registered name (cached) or an instance passed through."""
+    if isinstance(detector_backend, Detector):
+        return detector_backend
+    return build_detector(detector_backend, **options)
+
+
+def check_on_error(on_error: str) -> None:
+    if on_error not in ON_ERROR:
+        raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
+
+
+def iter_detections(
+    items: Iterable[Any], detector: Detector, batch_size: int = DEFAULT_BATCH_SIZE, on_error: str = "raise",
+    single: bool = False,
+) -> Iterator[ImageDetections]:
+    """Load and detect ``items`` chunk by chunk, yielding one :class:`ImageDetections` per item in order.
+
+    With ``on_error="raise"`` the first unusable image raises its :class:`ImageError`; with ``"skip"`` it is yielded
+    with ``error`` set and the rest go on. Memory holds one chunk of images at a time.
+    """
+    check_on_error(on_error)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
+    iterator = iter(items)
+    start = 0
+    while True:
+        chunk = list(islice(iterator, batch_size))
+        if not chunk:
+            return
+        records = [_load(item, None if single else start + offset, on_error) for offset, item in enumerate(chunk)]
+        good = [r for r in records if r.error is None]
+        if good:
+            for record, faces in zip(good, detector.detect_faces([r.image for r in good], batch_size)):
+                record.faces = faces
+        for offset, record in enumerate(records):
+            record.index = start + offset
+        yield from records
+        start += len(chunk)
+
+
+def _load(item: Any, index: Optional[int], on_error: str) -> ImageDetections:
+    source = describe(item) if isinstance(item, (str, bytes)) or hasattr(item, "__fspath__") else None
+    try:
+        return ImageDetections(index or 0, source, image=load_image(item, index))
+    except ImageError as exc:
+        if on_error == "raise":
+            raise
+        logger.warning("skipping %s", exc)
+        return ImageDetections(index or 0, source, error=exc)
+
+
+def extract_faces(
+    img_path: Any,
+    detector_backend: Union[str, Detector] = "scrfd",
+    enforce_detection: bool = True,
+    align: bool = True,
+    expand_percentage: int = 0,
+    color_face: str = "rgb",
+    normalize_face: bool = True,
+    max_faces: Optional[int] = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    on_error: str = "raise",
+    anti_spoofing: bool = False,
+) -> Union[List[Dict[str, Any]], BatchResult]:
+    """Detect and crop faces, DeepFace-style, over one image or a batch.
+
+    ``img_path``: a path, URL, base64 data URI, bytes, file object or BGR numpy array; or a list of those, or an
+    (N, H, W, C) array. One image gives a list of face dicts; a batch gives a list with one list of face dicts per
+    image, in input order (a :class:`BatchResult`, whose ``errors`` maps skipped images to their exceptions).
+
+    Each dict has ``face`` (the crop: RGB float in [0, 1] by default), ``facial_area`` (``x, y, w, h``,
+    person-relative ``left_eye``/``right_eye``, and ``nose``/``mouth_left``/``mouth_right`` when known) and
+    ``confidence``. ``align`` levels the eyes; ``expand_percentage`` grows the box; ``max_faces`` keeps the
+    largest faces. ``enforce_detection=True`` raises :class:`FaceNotDetectedError` naming the image's index when an
+    image has no face; with ``False`` such an image gives the whole image with confidence 0, as DeepFace does.
+    ``detector_backend`` is a registered name (see ``list_detectors()``) or a :class:`Detector`.
+    """
+    if anti_spoofing:
+        raise ValueError("anti_spoofing is not supported by deepbatch")
+    check_on_error(on_error)
+    if expand_percentage < 0:
+        raise ValueError(f"expand_percentage must be >= 0, got {expand_percentage}")
+    items, single = as_batch(img_path)
+    detector = resolve_detector(detector_backend)
+    results = BatchResult()
+    for record in iter_detections(items, detector, batch_size, on_error, single=single):
+        faces = record.faces
+        if record.error is None and faces is not None and len(faces) == 0 and enforce_detection:
+            record.error = FaceNotDetectedError(None if single else record.index, record.source)
+            if on_error == "raise":
+                raise record.error
+        if record.error is not None:
+            results.errors[record.index] = record.error
+            results.append([])
+            continue
+        assert record.image is not None and faces is not None
+        results.append(face_dicts(record.image, faces, align, expand_percentage, color_face, normalize_face,
+                                  max_faces))
+    if results.errors and on_error == "skip":
+        logger.warning("%d of %d images were skipped: %s", len(results.errors), len(items),
+                       "; ".join(str(e) for e in results.errors.values()))
+    return results[0] if single else results
+
+
+def face_dicts(
+    image: np.ndarray, faces: Faces, align: bool, expand_percentage: float, color_face: str, normalize_face: bool,
+    max_faces: Optional[int],
+) -> List[Dict[str, Any]]:
+    """DeepFace-style dicts for the faces of one image (the whole image with confidence 0 when there are none)."""
+    height, width = image.shape[:2]
+    if len(faces) == 0:
+        faces = Faces(np.array([[0, 0, width, height]], np.float32), np.zeros(1, np.float32))
+    if max_faces is not None and max_faces < len(faces):
+        faces = faces.largest(max_faces)
+    out = []
+    for face in faces:
+        box = expand_box(face.box, expand_percentage, height, width) if expand_percentage else face.box
+        pixels = aligned_crop(image, box, face.landmarks) if align else crop(image, box)
+        out.append({
+            "face": present_face(pixels, color_face, normalize_face),
+            "facial_area": facial_area(box, face.landmarks),
+            "confidence": confidence(face.score),
+        })
+    return out

@@ -1,0 +1,9 @@
+"""Face detectors by name. Importing this package registers every backend in :data:`DETECTORS`.
+
+Backend modules import their heavy dependencies only when a detector is built, so listing names is cheap.
+"""
+
+from . import opencv, scrfd, skip  # noqa: F401  (registration side effects)
+from .base import DETECTORS, Detector, OnnxDetector, build_detector, list_detectors
+
+__all__ = ["DETECTORS", "Detector", "OnnxDetector", "build_detector", "list_detectors"]

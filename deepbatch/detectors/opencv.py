@@ -1,0 +1,80 @@
+"""OpenCV Haar cascade: the zero-download backend (the cascades ship inside opencv-python 4.x).
+
+As in DeepFace, eyes are found with a second cascade inside each face; the score is the cascade's level weight,
+not a probability. Nose and mouth are not detected (NaN in the landmarks array). It does not batch.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from typing import Any, Optional
+
+import numpy as np
+
+from ..errors import WeightsNotFoundError
+from ..structures import Faces
+from .base import DETECTORS, Detector
+
+
+def _cascade(filename: str) -> Any:
+    import cv2
+
+    path = os.path.join(cv2.data.haarcascades, filename)
+    classifier = cv2.CascadeClassifier(path)
+    if classifier.empty():
+        raise WeightsNotFoundError(
+            f"OpenCV cascade {path!r} is missing; opencv-python 4.x ships it (OpenCV 5 wheels do not): "
+            "pip install 'opencv-python-headless>=4.8,<5'"
+        )
+    return classifier
+
+
+@DETECTORS.register("opencv", summary="OpenCV Haar cascade, faces and eyes (ships with opencv-python 4.x)")
+class OpenCVHaar(Detector):
+    """Haar cascade face detector with eye detection for alignment; runs image by image."""
+
+    name = "opencv"
+    has_landmarks = True
+
+    def __init__(self, scale_factor: float = 1.1, min_neighbors: int = 10, detect_eyes: bool = True):
+        self.scale_factor = scale_factor
+        self.min_neighbors = min_neighbors
+        self.detect_eyes = detect_eyes
+        self._local = threading.local()  # CascadeClassifier objects are not safe to share between threads
+
+    def _classifiers(self) -> Any:
+        if not hasattr(self._local, "face"):
+            self._local.face = _cascade("haarcascade_frontalface_default.xml")
+            self._local.eye = _cascade("haarcascade_eye.xml")
+        return self._local
+
+    def detect_image(self, image: np.ndarray) -> Faces:
+        import cv2
+
+        classifiers = self._classifiers()
+        gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
+        boxes, _, weights = classifiers.face.detectMultiScale3(
+            gray, self.scale_factor, self.min_neighbors, outputRejectLevels=True
+        )
+        if len(boxes) == 0:
+            return Faces.empty()
+        xywh = np.asarray(boxes, np.float32).reshape(-1, 4)
+        xyxy = np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1)
+        landmarks = np.full((len(xywh), 5, 2), np.nan, np.float32)
+        if self.detect_eyes:
+            for i, (x, y, w, h) in enumerate(xywh.astype(int)):
+                eyes = self._find_eyes(classifiers.eye, gray[y : y + h, x : x + w])
+                if eyes is not None:
+                    landmarks[i, :2] = eyes + (x, y)
+        return Faces(xyxy, np.asarray(weights, np.float32).reshape(-1), landmarks)
+
+    def _find_eyes(self, eye_cascade: Any, face_gray: np.ndarray) -> Optional[np.ndarray]:
+        """(2, 2) centres of the two largest eyes, person's left eye (larger x) first, or None."""
+        eyes = eye_cascade.detectMultiScale(face_gray, 1.1, 10)
+        if len(eyes) < 2:
+            return None
+        eyes = sorted(eyes, key=lambda e: -int(e[2]) * int(e[3]))[:2]
+        centers = np.array([[x + w / 2, y + h / 2] for x, y, w, h in eyes], np.float32)
+        return centers[np.argsort(-centers[:, 0])]
+

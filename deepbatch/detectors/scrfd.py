@@ -1,0 +1,96 @@
+"""SCRFD (InsightFace): anchor-free-style distance regression at strides 8/16/32 (or 8..128), 5 keypoints.
+
+Outputs are grouped by their channel count (1 = score, 4 = box distances, 10 = keypoint offsets) and ordered by
+anchor count, so the output order of an export does not matter. Distances are in stride units. Exports without
+keypoint outputs give ``landmarks=None``.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, List, Tuple
+
+import numpy as np
+
+from ..errors import ModelFormatError
+from ..ops.boxes import anchor_centers, distance_to_boxes, distance_to_points, split_by_image
+from ..ops.letterbox import InputSpec, Letterboxed
+from ..structures import OBSERVER_TO_PERSON
+from ..weights import WeightFile
+from .base import DETECTORS, OnnxDetector, RawDetections
+
+_INSIGHTFACE_RELEASES = "https://github.com/deepinsight/insightface/releases/download/v0.7"
+_HOMEPAGE = "https://github.com/deepinsight/insightface/tree/master/detection/scrfd"
+
+SCRFD_WEIGHTS: Dict[str, WeightFile] = {
+    "scrfd_500m": WeightFile("scrfd_500m_kps.onnx", ("det_500m.onnx",), f"{_INSIGHTFACE_RELEASES}/buffalo_sc.zip",
+                             archive_member="det_500m.onnx", homepage=_HOMEPAGE),
+    "scrfd_2.5g": WeightFile("scrfd_2.5g_kps.onnx", ("scrfd_2.5g_bnkps.onnx", "det_2.5g.onnx"),
+                             f"{_INSIGHTFACE_RELEASES}/buffalo_m.zip", archive_member="det_2.5g.onnx",
+                             homepage=_HOMEPAGE),
+    "scrfd_10g": WeightFile("scrfd_10g_kps.onnx", ("scrfd_10g_bnkps.onnx", "det_10g.onnx"),
+                            f"{_INSIGHTFACE_RELEASES}/buffalo_l.zip", archive_member="det_10g.onnx",
+                            homepage=_HOMEPAGE),
+    "scrfd_34g": WeightFile("scrfd_34g.onnx", ("scrfd_34g_kps.onnx",), homepage=_HOMEPAGE),
+}
+_STRIDES = {3: (8, 16, 32), 5: (8, 16, 32, 64, 128)}
+_CHANNELS = {"score": 1, "box": 4, "kps": 10}
+
+
+class SCRFD(OnnxDetector):
+    """SCRFD face detector with native batching (InsightFace pre-processing: RGB, (x - 127.5) / 128)."""
+
+    name = "scrfd"
+    has_landmarks = True
+    weights = SCRFD_WEIGHTS["scrfd_500m"]
+
+    def build_input_spec(self, size: Tuple[int, int]) -> InputSpec:
+        return InputSpec(size=size, mean=127.5, std=128.0, rgb=True)
+
+    def decode(self, outputs: List[np.ndarray], batch: Letterboxed) -> List[RawDetections]:
+        groups = _group_outputs(outputs)
+        strides = _STRIDES.get(len(groups["score"]))
+        if strides is None:
+            raise ModelFormatError(f"SCRFD export has {len(groups['score'])} score outputs; expected 3 or 5")
+        height, width = batch.blob.shape[2:]
+        centers, stride_of = [], []
+        for stride, score in zip(strides, groups["score"]):
+            cells = -(-height // stride) * -(-width // stride)
+            centers.append(anchor_centers(-(-height // stride), -(-width // stride), stride, score.shape[1] // cells))
+            stride_of.append(np.full(score.shape[1], stride, np.float32))
+        all_centers = np.concatenate(centers)
+        all_strides = np.concatenate(stride_of)[:, None]
+
+        scores = np.concatenate([s[..., 0] for s in groups["score"]], axis=1)
+        image_index, anchor = np.nonzero(scores >= self.score_threshold)
+        points = all_centers[anchor]
+        box_dist = np.concatenate(groups["box"], axis=1)[image_index, anchor] * all_strides[anchor]
+        boxes = distance_to_boxes(points, box_dist)
+        landmarks = None
+        if groups["kps"]:
+            kps_dist = np.concatenate(groups["kps"], axis=1)[image_index, anchor] * all_strides[anchor]
+            landmarks = distance_to_points(points, kps_dist)[:, OBSERVER_TO_PERSON]
+        picked = scores[image_index, anchor]
+        return [
+            RawDetections(boxes[part], picked[part], None if landmarks is None else landmarks[part])
+            for part in split_by_image(image_index, len(scores))
+        ]
+
+
+def _group_outputs(outputs: List[np.ndarray]) -> Dict[str, List[np.ndarray]]:
+    """Outputs as ``(B, N, C)`` grouped into score / box / kps lists, each ordered from the finest stride."""
+    groups: Dict[str, List[np.ndarray]] = {key: [] for key in _CHANNELS}
+    by_channels = {c: key for key, c in _CHANNELS.items()}
+    for out in outputs:
+        if out.ndim != 3 or out.shape[2] not in by_channels:
+            raise ModelFormatError(f"unexpected SCRFD output shape {out.shape}; expected (batch, anchors, 1|4|10)")
+        groups[by_channels[out.shape[2]]].append(out)
+    for key in groups:
+        groups[key].sort(key=lambda o: -o.shape[1])
+    if not groups["score"] or len(groups["box"]) != len(groups["score"]):
+        raise ModelFormatError("SCRFD export needs one score and one box output per stride")
+    return groups
+
+
+for _variant, _weights in SCRFD_WEIGHTS.items():
+    DETECTORS.register(_variant, summary=f"SCRFD {_variant.split('_')[1].upper()}", weights=_weights)(SCRFD)
+DETECTORS.alias("scrfd", "scrfd_500m")

@@ -1,0 +1,101 @@
+"""Exceptions raised by deepbatch.
+
+Every error derives from :class:`DeepbatchError`. Errors about bad arguments or bad images also derive from
+``ValueError`` (DeepFace callers catch that), missing files from ``FileNotFoundError`` and missing optional packages
+from ``ImportError``, so existing ``except`` clauses keep working.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Union
+
+ImageRef = Union[int, str, None]
+
+
+class DeepbatchError(Exception):
+    """Base class of every error raised by deepbatch."""
+
+
+def _where(index: Optional[int], source: Optional[str]) -> str:
+    parts = []
+    if index is not None:
+        parts.append(f"image {index}")
+    if source:
+        parts.append(f"({source})" if parts else source)
+    return " ".join(parts)
+
+
+class ImageError(DeepbatchError, ValueError):
+    """An input image cannot be used. ``index`` is its position in the batch, ``source`` its path or a short
+    description of what was passed."""
+
+    def __init__(self, problem: str, index: Optional[int] = None, source: Optional[str] = None):
+        self.problem = problem
+        self.index = index
+        self.source = source
+        where = _where(index, source)
+        super().__init__(f"{where}: {problem}" if where else problem)
+
+    def at(self, index: int) -> "ImageError":
+        """The same error, re-addressed to position ``index`` of a batch."""
+        err = type(self)(self.problem, index=index, source=self.source)
+        err.__cause__ = self.__cause__
+        return err
+
+
+class ImageNotFoundError(ImageError, FileNotFoundError):
+    """A path given as an image does not exist."""
+
+
+class ImageDecodeError(ImageError):
+    """A file or buffer exists but is not a decodable image (corrupt, truncated, empty, or another format)."""
+
+
+class ImageFormatError(ImageError):
+    """An array has a shape or dtype that cannot be converted to an HxWx3 uint8 BGR image."""
+
+
+class FaceNotDetectedError(DeepbatchError, ValueError):
+    """``enforce_detection=True`` and no face was found in an image."""
+
+    def __init__(self, index: Optional[int] = None, source: Optional[str] = None):
+        self.index = index
+        self.source = source
+        where = _where(index, source) or "the image"
+        super().__init__(
+            f"Face could not be detected in {where}. Confirm that the picture is a face photo, "
+            "or set enforce_detection=False to get the whole image back instead."
+        )
+
+
+class UnknownModelError(DeepbatchError, ValueError):
+    """A model name is not registered; the message lists the valid names."""
+
+    def __init__(self, kind: str, name: str, valid: list[str]):
+        self.name = name
+        self.valid = valid
+        super().__init__(f"unknown {kind} {name!r}; valid names are: {', '.join(valid)}")
+
+
+class WeightsNotFoundError(DeepbatchError, FileNotFoundError):
+    """Model weights are not on disk and could not be downloaded."""
+
+
+class ChecksumError(DeepbatchError, ValueError):
+    """A downloaded or given weights file does not have the expected SHA-256 digest."""
+
+
+class MissingDependencyError(DeepbatchError, ImportError):
+    """An optional package needed by a backend is not installed; the message names the extra to install."""
+
+    def __init__(self, package: str, extra: str, purpose: str):
+        self.package = package
+        self.extra = extra
+        super().__init__(
+            f"{purpose} needs the package {package!r}, which is not installed. "
+            f"Install it with: pip install 'deepbatch[{extra}]'"
+        )
+
+
+class ModelFormatError(DeepbatchError, ValueError):
+    """A model file does not have the inputs and outputs its backend expects, or cannot be made to batch safely."""

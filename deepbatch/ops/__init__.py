@@ -1,0 +1,1 @@
+"""Model-independent array operations: letterboxing, box decoding, NMS, alignment, chunking."""

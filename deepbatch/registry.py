@@ -1,0 +1,124 @@
+"""Name-based model registries: the single source of truth for which backends exist.
+
+Backend modules register a factory under a name (``@DETECTORS.register("scrfd_500m", ...)``); the API, the command
+line, the docs tables and the tests all read the names from here. ``build`` caches one instance per name and
+arguments, so a model is loaded once per process.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+from dataclasses import dataclass, field
+from typing import Any, Callable, Dict, Generic, Hashable, List, Mapping, Optional, Tuple, TypeVar
+
+from .errors import UnknownModelError
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Entry(Generic[T]):
+    """A registered model: its canonical name, the factory that builds it and the arguments it is built with."""
+
+    name: str
+    factory: Callable[..., T]
+    defaults: Mapping[str, Any] = field(default_factory=dict)
+    summary: str = ""
+
+    def create(self, **kwargs: Any) -> T:
+        return self.factory(**{**self.defaults, **kwargs})
+
+
+def _freeze(value: Any) -> Hashable:
+    if isinstance(value, dict):
+        return tuple(sorted((k, _freeze(v)) for k, v in value.items()))
+    if isinstance(value, (list, tuple)):
+        return tuple(_freeze(v) for v in value)
+    hash(value)
+    return value
+
+
+class Registry(Generic[T]):
+    """Maps names (and aliases) to factories. ``plugins`` is the package whose import registers the backends."""
+
+    def __init__(self, kind: str, plugins: str):
+        self.kind = kind
+        self._plugins = plugins
+        self._entries: Dict[str, Entry[T]] = {}
+        self._aliases: Dict[str, str] = {}
+        self._cache: Dict[Tuple[str, Hashable], T] = {}
+        self._lock = threading.RLock()
+        self._loaded = False
+
+    def register(self, name: str, *, summary: str = "", **defaults: Any) -> Callable[[Callable[..., T]], Callable[..., T]]:
+        """Decorator: register ``factory`` under ``name``, built with ``defaults`` unless the caller overrides them."""
+
+        def decorator(factory: Callable[..., T]) -> Callable[..., T]:
+            self.add(Entry(name, factory, dict(defaults), summary or (factory.__doc__ or "").strip().split("\n")[0]))
+            return factory
+
+        return decorator
+
+    def add(self, entry: Entry[T]) -> None:
+        key = entry.name.lower()
+        if key in self._entries or key in self._aliases:
+            raise ValueError(f"{self.kind} {entry.name!r} is registered twice")
+        self._entries[key] = entry
+
+    def alias(self, alias: str, target: str) -> None:
+        """Make ``alias`` another name for the registered ``target`` (e.g. ``scrfd`` for ``scrfd_500m``)."""
+        key = alias.lower()
+        if key in self._entries or key in self._aliases:
+            raise ValueError(f"{self.kind} {alias!r} is registered twice")
+        self._aliases[key] = target.lower()
+
+    def _load_plugins(self) -> None:
+        if not self._loaded:
+            with self._lock:
+                if not self._loaded:
+                    importlib.import_module(self._plugins)
+                    self._loaded = True
+
+    def names(self, aliases: bool = True) -> List[str]:
+        """Every registered name, sorted; with ``aliases`` the short names too."""
+        self._load_plugins()
+        names = list(self._entries) + (list(self._aliases) if aliases else [])
+        return sorted(names)
+
+    def aliases(self) -> Dict[str, str]:
+        self._load_plugins()
+        return dict(self._aliases)
+
+    def canonical(self, name: str) -> str:
+        self._load_plugins()
+        key = str(name).lower()
+        key = self._aliases.get(key, key)
+        if key not in self._entries:
+            raise UnknownModelError(self.kind, str(name), self.names())
+        return key
+
+    def entry(self, name: str) -> Entry[T]:
+        return self._entries[self.canonical(name)]
+
+    def create(self, name: str, **kwargs: Any) -> T:
+        """A new, uncached instance."""
+        return self.entry(name).create(**kwargs)
+
+    def build(self, name: str, **kwargs: Any) -> T:
+        """The cached instance for ``name`` and ``kwargs``, built on first use (thread-safe)."""
+        canonical = self.canonical(name)
+        try:
+            key: Optional[Tuple[str, Hashable]] = (canonical, _freeze(kwargs))
+        except TypeError:
+            key = None  # unhashable arguments (an open session, an array): build uncached
+        if key is None:
+            return self.create(canonical, **kwargs)
+        with self._lock:
+            if key not in self._cache:
+                self._cache[key] = self.create(canonical, **kwargs)
+            return self._cache[key]
+
+    def clear_cache(self) -> None:
+        with self._lock:
+            self._cache.clear()

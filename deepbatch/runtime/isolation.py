@@ -1,0 +1,92 @@
+"""The cross-frame contamination check: does frame i give the same outputs alone and inside a batch?
+
+Frame i is run alone, then placed at several positions of batches of other random frames; every output must have a
+leading batch axis and frame i's slice must equal its solo output within ``tolerance``. A graph that flattens the
+batch into its rows, normalises over the batch or hard-codes batch 1 fails.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Dict, List, Sequence, Tuple
+
+import numpy as np
+
+# Frame i alone vs in a batch runs different kernels' blocking, so float32 sums are ordered differently: a few
+# units in the last place of values of order 1-100. 1e-4 absolute is ~1000x that and far below any real mixing.
+DEFAULT_TOLERANCE = 1e-4
+
+Runner = Callable[[np.ndarray], Sequence[np.ndarray]]
+
+
+@dataclass
+class IsolationReport:
+    """Outcome of :func:`check_batch_isolation`: per output the largest absolute difference seen."""
+
+    output_names: List[str]
+    batch_sizes: Tuple[int, ...]
+    tolerance: float
+    max_abs_diff: Dict[str, float] = field(default_factory=dict)
+    failures: List[str] = field(default_factory=list)
+
+    @property
+    def passed(self) -> bool:
+        return not self.failures
+
+    def table(self) -> str:
+        width = max([len(n) for n in self.output_names] + [6])
+        lines = [f"{'output':<{width}}  max |alone - in batch|"]
+        for name in self.output_names:
+            lines.append(f"{name:<{width}}  {self.max_abs_diff.get(name, float('nan')):.3g}")
+        verdict = "PASS" if self.passed else "FAIL"
+        lines.append(f"{verdict} (batch sizes {', '.join(map(str, self.batch_sizes))}; tolerance {self.tolerance:g})")
+        lines.extend(f"  {f}" for f in self.failures)
+        return "\n".join(lines)
+
+
+def positions_for(batch_size: int) -> List[int]:
+    """First, middle, last, and position 7 where the batch has one (the classic re-export test)."""
+    return sorted({0, batch_size // 2, batch_size - 1} | ({7} if batch_size > 7 else set()))
+
+
+def check_batch_isolation(
+    run: Runner,
+    frame_shape: Tuple[int, ...],
+    output_names: Sequence[str],
+    batch_sizes: Sequence[int] = (2, 7, 16, 32),
+    tolerance: float = DEFAULT_TOLERANCE,
+    seed: int = 0,
+    dtype: type = np.float32,
+) -> IsolationReport:
+    """Run the check with ``run(batch) -> outputs`` on random frames of ``frame_shape`` (without the batch axis)."""
+    rng = np.random.default_rng(seed)
+    report = IsolationReport(list(output_names), tuple(batch_sizes), tolerance)
+    report.max_abs_diff = {name: 0.0 for name in output_names}
+    largest = max(batch_sizes)
+    frames = rng.uniform(-1.0, 1.0, size=(largest + 1, *frame_shape)).astype(dtype)
+    probe = frames[-1:]
+    alone = [np.asarray(o) for o in run(probe)]
+    for name, out in zip(output_names, alone):
+        if out.ndim == 0 or out.shape[0] != 1:
+            report.failures.append(f"output {name} has no batch axis (shape {out.shape} for one frame)")
+    if report.failures:
+        return report
+    for size in batch_sizes:
+        for position in positions_for(size):
+            batch = frames[:size].copy()
+            batch[position] = probe[0]
+            outputs = [np.asarray(o) for o in run(batch)]
+            for name, solo, out in zip(output_names, alone, outputs):
+                if out.shape[0] != size or out.shape[1:] != solo.shape[1:]:
+                    report.failures.append(
+                        f"output {name}: batch of {size} gave shape {out.shape}, expected ({size}, *{solo.shape[1:]})"
+                    )
+                    return report
+                diff = float(np.max(np.abs(out[position].astype(np.float64) - solo[0]))) if solo.size else 0.0
+                report.max_abs_diff[name] = max(report.max_abs_diff[name], diff)
+                if not diff <= tolerance:
+                    report.failures.append(
+                        f"output {name}: frame at position {position} of a batch of {size} differs from the frame "
+                        f"alone by {diff:.3g} (> {tolerance:g})"
+                    )
+    return report

@@ -1,0 +1,89 @@
+"""An ONNX model prepared for batched inference, with a per-image fallback when batching cannot be trusted."""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+from typing import List, Optional, Tuple, Union
+
+import numpy as np
+
+from .isolation import check_batch_isolation
+from .session import ProviderList, create_session
+from .surgery import batch_layout, import_onnx, make_batch_dynamic
+
+logger = logging.getLogger(__name__)
+
+
+class OnnxModel:
+    """One ONNX Runtime session that takes a whole batch.
+
+    Exports with a fixed or flattened batch axis are repaired in memory (:func:`make_batch_dynamic`). A repaired
+    graph is then checked for cross-frame contamination on random frames of ``probe_shape`` (C, H, W); if the check
+    fails, the model falls back to one ``session.run`` per image with a warning, so results are slower but never
+    wrong. ``verify_batch`` forces the check on (also for exports declared dynamic) or off.
+    """
+
+    def __init__(
+        self,
+        path: Union[str, Path],
+        providers: ProviderList = "auto",
+        threads: Optional[int] = None,
+        dynamic_spatial: bool = False,
+        probe_shape: Optional[Tuple[int, int, int]] = None,
+        verify_batch: Optional[bool] = None,
+    ):
+        onnx = import_onnx()
+        self.path = Path(path)
+        original = onnx.load(str(self.path))
+        self.layout = batch_layout(original)
+        repaired, self.repair = make_batch_dynamic(original, spatial=dynamic_spatial)
+        self.per_image = False
+        self.session = create_session(repaired.SerializeToString() if self.repair.changed else str(self.path),
+                                      providers, threads)
+        if self.repair.changed:
+            logger.info("%s: %s", self.path.name, self.repair.describe())
+        self.input_name = self.session.get_inputs()[0].name
+        self.output_names = [o.name for o in self.session.get_outputs()]
+        self._lock = threading.Lock()
+        self.run_calls = 0
+        self.last_batch_size = 0
+        if verify_batch is None:
+            verify_batch = self.repair.changed
+        if verify_batch and probe_shape is not None:
+            report = check_batch_isolation(self._run_session, probe_shape, self.output_names, batch_sizes=(2,))
+            if not report.passed:
+                logger.warning(
+                    "%s: the batch axis could not be repaired safely (%s); running one image per call instead",
+                    self.path.name, report.failures[0],
+                )
+                self.per_image = True
+                self.session = create_session(str(self.path), providers, threads)
+
+    @property
+    def providers(self) -> List[str]:
+        return list(self.session.get_providers())
+
+    @property
+    def input_shape(self) -> list:
+        return list(self.session.get_inputs()[0].shape)
+
+    def _run_session(self, blob: np.ndarray) -> List[np.ndarray]:
+        return self.session.run(self.output_names, {self.input_name: blob})
+
+    def run(self, blob: np.ndarray) -> List[np.ndarray]:
+        """Outputs for an (N, ...) input batch, each with a leading axis of N (one ``session.run`` per batch)."""
+        with self._lock:
+            self.run_calls += 1
+            self.last_batch_size = len(blob)
+        if not self.per_image:
+            return self._run_session(blob)
+        per_frame = [self._run_session(blob[i : i + 1]) for i in range(len(blob))]
+        return [np.stack([_one_frame(outs[k]) for outs in per_frame]) for k in range(len(self.output_names))]
+
+
+def _one_frame(output: np.ndarray) -> np.ndarray:
+    """A single frame's output without its batch axis, also for exports that flatten it away."""
+    return output[0] if output.ndim >= 3 and output.shape[0] == 1 else output
+

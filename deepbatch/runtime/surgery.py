@@ -1,0 +1,189 @@
+"""Graph surgery that gives an ONNX model a true batch axis.
+
+Two kinds of export refuse or corrupt a batch as shipped:
+
+* a *fixed* batch: the input (and outputs) are declared with batch 1, sometimes with Reshape constants that
+  hard-code a 1 in the batch position;
+* a *flattened* batch: the head reshapes ``[B, H, W, A*C]`` to ``[-1, C]``, so a batch comes out as ``[B*N, C]``
+  and a decoder that reads one image's rows gets another image's anchors.
+
+:func:`make_batch_dynamic` declares the batch axis dynamic and rewrites those Reshape constants to copy the batch
+size from their input (``0`` with ``allowzero=0``). It does not prove the result safe: :mod:`.isolation` does.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Set
+
+import numpy as np
+
+from ..errors import MissingDependencyError, ModelFormatError
+
+# Ops through which a tensor keeps its shape on its way from a head Reshape to a graph output.
+_SHAPE_PRESERVING = {"Sigmoid", "Softmax", "Identity", "Relu", "Exp", "Cast", "Mul", "Add", "Sub", "Div", "Clip"}
+
+
+def import_onnx():  # type: ignore[no-untyped-def]
+    try:
+        import onnx
+    except ImportError as exc:  # pragma: no cover - onnx is a core dependency
+        raise MissingDependencyError("onnx", "gpu", "rewriting ONNX graphs") from exc
+    return onnx
+
+
+@dataclass
+class BatchRepair:
+    """What :func:`make_batch_dynamic` changed."""
+
+    inputs: List[str] = field(default_factory=list)
+    outputs: List[str] = field(default_factory=list)
+    reshapes: List[str] = field(default_factory=list)
+    spatial: List[str] = field(default_factory=list)
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.inputs or self.outputs or self.reshapes or self.spatial)
+
+    @property
+    def rewrote_nodes(self) -> bool:
+        """True when node constants were rewritten, which only an isolation check can prove safe."""
+        return bool(self.reshapes)
+
+    def describe(self) -> str:
+        parts = []
+        if self.inputs:
+            parts.append(f"batch axis made dynamic on input(s) {', '.join(self.inputs)}")
+        if self.outputs:
+            parts.append(f"on output(s) {', '.join(self.outputs)}")
+        if self.reshapes:
+            parts.append(f"Reshape node(s) {', '.join(self.reshapes)} rewritten to keep the batch axis")
+        if self.spatial:
+            parts.append(f"height and width made dynamic on {', '.join(self.spatial)}")
+        return "; ".join(parts) or "nothing to change"
+
+
+def _dims(value_info) -> List:  # type: ignore[no-untyped-def]
+    return [d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in value_info.type.tensor_type.shape.dim]
+
+
+def _constants(graph) -> Dict[str, np.ndarray]:  # type: ignore[no-untyped-def]
+    onnx = import_onnx()
+    found = {init.name: onnx.numpy_helper.to_array(init) for init in graph.initializer}
+    for node in graph.node:
+        if node.op_type == "Constant":
+            for attr in node.attribute:
+                if attr.name == "value":
+                    found[node.output[0]] = onnx.numpy_helper.to_array(attr.t)
+    return found
+
+
+def _reaches_output(graph, tensor: str) -> Optional[str]:  # type: ignore[no-untyped-def]
+    """The graph output that ``tensor`` flows into through shape-preserving ops only, or ``None``."""
+    outputs = {o.name for o in graph.output}
+    consumers: Dict[str, List] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, []).append(node)
+    seen: Set[str] = set()
+    frontier = [tensor]
+    while frontier:
+        current = frontier.pop()
+        if current in outputs:
+            return current
+        if current in seen:
+            continue
+        seen.add(current)
+        for node in consumers.get(current, []):
+            if node.op_type in _SHAPE_PRESERVING:
+                frontier.extend(node.output)
+    return None
+
+
+def batch_layout(model) -> str:  # type: ignore[no-untyped-def]
+    """``"dynamic"``, ``"fixed"`` (batch declared as 1) or ``"flattened"`` (some output has no batch axis) as
+    declared by the graph; what a model really does at run time only :mod:`.isolation` can tell."""
+    graph = model.graph
+    initializers = {i.name for i in graph.initializer}
+    inputs = [i for i in graph.input if i.name not in initializers]
+    batch = {_dims(i)[0] if _dims(i) else None for i in inputs}
+    for output in graph.output:
+        dims = _dims(output)
+        if len(dims) == 2 and len(_dims(inputs[0])) == 4 and dims[1] not in (None,) and dims[0] != 1 and dims[0] not in batch:
+            return "flattened"
+    return "fixed" if 1 in batch else "dynamic"
+
+
+def make_batch_dynamic(model, spatial: bool = False):  # type: ignore[no-untyped-def]
+    """Return ``(model, BatchRepair)``: a copy of ``model`` whose inputs and outputs have a dynamic batch axis.
+
+    With ``spatial`` the height and width of 4-D inputs become dynamic too (for a canvas size other than the export's).
+    Raises :class:`ModelFormatError` when a Reshape that fixes the batch cannot be rewritten (``allowzero=1``).
+    """
+    onnx = import_onnx()
+    model = onnx.ModelProto.FromString(model.SerializeToString())
+    graph = model.graph
+    repair = BatchRepair()
+    initializers = {i.name for i in graph.initializer}
+    for value in graph.input:
+        if value.name in initializers:
+            continue
+        dims = value.type.tensor_type.shape.dim
+        if dims and dims[0].HasField("dim_value"):
+            dims[0].dim_param = "batch"
+            repair.inputs.append(value.name)
+        if spatial and len(dims) == 4 and any(d.HasField("dim_value") for d in dims[2:]):
+            dims[2].dim_param, dims[3].dim_param = "height", "width"
+            repair.spatial.append(value.name)
+
+    constants = _constants(graph)
+    rewritten_outputs: Set[str] = set()
+    for node in graph.node:
+        if node.op_type != "Reshape" or node.input[1] not in constants:
+            continue
+        shape = constants[node.input[1]].astype(np.int64).ravel()
+        new_shape = None
+        if len(shape) >= 2 and shape[0] == 1:
+            new_shape = np.concatenate([[0], shape[1:]])
+        elif len(shape) == 2 and shape[0] == -1:
+            reached = _reaches_output(graph, node.output[0])
+            if reached is not None:
+                new_shape = np.array([0, -1, shape[1]])
+                rewritten_outputs.add(reached)
+        if new_shape is None:
+            continue
+        if any(a.name == "allowzero" and a.i == 1 for a in node.attribute):
+            raise ModelFormatError(f"Reshape {node.name!r} uses allowzero=1; its batch dimension cannot be rewritten")
+        name = f"{node.input[1]}__batched_{len(repair.reshapes)}"
+        graph.initializer.append(onnx.numpy_helper.from_array(new_shape.astype(np.int64), name))
+        node.input[1] = name
+        repair.reshapes.append(node.name or node.output[0])
+
+    for value in graph.output:
+        shape = value.type.tensor_type.shape
+        if value.name in rewritten_outputs:
+            channels = shape.dim[-1].dim_value if shape.dim else 0
+            value.type.tensor_type.ClearField("shape")
+            for dim in ("batch", f"{value.name}_rows", channels):
+                new = value.type.tensor_type.shape.dim.add()
+                if isinstance(dim, str):
+                    new.dim_param = dim
+                elif dim:
+                    new.dim_value = dim
+            repair.outputs.append(value.name)
+            continue
+        if shape.dim and shape.dim[0].HasField("dim_value") and shape.dim[0].dim_value == 1:
+            shape.dim[0].dim_param = "batch"
+            repair.outputs.append(value.name)
+        if spatial:
+            for index, dim in enumerate(shape.dim[1:-1], start=1):
+                if dim.HasField("dim_value"):
+                    dim.dim_param = f"{value.name}_d{index}"
+    if repair.reshapes:
+        used = {name for node in graph.node for name in node.input}
+        unused = [init for init in graph.initializer if init.name not in used]
+        for init in unused:
+            graph.initializer.remove(init)
+    if repair.changed:
+        del graph.value_info[:]  # stale intermediate shapes would pin the old batch size
+    return model, repair

@@ -1,0 +1,202 @@
+"""Finding model weights: explicit path, ``$DEEPBATCH_WEIGHTS``, the cache folder, then a verified download.
+
+The cache folder is ``~/.deepbatch/weights``; ``$DEEPBATCH_HOME`` moves ``~/.deepbatch``. ``$DEEPBATCH_WEIGHTS`` may
+name several folders separated by ``os.pathsep``. Downloads stream to a temporary file beside the target, are checked
+against the registered SHA-256 where it is known, and are renamed into place atomically, so an interrupted download
+never leaves a truncated model behind.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import shutil
+import tempfile
+import urllib.error
+import urllib.request
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator, Optional, Tuple, Union
+
+from .errors import ChecksumError, WeightsNotFoundError
+
+logger = logging.getLogger(__name__)
+
+PathLike = Union[str, "os.PathLike[str]"]
+_CHUNK = 1 << 20
+
+
+@dataclass(frozen=True)
+class WeightFile:
+    """Where a model's weights come from.
+
+    ``filename`` is the name looked up in ``$DEEPBATCH_WEIGHTS`` and the cache, then each of ``alternatives`` (other
+    names the same model is published under); ``url`` the official public source (a file, or a zip archive holding
+    ``archive_member``, which is saved under its own name); ``sha256`` the digest of the downloaded file, where
+    known; ``homepage`` where a person can read about and fetch the model by hand.
+    """
+
+    filename: str
+    alternatives: Tuple[str, ...] = ()
+    url: Optional[str] = None
+    sha256: Optional[str] = None
+    archive_member: Optional[str] = None
+    homepage: Optional[str] = None
+
+    @property
+    def names(self) -> Tuple[str, ...]:
+        return (self.filename,) + self.alternatives
+
+    @property
+    def download_name(self) -> str:
+        return self.archive_member or self.filename
+
+    @property
+    def source(self) -> str:
+        if self.url and self.archive_member:
+            return f"{self.url} (file {self.archive_member} inside the archive)"
+        return self.url or self.homepage or "its publisher"
+
+
+def deepbatch_home() -> Path:
+    return Path(os.environ.get("DEEPBATCH_HOME") or Path.home() / ".deepbatch")
+
+
+def cache_dir() -> Path:
+    """Folder where downloaded weights are kept: ``$DEEPBATCH_HOME/weights``."""
+    return deepbatch_home() / "weights"
+
+
+def search_dirs() -> Tuple[Path, ...]:
+    """Folders searched for a registered file name, in order: ``$DEEPBATCH_WEIGHTS`` entries, then the cache."""
+    env = os.environ.get("DEEPBATCH_WEIGHTS", "")
+    dirs = [Path(p).expanduser() for p in env.split(os.pathsep) if p]
+    return tuple(dirs) + (cache_dir(),)
+
+
+def sha256_of(path: PathLike) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(_CHUNK), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def find_weights(spec: WeightFile) -> Optional[Path]:
+    """The first existing file of ``spec.names`` in :func:`search_dirs`, or ``None``; nothing is downloaded."""
+    for folder in search_dirs():
+        for name in spec.names:
+            candidate = folder / name
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def resolve_weights(spec: WeightFile, path: Optional[PathLike] = None, download: bool = True) -> Path:
+    """The local file holding ``spec``'s weights, downloading it into the cache when it is nowhere else.
+
+    An explicit ``path`` wins and must exist. Raises :class:`WeightsNotFoundError` with what is missing, where it was
+    looked for, where to put it and where to get it.
+    """
+    if path is not None:
+        explicit = Path(path).expanduser()
+        if not explicit.is_file():
+            raise WeightsNotFoundError(f"weights file {str(explicit)!r} does not exist")
+        return explicit
+    found = find_weights(spec)
+    if found is not None:
+        return found
+    target = cache_dir() / spec.download_name
+    if download and spec.url:
+        try:
+            return download_weights(spec, target)
+        except (urllib.error.URLError, OSError) as exc:
+            raise WeightsNotFoundError(_missing_message(spec, f"downloading {spec.url} failed: {exc}")) from exc
+    raise WeightsNotFoundError(_missing_message(spec, "no download source is registered" if not spec.url else
+                                                "downloading is turned off"))
+
+
+def _missing_message(spec: WeightFile, why: str) -> str:
+    looked = ", ".join(str(d) for d in search_dirs())
+    names = " or ".join(repr(n) for n in spec.names)
+    return (
+        f"model weights {names} were not found ({why}). Looked in: {looked}. "
+        f"Put the file in one of those folders (or point $DEEPBATCH_WEIGHTS at the folder that holds it, or pass "
+        f"its path explicitly); it can be fetched from {spec.source}"
+        + (f" (see {spec.homepage})" if spec.homepage and spec.homepage != spec.source else "")
+        + "."
+    )
+
+
+def _progress(total: Optional[int], name: str):  # type: ignore[no-untyped-def]
+    try:
+        from tqdm import tqdm
+    except ImportError:
+        return None
+    return tqdm(total=total, unit="B", unit_scale=True, unit_divisor=1024, desc=name, leave=False)
+
+
+def _stream(response, out, name: str) -> Iterator[int]:  # type: ignore[no-untyped-def]
+    length = response.headers.get("Content-Length")
+    bar = _progress(int(length) if length else None, name)
+    try:
+        for block in iter(lambda: response.read(_CHUNK), b""):
+            out.write(block)
+            if bar is not None:
+                bar.update(len(block))
+            yield len(block)
+    finally:
+        if bar is not None:
+            bar.close()
+
+
+def download_file(url: str, target: PathLike, sha256: Optional[str] = None, timeout: float = 30.0) -> Path:
+    """Download ``url`` to ``target`` with a progress bar, verify ``sha256`` when given, rename into place."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    logger.info("downloading %s to %s", url, target)
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as response:
+            received = sum(_stream(response, out, target.name))
+            expected = response.headers.get("Content-Length")
+            if expected is not None and received != int(expected):
+                raise OSError(f"connection closed after {received} of {expected} bytes")
+        if sha256 is not None:
+            actual = sha256_of(tmp)
+            if actual != sha256.lower():
+                raise ChecksumError(
+                    f"{url} downloaded with SHA-256 {actual}, expected {sha256}; the file was discarded. "
+                    "The server may have served a different file: fetch it by hand and check it."
+                )
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target
+
+
+def download_weights(spec: WeightFile, target: PathLike) -> Path:
+    """Fetch ``spec`` from its URL into ``target``, extracting ``archive_member`` when the URL is a zip."""
+    target = Path(target)
+    if spec.url is None:
+        raise WeightsNotFoundError(_missing_message(spec, "no download source is registered"))
+    if spec.archive_member is None:
+        return download_file(spec.url, target, spec.sha256)
+    archive = download_file(spec.url, target.parent / Path(spec.url).name)
+    with zipfile.ZipFile(archive) as zf:
+        members = [m for m in zf.namelist() if m == spec.archive_member or m.endswith("/" + spec.archive_member)]
+        if not members:
+            raise WeightsNotFoundError(f"{spec.url} does not contain {spec.archive_member!r}")
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
+        try:
+            with os.fdopen(fd, "wb") as out, zf.open(members[0]) as src:
+                shutil.copyfileobj(src, out, _CHUNK)
+            if spec.sha256 is not None and sha256_of(tmp_name) != spec.sha256.lower():
+                raise ChecksumError(f"{spec.archive_member} in {spec.url} does not have SHA-256 {spec.sha256}")
+            os.replace(tmp_name, target)
+        finally:
+            Path(tmp_name).unlink(missing_ok=True)
+    return target

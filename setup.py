@@ -1,0 +1,39 @@
+"""deepbatch: batched face detection, alignment and embedding on ONNX Runtime."""
+
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).parent
+version = {}
+exec((HERE / "deepbatch" / "_version.py").read_text(), version)
+
+EXTRAS = {
+    "test": ["pytest>=7", "hypothesis>=6"],
+    "dev": ["pytest>=7", "hypothesis>=6", "ruff>=0.4", "mypy>=1.8"],
+    "gpu": ["onnxruntime-gpu>=1.17"],
+}
+
+setup(
+    name="deepbatch",
+    version=version["__version__"],
+    description="Find, align and embed faces in batches of images, fast, on GPU or CPU",
+    long_description=(HERE / "README.md").read_text(encoding="utf-8"),
+    long_description_content_type="text/markdown",
+    python_requires=">=3.10",
+    packages=find_packages(include=["deepbatch", "deepbatch.*"]),
+    package_data={"deepbatch": ["py.typed"]},
+    install_requires=[
+        "numpy>=1.23",
+        "opencv-python-headless>=4.8,<5",  # 4.x ships the Haar cascades the opencv backend uses; 5.x does not
+        "onnxruntime>=1.16",
+        "onnx>=1.14",
+        "tqdm>=4.60",
+    ],
+    extras_require=EXTRAS,
+    entry_points={"console_scripts": ["deepbatch=deepbatch.cli:main"]},
+    classifiers=[
+        "Programming Language :: Python :: 3",
+        "Topic :: Scientific/Engineering :: Image Recognition",
+    ],
+)

@@ -1,0 +1,71 @@
+"""Shared fixtures: real test assets, and one built detector per registered backend.
+
+Real weights and photos come from ``$DEEPBATCH_WEIGHTS`` and ``$DEEPBATCH_TEST_DATA`` (``make test`` points them at
+``../shared``). Backends whose weights are too large to keep here are built from small graphs that
+``tests/models.py`` derives or generates, keyed by detector name in ``generated_models``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Dict, List
+
+import cv2
+import numpy as np
+import pytest
+
+from deepbatch.detectors import DETECTORS, build_detector
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+os.environ.setdefault("DEEPBATCH_WEIGHTS", str(SHARED / "weights"))
+os.environ.setdefault("DEEPBATCH_TEST_DATA", str(SHARED / "dataset"))
+
+from models import build_generated_models  # noqa: E402  (tests/ is on sys.path under pytest's rootdir conftest)
+
+ALL_DETECTORS = DETECTORS.names(aliases=False)
+
+# Images of different sizes and face counts used by the parity tests (small, large, portrait, group shots).
+PARITY_IMAGES = ["couple.jpg", "selfie-many-people.jpg", "img1.jpg", "img12.jpg", "img25.jpg", "img26.jpg",
+                 "img3.jpg", "img45.jpg", "img54.jpg", "img62.jpg", "img6.jpg", "img33.jpg"]
+
+
+def dataset_path() -> Path:
+    return Path(os.environ["DEEPBATCH_TEST_DATA"])
+
+
+@pytest.fixture(scope="session")
+def dataset_dir() -> Path:
+    folder = dataset_path()
+    if not (folder / "couple.jpg").is_file():
+        pytest.skip(f"test photos not found in {folder}: run `make test-data` or set DEEPBATCH_TEST_DATA")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def weights_dir() -> Path:
+    folder = Path(os.environ["DEEPBATCH_WEIGHTS"].split(os.pathsep)[0])
+    if not (folder / "scrfd_500m_kps.onnx").is_file():
+        pytest.skip(f"test weights not found in {folder}: set DEEPBATCH_WEIGHTS to the folder that holds them")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def parity_images(dataset_dir: Path) -> List[np.ndarray]:
+    return [cv2.imread(str(dataset_dir / name)) for name in PARITY_IMAGES]
+
+
+@pytest.fixture(scope="session")
+def generated_models(tmp_path_factory: pytest.TempPathFactory, weights_dir: Path) -> Dict[str, dict]:
+    """Detector name -> build arguments for backends tested on derived or generated graphs."""
+    return build_generated_models(tmp_path_factory.mktemp("models"), weights_dir)
+
+
+def make_detector(name: str, generated: Dict[str, dict]):  # type: ignore[no-untyped-def]
+    return build_detector(name, **generated.get(name, {}))
+
+
+@pytest.fixture(scope="session", params=ALL_DETECTORS)
+def detector(request: pytest.FixtureRequest, generated_models: Dict[str, dict]):  # type: ignore[no-untyped-def]
+    return make_detector(request.param, generated_models)
