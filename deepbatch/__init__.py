@@ -17,6 +17,12 @@ _EXPORTS = {
     "Detector": "deepbatch.detectors.base",
     "Faces": "deepbatch.structures",
     "Face": "deepbatch.structures",
+    "represent": "deepbatch.representation",
+    "verify": "deepbatch.verification",
+    "verify_pairs": "deepbatch.verification",
+    "build_recognizer": "deepbatch.recognition.base",
+    "list_recognizers": "deepbatch.recognition.base",
+    "Recognizer": "deepbatch.recognition.base",
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -109,21 +109,31 @@ def extract_faces(
     largest faces. ``enforce_detection=True`` raises :class:`FaceNotDetectedError` naming the image's index when an
     image has no face; with ``False`` such an image gives the whole image with confidence 0, as DeepFace does.
     ``detector_backend`` is a registered name (see ``list_detectors()``) or a :class:`Detector`.
+
+    ``on_error`` decides what an unusable image (a subclass of :class:`ImageError`) or, with ``enforce_detection``,
+    an image without a face does to a batch: ``"raise"`` raises the error of the first such image in input order,
+    naming its index and path, whatever ``batch_size`` is; ``"skip"`` logs it, leaves that image's entry empty,
+    records the exception in ``errors`` under the image's index, and returns every other image's faces in order.
+    A single image always raises.
     """
     if anti_spoofing:
         raise ValueError("anti_spoofing is not supported by deepbatch")
     check_on_error(on_error)
     if expand_percentage < 0:
         raise ValueError(f"expand_percentage must be >= 0, got {expand_percentage}")
+    if max_faces is not None and max_faces < 1:
+        raise ValueError(f"max_faces must be a positive integer or None, got {max_faces}")
     items, single = as_batch(img_path)
     detector = resolve_detector(detector_backend)
     results = BatchResult()
-    for record in iter_detections(items, detector, batch_size, on_error, single=single):
+    # Errors are collected per image and raised in input order here, so "raise" names the first bad image even when
+    # a later image of the same chunk failed to load before the chunk was detected.
+    for record in iter_detections(items, detector, batch_size, "skip", single=single):
         faces = record.faces
         if record.error is None and faces is not None and len(faces) == 0 and enforce_detection:
             record.error = FaceNotDetectedError(None if single else record.index, record.source)
-            if on_error == "raise":
-                raise record.error
+        if record.error is not None and (single or on_error == "raise"):
+            raise record.error
         if record.error is not None:
             results.errors[record.index] = record.error
             results.append([])

@@ -3,6 +3,14 @@
 Every error derives from :class:`DeepbatchError`. Errors about bad arguments or bad images also derive from
 ``ValueError`` (DeepFace callers catch that), missing files from ``FileNotFoundError`` and missing optional packages
 from ``ImportError``, so existing ``except`` clauses keep working.
+
+Unusable images raise a subclass of :class:`ImageError`, which carries the image's ``index`` in its batch (``None``
+for a single image) and its ``source`` (path, URL or a short description):
+
+* :class:`ImageNotFoundError`: the path does not exist;
+* :class:`ImageReadError`: the bytes could not be read (directory, permissions, unreachable URL);
+* :class:`ImageDecodeError`: the bytes are not a decodable image (empty, truncated, corrupt, invalid base64);
+* :class:`ImageFormatError`: the value cannot be converted (``None``, wrong type, shape, dtype or value range).
 """
 
 from __future__ import annotations
@@ -44,15 +52,22 @@ class ImageError(DeepbatchError, ValueError):
 
 
 class ImageNotFoundError(ImageError, FileNotFoundError):
-    """A path given as an image does not exist."""
+    """A path given as an image does not exist (or is empty)."""
+
+
+class ImageReadError(ImageError):
+    """The bytes of an image could not be obtained: a directory or special file instead of an image file, a file
+    that cannot be read (permissions, name too long), a file object that fails, or a URL that cannot be fetched."""
 
 
 class ImageDecodeError(ImageError):
-    """A file or buffer exists but is not a decodable image (corrupt, truncated, empty, or another format)."""
+    """Bytes were read but are not a decodable image: empty, truncated, corrupt, another format, invalid base64, or
+    more pixels than OpenCV's decoding limit."""
 
 
 class ImageFormatError(ImageError):
-    """An array has a shape or dtype that cannot be converted to an HxWx3 uint8 BGR image."""
+    """An input has a type, shape, dtype or values that cannot be converted to an HxWx3 uint8 BGR image (``None``,
+    an unsupported type, a channel count other than 1, 3 or 4, a zero-sized or NaN array, values out of range)."""
 
 
 class FaceNotDetectedError(DeepbatchError, ValueError):

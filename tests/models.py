@@ -3,6 +3,8 @@
 * ``flatten_batch``: rewrites an SCRFD export into the layout of InsightFace's stock ``det_*.onnx`` files, whose head
   reshapes to ``[-1, C]`` so a batch comes out flattened as ``[B*N, C]`` (the cross-frame contamination case).
 * ``drop_outputs``: removes the keypoint outputs, giving an SCRFD export without landmarks.
+* ``centerface_from_yunet`` / ``lffd_from_yunet``: embed the real YuNet graph and re-encode its faces exactly into
+  CenterFace's and LFFD's input signature and output layout, so those decoders run on real faces with known answers.
 
 Each registered backend without weights here maps to the arguments that build it on such a model.
 """
@@ -47,6 +49,240 @@ def drop_outputs(source: Path, target: Path, channels: int) -> Path:
     return target
 
 
+def _conv(name: str, source: str, target: str, channels_in: int, channels_out: int, stride: int, seed: int) -> tuple:
+    """A Conv node and its random weights (a stand-in for a backbone layer)."""
+    weights = np.random.default_rng(seed).normal(0, 0.5, (channels_out, channels_in, 3, 3)).astype(np.float32)
+    node = helper.make_node("Conv", [source, f"{name}_w"], [target], name=name, pads=[1, 1, 1, 1],
+                            strides=[stride, stride])
+    return node, numpy_helper.from_array(weights, f"{name}_w")
+
+
+def _save(nodes: list, initializers: list, inputs: list, outputs: list, target: Path, opset: int = 14) -> Path:
+    graph = helper.make_graph(nodes, target.stem, inputs, outputs, initializers)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", opset)])
+    model.ir_version = 8  # readable by every onnxruntime the project supports
+    onnx.checker.check_model(model)
+    onnx.save(model, str(target))
+    return target
+
+
+def flattening_head(target: Path, size: int = 32) -> Path:
+    """A small SCRFD-like head declared with batch 1: Conv (stride 4) -> NHWC -> Reshape ``[-1, 4]`` -> Sigmoid, so
+    a batch comes out flattened as ``[B * (size/4)^2 * 2, 4]`` rows, like InsightFace's stock ``det_*.onnx``."""
+    conv, weights = _conv("head", "images", "features", 3, 8, 4, seed=1)
+    nodes = [
+        conv,
+        helper.make_node("Transpose", ["features"], ["nhwc"], perm=[0, 2, 3, 1]),
+        helper.make_node("Reshape", ["nhwc", "rows_shape"], ["rows"], name="flatten_rows"),
+        helper.make_node("Sigmoid", ["rows"], ["scores"]),
+    ]
+    rows = (size // 4) ** 2 * 2
+    return _save(nodes, [weights, numpy_helper.from_array(np.array([-1, 4], np.int64), "rows_shape")],
+                 [helper.make_tensor_value_info("images", onnx.TensorProto.FLOAT, [1, 3, size, size])],
+                 [helper.make_tensor_value_info("scores", onnx.TensorProto.FLOAT, [rows, 4])], target)
+
+
+def batch_mixing(target: Path, batch: object = "batch", size: int = 16) -> Path:
+    """A graph that contaminates frames: it subtracts the mean over the *batch* axis before a Conv (batch
+    normalisation done at inference time), so a frame's output depends on the other frames of its batch.
+    ``batch`` is the declared batch dimension (``"batch"`` dynamic, or ``1``)."""
+    conv, weights = _conv("body", "centred", "features", 3, 4, 1, seed=2)
+    nodes = [
+        helper.make_node("ReduceMean", ["images"], ["batch_mean"], axes=[0], keepdims=1),
+        helper.make_node("Sub", ["images", "batch_mean"], ["centred"]),
+        conv,
+    ]
+    return _save(nodes, [weights],
+                 [helper.make_tensor_value_info("images", onnx.TensorProto.FLOAT, [batch, 3, size, size])],
+                 [helper.make_tensor_value_info("features", onnx.TensorProto.FLOAT, [batch, 4, size, size])], target,
+                 opset=13)
+
+
+def strict_reshape(target: Path, size: int = 16) -> Path:
+    """A graph declared with batch 1 whose Reshape to ``[1, -1]`` sets ``allowzero=1``, so its literal batch 1
+    cannot be rewritten into "copy the batch size from the input"."""
+    conv, weights = _conv("body", "images", "features", 3, 4, 2, seed=3)
+    nodes = [conv, helper.make_node("Reshape", ["features", "flat_shape"], ["flat"], name="strict_flatten",
+                                    allowzero=1)]
+    return _save(nodes, [weights, numpy_helper.from_array(np.array([1, -1], np.int64), "flat_shape")],
+                 [helper.make_tensor_value_info("images", onnx.TensorProto.FLOAT, [1, 3, size, size])],
+                 [helper.make_tensor_value_info("flat", onnx.TensorProto.FLOAT, [1, 4 * (size // 2) ** 2])], target)
+
+
+class _YuNetHeads:
+    """Builds nodes that read YuNet's per-stride outputs (B, cells, C) inside a graph that embeds YuNet."""
+
+    def __init__(self, image: str):
+        self.image = image
+        self.nodes: list = []
+        self.initializers: list = []
+        self._count = 0
+
+    def const(self, value, dtype=np.float32) -> str:  # type: ignore[no-untyped-def]
+        self._count += 1
+        name = f"adapter_const_{self._count}"
+        self.initializers.append(numpy_helper.from_array(np.asarray(value, dtype), name))
+        return name
+
+    def op(self, op_type: str, inputs: list, **attributes) -> str:  # type: ignore[no-untyped-def]
+        self._count += 1
+        name = f"adapter_{op_type.lower()}_{self._count}"
+        self.nodes.append(helper.make_node(op_type, inputs, [name], name=name, **attributes))
+        return name
+
+    def channels(self, tensor: str, start: int, end: int) -> str:
+        """``tensor[..., start:end]`` of a (B, cells, C) tensor."""
+        return self.op("Slice", [tensor, self.const([start], np.int64), self.const([end], np.int64),
+                                 self.const([2], np.int64)])
+
+    def score(self, stride: int) -> str:
+        """(B, cells, 1) ``sqrt(clip(cls) * clip(obj))``, YuNet's face score."""
+        zero, one = self.const(0.0), self.const(1.0)
+        cls = self.op("Clip", [f"cls_{stride}", zero, one])
+        obj = self.op("Clip", [f"obj_{stride}", zero, one])
+        return self.op("Sqrt", [self.op("Mul", [cls, obj])])
+
+    def grid_of(self, tensor: str, channels: int, stride: int, upsample: int = 1, phase: int = 0) -> str:
+        """(B, cells, C) -> (B, C, H/stride, W/stride) maps, optionally spread onto a grid ``upsample`` times finer
+        with each value at sub-cell ``(phase, phase)`` and zeros elsewhere."""
+        shape = self.op("Shape", [self.image])
+        size = self.op("Div", [self.op("Slice", [shape, self.const([2], np.int64), self.const([4], np.int64),
+                                                 self.const([0], np.int64)]), self.const([stride, stride], np.int64)])
+        transposed = self.op("Transpose", [tensor], perm=[0, 2, 1])
+        maps = self.op("Reshape", [transposed, self.op("Concat", [self.const([0, channels], np.int64), size],
+                                                        axis=0)])
+        return self.spread(maps, channels, upsample, phase)
+
+    def spread(self, maps: str, channels: int, upsample: int, phase: int) -> str:
+        if upsample == 1:
+            return maps
+        kernel = np.zeros((channels, 1, upsample, upsample), np.float32)
+        kernel[:, :, phase, phase] = 1.0
+        return self.op("ConvTranspose", [maps, self.const(kernel)], group=channels, strides=[upsample, upsample],
+                       kernel_shape=[upsample, upsample])
+
+    def zeros(self, channels: int, stride: int) -> str:
+        """(B, channels, H/stride, W/stride) zeros."""
+        shape = self.op("Shape", [self.image])
+        batch = self.op("Slice", [shape, self.const([0], np.int64), self.const([1], np.int64),
+                                  self.const([0], np.int64)])
+        size = self.op("Div", [self.op("Slice", [shape, self.const([2], np.int64), self.const([4], np.int64),
+                                                 self.const([0], np.int64)]), self.const([stride, stride], np.int64)])
+        full = self.op("Concat", [batch, self.const([channels], np.int64), size], axis=0)
+        return self.op("ConstantOfShape", [full], value=numpy_helper.from_array(np.zeros(1, np.float32)))
+
+
+def _embed_yunet(yunet: Path, image: str, rgb: bool):  # type: ignore[no-untyped-def]
+    """YuNet's graph with its input fed from a new input ``image`` (RGB channels swapped back to BGR if ``rgb``)."""
+    model = onnx.load(str(yunet))
+    graph = model.graph
+    original = graph.input[0].name
+    del graph.input[:]
+    del graph.output[:]
+    heads = _YuNetHeads(image)
+    if rgb:
+        swap = np.zeros((3, 3, 1, 1), np.float32)
+        swap[[0, 1, 2], [2, 1, 0]] = 1.0
+        graph.node.insert(0, helper.make_node("Conv", [image, heads.const(swap)], [original], name="rgb_to_bgr"))
+    else:
+        graph.node.insert(0, helper.make_node("Identity", [image], [original], name="feed_yunet"))
+    return model, heads
+
+
+def _finish(model, heads: _YuNetHeads, image: str, input_size: tuple, outputs: list, target: Path) -> Path:  # type: ignore[no-untyped-def]
+    """Declare the input (batch 1, fixed size, as the real exports do) and ``outputs`` [(tensor, name, shape)]."""
+    graph = model.graph
+    graph.node.extend(heads.nodes)
+    graph.initializer.extend(heads.initializers)
+    graph.input.append(helper.make_tensor_value_info(image, onnx.TensorProto.FLOAT, [1, 3, *input_size]))
+    for tensor, name, shape in outputs:
+        graph.node.append(helper.make_node("Identity", [tensor], [name], name=f"output_{name}"))
+        graph.output.append(helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, shape))
+    del graph.value_info[:]
+    onnx.checker.check_model(model)
+    onnx.save(model, str(target))
+    return target
+
+
+def centerface_from_yunet(yunet: Path, target: Path) -> Path:
+    """A graph with CenterFace's signature and output layout whose faces are YuNet's.
+
+    Input ``input.1`` [1, 3, 32, 32] RGB 0-255 (as the public ``centerface.onnx`` declares it); outputs ``537``
+    heatmap, ``538`` scale, ``539`` offset, ``540`` landmarks at stride 4, each declared [1, C, 8, 8]. YuNet's cells
+    of stride s are written onto the stride-4 grid at sub-cell phase 0, 1 and 3 for s = 8, 16, 32 (no two strides
+    share a cell), with YuNet's box and landmarks re-encoded exactly into CenterFace's encoding, so the CenterFace
+    decoder must give YuNet's detections.
+    """
+    image = "input.1"
+    model, heads = _embed_yunet(yunet, image, rgb=True)
+    placed: Dict[str, list] = {"heat": [], "scale": [], "offset": [], "landmarks": []}
+    for stride, phase in ((8, 0), (16, 1), (32, 3)):
+        factor = stride // 4
+        bbox = f"bbox_{stride}"
+        centre_shift = heads.const(phase + 0.5)
+        offset = heads.op("Sub", [heads.op("Mul", [heads.channels(bbox, 0, 2), heads.const(float(factor))]),
+                                  centre_shift])
+        scale = heads.op("Add", [heads.channels(bbox, 2, 4), heads.const(float(np.log(factor)))])
+        reverse = heads.const([1, 0], np.int64)
+        # landmark relative to the box's top-left corner in box units: (k - d) * exp(-log_size) + 0.5
+        points = heads.op("Reshape", [f"kps_{stride}", heads.const([0, -1, 5, 2], np.int64)])
+        delta = heads.op("Reshape", [heads.channels(bbox, 0, 2), heads.const([0, -1, 1, 2], np.int64)])
+        inverse = heads.op("Exp", [heads.op("Neg", [heads.op("Reshape", [heads.channels(bbox, 2, 4),
+                                                                         heads.const([0, -1, 1, 2], np.int64)])])])
+        relative = heads.op("Add", [heads.op("Mul", [heads.op("Sub", [points, delta]), inverse]), heads.const(0.5)])
+        relative_yx = heads.op("Reshape", [heads.op("Gather", [relative, reverse], axis=3),
+                                           heads.const([0, -1, 10], np.int64)])
+        placed["heat"].append(heads.grid_of(heads.score(stride), 1, stride, factor, phase))
+        placed["scale"].append(heads.grid_of(heads.op("Gather", [scale, reverse], axis=2), 2, stride, factor, phase))
+        placed["offset"].append(heads.grid_of(heads.op("Gather", [offset, reverse], axis=2), 2, stride, factor,
+                                              phase))
+        placed["landmarks"].append(heads.grid_of(relative_yx, 10, stride, factor, phase))
+    outputs = []
+    for (key, channels), name in zip((("heat", 1), ("scale", 2), ("offset", 2), ("landmarks", 10)),
+                                     ("537", "538", "539", "540")):
+        total = heads.op("Sum", placed[key])
+        outputs.append((total, name, [1, channels, 8, 8]))
+    return _finish(model, heads, image, (32, 32), outputs, target)
+
+
+YUNET_FILE = "face_detection_yunet_2026may.onnx"
+# YuNet stride -> the LFFD branch of the same stride that carries its faces (the others stay silent).
+LFFD_BRANCH_OF_STRIDE = {"lffd_v1": {8: 2, 16: 4, 32: 5}, "lffd_v2": {8: 1, 16: 2, 32: 3}}
+
+
+def lffd_from_yunet(yunet: Path, target: Path, variant: str) -> Path:
+    """A graph with an LFFD export's signature and output layout whose faces are YuNet's.
+
+    Input ``data`` [1, 3, 480, 640] raw BGR (as the reference to_onnx.py exports it); per branch a score map
+    (B, 1, H/stride, W/stride) and a box map (B, 4, ...). YuNet's strides 8/16/32 feed the branches of
+    :data:`LFFD_BRANCH_OF_STRIDE`, re-encoded exactly into LFFD's receptive-field encoding; the other branches give
+    zero scores.
+    """
+    from deepbatch.detectors.lffd import LFFD_SPECS
+
+    spec = LFFD_SPECS[variant]
+    image = "data"
+    model, heads = _embed_yunet(yunet, image, rgb=False)
+    source = {branch: stride for stride, branch in LFFD_BRANCH_OF_STRIDE[variant].items()}
+    outputs = []
+    for branch, (size, stride, start) in enumerate(zip(spec.sizes, spec.strides, spec.starts)):
+        if branch in source:
+            bbox = f"bbox_{stride}"
+            half_extent = heads.op("Mul", [heads.op("Exp", [heads.channels(bbox, 2, 4)]), heads.const(stride / 2)])
+            shift = heads.op("Sub", [heads.const(float(start)), heads.op("Mul", [heads.channels(bbox, 0, 2),
+                                                                               heads.const(float(stride))])])
+            top_left = heads.op("Div", [heads.op("Add", [shift, half_extent]), heads.const(size / 2)])
+            bottom_right = heads.op("Div", [heads.op("Sub", [shift, half_extent]), heads.const(size / 2)])
+            box = heads.op("Concat", [top_left, bottom_right], axis=2)
+            score_map = heads.grid_of(heads.score(stride), 1, stride)
+            box_map = heads.grid_of(box, 4, stride)
+        else:
+            score_map, box_map = heads.zeros(1, stride), heads.zeros(4, stride)
+        outputs.append((score_map, f"score_{branch}", [1, 1, 480 // stride, 640 // stride]))
+        outputs.append((box_map, f"bbox_{branch}", [1, 4, 480 // stride, 640 // stride]))
+    return _finish(model, heads, image, (480, 640), outputs, target)
+
+
 def build_generated_models(folder: Path, weights: Path) -> Dict[str, dict]:
     """Build arguments per detector name whose real weights are not kept in the shared folder."""
     return {
@@ -54,4 +290,8 @@ def build_generated_models(folder: Path, weights: Path) -> Dict[str, dict]:
         "scrfd_10g": {"model_path": str(flatten_batch(weights / "scrfd_500m_kps.onnx", folder / "det_flat.onnx"))},
         # SCRFD-34G is published without keypoints.
         "scrfd_34g": {"model_path": str(drop_outputs(weights / "scrfd_2.5g_kps.onnx", folder / "nokps.onnx", 10))},
+        # CenterFace and LFFD exports are not kept here: graphs with their signature and layout carry YuNet's faces.
+        "centerface": {"model_path": str(centerface_from_yunet(weights / YUNET_FILE, folder / "centerface.onnx"))},
+        "lffd_v1": {"model_path": str(lffd_from_yunet(weights / YUNET_FILE, folder / "lffd_v1.onnx", "lffd_v1"))},
+        "lffd_v2": {"model_path": str(lffd_from_yunet(weights / YUNET_FILE, folder / "lffd_v2.onnx", "lffd_v2"))},
     }

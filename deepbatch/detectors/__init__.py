@@ -3,7 +3,18 @@
 Backend modules import their heavy dependencies only when a detector is built, so listing names is cheap.
 """
 
-from . import opencv, scrfd, skip  # noqa: F401  (registration side effects)
+from . import (  # noqa: F401  (registration side effects)
+    centerface,
+    lffd,
+    opencv,
+    retinaface,
+    scrfd,
+    skip,
+    ultralight,
+    yolo,
+    yolo_ultralytics,
+    yunet,
+)
 from .base import DETECTORS, Detector, OnnxDetector, build_detector, list_detectors
 
 __all__ = ["DETECTORS", "Detector", "OnnxDetector", "build_detector", "list_detectors"]

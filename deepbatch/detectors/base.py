@@ -20,7 +20,7 @@ from typing import Any, ClassVar, Iterator, List, Optional, Sequence, Tuple, Uni
 import numpy as np
 
 from ..io.images import validate_arrays
-from ..ops.letterbox import InputSpec, Letterboxed, letterbox
+from ..ops.letterbox import BufferPool, InputSpec, Letterboxed, letterbox
 from ..ops.nms import nms
 from ..registry import Registry
 from ..runtime.model import OnnxModel
@@ -47,7 +47,7 @@ class Detector(ABC):
 
     name: ClassVar[str] = ""
     native_batching: ClassVar[bool] = False
-    has_landmarks: ClassVar[bool] = False
+    has_landmarks: bool = False  # instances may decide (an export without keypoint outputs has none)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -121,6 +121,7 @@ class OnnxDetector(Detector):
         self.score_threshold = float(score_threshold)
         self.nms_threshold = float(nms_threshold)
         path = resolve_weights(self.weights, model_path)
+        self._buffers = BufferPool()
         self.model = OnnxModel(path, providers, threads, dynamic_spatial=self.dynamic_spatial,
                                probe_shape=(3, self.input_spec.height, self.input_spec.width),
                                verify_batch=verify_batch)
@@ -134,9 +135,24 @@ class OnnxDetector(Detector):
         """Turn the raw outputs of one chunk into per-image candidates above ``score_threshold``, canvas pixels."""
 
     def detect_batch(self, images: Sequence[np.ndarray]) -> List[Faces]:
-        batch = letterbox(images, self.input_spec)
-        outputs = self.model.run(batch.blob)
-        return [self._finish(raw, batch, index) for index, raw in enumerate(self.decode(outputs, batch))]
+        return self.infer_batch(self.prepare_batch(images))
+
+    def prepare_batch(self, images: Sequence[np.ndarray]) -> Letterboxed:
+        """The CPU half of :meth:`detect_batch`: letterbox one chunk of validated images into a pooled blob.
+
+        Thread-safe, so :mod:`deepbatch.pipeline` runs it on prefetch threads while the model runs the previous
+        chunk. The blob belongs to the caller until it is passed to :meth:`infer_batch`.
+        """
+        return letterbox(images, self.input_spec, self._buffers)
+
+    def infer_batch(self, batch: Letterboxed) -> List[Faces]:
+        """The model half of :meth:`detect_batch`: one ``session.run``, ``decode``, NMS and mapping back for a
+        chunk from :meth:`prepare_batch`, whose blob then returns to the pool."""
+        try:
+            outputs = self.model.run(batch.blob)
+            return [self._finish(raw, batch, index) for index, raw in enumerate(self.decode(outputs, batch))]
+        finally:
+            self._buffers.give(batch.buffer)
 
     def _finish(self, raw: RawDetections, batch: Letterboxed, index: int) -> Faces:
         keep = nms(raw.boxes, raw.scores, self.nms_threshold)

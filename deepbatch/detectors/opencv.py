@@ -2,19 +2,28 @@
 
 As in DeepFace, eyes are found with a second cascade inside each face; the score is the cascade's level weight,
 not a probability. Nose and mouth are not detected (NaN in the landmarks array). It does not batch.
+
+A cascade scans every scale from its window size (24 pixels for faces, 20 for eyes) up, so its time and memory grow
+with the pixel count: a 12000x9000 photo took 25 s and 5.7 GB for the face search alone. Above ``max_pixels`` the
+smallest face searched for grows with the image (as if it were downscaled to ``max_pixels``), and eyes are searched
+for at sizes that a 512x512 face would allow; faces and eyes above those sizes are found exactly as before.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import threading
-from typing import Any, Optional
+from typing import Any, Optional, Tuple
 
 import numpy as np
 
 from ..errors import WeightsNotFoundError
 from ..structures import Faces
 from .base import DETECTORS, Detector
+
+DEFAULT_MAX_PIXELS = 4096 * 4096
+EYE_SEARCH_PIXELS = 512 * 512
 
 
 def _cascade(filename: str) -> Any:
@@ -37,10 +46,12 @@ class OpenCVHaar(Detector):
     name = "opencv"
     has_landmarks = True
 
-    def __init__(self, scale_factor: float = 1.1, min_neighbors: int = 10, detect_eyes: bool = True):
+    def __init__(self, scale_factor: float = 1.1, min_neighbors: int = 10, detect_eyes: bool = True,
+                 max_pixels: Optional[int] = DEFAULT_MAX_PIXELS):
         self.scale_factor = scale_factor
         self.min_neighbors = min_neighbors
         self.detect_eyes = detect_eyes
+        self.max_pixels = max_pixels  # None: search every scale of every image
         self._local = threading.local()  # CascadeClassifier objects are not safe to share between threads
 
     def _classifiers(self) -> Any:
@@ -55,11 +66,16 @@ class OpenCVHaar(Detector):
         classifiers = self._classifiers()
         gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
         boxes, _, weights = classifiers.face.detectMultiScale3(
-            gray, self.scale_factor, self.min_neighbors, outputRejectLevels=True
+            gray, self.scale_factor, self.min_neighbors, outputRejectLevels=True,
+            minSize=_min_size(classifiers.face, gray.size, self.max_pixels),
         )
         if len(boxes) == 0:
             return Faces.empty()
-        xywh = np.asarray(boxes, np.float32).reshape(-1, 4)
+        scores = np.asarray(weights, np.float32).reshape(-1)
+        # detectMultiScale runs in parallel and returns faces in no fixed order: sort by score, then position.
+        order = np.lexsort((boxes[:, 1], boxes[:, 0], -scores))
+        xywh = np.asarray(boxes, np.float32).reshape(-1, 4)[order]
+        scores = scores[order]
         xyxy = np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1)
         landmarks = np.full((len(xywh), 5, 2), np.nan, np.float32)
         if self.detect_eyes:
@@ -67,14 +83,24 @@ class OpenCVHaar(Detector):
                 eyes = self._find_eyes(classifiers.eye, gray[y : y + h, x : x + w])
                 if eyes is not None:
                     landmarks[i, :2] = eyes + (x, y)
-        return Faces(xyxy, np.asarray(weights, np.float32).reshape(-1), landmarks)
+        return Faces(xyxy, scores, landmarks)
 
     def _find_eyes(self, eye_cascade: Any, face_gray: np.ndarray) -> Optional[np.ndarray]:
         """(2, 2) centres of the two largest eyes, person's left eye (larger x) first, or None."""
-        eyes = eye_cascade.detectMultiScale(face_gray, 1.1, 10)
+        eyes = eye_cascade.detectMultiScale(face_gray, 1.1, 10,
+                                            minSize=_min_size(eye_cascade, face_gray.size, EYE_SEARCH_PIXELS))
         if len(eyes) < 2:
             return None
         eyes = sorted(eyes, key=lambda e: -int(e[2]) * int(e[3]))[:2]
         centers = np.array([[x + w / 2, y + h / 2] for x, y, w, h in eyes], np.float32)
         return centers[np.argsort(-centers[:, 0])]
 
+
+def _min_size(cascade: Any, pixels: int, max_pixels: Optional[int]) -> Tuple[int, int]:
+    """The smallest object size to search for: the cascade's window scaled so the scan costs about as much as on a
+    ``max_pixels`` image; ``(0, 0)`` (OpenCV's default, the window itself) for images within the budget."""
+    if not max_pixels or pixels <= max_pixels:
+        return (0, 0)
+    width, height = cascade.getOriginalWindowSize()
+    factor = math.sqrt(pixels / max_pixels)
+    return (math.ceil(width * factor), math.ceil(height * factor))

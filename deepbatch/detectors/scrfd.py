@@ -7,7 +7,7 @@ keypoint outputs give ``landmarks=None``.
 
 from __future__ import annotations
 
-from typing import Dict, List, Tuple
+from typing import Any, Dict, List, Tuple
 
 import numpy as np
 
@@ -42,6 +42,10 @@ class SCRFD(OnnxDetector):
     name = "scrfd"
     has_landmarks = True
     weights = SCRFD_WEIGHTS["scrfd_500m"]
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.has_landmarks = any(o.shape and o.shape[-1] == _CHANNELS["kps"] for o in self.model.session.get_outputs())
 
     def build_input_spec(self, size: Tuple[int, int]) -> InputSpec:
         return InputSpec(size=size, mean=127.5, std=128.0, rgb=True)

@@ -1,16 +1,21 @@
 """Loading and validating images.
 
 Accepted for one image: a path (``str`` or ``os.PathLike``), an ``http(s)://`` URL, a ``data:image/...;base64,``
-URI, raw encoded bytes, a binary file object, or a numpy array. Arrays are converted to HxWx3 uint8 BGR:
+URI, raw encoded bytes, a binary file object, or a numpy array. Everything becomes a C-contiguous HxWx3 uint8 BGR
+array; conversions that have one sensible meaning are done, everything else raises a subclass of
+:class:`~deepbatch.errors.ImageError` that names the image (its index in the batch and its path or kind):
 
-* 2-D or HxWx1 grayscale is replicated to three channels;
-* HxWx4 is taken as BGRA and the alpha channel is dropped;
-* uint16 is scaled by 255/65535; float in [0, 1] is scaled by 255, other floats must lie in [0, 255];
-  other integer types must lie in [0, 255]; bool becomes 0/255.
+* 2-D or HxWx1 grayscale is replicated to three channels; HxWx4 is taken as BGRA and the alpha channel is dropped
+  (transparent pixels keep their colour values, as ``cv2.imread`` does);
+* uint16 is scaled by 255/65535 (16-bit PNG and TIFF); float images in [0, 1] are scaled by 255, other float images
+  must lie in [0, 255] (so an image whose values all lie in [0, 1] is always read as a [0, 1] image); other integer
+  types must lie in [0, 255]; bool becomes 0/255;
+* encoded files are decoded with their EXIF orientation applied, keeping 16-bit depth for the scaling above.
 
-JPEGs are decoded with their EXIF orientation applied (OpenCV does this). A truncated JPEG, an empty file, a
-non-image file, a directory, NaN pixels or a zero-sized array raise a subclass of :class:`ImageError` naming the
-image.
+A truncated JPEG or PNG, an empty file, a non-image file, a directory, invalid base64, NaN pixels, a zero-sized
+array, a channel count other than 1, 3 or 4, or ``None`` raise. Decoding refuses files with more pixels than
+OpenCV's limit (2^30 by default; the environment variable ``OPENCV_IO_MAX_IMAGE_PIXELS``, read when OpenCV is loaded,
+changes it); arrays already in memory have no size limit.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import base64
 import binascii
 import io
 import os
+import stat
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -26,117 +32,231 @@ from typing import Any, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..errors import ImageDecodeError, ImageError, ImageFormatError, ImageNotFoundError
+from ..errors import ImageDecodeError, ImageFormatError, ImageNotFoundError, ImageReadError
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".jp2", ".pbm", ".pgm", ".ppm")
 URL_TIMEOUT_S = 20.0
-_JPEG_TAIL = 1 << 16  # where a complete JPEG's end-of-image marker must lie (tolerates trailing maker data)
+_SHOWN_CHARS = 120  # how much of a long string input an error message repeats
+
+_JPEG_SOI = b"\xff\xd8\xff"
+_JPEG_EOI = b"\xff\xd9"
+_JPEG_SOS = 0xDA
+_JPEG_STANDALONE = {0x01, 0xD8, *range(0xD0, 0xD8)}  # markers without a length field
+_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
 def describe(item: Any) -> Optional[str]:
-    """A short name for an input in error messages: its path or URL, else its type."""
-    if isinstance(item, (str, os.PathLike)):
-        text = os.fspath(item)
-        return text if len(text) <= 200 else text[:40] + "...(base64 data)"
+    """A short name for an input in error messages: its path or URL (shortened when long), else its kind."""
+    if isinstance(item, os.PathLike):
+        item = os.fsdecode(item)
+    if isinstance(item, str):
+        if item[:5].lower() == "data:":
+            return f"{item.partition(',')[0]},... ({len(item)} characters)"
+        return item if len(item) <= _SHOWN_CHARS else f"{item[:_SHOWN_CHARS]}... ({len(item)} characters)"
     if isinstance(item, np.ndarray):
         return f"array of shape {item.shape} and dtype {item.dtype}"
+    if isinstance(item, (bytes, bytearray, memoryview)):
+        return f"{type(item).__name__} ({len(item)} bytes)"
     if item is None:
         return None
-    return type(item).__name__
+    name = getattr(item, "name", None)
+    return name if isinstance(name, str) else type(item).__name__
 
 
 def to_bgr(array: np.ndarray, index: Optional[int] = None, source: Optional[str] = None) -> np.ndarray:
-    """``array`` as a C-contiguous HxWx3 uint8 BGR image (see the module doc for the conversions)."""
+    """``array`` as a C-contiguous HxWx3 uint8 BGR image (see the module doc for the conversions).
+
+    Raises :class:`ImageFormatError` naming ``index``/``source`` when the array cannot be converted.
+    """
     if not isinstance(array, np.ndarray):
-        raise ImageFormatError(f"expected a numpy array, got {type(array).__name__}", index, source)
+        kind = "None" if array is None else type(array).__name__
+        raise ImageFormatError(f"expected a numpy array, got {kind}", index, source)
     if array.ndim == 3 and array.shape[2] == 1:
         array = array[:, :, 0]
     if array.ndim not in (2, 3) or (array.ndim == 3 and array.shape[2] not in (3, 4)):
         raise ImageFormatError(
-            f"expected an HxW grayscale or HxWx3 (BGR) / HxWx4 (BGRA) image, got shape {array.shape}", index, source
+            f"expected an HxW grayscale or HxWx3 (BGR) / HxWx4 (BGRA) image, got shape {array.shape}"
+            f"{_layout_hint(array.shape)}", index, source
         )
     if array.shape[0] == 0 or array.shape[1] == 0:
         raise ImageFormatError(f"image has zero size (shape {array.shape})", index, source)
+    if array.ndim == 3 and array.shape[2] == 4:
+        array = array[:, :, :3]
     array = _to_uint8(array, index, source)
     if array.ndim == 2:
         array = np.repeat(array[:, :, None], 3, axis=2)
-    elif array.shape[2] == 4:
-        array = array[:, :, :3]
     return np.ascontiguousarray(array)
+
+
+def _layout_hint(shape: Tuple[int, ...]) -> str:
+    if len(shape) == 3 and shape[0] in (1, 3, 4):
+        return "; a channels-first (C, H, W) array needs array.transpose(1, 2, 0)"
+    if len(shape) == 4:
+        return "; a 4-D array is a batch: pass it as the whole input, not as one image"
+    return ""
 
 
 def _to_uint8(array: np.ndarray, index: Optional[int], source: Optional[str]) -> np.ndarray:
     if array.dtype == np.uint8:
         return array
     if array.dtype == np.bool_:
-        return array.astype(np.uint8) * 255
+        return array.astype(np.uint8) * np.uint8(255)
     if array.dtype == np.uint16:
-        return (array.astype(np.float32) * (255.0 / 65535.0) + 0.5).astype(np.uint8)
+        return (array.astype(np.float32) * np.float32(255.0 / 65535.0) + np.float32(0.5)).astype(np.uint8)
     if np.issubdtype(array.dtype, np.floating):
         if not np.all(np.isfinite(array)):
             raise ImageFormatError("float image contains NaN or infinite values", index, source)
         low, high = float(array.min()), float(array.max())
         if low < 0.0 or high > 255.0:
             raise ImageFormatError(
-                f"float image values must lie in [0, 1] or [0, 255], got [{low:g}, {high:g}]", index, source
+                f"float image values must lie in [0, 1] or [0, 255], got [{low:g}, {high:g}]; rescale it first",
+                index, source,
             )
-        scale = 255.0 if high <= 1.0 else 1.0
-        return (array.astype(np.float32) * scale + 0.5).astype(np.uint8)
+        scale = np.float32(255.0 if high <= 1.0 else 1.0)
+        return (array.astype(np.float32) * scale + np.float32(0.5)).astype(np.uint8)
     if np.issubdtype(array.dtype, np.integer):
         low, high = int(array.min()), int(array.max())
         if low < 0 or high > 255:
-            raise ImageFormatError(f"{array.dtype} image values must lie in [0, 255], got [{low}, {high}]", index, source)
+            raise ImageFormatError(
+                f"{array.dtype} image values must lie in [0, 255], got [{low}, {high}]; convert it to uint8 (or "
+                "uint16 for 16-bit data) first", index, source,
+            )
         return array.astype(np.uint8)
-    raise ImageFormatError(f"unsupported dtype {array.dtype}", index, source)
+    raise ImageFormatError(
+        f"unsupported dtype {array.dtype}; use uint8, uint16, another integer type in [0, 255], float or bool",
+        index, source,
+    )
+
+
+def jpeg_is_truncated(data: bytes) -> bool:
+    """True when a JPEG stream ends before its end-of-image marker.
+
+    The marker segments are walked to the first start-of-scan (so thumbnails inside EXIF data, which carry their
+    own end markers, are skipped), then the end marker is searched for in the compressed data, where it cannot occur
+    by accident (0xFF is always escaped there). Data after the end marker (e.g. a motion photo's video) is allowed.
+    A header this walk cannot follow is left for the decoder to judge.
+    """
+    pos, size = 2, len(data)
+    while pos + 4 <= size:
+        if data[pos] != 0xFF:
+            return False
+        marker = data[pos + 1]
+        if marker == 0xFF:  # fill byte before a marker
+            pos += 1
+            continue
+        if marker in _JPEG_STANDALONE:
+            pos += 2
+            continue
+        if marker == _JPEG_EOI[1]:
+            return False
+        segment_end = pos + 2 + int.from_bytes(data[pos + 2 : pos + 4], "big")
+        if marker == _JPEG_SOS:
+            return data.find(_JPEG_EOI, segment_end) < 0
+        pos = segment_end
+    return True
 
 
 def decode(data: bytes, index: Optional[int] = None, source: Optional[str] = None) -> np.ndarray:
-    """Decode encoded image bytes (JPEG, PNG, ...) to HxWx3 uint8 BGR."""
+    """Decode encoded image bytes (JPEG, PNG, WebP, TIFF, ...) to HxWx3 uint8 BGR, EXIF orientation applied."""
     import cv2
 
     if not data:
-        raise ImageDecodeError("file is empty (0 bytes)", index, source)
-    is_jpeg = data[:3] == b"\xff\xd8\xff"
-    if is_jpeg and b"\xff\xd9" not in data[-_JPEG_TAIL:]:
-        raise ImageDecodeError("JPEG is truncated (no end-of-image marker)", index, source)
-    # IMREAD_COLOR applies the EXIF orientation of JPEGs; other formats keep their depth and alpha for to_bgr.
-    flags = cv2.IMREAD_COLOR if is_jpeg else cv2.IMREAD_UNCHANGED
-    image = cv2.imdecode(np.frombuffer(data, np.uint8), flags)
+        raise ImageDecodeError("no image data (0 bytes)", index, source)
+    if data[:3] == _JPEG_SOI and jpeg_is_truncated(data):
+        raise ImageDecodeError("JPEG is truncated (it ends before its end-of-image marker)", index, source)
+    # IMREAD_COLOR gives 3 channels and applies the EXIF orientation; ANYDEPTH keeps 16-bit data for to_bgr to scale.
+    try:
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH)
+    except cv2.error as exc:
+        raise ImageDecodeError(_opencv_problem(exc), index, source) from exc
     if image is None:
-        raise ImageDecodeError("not a readable image (corrupt, truncated, or not an image format)", index, source)
+        if data[:8] == _PNG_SIGNATURE and b"IEND" not in data[-64:]:
+            raise ImageDecodeError("PNG is truncated (it ends before its IEND chunk)", index, source)
+        raise ImageDecodeError(
+            f"not a readable image (corrupt, truncated, or not an image format; it starts with {data[:8]!r})",
+            index, source,
+        )
     return to_bgr(image, index, source)
 
 
-def _read_path(path: Path, index: Optional[int], source: str) -> bytes:
-    if not path.exists():
-        raise ImageNotFoundError("file does not exist", index, source)
-    if path.is_dir():
-        raise ImageError("is a directory, not an image file", index, source)
+def _opencv_problem(exc: Exception) -> str:
+    text = " ".join(str(exc).split())
+    if "MAX_IMAGE_PIXELS" in text or "MAX_IMAGE_WIDTH" in text or "MAX_IMAGE_HEIGHT" in text:
+        return ("image is larger than OpenCV's decoding limit (2^30 pixels by default); downscale the file, or raise "
+                "the limit with the environment variable OPENCV_IO_MAX_IMAGE_PIXELS before the program starts")
+    return f"OpenCV could not decode it ({text})"
+
+
+def _read_path(text: str, index: Optional[int], source: Optional[str]) -> bytes:
+    if not text:
+        raise ImageNotFoundError("an empty string was given as the image path", index, "''")
+    path = Path(os.path.expanduser(text))
+    missing = f"file does not exist (working directory: {os.getcwd()}); check the path"
+    try:
+        mode = path.stat().st_mode
+    except (FileNotFoundError, NotADirectoryError):
+        mode = None
+    except ValueError:  # an embedded NUL character: no such file can exist
+        mode = None
+    except OSError as exc:
+        raise ImageReadError(f"cannot be read: {exc.strerror or exc}", index, source) from exc
+    if mode is None:
+        raise ImageNotFoundError(missing, index, source)
+    if stat.S_ISDIR(mode):
+        raise ImageReadError(
+            "is a directory, not an image file; list its images with deepbatch.io.images.list_image_files(folder)",
+            index, source,
+        )
+    if not stat.S_ISREG(mode):
+        raise ImageReadError("is not a regular file (a device, pipe or socket)", index, source)
     try:
         return path.read_bytes()
     except OSError as exc:
-        raise ImageError(f"cannot be read: {exc.strerror or exc}", index, source) from exc
+        raise ImageReadError(f"cannot be read: {exc.strerror or exc}", index, source) from exc
 
 
 def _read_url(url: str, index: Optional[int]) -> bytes:
     try:
         with urllib.request.urlopen(url, timeout=URL_TIMEOUT_S) as response:
             return response.read()
+    except urllib.error.HTTPError as exc:
+        raise ImageReadError(f"could not fetch URL (HTTP {exc.code} {exc.reason})", index, url) from exc
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
-        raise ImageError(f"could not fetch URL ({reason}); check the address and the network", index, url) from exc
+        raise ImageReadError(f"could not fetch URL ({reason}); check the address and the network", index,
+                             describe(url)) from exc
 
 
 def _read_data_uri(uri: str, index: Optional[int]) -> bytes:
-    _, _, payload = uri.partition(",")
+    header, comma, payload = uri.partition(",")
+    source = describe(uri)
+    if not comma or not header.lower().endswith(";base64"):
+        raise ImageDecodeError("a data URI must look like 'data:image/jpeg;base64,<base64 data>'", index, source)
+    payload = "".join(payload.split())  # line breaks of MIME-style base64
+    payload += "=" * (-len(payload) % 4)
     try:
         return base64.b64decode(payload, validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise ImageDecodeError(f"invalid base64 data ({exc})", index, describe(uri)) from exc
+        raise ImageDecodeError(f"invalid base64 data ({exc})", index, source) from exc
+
+
+def _read_file_object(item: Any, index: Optional[int], source: Optional[str]) -> bytes:
+    try:
+        data = item.read()
+    except (OSError, ValueError) as exc:
+        raise ImageReadError(f"reading the file object failed ({exc})", index, source) from exc
+    if isinstance(data, str):
+        raise ImageFormatError("file object is open in text mode; open it with mode 'rb'", index, source)
+    if not isinstance(data, (bytes, bytearray, memoryview)):
+        raise ImageFormatError(f"file object's read() returned {type(data).__name__}, not bytes", index, source)
+    return bytes(data)
 
 
 def load_image(item: Any, index: Optional[int] = None) -> np.ndarray:
-    """One input of any accepted kind as an HxWx3 uint8 BGR image; raises :class:`ImageError` naming it."""
+    """One input of any accepted kind as an HxWx3 uint8 BGR image; raises :class:`ImageError` naming it.
+
+    ``index`` is the input's position in its batch (``None`` for a single image), repeated in error messages.
+    """
     source = describe(item)
     if item is None:
         raise ImageFormatError("got None instead of an image", index)
@@ -144,24 +264,20 @@ def load_image(item: Any, index: Optional[int] = None) -> np.ndarray:
         return to_bgr(item, index, source)
     if isinstance(item, (bytes, bytearray, memoryview)):
         return decode(bytes(item), index, source)
+    if isinstance(item, os.PathLike):
+        item = os.fsdecode(item)
     if isinstance(item, str):
         lowered = item[:16].lower()
-        if lowered.startswith("data:image/"):
+        if lowered.startswith("data:"):
             return decode(_read_data_uri(item, index), index, source)
         if lowered.startswith(("http://", "https://")):
             return decode(_read_url(item, index), index, source)
-        return decode(_read_path(Path(item).expanduser(), index, item), index, source)
-    if isinstance(item, os.PathLike):
-        return decode(_read_path(Path(item).expanduser(), index, source or ""), index, source)
+        return decode(_read_path(item, index, source), index, source)
     if isinstance(item, io.IOBase) or hasattr(item, "read"):
-        source = getattr(item, "name", None) or source
-        data = item.read()
-        if not isinstance(data, (bytes, bytearray)):
-            raise ImageFormatError("file object must be opened in binary mode", index, str(source))
-        return decode(bytes(data), index, str(source))
+        return decode(_read_file_object(item, index, source), index, source)
     raise ImageFormatError(
-        f"unsupported input type {type(item).__name__}; pass a path, URL, base64 data URI, bytes, file object or "
-        "numpy array",
+        f"unsupported input type {type(item).__name__}; pass a path, URL, base64 data URI, bytes, binary file "
+        "object or numpy array",
         index,
     )
 
@@ -169,12 +285,15 @@ def load_image(item: Any, index: Optional[int] = None) -> np.ndarray:
 def as_batch(inputs: Any) -> Tuple[List[Any], bool]:
     """Split an API input into ``(items, single)``.
 
-    A list or tuple, or a 4-D array (N, H, W, C), is a batch; anything else is one image (``single=True``).
+    A list or tuple, or a 4-D array (N, H, W, C) with C in 1, 3 or 4, is a batch (possibly empty); anything else is
+    one image (``single=True``).
     """
     if isinstance(inputs, np.ndarray) and inputs.ndim == 4:
         if inputs.shape[-1] not in (1, 3, 4):
+            hint = "; a channels-first (N, C, H, W) array needs array.transpose(0, 2, 3, 1)" if inputs.shape[1] in (
+                1, 3, 4) else ""
             raise ImageFormatError(
-                f"a 4-D array must be (N, H, W, C) with C in 1, 3 or 4 channels, got shape {inputs.shape}"
+                f"a 4-D array must be (N, H, W, C) with C in 1, 3 or 4 channels, got shape {inputs.shape}{hint}"
             )
         return list(inputs), False
     if isinstance(inputs, (list, tuple)):

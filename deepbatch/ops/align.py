@@ -1,8 +1,14 @@
-"""Face alignment: DeepFace-style eye-levelled crops, and five-point similarity warps to the ArcFace template."""
+"""Face alignment: DeepFace-style eye-levelled crops, and five-point similarity warps to the ArcFace template.
+
+:func:`align_faces` prepares recognition input for all faces of one image at once: the five-point similarities are
+estimated together (:func:`similarity_transforms`), and faces without usable landmarks fall back to a box crop
+resized into the same square; :class:`AlignedFaces` records which happened to each face.
+"""
 
 from __future__ import annotations
 
-from typing import Optional, Tuple
+from dataclasses import dataclass
+from typing import List, Optional, Tuple
 
 import cv2
 import numpy as np
@@ -24,6 +30,16 @@ def expand_box(box: np.ndarray, percentage: float, height: int, width: int) -> n
         [max(0.0, x1 - grow_w), max(0.0, y1 - grow_h), min(float(width), x2 + grow_w), min(float(height), y2 + grow_h)],
         np.float32,
     )
+
+
+def expand_boxes(boxes: np.ndarray, percentage: float, height: int, width: int) -> np.ndarray:
+    """:func:`expand_box` for ``(N, 4)`` xyxy boxes at once: float32, clipped to the image."""
+    boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+    grow = np.concatenate([boxes[:, 2:] - boxes[:, :2]] * 2, axis=1) * (percentage / 200.0)
+    out = boxes + grow * np.array([-1, -1, 1, 1], np.float32)
+    np.clip(out[:, 0::2], 0.0, float(width), out=out[:, 0::2])
+    np.clip(out[:, 1::2], 0.0, float(height), out=out[:, 1::2])
+    return out
 
 
 def eye_angle(left_eye: np.ndarray, right_eye: np.ndarray) -> float:
@@ -62,28 +78,53 @@ def aligned_crop(image: np.ndarray, box: np.ndarray, landmarks: Optional[np.ndar
     return cv2.warpAffine(image, matrix, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
 
 
+def similarity_transforms(source: np.ndarray, target: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
+    """Least-squares similarities (rotation, uniform scale, translation) for a stack of point sets at once.
+
+    ``source`` is ``(N, K, 2)`` points (NaN marks an unknown point, which is ignored); ``target`` is ``(K, 2)`` or
+    ``(N, K, 2)``. Returns ``(matrices, valid)``: ``(N, 2, 3)`` float64 matrices mapping each source set onto the
+    target (Umeyama's method, the estimate InsightFace's alignment uses, solved with one batched SVD) and an
+    ``(N,)`` bool mask that is False where fewer than two finite points, or coincident points, leave the transform
+    undefined (those rows are NaN).
+    """
+    src = np.asarray(source, dtype=np.float64)
+    if src.ndim != 3 or src.shape[2] != 2:
+        raise ValueError(f"source points: expected shape (N, K, 2), got {src.shape}")
+    dst = np.broadcast_to(np.asarray(target, dtype=np.float64), src.shape)
+    finite = np.all(np.isfinite(src), axis=2) & np.all(np.isfinite(dst), axis=2)
+    weight = finite.astype(np.float64)[..., None]
+    count = weight.sum(axis=1)  # (N, 1)
+    safe = np.maximum(count, 1.0)
+    src = np.where(finite[..., None], src, 0.0)
+    dst = np.where(finite[..., None], dst, 0.0)
+    src_mean = (src * weight).sum(axis=1) / safe
+    dst_mean = (dst * weight).sum(axis=1) / safe
+    src_c = (src - src_mean[:, None]) * weight
+    dst_c = (dst - dst_mean[:, None]) * weight
+    covariance = np.einsum("nki,nkj->nij", dst_c, src_c) / safe[..., None]
+    u, s, vt = np.linalg.svd(covariance)
+    d = np.ones((len(src), 2))
+    d[np.linalg.det(u) * np.linalg.det(vt) < 0, 1] = -1.0
+    rotation = (u * d[:, None, :]) @ vt
+    variance = (src_c ** 2).sum(axis=(1, 2)) / safe[:, 0]
+    valid = (count[:, 0] >= 2) & (variance > 1e-12)
+    scale = (s * d).sum(axis=1) / np.where(valid, variance, 1.0)
+    matrices = np.empty((len(src), 2, 3))
+    matrices[:, :, :2] = scale[:, None, None] * rotation
+    matrices[:, :, 2] = dst_mean - np.einsum("nij,nj->ni", matrices[:, :, :2], src_mean)
+    matrices[~valid] = np.nan
+    return matrices, valid
+
+
 def similarity_transform(source: np.ndarray, target: np.ndarray) -> np.ndarray:
     """(2, 3) least-squares similarity (rotation, uniform scale, translation) mapping ``source`` onto ``target``.
 
     Points with NaN are ignored; at least two finite points are needed (Umeyama's method).
     """
-    finite = np.all(np.isfinite(source), axis=1)
-    src, dst = source[finite].astype(np.float64), target[finite].astype(np.float64)
-    if len(src) < 2:
-        raise ValueError("a similarity transform needs at least two finite landmarks")
-    src_mean, dst_mean = src.mean(0), dst.mean(0)
-    src_c, dst_c = src - src_mean, dst - dst_mean
-    covariance = dst_c.T @ src_c / len(src)
-    u, s, vt = np.linalg.svd(covariance)
-    d = np.ones(2)
-    if np.linalg.det(u) * np.linalg.det(vt) < 0:
-        d[-1] = -1
-    rotation = u @ np.diag(d) @ vt
-    scale = (s * d).sum() / max((src_c ** 2).sum() / len(src), 1e-12)
-    matrix = np.empty((2, 3))
-    matrix[:, :2] = scale * rotation
-    matrix[:, 2] = dst_mean - matrix[:, :2] @ src_mean
-    return matrix
+    matrices, valid = similarity_transforms(np.asarray(source)[None], np.asarray(target)[None])
+    if not valid[0]:
+        raise ValueError("a similarity transform needs at least two distinct finite landmarks")
+    return matrices[0]
 
 
 def warp_to_template(image: np.ndarray, landmarks: np.ndarray, size: int = 112,
@@ -91,3 +132,86 @@ def warp_to_template(image: np.ndarray, landmarks: np.ndarray, size: int = 112,
     """``size`` x ``size`` face whose landmarks are moved onto ``template`` (scaled from 112) by a similarity."""
     matrix = similarity_transform(landmarks, template * (size / 112.0))
     return cv2.warpAffine(image, matrix, (size, size), flags=cv2.INTER_LINEAR, borderValue=0.0)
+
+
+FIVE_POINT = "five_point"
+BOX_CROP = "box_crop"
+
+
+@dataclass(frozen=True)
+class AlignedFaces:
+    """Faces of one image prepared for a recognition model.
+
+    ``pixels`` is ``(N, S, S, 3)`` uint8 BGR; ``matrices`` ``(N, 2, 3)`` float64 maps original-image pixels to
+    face pixels; ``five_point`` ``(N,)`` bool is True where the face was warped onto the five-point template and
+    False where it is the box crop, resized to fit the square with its aspect ratio kept and centred on black.
+    """
+
+    pixels: np.ndarray
+    matrices: np.ndarray
+    five_point: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.pixels)
+
+    @property
+    def methods(self) -> List[str]:
+        """Per face ``"five_point"`` or ``"box_crop"``."""
+        return [FIVE_POINT if flag else BOX_CROP for flag in self.five_point]
+
+
+def box_fit_transforms(boxes: np.ndarray, size: int) -> np.ndarray:
+    """``(N, 2, 3)`` float64 scale-and-shift matrices that fit each xyxy box into a ``size`` square, aspect ratio
+    kept, centred (the geometry of a box crop resized with padding, as DeepFace's ``resize_image``)."""
+    boxes = np.asarray(boxes, dtype=np.float64).reshape(-1, 4)
+    width = np.maximum(boxes[:, 2] - boxes[:, 0], 1.0)
+    height = np.maximum(boxes[:, 3] - boxes[:, 1], 1.0)
+    scale = size / np.maximum(width, height)
+    matrices = np.zeros((len(boxes), 2, 3))
+    matrices[:, 0, 0] = matrices[:, 1, 1] = scale
+    matrices[:, 0, 2] = size / 2.0 - scale * (boxes[:, 0] + boxes[:, 2]) / 2.0
+    matrices[:, 1, 2] = size / 2.0 - scale * (boxes[:, 1] + boxes[:, 3]) / 2.0
+    return matrices
+
+
+def resize_into(out: np.ndarray, pixels: np.ndarray) -> None:
+    """Resize ``pixels`` (HxWx3) to fit the square ``out`` with its aspect ratio kept, centred, the rest black.
+
+    Shrinking uses area averaging (no aliasing from large crops), enlarging bilinear interpolation.
+    """
+    size = out.shape[0]
+    h, w = pixels.shape[:2]
+    scale = size / max(h, w)
+    new_w, new_h = max(1, int(round(w * scale))), max(1, int(round(h * scale)))
+    interpolation = cv2.INTER_AREA if scale < 1.0 else cv2.INTER_LINEAR
+    resized = cv2.resize(pixels, (new_w, new_h), interpolation=interpolation)
+    out.fill(0)
+    top, left = (size - new_h) // 2, (size - new_w) // 2
+    out[top : top + new_h, left : left + new_w] = resized
+
+
+def align_faces(image: np.ndarray, boxes: np.ndarray, landmarks: Optional[np.ndarray], size: int = 112,
+                template: np.ndarray = ARCFACE_TEMPLATE, five_point: bool = True) -> AlignedFaces:
+    """Every face of one HxWx3 image as a ``size`` square for a recognition model.
+
+    ``boxes`` is ``(N, 4)`` xyxy in image pixels, ``landmarks`` ``(N, 5, 2)`` person-relative (NaN for unknown
+    points) or ``None``. With ``five_point`` each face whose landmarks define a similarity is warped onto
+    ``template`` (given for a 112 square, scaled to ``size``; bilinear, black outside the image, as InsightFace's
+    ``norm_crop``); every other face is its box crop resized into the square (see :func:`resize_into`).
+    """
+    boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+    count = len(boxes)
+    matrices = box_fit_transforms(boxes, size)
+    warped = np.zeros(count, dtype=bool)
+    if five_point and landmarks is not None and count:
+        estimated, warped = similarity_transforms(np.asarray(landmarks).reshape(count, -1, 2),
+                                                  np.asarray(template, np.float64) * (size / 112.0))
+        matrices[warped] = estimated[warped]
+    pixels = np.empty((count, size, size, 3), np.uint8)
+    for i in range(count):  # one OpenCV call per face: warps and resizes have no batched form across crops
+        if warped[i]:
+            cv2.warpAffine(image, matrices[i], (size, size), dst=pixels[i], flags=cv2.INTER_LINEAR,
+                           borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+        else:
+            resize_into(pixels[i], crop(image, boxes[i]))
+    return AlignedFaces(pixels, matrices, warped)

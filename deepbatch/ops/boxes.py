@@ -29,7 +29,7 @@ def distance_to_boxes(points: np.ndarray, distances: np.ndarray) -> np.ndarray:
 
 def distance_to_points(points: np.ndarray, distances: np.ndarray) -> np.ndarray:
     """(N, K, 2) points from centres (N, 2) and ``dx, dy`` offsets (N, 2K)."""
-    return points[:, None, :] + distances.reshape(len(distances), -1, 2)
+    return points[:, None, :] + distances.reshape(len(distances), distances.shape[1] // 2, 2)
 
 
 def split_by_image(image_index: np.ndarray, count: int) -> List[slice]:

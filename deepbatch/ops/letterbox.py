@@ -6,8 +6,9 @@ backend resizes or normalises by itself.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Sequence, Tuple, Union
+import threading
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import cv2
 import numpy as np
@@ -45,12 +46,14 @@ class InputSpec:
 class Letterboxed:
     """A model-ready batch: ``blob`` (N, 3, H, W) float32, and for each image the ``scales`` (N, 2) ``sx, sy``
     (canvas pixels per original pixel), ``offsets`` (N, 2) where the image starts on the canvas, and the original
-    ``shapes`` (N, 2) ``height, width``."""
+    ``shapes`` (N, 2) ``height, width``. ``buffer`` is the pooled array ``blob`` is a view of, if any (see
+    :class:`BufferPool`)."""
 
     blob: np.ndarray
     scales: np.ndarray
     offsets: np.ndarray
     shapes: np.ndarray
+    buffer: Optional[np.ndarray] = field(default=None, repr=False, compare=False)
 
     def to_original(self, index: int, points: np.ndarray) -> np.ndarray:
         """Map ``(..., 2)`` canvas ``x, y`` of image ``index`` to original-image pixels."""
@@ -82,16 +85,55 @@ def _as_channels(value: Triple) -> np.ndarray:
     return np.broadcast_to(np.asarray(value, dtype=np.float32), (3,)).reshape(1, 3, 1, 1)
 
 
-def letterbox(images: Sequence[np.ndarray], spec: InputSpec, canvas: Union[np.ndarray, None] = None) -> Letterboxed:
+class BufferPool:
+    """Reusable float32 batch buffers, so chunk after chunk is written into memory that is already mapped.
+
+    A fresh (32, 3, 640, 640) float32 blob is 157 MB of pages the kernel must zero on first touch, every chunk.
+    ``take`` hands each caller a buffer of its own (several threads may letterbox at once); ``give`` returns it.
+    At most ``keep`` idle buffers are kept per frame shape (the largest ones), so memory stays bounded.
+    """
+
+    def __init__(self, keep: int = 2):
+        self.keep = keep
+        self._idle: Dict[Tuple[int, ...], List[np.ndarray]] = {}
+        self._lock = threading.Lock()
+
+    def take(self, count: int, frame_shape: Tuple[int, ...]) -> np.ndarray:
+        """A float32 buffer of shape ``(>= count, *frame_shape)``: an idle one when one is large enough."""
+        with self._lock:
+            idle = self._idle.get(tuple(frame_shape), [])
+            for position, buffer in enumerate(idle):
+                if len(buffer) >= count:
+                    return idle.pop(position)
+        return np.empty((count, *frame_shape), np.float32)
+
+    def give(self, buffer: Optional[np.ndarray]) -> None:
+        """Return a buffer from :meth:`take`; it must no longer be read or written by the caller."""
+        if buffer is None:
+            return
+        with self._lock:
+            idle = self._idle.setdefault(tuple(buffer.shape[1:]), [])
+            idle.append(buffer)
+            idle.sort(key=len, reverse=True)
+            del idle[self.keep :]
+
+
+def letterbox(images: Sequence[np.ndarray], spec: InputSpec, pool: Optional[BufferPool] = None) -> Letterboxed:
     """Fit each HxWx3 uint8 BGR image onto the ``spec`` canvas and normalise the batch into one NCHW float32 blob.
 
-    ``canvas`` is an optional reusable (>=N, H, W, 3) uint8 buffer.
+    Each image is resized once and normalised straight into its slot of the blob, channel by channel (reading the
+    model's channel order from the BGR pixels), with the padding written as its normalised constant; no full
+    canvas is built. With ``pool`` the blob is a view into a pooled buffer (``Letterboxed.buffer``) that the caller
+    gives back once the blob has been consumed. Thread-safe.
     """
     n = len(images)
-    if canvas is None or canvas.shape[0] < n or canvas.shape[1:] != (spec.height, spec.width, 3):
-        canvas = np.empty((n, spec.height, spec.width, 3), np.uint8)
-    canvas = canvas[:n]
-    canvas.fill(spec.pad_value)
+    frame = (3, spec.height, spec.width)
+    buffer = pool.take(n, frame) if pool is not None else np.empty((n, *frame), np.float32)
+    blob = buffer[:n]
+    mean = _as_channels(spec.mean).ravel()
+    inv_std = (1.0 / _as_channels(spec.std)).ravel()
+    pad = (np.float32(spec.pad_value) - mean) * inv_std
+    order = (2, 1, 0) if spec.rgb else (0, 1, 2)
     scales = np.empty((n, 2), np.float32)
     offsets = np.zeros((n, 2), np.float32)
     shapes = np.empty((n, 2), np.int64)
@@ -101,11 +143,19 @@ def letterbox(images: Sequence[np.ndarray], spec: InputSpec, canvas: Union[np.nd
         top = (spec.height - new_h) // 2 if spec.center else 0
         left = (spec.width - new_w) // 2 if spec.center else 0
         resized = image if (new_h, new_w) == (h, w) else cv2.resize(image, (new_w, new_h))
-        canvas[i, top : top + new_h, left : left + new_w] = resized
+        for channel, source in enumerate(order):
+            plane = blob[i, channel]
+            region = plane[top : top + new_h, left : left + new_w]
+            np.subtract(resized[:, :, source], mean[channel], out=region, dtype=np.float32)
+            np.multiply(region, inv_std[channel], out=region)
+            plane[:top] = pad[channel]
+            plane[top + new_h :] = pad[channel]
+            plane[top : top + new_h, :left] = pad[channel]
+            plane[top : top + new_h, left + new_w :] = pad[channel]
         scales[i] = (sx, sy)
         offsets[i] = (left, top)
         shapes[i] = (h, w)
-    return Letterboxed(normalize(canvas, spec), scales, offsets, shapes)
+    return Letterboxed(blob, scales, offsets, shapes, buffer if pool is not None else None)
 
 
 def normalize(canvas: np.ndarray, spec: InputSpec) -> np.ndarray:

@@ -1,17 +1,53 @@
-"""Creating ONNX Runtime sessions with a sensible choice of execution providers."""
+"""Creating ONNX Runtime sessions: execution providers chosen and tried for real, CPU threads set for the machine.
+
+Providers
+    ``providers="auto"`` asks for TensorRT, then CUDA, then CPU. A provider that this onnxruntime build lacks is
+    dropped with one log line; the session is then created, and a provider that is in the build but cannot start
+    (its CUDA, cuDNN or TensorRT libraries are missing) is dropped with one log line and the next one is tried. The
+    CPU provider always ends the list, so a session is always made. ``"cpu"``, ``"cuda"`` and ``"tensorrt"`` are
+    shorthands; an explicit list may hold provider names (full or short) or ``(name, options)`` pairs, and every
+    name is checked against the providers ONNX Runtime knows.
+
+TensorRT
+    FP16 is on and built engines are cached in ``$DEEPBATCH_HOME/tensorrt`` (``~/.deepbatch/tensorrt``), so a model
+    and batch shape is compiled once per machine; options given in a ``("tensorrt", {...})`` pair override these.
+
+CPU threads
+    One intra-op thread per CPU this process may run on (``os.sched_getaffinity``, which honours ``taskset`` and
+    container CPU sets), capped at ONNX Runtime's own choice where that is smaller; ``threads=`` or
+    ``$DEEPBATCH_THREADS`` override it. Nodes run sequentially (one inter-op thread): the detectors' graphs are
+    chains, so parallel branches gain nothing. Idle intra-op threads do not spin (``allow_spinning=0``): they would
+    burn the cores that decode and letterbox the next chunk (see :mod:`deepbatch.pipeline`).
+"""
 
 from __future__ import annotations
 
 import logging
 import os
-from typing import Any, List, Optional, Sequence, Union
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
-from ..errors import MissingDependencyError
+from ..errors import DeepbatchError, MissingDependencyError
 
 logger = logging.getLogger(__name__)
 
-ProviderList = Union[str, Sequence[Any]]
-AUTO_ORDER = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
+ProviderEntry = Union[str, Tuple[str, Dict[str, Any]]]
+ProviderList = Union[str, Sequence[ProviderEntry]]
+Resolved = List[Tuple[str, Dict[str, Any]]]
+
+CPU = "CPUExecutionProvider"
+CUDA = "CUDAExecutionProvider"
+TENSORRT = "TensorrtExecutionProvider"
+AUTO_ORDER = (TENSORRT, CUDA, CPU)
+GPU_PROVIDERS = (TENSORRT, CUDA)
+SHORT_NAMES = {"cpu": CPU, "cuda": CUDA, "tensorrt": TENSORRT, "trt": TENSORRT}
+PRESETS = {"auto": AUTO_ORDER, "cpu": (CPU,), "cuda": (CUDA, CPU), "tensorrt": AUTO_ORDER, "trt": AUTO_ORDER}
+
+_announced: set = set()  # fallback messages already logged in this process: one line each, not one per model
+
+
+class ProviderError(DeepbatchError, ValueError):
+    """An execution provider name or list that ONNX Runtime cannot use."""
 
 
 def import_onnxruntime():  # type: ignore[no-untyped-def]
@@ -22,45 +58,133 @@ def import_onnxruntime():  # type: ignore[no-untyped-def]
     return onnxruntime
 
 
-def resolve_providers(providers: ProviderList = "auto") -> List[Any]:
-    """The provider list to hand to ONNX Runtime.
+def tensorrt_cache_dir() -> Path:
+    """Folder of built TensorRT engines: ``$DEEPBATCH_HOME/tensorrt``."""
+    from ..weights import deepbatch_home
 
-    ``"auto"`` takes TensorRT, CUDA and CPU in that order, keeping those this onnxruntime build offers; ``"cpu"``
-    and ``"cuda"`` are shorthands; an explicit list is passed through.
+    return deepbatch_home() / "tensorrt"
+
+
+def default_options(name: str) -> Dict[str, Any]:
+    """Provider options deepbatch sets unless the caller gives its own: FP16 and an engine cache for TensorRT."""
+    if name == TENSORRT:
+        cache = str(tensorrt_cache_dir())
+        return {"trt_fp16_enable": True, "trt_engine_cache_enable": True, "trt_engine_cache_path": cache,
+                "trt_timing_cache_enable": True, "trt_timing_cache_path": cache}
+    if name == CUDA:
+        return {"cudnn_conv_algo_search": "HEURISTIC"}  # EXHAUSTIVE re-benchmarks convolutions for every new batch
+    return {}
+
+
+def _canonical(name: Any, known: Sequence[str]) -> str:
+    if not isinstance(name, str):
+        raise ProviderError(f"providers: expected a provider name or a (name, options) pair, got {name!r}")
+    full = SHORT_NAMES.get(name.lower(), name)
+    if full not in known:
+        raise ProviderError(
+            f"unknown execution provider {name!r}; use one of {', '.join(sorted(SHORT_NAMES))} or a name from "
+            f"onnxruntime.get_all_providers(): {', '.join(known)}"
+        )
+    return full
+
+
+def requested_providers(providers: ProviderList = "auto") -> Resolved:
+    """``providers`` as ``(full name, options)`` pairs with deepbatch's defaults merged in, CPU last; nothing is
+    dropped yet. Raises :class:`ProviderError` for a name ONNX Runtime does not know."""
+    ort = import_onnxruntime()
+    known = list(ort.get_all_providers())
+    if isinstance(providers, str):
+        preset = PRESETS.get(providers.lower())
+        entries: List[ProviderEntry] = list(preset) if preset else [providers]
+    else:
+        entries = list(providers)
+        if not entries:
+            raise ProviderError("providers: got an empty list; pass 'auto', 'cpu', 'cuda', 'tensorrt' or names")
+    resolved: Resolved = []
+    for entry in entries:
+        if isinstance(entry, (tuple, list)) and len(entry) == 2 and isinstance(entry[1], dict):
+            name, options = _canonical(entry[0], known), dict(entry[1])
+        else:
+            name, options = _canonical(entry, known), {}
+        if name not in (n for n, _ in resolved):
+            resolved.append((name, {**default_options(name), **options}))
+    if CPU not in (n for n, _ in resolved):
+        resolved.append((CPU, {}))
+    return resolved
+
+
+def _announce(message: str, level: int = logging.WARNING) -> None:
+    if message not in _announced:
+        _announced.add(message)
+        logger.log(level, message)
+
+
+def resolve_providers(providers: ProviderList = "auto") -> Resolved:
+    """The requested providers (see :func:`requested_providers`) that this onnxruntime build offers.
+
+    Each one left out is reported in one log line naming it and the provider used instead: a warning when it was
+    asked for by name, an info line under ``"auto"`` (a CPU-only install is a normal setup).
     """
     ort = import_onnxruntime()
     available = set(ort.get_available_providers())
-    if isinstance(providers, str):
-        key = providers.lower()
-        if key == "auto":
-            return [p for p in AUTO_ORDER if p in available]
-        if key == "cpu":
-            return ["CPUExecutionProvider"]
-        if key == "cuda":
-            return ["CUDAExecutionProvider", "CPUExecutionProvider"]
-        if key in ("tensorrt", "trt"):
-            return ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
-        raise ValueError(f"providers={providers!r}: expected 'auto', 'cpu', 'cuda', 'tensorrt' or a list")
-    return list(providers)
+    wanted = requested_providers(providers)
+    kept = [(name, options) for name, options in wanted if name in available]
+    missing = [name for name, _ in wanted if name not in available]
+    if missing:
+        level = logging.INFO if isinstance(providers, str) and providers.lower() == "auto" else logging.WARNING
+        hint = " (pip install 'deepbatch[gpu]' for CUDA and TensorRT)" if set(missing) & set(GPU_PROVIDERS) else ""
+        _announce(f"{', '.join(missing)} not in this onnxruntime build{hint}; using {kept[0][0]}", level)
+    return kept
+
+
+def cpu_threads() -> int:
+    """Intra-op threads for CPU sessions: the CPUs this process may run on (see the module doc)."""
+    try:
+        usable = len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS and Windows have no affinity call
+        usable = os.cpu_count() or 1
+    return max(1, usable)
 
 
 def session_options(threads: Optional[int] = None):  # type: ignore[no-untyped-def]
-    """Session options: full graph optimisation; ``threads`` intra-op threads (default: ONNX Runtime's choice, one
-    per physical core; ``$DEEPBATCH_THREADS`` overrides it)."""
+    """Session options: full graph optimisation, sequential nodes, no spinning, ``threads`` intra-op threads
+    (default :func:`cpu_threads`; ``$DEEPBATCH_THREADS`` overrides the default)."""
     ort = import_onnxruntime()
     options = ort.SessionOptions()
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.log_severity_level = 3  # errors only: ONNX Runtime's warnings about exports are not the user's concern
-    threads = threads or int(os.environ.get("DEEPBATCH_THREADS", "0") or 0)
-    if threads:
-        options.intra_op_num_threads = threads
+    options.intra_op_num_threads = threads or int(os.environ.get("DEEPBATCH_THREADS", "0") or 0) or cpu_threads()
+    options.inter_op_num_threads = 1
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return options
 
 
 def create_session(model: Union[str, bytes], providers: ProviderList = "auto", threads: Optional[int] = None):  # type: ignore[no-untyped-def]
-    """An ``InferenceSession`` over a model path or serialized bytes."""
+    """An ``InferenceSession`` over a model path or serialized bytes, on the first provider that really starts.
+
+    The providers that the session did not take up (ONNX Runtime falls back silently when a provider's libraries
+    are missing) or that made session creation fail are reported in one log line each, and the next is used.
+    """
     ort = import_onnxruntime()
     chosen = resolve_providers(providers)
-    session = ort.InferenceSession(model, sess_options=session_options(threads), providers=chosen)
-    logger.debug("ONNX Runtime session on %s", session.get_providers())
-    return session
+    if any(name == TENSORRT for name, _ in chosen):
+        tensorrt_cache_dir().mkdir(parents=True, exist_ok=True)
+    while True:
+        names = [name for name, _ in chosen]
+        try:
+            session = ort.InferenceSession(model, sess_options=session_options(threads), providers=names,
+                                           provider_options=[options for _, options in chosen])
+        except Exception as exc:  # ONNX Runtime raises its own Fail/RuntimeException types
+            if names[0] == CPU:
+                raise
+            _announce(f"{names[0]} could not start ({str(exc).strip().splitlines()[0]}); trying {names[1]}")
+            chosen = chosen[1:]
+            continue
+        taken = set(session.get_providers())
+        dropped = [name for name in names if name not in taken]
+        if dropped:
+            _announce(f"{', '.join(dropped)} could not start (CUDA, cuDNN or TensorRT libraries missing or no GPU); "
+                      f"running on {session.get_providers()[0]}")
+        logger.debug("ONNX Runtime session on %s", session.get_providers())
+        return session

@@ -64,7 +64,8 @@ class BatchRepair:
 
 
 def _dims(value_info) -> List:  # type: ignore[no-untyped-def]
-    return [d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in value_info.type.tensor_type.shape.dim]
+    dims = value_info.type.tensor_type.shape.dim
+    return [d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in dims]
 
 
 def _constants(graph) -> Dict[str, np.ndarray]:  # type: ignore[no-untyped-def]
@@ -76,6 +77,23 @@ def _constants(graph) -> Dict[str, np.ndarray]:  # type: ignore[no-untyped-def]
                 if attr.name == "value":
                     found[node.output[0]] = onnx.numpy_helper.to_array(attr.t)
     return found
+
+
+def _per_image_sizes(model) -> Dict[str, int]:  # type: ignore[no-untyped-def]
+    """Elements per image (product of the dimensions after the batch axis) of every tensor whose shape ONNX shape
+    inference can tell; tensors with an unknown dimension are left out."""
+    onnx = import_onnx()
+    try:
+        inferred = onnx.shape_inference.infer_shapes(model)
+    except Exception:  # inference is advisory: a model it cannot follow is handled without it
+        return {}
+    graph = inferred.graph
+    sizes: Dict[str, int] = {}
+    for value in list(graph.value_info) + list(graph.input) + list(graph.output):
+        dims = _dims(value)
+        if len(dims) >= 2 and all(isinstance(d, int) and d > 0 for d in dims[1:]):
+            sizes[value.name] = int(np.prod(dims[1:]))
+    return sizes
 
 
 def _reaches_output(graph, tensor: str) -> Optional[str]:  # type: ignore[no-untyped-def]
@@ -109,7 +127,8 @@ def batch_layout(model) -> str:  # type: ignore[no-untyped-def]
     batch = {_dims(i)[0] if _dims(i) else None for i in inputs}
     for output in graph.output:
         dims = _dims(output)
-        if len(dims) == 2 and len(_dims(inputs[0])) == 4 and dims[1] not in (None,) and dims[0] != 1 and dims[0] not in batch:
+        image_input = len(_dims(inputs[0])) == 4
+        if len(dims) == 2 and image_input and dims[1] is not None and dims[0] != 1 and dims[0] not in batch:
             return "flattened"
     return "fixed" if 1 in batch else "dynamic"
 
@@ -137,6 +156,7 @@ def make_batch_dynamic(model, spatial: bool = False):  # type: ignore[no-untyped
             repair.spatial.append(value.name)
 
     constants = _constants(graph)
+    per_image = _per_image_sizes(model)
     rewritten_outputs: Set[str] = set()
     for node in graph.node:
         if node.op_type != "Reshape" or node.input[1] not in constants:
@@ -145,7 +165,9 @@ def make_batch_dynamic(model, spatial: bool = False):  # type: ignore[no-untyped
         new_shape = None
         if len(shape) >= 2 and shape[0] == 1:
             new_shape = np.concatenate([[0], shape[1:]])
-        elif len(shape) == 2 and shape[0] == -1:
+        elif len(shape) == 2 and shape[0] == -1 and per_image.get(node.input[0]) != shape[1]:
+            # [-1, C] flattens the batch only when an image holds more than C elements; [B, C, 1, 1] -> [B, C]
+            # (an embedding head) already keeps one row per image and is left alone.
             reached = _reaches_output(graph, node.output[0])
             if reached is not None:
                 new_shape = np.array([0, -1, shape[1]])

@@ -1,0 +1,72 @@
+"""CenterFace (Star-Clouds): a face as a point on a stride-4 heatmap, with box size, sub-cell offset and 5 landmarks.
+
+The public export (``centerface.onnx``) declares ``input.1`` as [1, 3, 32, 32] and its four outputs as
+[1, C, 8, 8]; both batch and spatial axes are freed here. Outputs, in export order: heatmap (B, 1, H/4, W/4) already
+passed through a sigmoid, scale (B, 2, ...) as ``log(height / 4), log(width / 4)``, offset (B, 2, ...) as
+``dy, dx`` in cells, landmarks (B, 10, ...) as ``y, x`` pairs relative to the box's top-left corner in units of the
+box's height and width. The two 2-channel outputs are told apart by their order (scale first), as the reference
+decoder does. Input: RGB pixels 0-255, no normalisation.
+
+Decoding reproduces the reference ``decode`` of prj-python/centerface.py: the top-left corner is clamped to the
+canvas before the width and height are added, and the landmarks are placed from that corner. Landmarks are in
+observer order (the eye on the image's left first) and are returned person-relative.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, List, Tuple
+
+import numpy as np
+
+from ..errors import ModelFormatError
+from ..ops.boxes import split_by_image
+from ..ops.letterbox import InputSpec, Letterboxed
+from ..structures import OBSERVER_TO_PERSON
+from ..weights import WeightFile
+from .base import DETECTORS, OnnxDetector, RawDetections
+
+CENTERFACE_WEIGHTS = WeightFile(
+    "centerface.onnx",
+    ("centerface_bnmerged.onnx",),
+    "https://github.com/Star-Clouds/CenterFace/raw/master/models/onnx/centerface.onnx",
+    homepage="https://github.com/Star-Clouds/CenterFace",
+)
+STRIDE = 4
+_LAYOUT = (("heatmap", 1), ("scale", 2), ("offset", 2), ("landmarks", 10))
+
+
+@DETECTORS.register("centerface", summary="CenterFace, 5 landmarks", weights=CENTERFACE_WEIGHTS)
+class CenterFace(OnnxDetector):
+    """CenterFace with native batching (any canvas that is a multiple of 32)."""
+
+    name = "centerface"
+    has_landmarks = True
+
+    def build_input_spec(self, size: Tuple[int, int]) -> InputSpec:
+        return InputSpec(size=size, mean=0.0, std=1.0, rgb=True)
+
+    def decode(self, outputs: List[np.ndarray], batch: Letterboxed) -> List[RawDetections]:
+        maps = _maps(outputs)
+        height, width = batch.blob.shape[2:]
+        heat = maps["heatmap"][:, 0]
+        image_index, row, col = np.nonzero(heat >= self.score_threshold)
+        size = np.exp(maps["scale"][image_index, :, row, col]) * STRIDE  # (M, 2): height, width
+        offset = maps["offset"][image_index, :, row, col]  # (M, 2): dy, dx
+        center = (np.stack([col, row], axis=1) + offset[:, ::-1] + 0.5) * STRIDE
+        extent = size[:, ::-1]  # width, height
+        canvas = np.array([width, height], np.float32)
+        top_left = np.minimum(np.maximum(center - extent / 2, 0), canvas)
+        boxes = np.concatenate([top_left, np.minimum(top_left + extent, canvas)], axis=1)
+        relative = maps["landmarks"][image_index, :, row, col].reshape(-1, 5, 2)[..., ::-1]  # y, x -> x, y
+        landmarks = (relative * extent[:, None, :] + top_left[:, None, :])[:, OBSERVER_TO_PERSON]
+        scores = heat[image_index, row, col]
+        return [RawDetections(boxes[part], scores[part], landmarks[part])
+                for part in split_by_image(image_index, len(heat))]
+
+
+def _maps(outputs: List[np.ndarray]) -> Dict[str, np.ndarray]:
+    channels = [out.shape[1] if out.ndim == 4 else None for out in outputs]
+    if channels != [c for _, c in _LAYOUT]:
+        raise ModelFormatError(f"unexpected CenterFace outputs {[o.shape for o in outputs]}; expected heatmap, "
+                               "scale, offset and landmarks maps with 1, 2, 2 and 10 channels, in that order")
+    return {name: out for (name, _), out in zip(_LAYOUT, outputs)}

@@ -1,0 +1,157 @@
+"""YOLO face detectors (YOLOv8 / YOLO11 face releases) on ONNX Runtime, decoded with numpy; no torch needed.
+
+Every chunk of images is letterboxed as ultralytics does it (RGB, ``x / 255``, image centred on a canvas padded
+with grey 114) and run through one ``session.run``. Two export layouts are read, told apart by their outputs:
+
+* **decoded** (ultralytics' own ONNX exporter, as published by akanametov/yolo-face and lindevs/yolov8-face): one
+  output ``(B, 4 + 1 + K*D, N)`` (``(B, N, 4 + 1 + K*D)`` is read too): box centre ``x, y``, width, height in canvas
+  pixels, the face score (sigmoid applied), then ``K`` keypoints of ``D`` values each (``x, y`` in canvas pixels,
+  then a visibility score when ``D = 3``). Detection-only releases have ``K = 0`` and give ``landmarks=None``;
+  pose-style face models have ``K = 5``.
+* **raw heads** (derronqi/yolov8-face exports used by OpenCV-DNN demos): one output per stride,
+  ``(B, 4*R + 1 + 3K, H/s, W/s)`` with ``R = 16`` distribution bins per box side (DFL), a score logit and keypoint
+  offsets; a box side is ``softmax(bins) . arange(R)`` strides from the cell centre, a keypoint ``(2*d + cell) * s``.
+
+Keypoints come in the observer's order of the WIDER FACE annotations (the eye on the image's left first) and are
+permuted to deepbatch's person-relative order. The ultralytics runtime of the same models is
+:mod:`deepbatch.detectors.yolo_ultralytics`.
+"""
+
+from __future__ import annotations
+
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+
+from ..errors import ModelFormatError
+from ..ops.boxes import anchor_centers, split_by_image
+from ..ops.letterbox import InputSpec, Letterboxed
+from ..structures import OBSERVER_TO_PERSON
+from ..weights import WeightFile
+from .base import DETECTORS, OnnxDetector, RawDetections
+
+AKANAMETOV_RELEASES = "https://github.com/akanametov/yolo-face/releases/download/v0.0.0"
+YOLO_HOMEPAGE = "https://github.com/akanametov/yolo-face"
+
+# Registered YOLO face releases: name -> file stem ("<stem>.onnx" for ONNX Runtime, "<stem>.pt" for ultralytics).
+YOLO_VARIANTS: Dict[str, str] = {
+    "yolov8n": "yolov8n-face",
+    "yolov8m": "yolov8m-face",
+    "yolov11n": "yolov11n-face",
+    "yolov11s": "yolov11s-face",
+    "yolov11m": "yolov11m-face",
+}
+# DeepFace's name for its YOLOv8 face backend.
+YOLO_ALIASES = {"yolov8": "yolov8n"}
+
+
+def yolo_weights(variant: str, suffix: str) -> WeightFile:
+    """The published ``.onnx`` or ``.pt`` file of a registered variant."""
+    filename = f"{YOLO_VARIANTS[variant]}.{suffix}"
+    return WeightFile(filename, url=f"{AKANAMETOV_RELEASES}/{filename}", homepage=YOLO_HOMEPAGE)
+
+
+# Channels of a decoded output row: box (4) + score (1) + keypoints -> (number of keypoints, values per keypoint).
+_DECODED_CHANNELS: Dict[int, Tuple[int, int]] = {5: (0, 0), 15: (5, 2), 20: (5, 3)}
+DFL_BINS = 16
+
+
+def keypoints_to_landmarks(points: np.ndarray) -> np.ndarray:
+    """(N, 5, 2) observer-ordered YOLO-face keypoints in person-relative order (see :mod:`deepbatch.structures`)."""
+    return points[:, OBSERVER_TO_PERSON]
+
+
+def cxcywh_to_xyxy(boxes: np.ndarray) -> np.ndarray:
+    """(N, 4) ``cx, cy, w, h`` to (N, 4) ``x1, y1, x2, y2``."""
+    half = boxes[:, 2:4] / 2
+    return np.concatenate([boxes[:, :2] - half, boxes[:, :2] + half], axis=1)
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+class YoloFace(OnnxDetector):
+    """YOLO face detector on ONNX Runtime with native batching; reads decoded and raw-head exports."""
+
+    name = "yolo"
+    has_landmarks = True
+    weights = yolo_weights("yolov8n", "onnx")
+
+    def build_input_spec(self, size: Tuple[int, int]) -> InputSpec:
+        return InputSpec(size=size, mean=0.0, std=255.0, rgb=True, keep_ratio=True, center=True, pad_value=114)
+
+    def decode(self, outputs: List[np.ndarray], batch: Letterboxed) -> List[RawDetections]:
+        if len(outputs) == 1 and outputs[0].ndim == 3:
+            return self._decode_decoded(outputs[0])
+        if outputs and all(o.ndim == 4 for o in outputs):
+            return self._decode_raw_heads(outputs, batch.blob.shape[2])
+        shapes = [o.shape for o in outputs]
+        raise ModelFormatError(
+            f"unexpected YOLO output shapes {shapes}: expected one (batch, 4+1+K*D, anchors) output (ultralytics "
+            "export) or one (batch, 64+1+3K, H/s, W/s) output per stride (raw heads)"
+        )
+
+    def _decode_decoded(self, out: np.ndarray) -> List[RawDetections]:
+        """One ``(B, C, N)`` (or ``(B, N, C)``) output whose boxes and keypoints are already in canvas pixels."""
+        if out.shape[1] in _DECODED_CHANNELS:
+            pred = out
+        elif out.shape[2] in _DECODED_CHANNELS:
+            pred = out.transpose(0, 2, 1)
+        else:
+            raise ModelFormatError(
+                f"YOLO output {out.shape}: expected 5 (box, score), 15 or 20 (and 5 keypoints) channels"
+            )
+        count, values = _DECODED_CHANNELS[pred.shape[1]]
+        scores = pred[:, 4, :]
+        image_index, anchor = np.nonzero(scores >= self.score_threshold)
+        rows = pred[image_index, :, anchor]  # (M, C): advanced indices around a slice come first
+        boxes = cxcywh_to_xyxy(rows[:, :4])
+        landmarks = None
+        if count:
+            landmarks = keypoints_to_landmarks(rows[:, 5:].reshape(len(rows), count, values)[:, :, :2])
+        return _per_image(image_index, len(pred), boxes, rows[:, 4], landmarks)
+
+    def _decode_raw_heads(self, outputs: List[np.ndarray], canvas_height: int) -> List[RawDetections]:
+        """One ``(B, 4*R + 1 + 3K, h, w)`` output per stride: DFL box bins, a score logit, keypoint offsets."""
+        heads = sorted(outputs, key=lambda o: -o.shape[2] * o.shape[3])
+        channels = {o.shape[1] for o in heads}
+        keypoint_channels = channels.pop() - 4 * DFL_BINS - 1 if len(channels) == 1 else -1
+        if keypoint_channels not in (0, 15):
+            raise ModelFormatError(f"YOLO raw-head outputs with {sorted(o.shape[1] for o in heads)} channels: "
+                                   f"expected {4 * DFL_BINS + 1} or {4 * DFL_BINS + 16} on every stride")
+        strides = np.concatenate([np.full(o.shape[2] * o.shape[3], canvas_height // o.shape[2], np.float32)
+                                  for o in heads])
+        cells = np.concatenate([anchor_centers(o.shape[2], o.shape[3], canvas_height // o.shape[2], 1) for o in heads])
+        flat = np.concatenate([o.reshape(o.shape[0], o.shape[1], -1) for o in heads], axis=2)  # (B, C, N)
+
+        scores = _sigmoid(flat[:, 4 * DFL_BINS, :])
+        image_index, anchor = np.nonzero(scores >= self.score_threshold)
+        rows = flat[image_index, :, anchor]  # (M, C)
+        stride = strides[anchor][:, None]
+        bins = rows[:, : 4 * DFL_BINS].reshape(len(rows), 4, DFL_BINS)
+        bins = np.exp(bins - bins.max(axis=2, keepdims=True))
+        sides = (bins / bins.sum(axis=2, keepdims=True)) @ np.arange(DFL_BINS, dtype=np.float32) * stride
+        centers = cells[anchor] + stride / 2
+        boxes = np.concatenate([centers - sides[:, :2], centers + sides[:, 2:]], axis=1)
+        landmarks = None
+        if keypoint_channels:
+            offsets = rows[:, 4 * DFL_BINS + 1 :].reshape(len(rows), 5, 3)[:, :, :2]
+            landmarks = keypoints_to_landmarks(cells[anchor][:, None, :] + 2 * offsets * stride[:, :, None])
+        return _per_image(image_index, len(flat), boxes, scores[image_index, anchor], landmarks)
+
+
+def _per_image(image_index: np.ndarray, count: int, boxes: np.ndarray, scores: np.ndarray,
+               landmarks: Optional[np.ndarray]) -> List[RawDetections]:
+    return [
+        RawDetections(boxes[part].astype(np.float32), scores[part].astype(np.float32),
+                      None if landmarks is None else landmarks[part].astype(np.float32))
+        for part in split_by_image(image_index, count)
+    ]
+
+
+for _variant in YOLO_VARIANTS:
+    DETECTORS.register(_variant, summary=f"YOLO face {_variant[4:].upper()} on ONNX Runtime",
+                       weights=yolo_weights(_variant, "onnx"))(YoloFace)
+for _alias, _target in YOLO_ALIASES.items():
+    DETECTORS.alias(_alias, _target)

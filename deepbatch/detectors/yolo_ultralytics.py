@@ -1,0 +1,87 @@
+"""YOLO face detectors on ultralytics (optional extra ``deepbatch[yolo]``): the ``<variant>_pt`` backends.
+
+The same releases as :mod:`deepbatch.detectors.yolo`, run by ultralytics from their ``.pt`` checkpoints (any file
+ultralytics loads works through ``model_path``, its ONNX exports included). Native batching: one
+``model.predict(list_of_images)`` call per chunk; ultralytics letterboxes each image onto the square canvas
+(``rect=False``, so an image gets the same canvas alone or in a batch), runs one forward pass for the chunk and maps
+boxes and keypoints back to each original image. Keypoints are permuted to person-relative order; detection-only
+checkpoints give ``landmarks=None``.
+"""
+
+from __future__ import annotations
+
+import threading
+from pathlib import Path
+from typing import Any, ClassVar, List, Optional, Sequence, Union
+
+import numpy as np
+
+from ..errors import MissingDependencyError, ModelFormatError
+from ..structures import Faces
+from ..weights import WeightFile, resolve_weights
+from .base import DETECTORS, Detector
+from .yolo import YOLO_VARIANTS, keypoints_to_landmarks, yolo_weights
+
+
+def import_ultralytics() -> Any:
+    try:
+        import ultralytics
+    except ImportError as exc:
+        raise MissingDependencyError("ultralytics", "yolo", "The ultralytics YOLO face backend") from exc
+    return ultralytics
+
+
+class UltralyticsYoloFace(Detector):
+    """YOLO face detector run by ultralytics, one ``predict`` call per chunk.
+
+    ``model_path`` overrides the weights lookup; ``input_size`` is the square canvas side in pixels;
+    ``score_threshold`` and ``nms_threshold`` are ultralytics' ``conf`` and ``iou``; ``device`` is ultralytics'
+    device string (``"cpu"``, ``"0"`` for the first GPU).
+    """
+
+    name = "yolo_pt"
+    native_batching = True
+    has_landmarks = True
+    weights: ClassVar[WeightFile] = yolo_weights("yolov8n", "pt")
+
+    def __init__(
+        self,
+        model_path: Optional[Union[str, Path]] = None,
+        input_size: int = 640,
+        score_threshold: float = 0.5,
+        nms_threshold: float = 0.4,
+        device: str = "cpu",
+        max_faces: int = 300,
+        weights: Optional[WeightFile] = None,
+    ):
+        ultralytics = import_ultralytics()
+        if weights is not None:
+            self.weights = weights
+        if input_size < 32 or input_size % 32:
+            raise ValueError(f"input_size must be a multiple of 32 and at least 32, got {input_size}")
+        self.path = resolve_weights(self.weights, model_path)
+        self.model = ultralytics.YOLO(str(self.path), task=None if self.path.suffix == ".pt" else "pose")
+        self.options = dict(imgsz=input_size, conf=float(score_threshold), iou=float(nms_threshold), device=device,
+                            max_det=int(max_faces), rect=False, verbose=False)
+        self._lock = threading.Lock()  # an ultralytics predictor keeps per-call state
+
+    def detect_batch(self, images: Sequence[np.ndarray]) -> List[Faces]:
+        with self._lock:
+            results = self.model.predict(list(images), batch=len(images), **self.options)
+        return [self._faces(result) for result in results]
+
+    def _faces(self, result: Any) -> Faces:
+        boxes = result.boxes.xyxy.cpu().numpy().astype(np.float32)
+        scores = result.boxes.conf.cpu().numpy().astype(np.float32)
+        if result.keypoints is None:
+            return Faces(boxes, scores, None)
+        points = result.keypoints.xy.cpu().numpy().astype(np.float32)
+        if points.ndim != 3 or points.shape[1:] != (5, 2):
+            raise ModelFormatError(f"{self.path.name}: keypoints of shape {points.shape[1:]}; a YOLO face model "
+                                   "has 5 (eyes, nose, mouth corners)")
+        return Faces(boxes, scores, keypoints_to_landmarks(points))
+
+
+for _variant in YOLO_VARIANTS:
+    DETECTORS.register(f"{_variant}_pt", summary=f"YOLO face {_variant[4:].upper()} on ultralytics (deepbatch[yolo])",
+                       weights=yolo_weights(_variant, "pt"))(UltralyticsYoloFace)

@@ -1,0 +1,95 @@
+"""Pipelined chunk processing: the next chunks are decoded and letterboxed while the model runs the current one.
+
+A detector's work on a chunk splits in two (see :func:`detector_stages`): a CPU half (reading and decoding the
+images, letterboxing them into a batch blob) and a model half (one ``session.run``, decode, NMS). :func:`prefetch_map`
+runs the CPU half of up to ``prefetch`` chunks ahead on ``workers`` threads while the calling thread runs the model
+half of the current chunk; OpenCV's decode and resize and numpy's arithmetic release the GIL, and so does ONNX
+Runtime, so the stages really overlap. Results come back in input order.
+
+Memory is bounded by ``prefetch + 1`` chunks whatever the length of the input: the input iterator is read in the
+calling thread, one chunk at a time, only when a slot frees up, so a generator of frames is never read further
+ahead than that.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections import deque
+from concurrent.futures import Future, ThreadPoolExecutor
+from itertools import islice
+from typing import Any, Callable, Deque, Iterable, Iterator, List, Optional, Sequence, Tuple, TypeVar
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+DEFAULT_PREFETCH = 2  # chunks prepared ahead: one being prepared, one ready, while the model runs a third
+
+
+def default_workers() -> int:
+    """Prefetch threads: one; a second pays off only with more cores than ONNX Runtime's intra-op threads use."""
+    return 1
+
+
+def numbered_chunks(items: Iterable[T], size: int) -> Iterator[Tuple[int, List[T]]]:
+    """``(start, chunk)`` for consecutive chunks of at most ``size`` items; the iterable is read lazily."""
+    if size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {size}")
+    iterator = iter(items)
+    start = 0
+    while True:
+        chunk = list(islice(iterator, size))
+        if not chunk:
+            return
+        yield start, chunk
+        start += len(chunk)
+
+
+def prefetch_map(function: Callable[[T], R], items: Iterable[T], workers: Optional[int] = None,
+                 prefetch: int = DEFAULT_PREFETCH) -> Iterator[R]:
+    """``function(item)`` for each item, in order, computed up to ``prefetch`` items ahead on ``workers`` threads.
+
+    ``items`` is read in the calling thread, never more than ``prefetch + 1`` items ahead of the result being
+    consumed. ``workers=0`` (or ``prefetch=0``) computes everything inline, in the calling thread. An exception
+    raised by ``function`` is re-raised here, in order, when its item's turn comes. Closing the iterator early
+    cancels the pending items and waits for the running ones, so no thread outlives it.
+    """
+    workers = default_workers() if workers is None else workers
+    if workers < 0 or prefetch < 0:
+        raise ValueError(f"workers and prefetch must be >= 0, got workers={workers}, prefetch={prefetch}")
+    if workers == 0 or prefetch == 0:
+        yield from map(function, items)
+        return
+    iterator = iter(items)
+    pending: Deque[Future] = deque()
+    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="deepbatch-prefetch")
+    try:
+        for item in islice(iterator, prefetch):
+            pending.append(pool.submit(function, item))
+        while pending:
+            future = pending.popleft()
+            for item in islice(iterator, 1):
+                pending.append(pool.submit(function, item))
+            yield future.result()
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
+
+
+Stages = Tuple[Callable[[Sequence[np.ndarray]], Any], Callable[[Any], List[Any]]]
+
+
+def detector_stages(detector: Any, batch_size: int) -> Stages:
+    """``(prepare, infer)`` for one chunk of validated images: ``infer(prepare(images))`` is one ``Faces`` per image.
+
+    ONNX detectors split into letterboxing (thread-safe, run ahead on prefetch threads) and the model half; other
+    detectors, and ONNX detectors that replace ``detect_batch``, do all their work in ``infer``.
+    """
+    from .detectors.base import OnnxDetector
+
+    if isinstance(detector, OnnxDetector) and type(detector).detect_batch is OnnxDetector.detect_batch:
+        return detector.prepare_batch, detector.infer_batch
+    return list, lambda images: detector.detect_faces(images, batch_size)

@@ -1,0 +1,9 @@
+"""Face-embedding models by name. Importing this package registers every backend in :data:`RECOGNIZERS`.
+
+Backend modules build their ONNX Runtime sessions only when a recognizer is built, so listing names is cheap.
+"""
+
+from . import arcface, mobilefacenet  # noqa: F401  (registration side effects)
+from .base import RECOGNIZERS, OnnxRecognizer, Recognizer, build_recognizer, list_recognizers
+
+__all__ = ["RECOGNIZERS", "OnnxRecognizer", "Recognizer", "build_recognizer", "list_recognizers"]

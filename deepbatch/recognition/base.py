@@ -1,0 +1,195 @@
+"""The recognizer contract and the shared machinery every face-embedding backend builds on.
+
+* :class:`Recognizer` is the contract: ``embed(faces)`` takes ``(N, S, S, 3)`` uint8 BGR faces already aligned to
+  the model's template and returns ``(N, D)`` float32 embeddings, in order. The framework chunks the faces into
+  ``batch_size`` pieces and normalises each chunk as the model's :class:`InputSpec` declares; a backend implements
+  ``embed_blob`` (one normalised ``(n, 3, S, S)`` chunk in, ``(n, D)`` out).
+* :class:`OnnxRecognizer` runs ``embed_blob`` as one ``session.run`` per chunk through :class:`OnnxModel`, which
+  gives exports declared with batch 1 a true batch axis and checks it. A backend file declares its weights, input
+  spec, embedding size and calibrated verification thresholds; nothing else.
+"""
+
+from __future__ import annotations
+
+import logging
+from abc import ABC, abstractmethod
+from pathlib import Path
+from typing import Any, ClassVar, Dict, List, Mapping, Optional, Union
+
+import numpy as np
+
+from ..errors import DeepbatchError, ModelFormatError
+from ..ops.letterbox import InputSpec, normalize
+from ..registry import Registry
+from ..runtime.model import OnnxModel
+from ..runtime.session import ProviderList
+from ..weights import WeightFile, resolve_weights
+from .distance import METRICS, check_metric
+
+logger = logging.getLogger(__name__)
+
+RECOGNIZERS: Registry["Recognizer"] = Registry("recognizer", "deepbatch.recognition")
+DEFAULT_FACE_BATCH = 64
+
+# DeepFace's ``normalization`` names that make sense for models trained on (x - 127.5) / s input: "base" keeps the
+# model's own declared pre-processing; "ArcFace" is DeepFace's ArcFace normalisation, (x - 127.5) / 128.
+NORMALIZATIONS: Dict[str, Optional[Dict[str, float]]] = {"base": None, "arcface": {"mean": 127.5, "std": 128.0}}
+
+
+class UnsupportedNormalizationError(DeepbatchError, ValueError):
+    """A ``normalization`` name that the recognition models here cannot use."""
+
+    def __init__(self, value: str):
+        super().__init__(
+            f"normalization={value!r} is not supported for these recognition models; use 'base' (the model's own "
+            "pre-processing, recommended) or 'ArcFace' ((x - 127.5) / 128, as DeepFace)"
+        )
+
+
+class ThresholdUnknownError(DeepbatchError, ValueError):
+    """No calibrated verification threshold exists for a model and metric."""
+
+    def __init__(self, model: str, metric: str):
+        super().__init__(
+            f"no calibrated {metric} threshold for {model}: pass threshold=... explicitly, or derive one from "
+            "labelled pairs with deepbatch.recognition.calibration.calibrate_threshold "
+            "(benchmarks/verify_master.py --calibrate does it for a folder of photos and a pairs CSV)"
+        )
+
+
+class Recognizer(ABC):
+    """A face-embedding model. Subclasses declare ``input_spec`` and ``embedding_size`` and override ``embed_blob``.
+
+    ``thresholds`` maps each distance metric (``cosine``, ``euclidean``, ``euclidean_l2``) to the distance below
+    which two faces are the same person, calibrated on labelled pairs (see :mod:`deepbatch.recognition.calibration`).
+    """
+
+    name: ClassVar[str] = ""
+    display_name: ClassVar[str] = ""
+    embedding_size: ClassVar[int] = 0
+    input_spec: ClassVar[InputSpec] = InputSpec(size=(112, 112), mean=127.5, std=127.5, rgb=True, center=True)
+    thresholds: ClassVar[Mapping[str, float]] = {}
+
+    def __init__(self, batch_size: int = DEFAULT_FACE_BATCH):
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
+        self.batch_size = int(batch_size)
+
+    @property
+    def input_size(self) -> int:
+        """Side in pixels of the square aligned face the model reads."""
+        return self.input_spec.width
+
+    def spec_for(self, normalization: str = "base") -> InputSpec:
+        """The input spec with DeepFace's ``normalization`` applied (see :data:`NORMALIZATIONS`)."""
+        key = str(normalization).lower()
+        if key not in NORMALIZATIONS:
+            raise UnsupportedNormalizationError(normalization)
+        override = NORMALIZATIONS[key]
+        if override is None:
+            return self.input_spec
+        return InputSpec(size=self.input_spec.size, mean=override["mean"], std=override["std"],
+                         rgb=self.input_spec.rgb, keep_ratio=self.input_spec.keep_ratio, center=self.input_spec.center)
+
+    def embed(self, faces: np.ndarray, batch_size: Optional[int] = None, spec: Optional[InputSpec] = None) -> np.ndarray:
+        """``(N, D)`` float32 embeddings of ``(N, S, S, 3)`` uint8 BGR aligned faces, ``batch_size`` faces per call.
+
+        ``spec`` overrides the model's normalisation (see :meth:`spec_for`); its size must be the model's.
+        """
+        faces = np.asarray(faces)
+        side = self.input_size
+        if faces.ndim != 4 or faces.shape[1:] != (side, side, 3) or faces.dtype != np.uint8:
+            raise ValueError(
+                f"{self.display_name or self.name} embeds (N, {side}, {side}, 3) uint8 BGR aligned faces, got "
+                f"shape {faces.shape} and dtype {faces.dtype}; align them first (deepbatch.ops.align.align_faces)"
+            )
+        spec = spec or self.input_spec
+        step = int(batch_size or self.batch_size)
+        if step < 1:
+            raise ValueError(f"batch_size must be a positive integer, got {step}")
+        out = np.empty((len(faces), self.embedding_size), np.float32)
+        for start in range(0, len(faces), step):
+            chunk = faces[start : start + step]
+            out[start : start + len(chunk)] = self.embed_blob(normalize(chunk, spec))
+        return out
+
+    @abstractmethod
+    def embed_blob(self, blob: np.ndarray) -> np.ndarray:
+        """``(n, D)`` embeddings of one normalised ``(n, 3, S, S)`` float32 chunk."""
+
+    def threshold(self, metric: str) -> float:
+        """The calibrated same-person distance threshold for ``metric``."""
+        if check_metric(metric) not in self.thresholds:
+            raise ThresholdUnknownError(self.display_name or self.name, metric)
+        return float(self.thresholds[metric])
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r})"
+
+
+class OnnxRecognizer(Recognizer):
+    """Template for ONNX Runtime recognizers: one ``session.run`` per chunk of faces, through :class:`OnnxModel`.
+
+    ``model_path`` overrides the weights lookup; ``providers`` and ``threads`` configure ONNX Runtime;
+    ``batch_size`` is the number of faces per model call; ``verify_batch`` forces the cross-frame check of a
+    repaired batch axis on or off (by default it runs when the export had to be repaired).
+    """
+
+    weights: ClassVar[WeightFile]
+
+    def __init__(
+        self,
+        model_path: Optional[Union[str, Path]] = None,
+        providers: ProviderList = "auto",
+        threads: Optional[int] = None,
+        batch_size: int = DEFAULT_FACE_BATCH,
+        weights: Optional[WeightFile] = None,
+        verify_batch: Optional[bool] = None,
+    ):
+        super().__init__(batch_size)
+        if weights is not None:
+            self.weights = weights
+        path = resolve_weights(self.weights, model_path)
+        side = self.input_size
+        self.model = OnnxModel(path, providers, threads, probe_shape=(3, side, side), verify_batch=verify_batch)
+        self._check_signature()
+
+    def _check_signature(self) -> None:
+        shape = self.model.input_shape
+        side = self.input_size
+        if len(shape) != 4 or shape[1] != 3 or any(isinstance(d, int) and d != side for d in shape[2:]):
+            raise ModelFormatError(
+                f"{self.model.path.name}: input {self.model.input_name!r} has shape {shape}; "
+                f"{self.display_name} expects (batch, 3, {side}, {side})"
+            )
+        if len(self.model.output_names) != 1:
+            raise ModelFormatError(
+                f"{self.model.path.name}: expected one embedding output, found {self.model.output_names}"
+            )
+        declared = self.model.session.get_outputs()[0].shape
+        if declared and isinstance(declared[-1], int) and declared[-1] != self.embedding_size:
+            raise ModelFormatError(
+                f"{self.model.path.name}: output {self.model.output_names[0]!r} has shape {declared}; "
+                f"{self.display_name} gives {self.embedding_size}-d embeddings"
+            )
+
+    def embed_blob(self, blob: np.ndarray) -> np.ndarray:
+        out = self.model.run(blob)[0]
+        return out.reshape(len(blob), -1)
+
+
+def build_recognizer(name: str, **kwargs: Any) -> Recognizer:
+    """The recognizer registered as ``name`` (case-insensitive; built once per name and arguments, then cached)."""
+    return RECOGNIZERS.build(name, **kwargs)
+
+
+def list_recognizers() -> List[str]:
+    """Every registered recognizer name, aliases included."""
+    return RECOGNIZERS.names()
+
+
+def resolve_recognizer(model_name: Union[str, Recognizer], **options: Any) -> Recognizer:
+    """A recognizer instance from a registered name (cached) or an instance passed through."""
+    if isinstance(model_name, Recognizer):
+        return model_name
+    return build_recognizer(model_name, **options)

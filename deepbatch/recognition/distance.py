@@ -1,0 +1,54 @@
+"""Distances between face embeddings, as DeepFace defines them.
+
+* ``cosine``: ``1 - a.b / (|a| |b|)``, in [0, 2];
+* ``euclidean``: ``|a - b|`` on the raw embeddings (scale depends on the model);
+* ``euclidean_l2``: ``|a/|a| - b/|b||``, in [0, 2]; equal to ``sqrt(2 * cosine)``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+METRICS = ("cosine", "euclidean", "euclidean_l2")
+
+
+def check_metric(metric: str) -> str:
+    if metric not in METRICS:
+        raise ValueError(f"distance_metric must be one of {METRICS}, got {metric!r}")
+    return metric
+
+
+def l2_normalize(embeddings: np.ndarray) -> np.ndarray:
+    """Rows of ``(N, D)`` scaled to unit length (zero rows stay zero)."""
+    embeddings = np.asarray(embeddings, dtype=np.float64)
+    norms = np.linalg.norm(embeddings, axis=-1, keepdims=True)
+    return embeddings / np.where(norms > 0, norms, 1.0)
+
+
+def distance_matrix(a: np.ndarray, b: np.ndarray, metric: str) -> np.ndarray:
+    """``(N, M)`` float64 distances between every row of ``a`` (N, D) and every row of ``b`` (M, D)."""
+    check_metric(metric)
+    a = np.atleast_2d(np.asarray(a, dtype=np.float64))
+    b = np.atleast_2d(np.asarray(b, dtype=np.float64))
+    if a.shape[1] != b.shape[1]:
+        raise ValueError(f"embeddings of different sizes cannot be compared: {a.shape[1]} and {b.shape[1]}")
+    if metric == "cosine":
+        return np.clip(1.0 - l2_normalize(a) @ l2_normalize(b).T, 0.0, 2.0)
+    if metric == "euclidean_l2":
+        a, b = l2_normalize(a), l2_normalize(b)
+    squared = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T
+    return np.sqrt(np.maximum(squared, 0.0))
+
+
+def pair_distances(a: np.ndarray, b: np.ndarray, metric: str) -> np.ndarray:
+    """``(N,)`` float64 distances between row i of ``a`` and row i of ``b`` (both (N, D))."""
+    check_metric(metric)
+    a = np.atleast_2d(np.asarray(a, dtype=np.float64))
+    b = np.atleast_2d(np.asarray(b, dtype=np.float64))
+    if a.shape != b.shape:
+        raise ValueError(f"paired embeddings must have the same shape, got {a.shape} and {b.shape}")
+    if metric == "cosine":
+        return np.clip(1.0 - (l2_normalize(a) * l2_normalize(b)).sum(1), 0.0, 2.0)
+    if metric == "euclidean_l2":
+        a, b = l2_normalize(a), l2_normalize(b)
+    return np.linalg.norm(a - b, axis=1)

@@ -1,0 +1,212 @@
+"""``verify``: DeepFace's face verification, and ``verify_pairs``, which verifies many pairs while embedding each
+distinct image once, in batches."""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import Any, Dict, Hashable, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from .detection import check_on_error, resolve_detector
+from .detectors.base import DEFAULT_BATCH_SIZE, Detector
+from .errors import DeepbatchError, FaceNotDetectedError, ImageError
+from .formatting import BatchResult, facial_area
+from .recognition.base import Recognizer, resolve_recognizer
+from .recognition.distance import check_metric, distance_matrix
+from .representation import ImageEmbeddings, iter_embeddings
+
+logger = logging.getLogger(__name__)
+
+SIDES = ("img1", "img2")
+NO_FACIAL_AREA: Dict[str, Any] = {"x": None, "y": None, "w": None, "h": None, "left_eye": None, "right_eye": None}
+
+
+def _is_embedding(item: Any) -> bool:
+    """A precomputed embedding (a 1-D numeric array or a flat list of numbers), as DeepFace's ``verify`` accepts."""
+    if isinstance(item, np.ndarray):
+        return item.ndim == 1 and np.issubdtype(item.dtype, np.number)
+    if isinstance(item, (list, tuple)) and item:
+        return all(isinstance(v, (int, float, np.number)) and not isinstance(v, bool) for v in item)
+    return False
+
+
+def _key(item: Any) -> Hashable:
+    """Identity of an input for de-duplication: paths, URLs and bytes by value, anything else by object."""
+    if isinstance(item, str):
+        return ("text", item)
+    if isinstance(item, os.PathLike):
+        return ("text", os.fspath(item))
+    if isinstance(item, (bytes, bytearray)):
+        return ("bytes", bytes(item))
+    return ("object", id(item))
+
+
+def _at_pair(error: Exception, pair: int, side: str, single: bool) -> Exception:
+    """``error`` re-addressed to a side of a pair, keeping its type (so ``except`` clauses still match)."""
+    where = side if single else f"pair {pair} {side}"
+    if isinstance(error, FaceNotDetectedError):
+        new: Exception = FaceNotDetectedError(None, f"{where} ({error.source})" if error.source else where)
+    elif isinstance(error, ImageError):
+        new = type(error)(error.problem, None, f"{where} ({error.source})" if error.source else where)
+    else:
+        return error
+    new.__cause__ = error.__cause__ or error
+    return new
+
+
+def _best_pair(first: ImageEmbeddings, second: ImageEmbeddings, metric: str) -> Tuple[float, int, int]:
+    """Smallest distance over every face of one image against every face of the other, and its face indices."""
+    assert first.embeddings is not None and second.embeddings is not None
+    distances = distance_matrix(first.embeddings, second.embeddings, metric)
+    i, j = np.unravel_index(int(np.argmin(distances)), distances.shape)
+    return float(distances[i, j]), int(i), int(j)
+
+
+def _area(result: ImageEmbeddings, index: int) -> Dict[str, Any]:
+    if result.faces is None:
+        return dict(NO_FACIAL_AREA)
+    return facial_area(result.faces.boxes[index], None if result.faces.landmarks is None else
+                       result.faces.landmarks[index])
+
+
+def verify_pairs(
+    pairs: Sequence[Tuple[Any, Any]],
+    model_name: Union[str, Recognizer] = "MobileFaceNet",
+    detector_backend: Union[str, Detector] = "scrfd",
+    distance_metric: str = "cosine",
+    enforce_detection: bool = True,
+    align: bool = True,
+    expand_percentage: int = 0,
+    normalization: str = "base",
+    threshold: Optional[float] = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    on_error: str = "raise",
+) -> BatchResult:
+    """Verify many ``(img1, img2)`` pairs; each distinct image is detected and embedded once, ``batch_size`` images
+    at a time. Images are the same when they are the same path, URL or bytes, or the same object.
+
+    Returns a :class:`BatchResult` with one :func:`verify` dict per pair, in order; with ``on_error="skip"`` a pair
+    whose image cannot be used gets an empty dict and its exception in ``errors``. ``time`` in each dict is the
+    whole call's seconds divided by the number of pairs. Arguments are as in :func:`verify`.
+    """
+    return _verify(pairs, model_name, detector_backend, distance_metric, enforce_detection, align,
+                   expand_percentage, normalization, threshold, batch_size, on_error, single=False)
+
+
+def verify(
+    img1_path: Any,
+    img2_path: Any,
+    model_name: Union[str, Recognizer] = "MobileFaceNet",
+    detector_backend: Union[str, Detector] = "scrfd",
+    distance_metric: str = "cosine",
+    enforce_detection: bool = True,
+    align: bool = True,
+    expand_percentage: int = 0,
+    normalization: str = "base",
+    silent: bool = False,
+    threshold: Optional[float] = None,
+    anti_spoofing: bool = False,
+) -> Dict[str, Any]:
+    """Whether two images show the same person, as DeepFace's ``verify``.
+
+    Each image is a path, URL, data URI, bytes, file object or BGR array, or a precomputed embedding (a flat list
+    of floats or a 1-D array from :func:`deepbatch.represent` with the same model). When an image holds several
+    faces, every face of one is compared with every face of the other and the closest pair decides.
+
+    Returns DeepFace's keys: ``verified`` (``distance <= threshold``), ``distance``, ``threshold`` (the model's
+    calibrated threshold for ``distance_metric`` unless given), ``model``, ``detector_backend``,
+    ``similarity_metric`` (``cosine``, ``euclidean`` or ``euclidean_l2``), ``facial_areas`` (``img1`` and
+    ``img2``: the faces of the closest pair; ``None`` values for an embedding input) and ``time`` (seconds).
+    ``silent`` is accepted for DeepFace compatibility (deepbatch reports through ``logging``).
+    """
+    if anti_spoofing:
+        raise ValueError("anti_spoofing is not supported by deepbatch")
+    return _verify([(img1_path, img2_path)], model_name, detector_backend, distance_metric, enforce_detection,
+                   align, expand_percentage, normalization, threshold, DEFAULT_BATCH_SIZE, "raise", single=True)[0]
+
+
+def _verify(
+    pairs: Sequence[Tuple[Any, Any]], model_name: Union[str, Recognizer], detector_backend: Union[str, Detector],
+    distance_metric: str, enforce_detection: bool, align: bool, expand_percentage: int, normalization: str,
+    threshold: Optional[float], batch_size: int, on_error: str, single: bool,
+) -> BatchResult:
+    started = time.perf_counter()
+    check_metric(distance_metric)
+    check_on_error(on_error)
+    pairs = [tuple(pair) for pair in pairs]
+    for index, pair in enumerate(pairs):
+        if len(pair) != 2:
+            raise ValueError(f"pair {index} has {len(pair)} items; each pair must be (img1, img2)")
+    recognizer = resolve_recognizer(model_name)
+    limit = recognizer.threshold(distance_metric) if threshold is None else float(threshold)
+    spec = recognizer.spec_for(normalization)
+    detector = resolve_detector(detector_backend)
+
+    embedded: Dict[Hashable, ImageEmbeddings] = {}
+    distinct: Dict[Hashable, Any] = {}
+    for pair in pairs:
+        for item in pair:
+            if _is_embedding(item):
+                key = ("embedding", id(item))
+                embedded[key] = _given_embedding(item, recognizer)
+            else:
+                distinct.setdefault(_key(item), item)
+    keys = list(distinct)
+    for key, result in zip(keys, iter_embeddings(list(distinct.values()), detector, recognizer, batch_size, "skip",
+                                                 True, enforce_detection, align, expand_percentage, None, spec)):
+        embedded[key] = result
+
+    results = BatchResult()
+    model = model_name if isinstance(model_name, str) else (recognizer.display_name or recognizer.name)
+    backend = detector_backend if isinstance(detector_backend, str) else detector.name
+    for index, pair in enumerate(pairs):
+        sides = [embedded[("embedding", id(item)) if _is_embedding(item) else _key(item)] for item in pair]
+        failed = [(side, r.error) for side, r in zip(SIDES, sides) if r.error is not None]
+        if failed:
+            error = _at_pair(failed[0][1], index, failed[0][0], single)
+            if on_error == "raise":
+                raise error
+            results.errors[index] = error
+            results.append({})
+            continue
+        distance, i, j = _best_pair(sides[0], sides[1], distance_metric)
+        results.append({
+            "verified": bool(distance <= limit),
+            "distance": distance,
+            "threshold": limit,
+            "model": model,
+            "detector_backend": backend,
+            "similarity_metric": distance_metric,
+            "facial_areas": {"img1": _area(sides[0], i), "img2": _area(sides[1], j)},
+            "time": 0.0,
+        })
+    elapsed = round((time.perf_counter() - started) / max(len(pairs), 1), 2)
+    for result in results:
+        if result:
+            result["time"] = elapsed
+    if results.errors:
+        logger.warning("%d of %d pairs could not be verified: %s", len(results.errors), len(pairs),
+                       "; ".join(str(e) for e in results.errors.values()))
+    return results
+
+
+def _given_embedding(item: Any, recognizer: Recognizer) -> ImageEmbeddings:
+    vector = np.asarray(item, dtype=np.float32).reshape(1, -1)
+    if vector.shape[1] != recognizer.embedding_size:
+        raise EmbeddingSizeError(vector.shape[1], recognizer)
+    return ImageEmbeddings(0, None, faces=None, embeddings=vector, five_point=np.zeros(1, bool))
+
+
+class EmbeddingSizeError(DeepbatchError, ValueError):
+    """A precomputed embedding does not have the size of the chosen model's embeddings."""
+
+    def __init__(self, size: int, recognizer: Recognizer):
+        name = recognizer.display_name or recognizer.name
+        super().__init__(
+            f"a precomputed embedding of size {size} was given, but {name} gives {recognizer.embedding_size}-d "
+            f"embeddings; embed both images with the same model_name"
+        )
+

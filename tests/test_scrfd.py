@@ -1,0 +1,124 @@
+"""SCRFD on the real shared weights: face counts, real batches, other input sizes, stock and keypoint-less exports."""
+
+from __future__ import annotations
+
+import csv
+import logging
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+import deepbatch
+from conftest import ROOT
+from deepbatch.detectors import build_detector
+
+EXPECTED = {row["file"]: int(row["faces"]) for row in csv.DictReader(open(ROOT / "tests" / "dataset" / "expected_faces.csv"))}
+SAME_GRAPH_TOLERANCE_PX = 1e-3  # the same weights in another graph layout: only float summation order may differ
+
+
+@pytest.fixture(scope="module")
+def all_photos(dataset_dir: Path) -> list:
+    return [str(dataset_dir / name) for name in sorted(EXPECTED)]
+
+
+def test_faces_per_photo_in_one_batched_call(all_photos):  # type: ignore[no-untyped-def]
+    results = deepbatch.extract_faces(all_photos, detector_backend="scrfd_500m", batch_size=32)
+    found = {Path(p).name: len(faces) for p, faces in zip(all_photos, results)}
+    assert found == EXPECTED
+
+
+@pytest.mark.parametrize("name", ["scrfd_500m", "scrfd_2.5g"])
+@pytest.mark.parametrize("photo, count", [("couple.jpg", 2), ("selfie-many-people.jpg", 6), ("img1.jpg", 1)])
+def test_shared_weights_find_the_known_faces(name, photo, count, dataset_dir):  # type: ignore[no-untyped-def]
+    image = cv2.imread(str(dataset_dir / photo))
+    assert len(build_detector(name).detect_faces([image])[0]) == count
+
+
+def test_batch_one_export_runs_a_batch_of_32_in_one_call(dataset_dir):  # type: ignore[no-untyped-def]
+    detector = build_detector("scrfd_500m")
+    assert detector.model.input_shape[0] != 1  # declared [1, 3, 640, 640] in the file, dynamic once loaded
+    images = [cv2.imread(str(p)) for p in sorted(dataset_dir.glob("img*.jpg"))[:32]]
+    calls = detector.model.run_calls
+    detector.detect_faces(images, batch_size=32)
+    assert detector.model.run_calls - calls == 1
+    assert detector.model.last_batch_size == 32
+
+
+def test_chunks_of_batch_size_are_one_call_each(dataset_dir):  # type: ignore[no-untyped-def]
+    detector = build_detector("scrfd_500m")
+    images = [cv2.imread(str(p)) for p in sorted(dataset_dir.glob("img*.jpg"))[:10]]
+    calls = detector.model.run_calls
+    detector.detect_faces(images, batch_size=4)
+    assert detector.model.run_calls - calls == 3
+
+
+@pytest.mark.parametrize("size", [320, 480, (640, 480)])
+def test_other_input_sizes(size, dataset_dir):  # type: ignore[no-untyped-def]
+    detector = build_detector("scrfd_500m", input_size=size)
+    faces = detector.detect_faces([cv2.imread(str(dataset_dir / "couple.jpg"))])[0]
+    assert len(faces) == 2
+    assert detector.model.last_batch_size == 1
+
+
+def test_input_size_must_be_a_multiple_of_32():  # type: ignore[no-untyped-def]
+    with pytest.raises(ValueError, match="multiples of 32"):
+        build_detector("scrfd_500m", input_size=300)
+
+
+def test_stock_flattening_export_is_repaired_not_mixed(generated_models, parity_images):  # type: ignore[no-untyped-def]
+    stock = build_detector("scrfd_10g", **generated_models["scrfd_10g"])
+    assert stock.model.layout == "flattened"
+    assert stock.model.repair.reshapes and not stock.model.per_image
+    reference = build_detector("scrfd_500m")
+    for ours, theirs in zip(stock.detect_faces(parity_images), reference.detect_faces(parity_images)):
+        assert len(ours) == len(theirs)
+        np.testing.assert_allclose(ours.boxes, theirs.boxes, atol=SAME_GRAPH_TOLERANCE_PX)
+        np.testing.assert_allclose(ours.landmarks, theirs.landmarks, atol=SAME_GRAPH_TOLERANCE_PX)
+
+
+def test_export_without_keypoints_gives_boxes_only(generated_models, dataset_dir):  # type: ignore[no-untyped-def]
+    detector = build_detector("scrfd_34g", **generated_models["scrfd_34g"])
+    faces = detector.detect_faces([cv2.imread(str(dataset_dir / "couple.jpg"))])[0]
+    assert len(faces) == 2 and faces.landmarks is None and not detector.has_landmarks
+    area = deepbatch.extract_faces(str(dataset_dir / "couple.jpg"), detector_backend=detector)[0]["facial_area"]
+    assert area["left_eye"] is None and "nose" not in area
+
+
+def test_matches_insightface_reference_decoder(dataset_dir):  # type: ignore[no-untyped-def]
+    """Same faces as InsightFace's own SCRFD class on the same file, where that package is installed."""
+    scrfd_module = pytest.importorskip("insightface.model_zoo.scrfd", reason="insightface is not installed")
+    reference = scrfd_module.SCRFD(str(Path(build_detector("scrfd_500m").model.path)))
+    reference.prepare(-1, input_size=(640, 640), det_thresh=0.5)
+    image = cv2.imread(str(dataset_dir / "selfie-many-people.jpg"))
+    boxes, _ = reference.detect(image, input_size=(640, 640))
+    ours = build_detector("scrfd_500m").detect_faces([image])[0]
+    assert len(ours) == len(boxes)
+    # InsightFace maps back with one scale for both axes (new_height / height); deepbatch uses each axis' own
+    # scale and clips to the image, so boxes agree to a few pixels, not exactly.
+    np.testing.assert_allclose(ours.boxes, np.clip(boxes[:, :4], 0, None), atol=4.0)
+
+
+def test_unverifiable_batch_repair_falls_back_to_per_image(tmp_path, caplog):  # type: ignore[no-untyped-def]
+    """A batch-1 graph that subtracts the batch mean mixes frames once batched: the load-time check catches it."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    from deepbatch.runtime.model import OnnxModel
+
+    graph = helper.make_graph(
+        [helper.make_node("ReduceMean", ["x"], ["mean"], axes=[0], keepdims=1),
+         helper.make_node("Sub", ["x", "mean"], ["y"])],
+        "batch_mean", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, 4, 4])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 4, 4])],
+    )
+    path = tmp_path / "mixing.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(path))
+    with caplog.at_level(logging.WARNING):
+        model = OnnxModel(path, providers="cpu", probe_shape=(3, 4, 4))
+    assert model.per_image and "one image per call" in caplog.text
+    frames = np.random.default_rng(0).normal(size=(3, 3, 4, 4)).astype(np.float32)
+    batched = model.run(frames)[0]
+    for i in range(3):
+        np.testing.assert_array_equal(batched[i], model.run(frames[i : i + 1])[0][0])
