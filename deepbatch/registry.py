@@ -51,7 +51,9 @@ class Registry(Generic[T]):
         self._lock = threading.RLock()
         self._loaded = False
 
-    def register(self, name: str, *, summary: str = "", **defaults: Any) -> Callable[[Callable[..., T]], Callable[..., T]]:
+    def register(
+        self, name: str, *, summary: str = "", **defaults: Any
+    ) -> Callable[[Callable[..., T]], Callable[..., T]]:
         """Decorator: register ``factory`` under ``name``, built with ``defaults`` unless the caller overrides them."""
 
         def decorator(factory: Callable[..., T]) -> Callable[..., T]:

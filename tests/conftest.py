@@ -20,7 +20,9 @@ from deepbatch.detectors import DETECTORS, build_detector
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
 os.environ.setdefault("DEEPBATCH_WEIGHTS", str(SHARED / "weights"))
-os.environ.setdefault("DEEPBATCH_TEST_DATA", str(SHARED / "dataset"))
+FETCHED_PHOTOS = ROOT / "tests" / "dataset" / "photos"  # where `make test-data` puts DeepFace's test photos
+SHARED_PHOTOS = SHARED / "dataset"
+os.environ.setdefault("DEEPBATCH_TEST_DATA", str(SHARED_PHOTOS if SHARED_PHOTOS.is_dir() else FETCHED_PHOTOS))
 
 from models import build_generated_models  # noqa: E402  (tests/ is on sys.path under pytest's rootdir conftest)
 

@@ -9,12 +9,13 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from conftest import ROOT
 
 import deepbatch
-from conftest import ROOT
 from deepbatch.detectors import build_detector
 
-EXPECTED = {row["file"]: int(row["faces"]) for row in csv.DictReader(open(ROOT / "tests" / "dataset" / "expected_faces.csv"))}
+with open(ROOT / "tests" / "dataset" / "expected_faces.csv") as table:
+    EXPECTED = {row["file"]: int(row["faces"]) for row in csv.DictReader(table)}
 SAME_GRAPH_TOLERANCE_PX = 1e-3  # the same weights in another graph layout: only float summation order may differ
 
 

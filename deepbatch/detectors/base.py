@@ -30,7 +30,7 @@ from ..weights import WeightFile, resolve_weights
 
 logger = logging.getLogger(__name__)
 
-DETECTORS: Registry["Detector"] = Registry("detector", "deepbatch.detectors")
+DETECTORS: Registry[Detector] = Registry("detector", "deepbatch.detectors")
 DEFAULT_BATCH_SIZE = 32
 
 
@@ -42,7 +42,7 @@ def chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
         yield items[start : start + size]
 
 
-class Detector(ABC):
+class Detector(ABC):  # noqa: B024 (abstract by contract: __init_subclass__ demands one of two overrides)
     """A face detector. Subclasses override ``detect_batch`` (native batching) or ``detect_image`` (looped)."""
 
     name: ClassVar[str] = ""
@@ -55,7 +55,9 @@ class Detector(ABC):
         if not overrides:
             raise TypeError(f"{cls.__name__} must override detect_batch or detect_image")
 
-    def detect_faces(self, images: Union[Sequence[np.ndarray], np.ndarray], batch_size: int = DEFAULT_BATCH_SIZE) -> List[Faces]:
+    def detect_faces(
+        self, images: Union[Sequence[np.ndarray], np.ndarray], batch_size: int = DEFAULT_BATCH_SIZE
+    ) -> List[Faces]:
         """One :class:`Faces` per input image, in input order (empty ``Faces`` for an image without faces).
 
         ``images``: a list of HxWx3 uint8 BGR arrays of any sizes, or an (N, H, W, 3) array. Grayscale, BGRA and
@@ -67,7 +69,9 @@ class Detector(ABC):
         for chunk in chunks(arrays, batch_size):
             found = self.detect_batch(chunk)
             if len(found) != len(chunk):
-                raise RuntimeError(f"{type(self).__name__}.detect_batch returned {len(found)} results for {len(chunk)} images")
+                raise RuntimeError(
+                    f"{type(self).__name__}.detect_batch returned {len(found)} results for {len(chunk)} images"
+                )
             results.extend(found)
         return results
 
@@ -101,8 +105,8 @@ class OnnxDetector(Detector):
     """
 
     native_batching = True
-    weights: ClassVar[WeightFile]
-    dynamic_spatial: ClassVar[bool] = True  # free the declared height/width so any input_size works
+    weights: WeightFile
+    dynamic_spatial: bool = True  # free the declared height/width so any input_size works
 
     def __init__(
         self,

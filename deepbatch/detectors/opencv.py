@@ -29,7 +29,7 @@ EYE_SEARCH_PIXELS = 512 * 512
 def _cascade(filename: str) -> Any:
     import cv2
 
-    path = os.path.join(cv2.data.haarcascades, filename)
+    path = os.path.join(cv2.data.haarcascades, filename)  # type: ignore[attr-defined]
     classifier = cv2.CascadeClassifier(path)
     if classifier.empty():
         raise WeightsNotFoundError(

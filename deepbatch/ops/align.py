@@ -60,7 +60,7 @@ def rotation_about_box(box: np.ndarray, angle: float) -> Tuple[np.ndarray, Tuple
     x1, y1, x2, y2 = (float(v) for v in box)
     w, h = max(1, int(round(x2 - x1))), max(1, int(round(y2 - y1)))
     matrix = cv2.getRotationMatrix2D(((x1 + x2) / 2, (y1 + y2) / 2), angle, 1.0)
-    matrix[:, 2] += (w / 2 - (x1 + x2) / 2, h / 2 - (y1 + y2) / 2)
+    matrix[:, 2] += np.array([w / 2 - (x1 + x2) / 2, h / 2 - (y1 + y2) / 2])
     return matrix, (w, h)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import List, Sequence, Tuple
+from typing import List
 
 import numpy as np
 
@@ -37,11 +37,3 @@ def split_by_image(image_index: np.ndarray, count: int) -> List[slice]:
     bounds = np.searchsorted(image_index, np.arange(count + 1))
     return [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
 
-
-def select_above(scores: np.ndarray, threshold: float) -> Tuple[np.ndarray, np.ndarray]:
-    """``(image_index, anchor_index)`` of every (B, A) score at or above ``threshold``, sorted by image."""
-    return np.nonzero(scores >= threshold)
-
-
-def concat_per_image(arrays: Sequence[np.ndarray]) -> np.ndarray:
-    return np.concatenate(arrays, axis=1) if len(arrays) > 1 else arrays[0]

@@ -1,0 +1,77 @@
+"""Per-backend table for the README: faces found in two group photos, and images/s at batch 1 vs batch 32.
+
+Every registered detector whose weights are found is measured on photos decoded beforehand (so JPEG decoding is
+not counted), in one process, one after the other. Usage::
+
+    python benchmarks/backend_table.py [--photos DIR] [--images 32] [--output table.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import time
+from pathlib import Path
+from typing import List, Optional
+
+import cv2
+import numpy as np
+
+from deepbatch.detectors import DETECTORS, build_detector
+from deepbatch.errors import DeepbatchError
+from deepbatch.io.images import list_image_files
+
+logger = logging.getLogger("backend_table")
+
+
+def images_per_second(detector, images: List[np.ndarray], batch_size: int) -> float:  # type: ignore[no-untyped-def]
+    detector.detect_faces(images[:batch_size], batch_size=batch_size)  # warm-up: session allocation, caches
+    start = time.perf_counter()
+    detector.detect_faces(images, batch_size=batch_size)
+    return len(images) / (time.perf_counter() - start)
+
+
+def row(name: str, photos: Path, images: List[np.ndarray]) -> Optional[str]:
+    try:
+        detector = build_detector(name)
+    except (DeepbatchError, ImportError) as exc:
+        logger.warning("%s: not measured (%s)", name, str(exc).split(".")[0])
+        return None
+    couple = len(detector.detect_faces([cv2.imread(str(photos / "couple.jpg"))])[0])
+    selfie = len(detector.detect_faces([cv2.imread(str(photos / "selfie-many-people.jpg"))])[0])
+    single = images_per_second(detector, images, 1)
+    batched = images_per_second(detector, images, 32)
+    mode = "native" if detector.native_batching else "loop"
+    return f"| `{name}` | {mode} | {couple} | {selfie} | {single:.1f} | {batched:.1f} | {batched / single:.2f} |"
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--photos", type=Path, default=Path(os.environ.get("DEEPBATCH_TEST_DATA", "../shared/dataset")))
+    parser.add_argument("--images", type=int, default=32, help="photos timed per batch size")
+    parser.add_argument("--output", type=Path, help="also write the table to this file")
+    args = parser.parse_args()
+    images = [cv2.imread(str(p)) for p in list_image_files(args.photos)[: args.images]]
+    lines = [
+        f"{len(images)} photos of {min(i.shape[1] for i in images)}-{max(i.shape[1] for i in images)} px wide, "
+        f"decoded beforehand; {os.cpu_count()} CPU cores.",
+        "",
+        "| detector | batching | faces in couple.jpg (2) | faces in selfie-many-people.jpg (6) | images/s batch 1 "
+        "| images/s batch 32 | speed-up |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    for name in DETECTORS.names(aliases=False):
+        line = row(name, args.photos, images)
+        if line:
+            lines.append(line)
+            logger.info(line)
+    table = "\n".join(lines)
+    print(table)
+    if args.output:
+        args.output.write_text(table + "\n")
+
+
+if __name__ == "__main__":
+    main()
