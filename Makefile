@@ -11,6 +11,8 @@ install:
 
 install-test:
 	$(PYTHON) -m pip install -q -e ".[dev]"
+	$(PYTHON) -m pip install -q -e ".[yolo,mtcnn]"
+	$(PYTHON) -m pip install -q --no-deps "ultralytics>=8.3"
 
 demo: install
 	deepbatch detect $(DEEPBATCH_TEST_DATA) --output out/faces.jsonl --draw out/annotated

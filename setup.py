@@ -12,6 +12,11 @@ EXTRAS = {
     "test": ["pytest>=7", "hypothesis>=6"],
     "dev": ["pytest>=7", "hypothesis>=6", "ruff>=0.4", "mypy>=1.8"],
     "gpu": ["onnxruntime-gpu>=1.17"],
+    # ultralytics itself is installed with `pip install --no-deps ultralytics`: it requires opencv-python, which
+    # clashes with opencv-python-headless; these are the packages it really needs.
+    "yolo": ["torch>=2.0", "torchvision>=0.15", "matplotlib>=3.3", "pillow>=7.1.2", "pyyaml>=5.3.1",
+             "requests>=2.23", "psutil>=5.8", "polars>=0.20", "ultralytics-thop>=2.2.3"],
+    "mtcnn": ["mtcnn>=1.0", "tensorflow-cpu>=2.12"],
 }
 
 setup(

@@ -12,6 +12,7 @@ from ._version import __version__
 
 _EXPORTS = {
     "extract_faces": "deepbatch.detection",
+    "iter_extract_faces": "deepbatch.detection",
     "build_detector": "deepbatch.detectors.base",
     "list_detectors": "deepbatch.detectors.base",
     "Detector": "deepbatch.detectors.base",

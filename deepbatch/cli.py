@@ -16,14 +16,16 @@ progress bar, warnings and the summary go to stderr.
 
 Exit codes: 0 everything went through; 1 some inputs could not be read (they are reported and skipped), the batch
 check failed, or ``batchify`` refused to write an unsafe graph; 2 bad usage or setup (unknown option or model name,
-missing weights or package).
+missing weights or package, a file that cannot be read or written); 130 interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
+import io
 import json
 import logging
+import os
 import sys
 import time
 from collections import deque
@@ -39,6 +41,7 @@ from .errors import DeepbatchError, FaceNotDetectedError, ImageError
 logger = logging.getLogger("deepbatch.cli")
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_INTERRUPTED = 130  # the shell's code for a run stopped by Ctrl-C
 _WRITABLE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
 
@@ -329,6 +332,8 @@ DETECT_ENGINES: Dict[str, Callable[[argparse.Namespace, Iterator[WorkItem], Dete
 REPRESENT_ENGINES: Dict[str, Callable[[argparse.Namespace, Iterator[WorkItem], RepresentEmit], None]] = {
     "local": represent_local,
 }
+# Engines that run the whole job on a cluster and write Parquet there: ``deepbatch.ray.run_cli(args, command)``.
+CLUSTER_ENGINES = ("ray",)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -342,6 +347,10 @@ def _report_failures(tally: Tally) -> int:
 
 
 def cmd_detect(args: argparse.Namespace) -> int:
+    if args.engine in CLUSTER_ENGINES:
+        from .ray import run_cli
+
+        return run_cli(args, "detect")
     sources = plan_sources(args.paths)
     if not sources:
         logger.error("nothing to process: no image or video files in %s", ", ".join(args.paths))
@@ -404,6 +413,10 @@ def _plain(value: Any) -> Any:
 
 
 def cmd_represent(args: argparse.Namespace) -> int:
+    if args.engine in CLUSTER_ENGINES:
+        from .ray import run_cli
+
+        return run_cli(args, "represent")
     sources = plan_sources(args.paths)
     if not sources:
         logger.error("nothing to process: no image or video files in %s", ", ".join(args.paths))
@@ -477,7 +490,8 @@ def _registry_rows(registry: Any) -> List[Tuple[str, str, str]]:
     for name in registry.names(aliases=False):
         entry = registry.entry(name)
         label = name + (f" (= {', '.join(sorted(aliases[name]))})" if name in aliases else "")
-        rows.append((label, entry.summary, _weights_status(entry.defaults.get("weights"))))
+        spec = entry.defaults.get("weights") or getattr(entry.factory, "weights", None)
+        rows.append((label, entry.summary, _weights_status(spec)))
     return rows
 
 
@@ -549,7 +563,12 @@ def _add_input_options(parser: argparse.ArgumentParser, engines: Dict[str, Any])
     parser.add_argument("--frame-step", type=_positive_int, default=1, metavar="N",
                         help="read every N-th frame of videos (default 1: every frame)")
     parser.add_argument("--no-align", action="store_true", help="box crops instead of eye-levelled crops")
-    parser.add_argument("--engine", choices=sorted(engines), default="local", help="where the work runs")
+    parser.add_argument("--engine", choices=sorted([*engines, *CLUSTER_ENGINES]), default="local",
+                        help="where the work runs (ray: on a Ray cluster, writing --output X.parquet)")
+    parser.add_argument("--workers", type=_positive_int, default=1, metavar="N",
+                        help="--engine ray: model actors, each loading the models once (default 1)")
+    parser.add_argument("--gpus-per-worker", type=float, default=0, metavar="G",
+                        help="--engine ray: GPUs reserved per worker, fractions share a GPU (default 0)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
@@ -655,6 +674,15 @@ class _ProgressAwareHandler(logging.Handler):
             self.handleError(record)
 
 
+def _silence_stdout() -> None:
+    """Point stdout at the null device so that flushing it at exit does not raise again."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError, io.UnsupportedOperation):  # stdout is not a real file (captured in a test)
+        pass
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the command line with ``argv`` (default ``sys.argv[1:]``); returns the exit code."""
     parser = build_parser()
@@ -671,9 +699,15 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     package_logger.setLevel(logging.INFO if args.verbose else logging.WARNING)
     try:
         return int(args.handler(args))
-    except (DeepbatchError, ValueError) as exc:
+    except BrokenPipeError:  # the reader went away (`deepbatch detect ... | head`): stop quietly
+        _silence_stdout()
+        return EXIT_FAILED
+    except (DeepbatchError, ValueError, OSError) as exc:
         _say(f"error: {exc}", err=True)
         return EXIT_USAGE
+    except KeyboardInterrupt:
+        _say("interrupted", err=True)
+        return EXIT_INTERRUPTED
     finally:
         package_logger.removeHandler(handler)
         package_logger.setLevel(previous_level)

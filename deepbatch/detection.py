@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import logging
+import os
 from dataclasses import dataclass
-from itertools import islice
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Union
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 
@@ -14,6 +14,7 @@ from .errors import DeepbatchError, FaceNotDetectedError, ImageError
 from .formatting import BatchResult, confidence, facial_area, present_face
 from .io.images import as_batch, describe, load_image
 from .ops.align import aligned_crop, crop, expand_box
+from .pipeline import DEFAULT_PREFETCH, detector_stages, numbered_chunks, prefetch_map
 from .structures import Faces
 
 logger = logging.getLogger(__name__)
@@ -46,31 +47,34 @@ def check_on_error(on_error: str) -> None:
 
 def iter_detections(
     items: Iterable[Any], detector: Detector, batch_size: int = DEFAULT_BATCH_SIZE, on_error: str = "raise",
-    single: bool = False,
+    single: bool = False, *, workers: Optional[int] = None, prefetch: int = DEFAULT_PREFETCH,
 ) -> Iterator[ImageDetections]:
     """Load and detect ``items`` chunk by chunk, yielding one :class:`ImageDetections` per item in order.
 
     With ``on_error="raise"`` the first unusable image raises its :class:`ImageError`; with ``"skip"`` it is yielded
-    with ``error`` set and the rest go on. Memory holds one chunk of images at a time.
+    with ``error`` set and the rest go on. While the model runs one chunk, ``workers`` threads read, decode and
+    letterbox up to ``prefetch`` next chunks (:mod:`deepbatch.pipeline`; ``workers=0`` does it all in this thread).
+    ``items`` may be any iterable, a generator included: it is read lazily, and memory holds at most
+    ``prefetch + 1`` chunks of images at a time whatever its length.
     """
     check_on_error(on_error)
     if batch_size < 1:
         raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
-    iterator = iter(items)
-    start = 0
-    while True:
-        chunk = list(islice(iterator, batch_size))
-        if not chunk:
-            return
+    prepare, infer = detector_stages(detector, batch_size)
+
+    def load_chunk(numbered: Tuple[int, List[Any]]) -> Tuple[List[ImageDetections], List[ImageDetections], Any]:
+        start, chunk = numbered
         records = [_load(item, None if single else start + offset, on_error) for offset, item in enumerate(chunk)]
-        good = [r for r in records if r.error is None]
-        if good:
-            for record, faces in zip(good, detector.detect_faces([r.image for r in good], batch_size)):
-                record.faces = faces
         for offset, record in enumerate(records):
             record.index = start + offset
+        good = [r for r in records if r.error is None]
+        return records, good, prepare([r.image for r in good]) if good else None
+
+    for records, good, prepared in prefetch_map(load_chunk, numbered_chunks(items, batch_size), workers, prefetch):
+        if good:
+            for record, faces in zip(good, infer(prepared)):
+                record.faces = faces
         yield from records
-        start += len(chunk)
 
 
 def _load(item: Any, index: Optional[int], on_error: str) -> ImageDetections:
@@ -167,3 +171,66 @@ def face_dicts(
             "confidence": confidence(face.score),
         })
     return out
+
+
+class ImageFaces(List[Dict[str, Any]]):
+    """The face dicts of one image, as in :func:`extract_faces`, plus where they came from: the image's
+    ``image_index`` in the stream, its ``source`` (path or description, or None) and the ``error`` that stopped it
+    (``None`` when it was processed; with ``on_error="skip"`` an unusable image gives an empty list with ``error``
+    set)."""
+
+    def __init__(self, faces: Iterable[Dict[str, Any]] = (), image_index: int = 0, source: Optional[str] = None,
+                 error: Optional[DeepbatchError] = None):
+        super().__init__(faces)
+        self.image_index = image_index
+        self.source = source
+        self.error = error
+
+
+def iter_extract_faces(
+    paths_or_frames: Iterable[Any],
+    detector_backend: Union[str, Detector] = "scrfd",
+    enforce_detection: bool = True,
+    align: bool = True,
+    expand_percentage: int = 0,
+    color_face: str = "rgb",
+    normalize_face: bool = True,
+    max_faces: Optional[int] = None,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    on_error: str = "raise",
+    workers: Optional[int] = None,
+    prefetch: int = DEFAULT_PREFETCH,
+) -> Iterator[ImageFaces]:
+    """Stream :func:`extract_faces` over any number of images: yields one :class:`ImageFaces` per input, in order.
+
+    ``paths_or_frames`` is any iterable of the inputs :func:`extract_faces` accepts (a list of paths, a generator
+    of video frames, an (N, H, W, C) array); a single path or image is a stream of one. It is read lazily, chunk by
+    chunk, and memory holds at most ``prefetch + 1`` chunks of images whatever its length; the faces of an image are
+    cropped only when it is yielded. ``workers`` threads decode and letterbox the next chunks while the model runs
+    (see :mod:`deepbatch.pipeline`). The other arguments are those of :func:`extract_faces`. ``on_error="raise"``
+    raises the first unusable or (with ``enforce_detection``) faceless image's error when the stream reaches it;
+    ``"skip"`` logs it and yields an empty :class:`ImageFaces` with its ``error``.
+    """
+    check_on_error(on_error)
+    if expand_percentage < 0:
+        raise ValueError(f"expand_percentage must be >= 0, got {expand_percentage}")
+    if max_faces is not None and max_faces < 1:
+        raise ValueError(f"max_faces must be a positive integer or None, got {max_faces}")
+    if isinstance(paths_or_frames, (str, bytes, os.PathLike)) or (
+        isinstance(paths_or_frames, np.ndarray) and paths_or_frames.ndim != 4
+    ):
+        paths_or_frames = [paths_or_frames]
+    detector = resolve_detector(detector_backend)
+    records = iter_detections(paths_or_frames, detector, batch_size, "skip", workers=workers, prefetch=prefetch)
+    for record in records:
+        faces = record.faces
+        if record.error is None and faces is not None and len(faces) == 0 and enforce_detection:
+            record.error = FaceNotDetectedError(record.index, record.source)
+        if record.error is not None:
+            if on_error == "raise":
+                raise record.error
+            yield ImageFaces((), record.index, record.source, record.error)
+            continue
+        assert record.image is not None and faces is not None
+        dicts = face_dicts(record.image, faces, align, expand_percentage, color_face, normalize_face, max_faces)
+        yield ImageFaces(dicts, record.index, record.source)

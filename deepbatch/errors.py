@@ -44,7 +44,7 @@ class ImageError(DeepbatchError, ValueError):
         where = _where(index, source)
         super().__init__(f"{where}: {problem}" if where else problem)
 
-    def at(self, index: int) -> "ImageError":
+    def at(self, index: int) -> ImageError:
         """The same error, re-addressed to position ``index`` of a batch."""
         err = type(self)(self.problem, index=index, source=self.source)
         err.__cause__ = self.__cause__

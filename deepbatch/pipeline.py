@@ -14,13 +14,10 @@ ahead than that.
 from __future__ import annotations
 
 import logging
-import os
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import islice
-from typing import Any, Callable, Deque, Iterable, Iterator, List, Optional, Sequence, Tuple, TypeVar
-
-import numpy as np
+from typing import Any, Callable, Deque, Iterable, Iterator, List, Optional, Tuple, TypeVar
 
 logger = logging.getLogger(__name__)
 
@@ -79,7 +76,7 @@ def prefetch_map(function: Callable[[T], R], items: Iterable[T], workers: Option
         pool.shutdown(wait=True, cancel_futures=True)
 
 
-Stages = Tuple[Callable[[Sequence[np.ndarray]], Any], Callable[[Any], List[Any]]]
+Stages = Tuple[Callable[[List[Any]], Any], Callable[[Any], List[Any]]]
 
 
 def detector_stages(detector: Any, batch_size: int) -> Stages:

@@ -19,7 +19,7 @@ from .detectors.base import DEFAULT_BATCH_SIZE, Detector
 from .errors import DeepbatchError, FaceNotDetectedError
 from .formatting import BatchResult, confidence, facial_area
 from .io.images import as_batch
-from .ops.align import BOX_CROP, FIVE_POINT, align_faces, expand_boxes
+from .ops.align import align_faces, alignment_methods, expand_boxes
 from .ops.letterbox import InputSpec
 from .recognition.base import Recognizer, resolve_recognizer
 from .recognition.distance import l2_normalize as unit_rows
@@ -34,20 +34,21 @@ class ImageEmbeddings:
 
     ``faces`` holds the faces embedded (the whole image with score 0 when none was found and detection is not
     enforced), with ``boxes`` after ``expand_percentage``; ``embeddings`` is ``(N, D)`` float32 in face order;
-    ``five_point`` ``(N,)`` bool says which faces were warped onto the five-point template (the others are box
-    crops).
+    ``points`` ``(N,)`` int is how many landmarks placed each face on the template (5, 2 to 4, or 0 for a box crop;
+    see :class:`deepbatch.ops.align.AlignedFaces`).
     """
 
     index: int
     source: Optional[str]
     faces: Optional[Faces] = None
     embeddings: Optional[np.ndarray] = None
-    five_point: Optional[np.ndarray] = None
+    points: Optional[np.ndarray] = None
     error: Optional[DeepbatchError] = None
 
     @property
     def alignments(self) -> List[str]:
-        return [] if self.five_point is None else [FIVE_POINT if f else BOX_CROP for f in self.five_point]
+        """Per face ``"five_point"``, ``"partial_points"`` or ``"box_crop"``."""
+        return [] if self.points is None else alignment_methods(self.points)
 
 
 def iter_embeddings(
@@ -105,9 +106,9 @@ def _embed_chunk(
         if max_faces is not None and max_faces < len(faces):
             faces = faces.largest(max_faces)
         boxes = expand_boxes(faces.boxes, expand_percentage, height, width) if expand_percentage else faces.boxes
-        aligned = align_faces(record.image, boxes, faces.landmarks, recognizer.input_size, five_point=align)
+        aligned = align_faces(record.image, boxes, faces.landmarks, recognizer.input_size, use_landmarks=align)
         result.faces = Faces(boxes, faces.scores, faces.landmarks)
-        result.five_point = aligned.five_point
+        result.points = aligned.points
         pixels.append(aligned.pixels)
     if pixels:
         embeddings = recognizer.embed(np.concatenate(pixels), spec=spec)
@@ -121,7 +122,7 @@ def _embed_chunk(
 
 def embedding_dicts(result: ImageEmbeddings, return_numpy: bool = False, l2_normalize: bool = False) -> List[Dict]:
     """DeepFace-style dicts for one image's faces: ``embedding``, ``facial_area``, ``face_confidence``, and
-    ``alignment`` (``"five_point"`` or ``"box_crop"``)."""
+    ``alignment`` (``"five_point"``, ``"partial_points"`` or ``"box_crop"``)."""
     if result.faces is None or result.embeddings is None:
         return []
     embeddings = unit_rows(result.embeddings).astype(np.float32) if l2_normalize else result.embeddings
@@ -160,9 +161,10 @@ def represent(
     Each dict has ``embedding`` (a list of floats, or a float32 numpy array with ``return_numpy``; unit length with
     ``l2_normalize``), ``facial_area`` (integer ``x, y, w, h`` and person-relative eyes, as ``extract_faces``),
     ``face_confidence`` (the detector's score, 0 for ``detector_backend="skip"`` or an undetected image) and
-    ``alignment``: ``"five_point"`` when the face was warped onto the ArcFace 112x112 template from its
-    landmarks, ``"box_crop"`` when its box crop was resized instead (no landmarks, ``align=False``, or
-    ``detector_backend="skip"``, which embeds the whole image).
+    ``alignment``: ``"five_point"`` when the face was warped onto the ArcFace 112x112 template from its five
+    landmarks, ``"partial_points"`` when only some were known (the eyes of the ``opencv`` detector), ``"box_crop"``
+    when its box crop was resized instead (no landmarks, ``align=False``, or ``detector_backend="skip"``, which
+    embeds the whole image).
 
     ``model_name`` is a registered recognizer (see ``list_recognizers()``, case-insensitive) or a
     :class:`Recognizer`; ``normalization`` accepts ``"base"`` (the model's own pre-processing) and ``"ArcFace"``

@@ -67,7 +67,7 @@ class Faces:
             object.__setattr__(self, "landmarks", landmarks)
 
     @classmethod
-    def empty(cls, with_landmarks: bool = True) -> "Faces":
+    def empty(cls, with_landmarks: bool = True) -> Faces:
         landmarks = np.zeros((0, 5, 2), np.float32) if with_landmarks else None
         return cls(np.zeros((0, 4), np.float32), np.zeros((0,), np.float32), landmarks)
 
@@ -81,7 +81,7 @@ class Faces:
     def __getitem__(self, index: int) -> Face: ...
 
     @overload
-    def __getitem__(self, index: Union[slice, np.ndarray, list]) -> "Faces": ...
+    def __getitem__(self, index: Union[slice, np.ndarray, list]) -> Faces: ...
 
     def __getitem__(self, index):  # type: ignore[no-untyped-def]
         if isinstance(index, (int, np.integer)):
@@ -101,7 +101,7 @@ class Faces:
     def areas(self) -> np.ndarray:
         return (self.boxes[:, 2] - self.boxes[:, 0]) * (self.boxes[:, 3] - self.boxes[:, 1])
 
-    def largest(self, count: int) -> "Faces":
+    def largest(self, count: int) -> Faces:
         """The ``count`` faces with the largest boxes, largest first (DeepFace's ``max_faces``)."""
         order = np.argsort(-self.areas, kind="stable")[:count]
         return self[order]

@@ -150,7 +150,7 @@ def _verify(
     for pair in pairs:
         for item in pair:
             if _is_embedding(item):
-                key = ("embedding", id(item))
+                key: Hashable = ("embedding", id(item))
                 embedded[key] = _given_embedding(item, recognizer)
             else:
                 distinct.setdefault(_key(item), item)
@@ -197,7 +197,7 @@ def _given_embedding(item: Any, recognizer: Recognizer) -> ImageEmbeddings:
     vector = np.asarray(item, dtype=np.float32).reshape(1, -1)
     if vector.shape[1] != recognizer.embedding_size:
         raise EmbeddingSizeError(vector.shape[1], recognizer)
-    return ImageEmbeddings(0, None, faces=None, embeddings=vector, five_point=np.zeros(1, bool))
+    return ImageEmbeddings(0, None, faces=None, embeddings=vector, points=np.zeros(1, np.int64))
 
 
 class EmbeddingSizeError(DeepbatchError, ValueError):

@@ -42,7 +42,7 @@ def draw_faces(image: np.ndarray, faces: Faces, box_color: BGR = BOX_COLOR) -> n
     height = canvas.shape[0]
     for face in faces:
         x1, y1, x2, y2 = (int(round(float(v))) for v in face.box)
-        cv2.rectangle(canvas, (x1, y1), (x2, y2), box_color, thickness, cv2.LINE_AA)
+        cv2.rectangle(canvas, (x1, y1), (x2, y2), box_color, thickness)  # axis-aligned: no anti-aliasing needed
         label = f"{face.score:.2f}"
         (text_w, text_h), baseline = cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, font_scale, thickness)
         top = y1 - text_h - baseline - thickness if y1 - text_h - baseline - thickness >= 0 else min(y2, height - 1)

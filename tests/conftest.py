@@ -24,7 +24,7 @@ FETCHED_PHOTOS = ROOT / "tests" / "dataset" / "photos"  # where `make test-data`
 SHARED_PHOTOS = SHARED / "dataset"
 os.environ.setdefault("DEEPBATCH_TEST_DATA", str(SHARED_PHOTOS if SHARED_PHOTOS.is_dir() else FETCHED_PHOTOS))
 
-from models import build_generated_models  # noqa: E402  (tests/ is on sys.path under pytest's rootdir conftest)
+from models import build_generated_models, build_generated_recognizers  # noqa: E402  (tests/ is on sys.path)
 
 ALL_DETECTORS = DETECTORS.names(aliases=False)
 
@@ -62,6 +62,12 @@ def parity_images(dataset_dir: Path) -> List[np.ndarray]:
 def generated_models(tmp_path_factory: pytest.TempPathFactory, weights_dir: Path) -> Dict[str, dict]:
     """Detector name -> build arguments for backends tested on derived or generated graphs."""
     return build_generated_models(tmp_path_factory.mktemp("models"), weights_dir)
+
+
+@pytest.fixture(scope="session")
+def generated_recognizers(tmp_path_factory: pytest.TempPathFactory) -> Dict[str, dict]:
+    """Recognizer name -> build arguments for models tested on generated graphs (weights not kept here)."""
+    return build_generated_recognizers(tmp_path_factory.mktemp("recognizers"))
 
 
 def make_detector(name: str, generated: Dict[str, dict]):  # type: ignore[no-untyped-def]

@@ -5,6 +5,9 @@
 * ``drop_outputs``: removes the keypoint outputs, giving an SCRFD export without landmarks.
 * ``centerface_from_yunet`` / ``lffd_from_yunet``: embed the real YuNet graph and re-encode its faces exactly into
   CenterFace's and LFFD's input signature and output layout, so those decoders run on real faces with known answers.
+* ``yolo_face_from_scrfd``: embeds the real SCRFD graph and re-encodes its faces into the YOLO-face export layout
+  (ultralytics' decoded pose output, with the metadata ultralytics reads), for the ONNX and ultralytics YOLO backends.
+* ``arcface_r50_signature``: a small random graph with the input and output signature of ArcFace ``w600k_r50.onnx``.
 
 Each registered backend without weights here maps to the arguments that build it on such a model.
 """
@@ -12,11 +15,13 @@ Each registered backend without weights here maps to the arguments that build it
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict
+from typing import Dict, List
 
 import numpy as np
 import onnx
 from onnx import helper, numpy_helper
+
+from deepbatch.detectors.yolo import YOLO_VARIANTS
 
 
 def flatten_batch(source: Path, target: Path) -> Path:
@@ -283,8 +288,82 @@ def lffd_from_yunet(yunet: Path, target: Path, variant: str) -> Path:
     return _finish(model, heads, image, (480, 640), outputs, target)
 
 
+def yolo_face_from_scrfd(source: Path, target: Path) -> Path:
+    """A YOLO-face export (ultralytics' decoded pose layout) derived from a real SCRFD model with keypoints.
+
+    Input ``input`` [batch, 3, 640, 640] is YOLO's RGB ``x / 255``; output ``output0`` is ``(batch, 20, anchors)``:
+    box centre x, y, width, height and keypoints x, y in canvas pixels, the SCRFD score, and visibility 1. Keypoints
+    keep SCRFD's (and WIDER FACE's) observer order, as YOLO-face releases have them. The metadata ultralytics reads
+    from its own exports is set, so ultralytics runs the file too.
+    """
+    model = onnx.load(str(source))
+    graph = model.graph
+    scrfd_input = graph.input[0].name
+    size = graph.input[0].type.tensor_type.shape.dim[2].dim_value
+    by_channels: Dict[int, List[onnx.ValueInfoProto]] = {}
+    for output in graph.output:
+        dims = [d.dim_value for d in output.type.tensor_type.shape.dim]
+        by_channels.setdefault(dims[2], []).append(output)
+    for group in by_channels.values():
+        group.sort(key=lambda o: -o.type.tensor_type.shape.dim[1].dim_value)
+
+    prepare = [helper.make_node("Mul", ["input", "to_scrfd_scale"], ["scaled"]),
+               helper.make_node("Add", ["scaled", "to_scrfd_shift"], [scrfd_input])]
+    nodes = []
+    inits = [numpy_helper.from_array(np.array(255 / 128, np.float32), "to_scrfd_scale"),
+             numpy_helper.from_array(np.array(-127.5 / 128, np.float32), "to_scrfd_shift")]
+    rows = []
+    for stride, score, box, kps in zip((8, 16, 32), by_channels[1], by_channels[4], by_channels[10]):
+        cells = size // stride
+        centers = np.stack(np.meshgrid(np.arange(cells), np.arange(cells)), -1).reshape(-1, 2) * stride
+        centers = np.repeat(centers, score.type.tensor_type.shape.dim[1].dim_value // cells**2, axis=0)
+        # [cx, cy, w, h] = [left, top, right, bottom] @ box_matrix + [anchor x, anchor y, 0, 0]
+        box_matrix = stride * np.array([[-0.5, 0, 1, 0], [0, -0.5, 0, 1], [0.5, 0, 1, 0], [0, 0.5, 0, 1]], np.float32)
+        box_offset = np.concatenate([centers, np.zeros_like(centers)], axis=1).astype(np.float32)
+        # keypoint k: x, y = offsets * stride + anchor, visibility 1
+        kps_matrix = np.zeros((10, 15), np.float32)
+        kps_offset = np.zeros((len(centers), 15), np.float32)
+        for k in range(5):
+            kps_matrix[2 * k, 3 * k] = kps_matrix[2 * k + 1, 3 * k + 1] = stride
+            kps_offset[:, 3 * k : 3 * k + 2] = centers
+            kps_offset[:, 3 * k + 2] = 1.0
+        names = {n: f"s{stride}_{n}" for n in ("bm", "bo", "km", "ko", "box", "box_abs", "kps", "kps_abs", "row")}
+        inits += [numpy_helper.from_array(box_matrix, names["bm"]), numpy_helper.from_array(box_offset, names["bo"]),
+                  numpy_helper.from_array(kps_matrix, names["km"]), numpy_helper.from_array(kps_offset, names["ko"])]
+        nodes += [
+            helper.make_node("MatMul", [box.name, names["bm"]], [names["box"]]),
+            helper.make_node("Add", [names["box"], names["bo"]], [names["box_abs"]]),
+            helper.make_node("MatMul", [kps.name, names["km"]], [names["kps"]]),
+            helper.make_node("Add", [names["kps"], names["ko"]], [names["kps_abs"]]),
+            helper.make_node("Concat", [names["box_abs"], score.name, names["kps_abs"]], [names["row"]], axis=2),
+        ]
+        rows.append(names["row"])
+    nodes += [helper.make_node("Concat", rows, ["rows"], axis=1),
+              helper.make_node("Transpose", ["rows"], ["output0"], perm=[0, 2, 1])]
+    body = list(graph.node)
+    del graph.node[:]
+    graph.node.extend(prepare + body + nodes)
+    graph.initializer.extend(inits)
+    del graph.input[:]
+    graph.input.append(helper.make_tensor_value_info("input", onnx.TensorProto.FLOAT, ["batch", 3, size, size]))
+    anchors = sum(o.type.tensor_type.shape.dim[1].dim_value for o in by_channels[1])
+    del graph.output[:]
+    graph.output.append(helper.make_tensor_value_info("output0", onnx.TensorProto.FLOAT, ["batch", 20, anchors]))
+    del graph.value_info[:]
+    metadata = {"task": "pose", "stride": "32", "batch": "1", "imgsz": f"[{size}, {size}]", "names": "{0: 'face'}",
+                "kpt_shape": "[5, 3]", "channels": "3", "end2end": "False", "args": "{'dynamic': True, 'nms': None}"}
+    del model.metadata_props[:]
+    for key, value in metadata.items():
+        model.metadata_props.add(key=key, value=value)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(target))
+    return target
+
+
 def build_generated_models(folder: Path, weights: Path) -> Dict[str, dict]:
     """Build arguments per detector name whose real weights are not kept in the shared folder."""
+    yolo_face = yolo_face_from_scrfd(weights / "scrfd_500m_kps.onnx", folder / "yolo_face_scrfd.onnx")
+    yolo_names = [*YOLO_VARIANTS, *(f"{name}_pt" for name in YOLO_VARIANTS)]
     return {
         # SCRFD-10G ships as InsightFace's det_10g.onnx, which flattens the batch: same layout as this file.
         "scrfd_10g": {"model_path": str(flatten_batch(weights / "scrfd_500m_kps.onnx", folder / "det_flat.onnx"))},
@@ -294,4 +373,52 @@ def build_generated_models(folder: Path, weights: Path) -> Dict[str, dict]:
         "centerface": {"model_path": str(centerface_from_yunet(weights / YUNET_FILE, folder / "centerface.onnx"))},
         "lffd_v1": {"model_path": str(lffd_from_yunet(weights / YUNET_FILE, folder / "lffd_v1.onnx", "lffd_v1"))},
         "lffd_v2": {"model_path": str(lffd_from_yunet(weights / YUNET_FILE, folder / "lffd_v2.onnx", "lffd_v2"))},
+        # No YOLO-face weights are kept here: a graph with the YOLO-face export layout carries SCRFD's faces, and
+        # the ultralytics backends run that same export.
+        **{name: {"model_path": str(yolo_face)} for name in yolo_names},
     }
+
+
+def arcface_r50_signature(target: Path, seed: int = 0) -> Path:
+    """A small graph with the signature of InsightFace's ``w600k_r50.onnx``: input ``input.1`` declared
+    ``['None', 3, 112, 112]``, one output ``683`` declared ``[1, 512]``, and the same head (BatchNorm, PReLU,
+    Flatten, Gemm, BatchNorm) on a single strided convolution instead of the ResNet-50 trunk. Random weights."""
+    rng = np.random.default_rng(seed)
+
+    def tensor(name: str, array: np.ndarray) -> onnx.TensorProto:
+        return numpy_helper.from_array(array.astype(np.float32), name)
+
+    channels, cells = 16, 14 * 14
+    initializers = [
+        tensor("conv_w", rng.normal(0, np.sqrt(2 / (3 * 64)), (channels, 3, 8, 8))),
+        tensor("bn1_scale", rng.uniform(0.5, 1.5, channels)), tensor("bn1_bias", rng.normal(0, 0.1, channels)),
+        tensor("bn1_mean", rng.normal(0, 0.1, channels)), tensor("bn1_var", rng.uniform(0.5, 1.5, channels)),
+        tensor("prelu_slope", rng.uniform(0.1, 0.3, (channels, 1, 1))),
+        tensor("fc_w", rng.normal(0, np.sqrt(1 / (channels * cells)), (512, channels * cells))),
+        tensor("fc_b", rng.normal(0, 0.01, 512)),
+        tensor("bn2_scale", rng.uniform(0.5, 1.5, 512)), tensor("bn2_bias", rng.normal(0, 0.1, 512)),
+        tensor("bn2_mean", rng.normal(0, 0.1, 512)), tensor("bn2_var", rng.uniform(0.5, 1.5, 512)),
+    ]
+    nodes = [
+        helper.make_node("Conv", ["input.1", "conv_w"], ["conv"], kernel_shape=[8, 8], strides=[8, 8]),
+        helper.make_node("BatchNormalization", ["conv", "bn1_scale", "bn1_bias", "bn1_mean", "bn1_var"], ["bn1"]),
+        helper.make_node("PRelu", ["bn1", "prelu_slope"], ["prelu"]),
+        helper.make_node("Flatten", ["prelu"], ["flat"], axis=1),
+        helper.make_node("Gemm", ["flat", "fc_w", "fc_b"], ["fc"], transB=1),
+        helper.make_node("BatchNormalization", ["fc", "bn2_scale", "bn2_bias", "bn2_mean", "bn2_var"], ["683"]),
+    ]
+    graph = helper.make_graph(
+        nodes, "w600k_r50_signature",
+        [helper.make_tensor_value_info("input.1", onnx.TensorProto.FLOAT, ["None", 3, 112, 112])],
+        [helper.make_tensor_value_info("683", onnx.TensorProto.FLOAT, [1, 512])],
+        initializers,
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
+    onnx.checker.check_model(model)
+    onnx.save(model, str(target))
+    return target
+
+
+def build_generated_recognizers(folder: Path) -> Dict[str, dict]:
+    """Build arguments per recognizer name whose real weights are not kept in the shared folder."""
+    return {"arcface_r50": {"model_path": str(arcface_r50_signature(folder / "w600k_r50.onnx"))}}

@@ -7,8 +7,8 @@ from typing import Dict, List
 import cv2
 import numpy as np
 import pytest
-
 from conftest import ALL_DETECTORS, make_detector
+
 from deepbatch.detectors import DETECTORS, OnnxDetector
 from deepbatch.ops.letterbox import letterbox
 from deepbatch.structures import Faces

@@ -6,6 +6,7 @@ Backend modules import their heavy dependencies only when a detector is built, s
 from . import (  # noqa: F401  (registration side effects)
     centerface,
     lffd,
+    mtcnn,
     opencv,
     retinaface,
     scrfd,

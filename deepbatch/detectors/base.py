@@ -107,6 +107,7 @@ class OnnxDetector(Detector):
     native_batching = True
     weights: WeightFile
     dynamic_spatial: bool = True  # free the declared height/width so any input_size works
+    size_multiple: int = 32  # canvas sides must be multiples of the coarsest stride
 
     def __init__(
         self,
@@ -121,7 +122,7 @@ class OnnxDetector(Detector):
     ):
         if weights is not None:
             self.weights = weights
-        self.input_spec = self.build_input_spec(_as_size(input_size))
+        self.input_spec = self.build_input_spec(_as_size(input_size, self.size_multiple))
         self.score_threshold = float(score_threshold)
         self.nms_threshold = float(nms_threshold)
         path = resolve_weights(self.weights, model_path)
@@ -165,13 +166,13 @@ class OnnxDetector(Detector):
         return Faces(boxes, raw.scores[keep], landmarks)
 
 
-def _as_size(size: Union[int, Sequence[int]]) -> Tuple[int, int]:
+def _as_size(size: Union[int, Sequence[int]], multiple: int = 32) -> Tuple[int, int]:
     if isinstance(size, (int, np.integer)):
         width = height = int(size)
     else:
         width, height = (int(v) for v in size)
-    if width < 32 or height < 32 or width % 32 or height % 32:
-        raise ValueError(f"input_size must be multiples of 32 and at least 32, got {size}")
+    if width < multiple or height < multiple or width % multiple or height % multiple:
+        raise ValueError(f"input_size must be multiples of {multiple} and at least {multiple}, got {size}")
     return width, height
 
 

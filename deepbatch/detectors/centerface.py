@@ -40,6 +40,7 @@ class CenterFace(OnnxDetector):
     """CenterFace with native batching (any canvas that is a multiple of 32)."""
 
     name = "centerface"
+    weights = CENTERFACE_WEIGHTS
     has_landmarks = True
 
     def build_input_spec(self, size: Tuple[int, int]) -> InputSpec:

@@ -61,8 +61,9 @@ class LFFD(OnnxDetector):
     """LFFD with native batching; ``spec`` describes the variant's branches (set per registered name)."""
 
     name = "lffd"
+    weights = LFFD_WEIGHTS["lffd_v1"]
 
-    def __init__(self, model_path: Optional[Union[str, Path]] = None, spec: LFFDSpec = LFFD_V2, **kwargs: Any):
+    def __init__(self, model_path: Optional[Union[str, Path]] = None, spec: LFFDSpec = LFFD_V1, **kwargs: Any):
         self.spec = spec
         super().__init__(model_path, **kwargs)
 

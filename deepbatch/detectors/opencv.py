@@ -6,7 +6,7 @@ not a probability. Nose and mouth are not detected (NaN in the landmarks array).
 A cascade scans every scale from its window size (24 pixels for faces, 20 for eyes) up, so its time and memory grow
 with the pixel count: a 12000x9000 photo took 25 s and 5.7 GB for the face search alone. Above ``max_pixels`` the
 smallest face searched for grows with the image (as if it were downscaled to ``max_pixels``), and eyes are searched
-for at sizes that a 512x512 face would allow; faces and eyes above those sizes are found exactly as before.
+for at sizes that a 1024x1024 face would allow; faces and eyes above those sizes are found exactly as before.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from ..structures import Faces
 from .base import DETECTORS, Detector
 
 DEFAULT_MAX_PIXELS = 4096 * 4096
-EYE_SEARCH_PIXELS = 512 * 512
+EYE_SEARCH_PIXELS = 1024 * 1024
 
 
 def _cascade(filename: str) -> Any:

@@ -43,11 +43,13 @@ class RetinaFace(OnnxDetector):
     """RetinaFace with SSD-style priors (:data:`RETINAFACE_PRIORS`), native batching."""
 
     name = "retinaface"
+    weights = RETINAFACE_WEIGHTS
     has_landmarks = True
     priors: PriorSpec = RETINAFACE_PRIORS
 
     def __init__(self, model_path: Optional[Union[str, Path]] = None,
                  input_size: Union[int, Tuple[int, int]] = 640, **kwargs: Any):
+        # Free the declared 640x640 only when another canvas is asked for (a per-instance choice of the base's flag).
         self.dynamic_spatial = _as_size(input_size) != EXPORT_SIZE
         try:
             super().__init__(model_path, input_size=input_size, **kwargs)

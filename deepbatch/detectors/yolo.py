@@ -19,7 +19,7 @@ permuted to deepbatch's person-relative order. The ultralytics runtime of the sa
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
@@ -77,6 +77,10 @@ class YoloFace(OnnxDetector):
     name = "yolo"
     has_landmarks = True
     weights = yolo_weights("yolov8n", "onnx")
+
+    def __init__(self, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.has_landmarks = not _declares_no_keypoints([o.shape for o in self.model.session.get_outputs()])
 
     def build_input_spec(self, size: Tuple[int, int]) -> InputSpec:
         return InputSpec(size=size, mean=0.0, std=255.0, rgb=True, keep_ratio=True, center=True, pad_value=114)
@@ -139,6 +143,13 @@ class YoloFace(OnnxDetector):
             offsets = rows[:, 4 * DFL_BINS + 1 :].reshape(len(rows), 5, 3)[:, :, :2]
             landmarks = keypoints_to_landmarks(cells[anchor][:, None, :] + 2 * offsets * stride[:, :, None])
         return _per_image(image_index, len(flat), boxes, scores[image_index, anchor], landmarks)
+
+
+def _declares_no_keypoints(shapes: List[List[Any]]) -> bool:
+    """True when the declared output shapes are those of a detection-only export (5 or 4*R + 1 channels)."""
+    if len(shapes) == 1 and len(shapes[0]) == 3:
+        return 5 in shapes[0][1:]
+    return bool(shapes) and all(len(s) == 4 and s[1] == 4 * DFL_BINS + 1 for s in shapes)
 
 
 def _per_image(image_index: np.ndarray, count: int, boxes: np.ndarray, scores: np.ndarray,

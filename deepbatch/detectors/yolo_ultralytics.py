@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import threading
 from pathlib import Path
-from typing import Any, ClassVar, List, Optional, Sequence, Union
+from typing import Any, List, Optional, Sequence, Union
 
 import numpy as np
 
@@ -27,7 +27,10 @@ def import_ultralytics() -> Any:
     try:
         import ultralytics
     except ImportError as exc:
-        raise MissingDependencyError("ultralytics", "yolo", "The ultralytics YOLO face backend") from exc
+        error = MissingDependencyError("ultralytics", "yolo", "The ultralytics YOLO face backend")
+        error.args = (f"{error} && pip install --no-deps ultralytics (without --no-deps it pulls in opencv-python, "
+                      "which clashes with deepbatch's opencv-python-headless)",)
+        raise error from exc
     return ultralytics
 
 
@@ -42,7 +45,7 @@ class UltralyticsYoloFace(Detector):
     name = "yolo_pt"
     native_batching = True
     has_landmarks = True
-    weights: ClassVar[WeightFile] = yolo_weights("yolov8n", "pt")
+    weights: WeightFile = yolo_weights("yolov8n", "pt")
 
     def __init__(
         self,

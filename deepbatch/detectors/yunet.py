@@ -37,6 +37,7 @@ class YuNet(OnnxDetector):
     """YuNet on ONNX Runtime with native batching; decoding identical to ``cv2.FaceDetectorYN``."""
 
     name = "yunet"
+    weights = YUNET_WEIGHTS
     has_landmarks = True
 
     def build_input_spec(self, size: Tuple[int, int]) -> InputSpec:
@@ -58,13 +59,13 @@ class YuNet(OnnxDetector):
                                    f"{len(all_cells)} (strides {STRIDES})")
         scores = np.sqrt(np.clip(cls[..., 0], 0, 1) * np.clip(obj[..., 0], 0, 1))
         image_index, cell = np.nonzero(scores >= self.score_threshold)
-        stride = all_strides[cell]
+        cell_stride = all_strides[cell]
         origin = all_cells[cell]
         box = bbox[image_index, cell]
-        centers = (origin + box[:, :2]) * stride
-        sizes = np.exp(box[:, 2:]) * stride
+        centers = (origin + box[:, :2]) * cell_stride
+        sizes = np.exp(box[:, 2:]) * cell_stride
         boxes = np.concatenate([centers - sizes / 2, centers + sizes / 2], axis=1)
-        points = (origin[:, None, :] + kps[image_index, cell].reshape(-1, 5, 2)) * stride[:, None, :]
+        points = (origin[:, None, :] + kps[image_index, cell].reshape(-1, 5, 2)) * cell_stride[:, None, :]
         landmarks = points[:, OBSERVER_TO_PERSON]
         picked = scores[image_index, cell]
         return [RawDetections(boxes[part], picked[part], landmarks[part])

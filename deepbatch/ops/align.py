@@ -135,7 +135,14 @@ def warp_to_template(image: np.ndarray, landmarks: np.ndarray, size: int = 112,
 
 
 FIVE_POINT = "five_point"
+PARTIAL_POINTS = "partial_points"
 BOX_CROP = "box_crop"
+
+
+def alignment_methods(points: np.ndarray) -> List[str]:
+    """Per face, from the number of landmarks its warp used: ``"five_point"`` (all five), ``"partial_points"``
+    (two to four, e.g. eyes only) or ``"box_crop"`` (none: the box crop resized)."""
+    return [FIVE_POINT if n == 5 else PARTIAL_POINTS if n >= 2 else BOX_CROP for n in np.asarray(points)]
 
 
 @dataclass(frozen=True)
@@ -143,21 +150,22 @@ class AlignedFaces:
     """Faces of one image prepared for a recognition model.
 
     ``pixels`` is ``(N, S, S, 3)`` uint8 BGR; ``matrices`` ``(N, 2, 3)`` float64 maps original-image pixels to
-    face pixels; ``five_point`` ``(N,)`` bool is True where the face was warped onto the five-point template and
-    False where it is the box crop, resized to fit the square with its aspect ratio kept and centred on black.
+    face pixels (for box crops up to the rounding of the resize); ``points`` ``(N,)`` int is how many landmarks
+    placed the face on the template: 5 for a five-point warp, 2 to 4 when some were unknown, 0 for a box crop
+    resized to fit the square with its aspect ratio kept and centred on black.
     """
 
     pixels: np.ndarray
     matrices: np.ndarray
-    five_point: np.ndarray
+    points: np.ndarray
 
     def __len__(self) -> int:
         return len(self.pixels)
 
     @property
     def methods(self) -> List[str]:
-        """Per face ``"five_point"`` or ``"box_crop"``."""
-        return [FIVE_POINT if flag else BOX_CROP for flag in self.five_point]
+        """Per face ``"five_point"``, ``"partial_points"`` or ``"box_crop"`` (see :func:`alignment_methods`)."""
+        return alignment_methods(self.points)
 
 
 def box_fit_transforms(boxes: np.ndarray, size: int) -> np.ndarray:
@@ -191,22 +199,25 @@ def resize_into(out: np.ndarray, pixels: np.ndarray) -> None:
 
 
 def align_faces(image: np.ndarray, boxes: np.ndarray, landmarks: Optional[np.ndarray], size: int = 112,
-                template: np.ndarray = ARCFACE_TEMPLATE, five_point: bool = True) -> AlignedFaces:
+                template: np.ndarray = ARCFACE_TEMPLATE, use_landmarks: bool = True) -> AlignedFaces:
     """Every face of one HxWx3 image as a ``size`` square for a recognition model.
 
     ``boxes`` is ``(N, 4)`` xyxy in image pixels, ``landmarks`` ``(N, 5, 2)`` person-relative (NaN for unknown
-    points) or ``None``. With ``five_point`` each face whose landmarks define a similarity is warped onto
+    points) or ``None``. With ``use_landmarks`` each face whose landmarks define a similarity is warped onto
     ``template`` (given for a 112 square, scaled to ``size``; bilinear, black outside the image, as InsightFace's
-    ``norm_crop``); every other face is its box crop resized into the square (see :func:`resize_into`).
+    ``norm_crop``; unknown points are left out of the fit); every other face is its box crop resized into the
+    square (see :func:`resize_into`).
     """
     boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
     count = len(boxes)
     matrices = box_fit_transforms(boxes, size)
     warped = np.zeros(count, dtype=bool)
-    if five_point and landmarks is not None and count:
-        estimated, warped = similarity_transforms(np.asarray(landmarks).reshape(count, -1, 2),
-                                                  np.asarray(template, np.float64) * (size / 112.0))
+    points = np.zeros(count, dtype=np.int64)
+    if use_landmarks and landmarks is not None and count:
+        source = np.asarray(landmarks).reshape(count, -1, 2)
+        estimated, warped = similarity_transforms(source, np.asarray(template, np.float64) * (size / 112.0))
         matrices[warped] = estimated[warped]
+        points[warped] = np.all(np.isfinite(source), axis=2).sum(axis=1)[warped]
     pixels = np.empty((count, size, size, 3), np.uint8)
     for i in range(count):  # one OpenCV call per face: warps and resizes have no batched form across crops
         if warped[i]:
@@ -214,4 +225,4 @@ def align_faces(image: np.ndarray, boxes: np.ndarray, landmarks: Optional[np.nda
                            borderMode=cv2.BORDER_CONSTANT, borderValue=0)
         else:
             resize_into(pixels[i], crop(image, boxes[i]))
-    return AlignedFaces(pixels, matrices, warped)
+    return AlignedFaces(pixels, matrices, points)

@@ -27,13 +27,16 @@ class PriorSpec:
     ``steps``: stride of each feature level in canvas pixels (a level has ``ceil(H / step) x ceil(W / step)`` cells);
     ``min_sizes``: per level, the side lengths in canvas pixels of the square priors centred on each cell;
     ``variances``: the ``(centre, size)`` variances of the box encoding; ``clip``: clip normalised priors to
-    ``[0, 1]`` (Ultra-Light does, RetinaFace does not).
+    ``[0, 1]`` (Ultra-Light does, RetinaFace does not); ``fit_cells``: centre cell ``i`` of a level at
+    ``(i + 0.5) / cells`` of the canvas, spreading the cells evenly over it (Ultra-Light, classic SSD), instead of at
+    ``(i + 0.5) * step`` pixels (RetinaFace). The two differ when the canvas is not a multiple of the step.
     """
 
     steps: Tuple[int, ...]
     min_sizes: Tuple[Tuple[float, ...], ...]
     variances: Tuple[float, float] = (0.1, 0.2)
     clip: bool = False
+    fit_cells: bool = False
 
     def __post_init__(self) -> None:
         if len(self.steps) != len(self.min_sizes):
@@ -59,8 +62,9 @@ def prior_boxes(spec: PriorSpec, height: int, width: int) -> np.ndarray:
         ys, xs = np.mgrid[:rows, :cols]
         count = len(sizes)
         level = np.empty((rows, cols, count, 4), np.float64)
-        level[..., 0] = ((xs + 0.5) * step / width)[..., None]
-        level[..., 1] = ((ys + 0.5) * step / height)[..., None]
+        cell_w, cell_h = (width / cols, height / rows) if spec.fit_cells else (step, step)
+        level[..., 0] = ((xs + 0.5) * cell_w / width)[..., None]
+        level[..., 1] = ((ys + 0.5) * cell_h / height)[..., None]
         level[..., 2] = np.asarray(sizes, np.float64) / width
         level[..., 3] = np.asarray(sizes, np.float64) / height
         levels.append(level.reshape(-1, 4))

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar, Dict, List, Mapping, Optional, Union
 
@@ -24,11 +25,11 @@ from ..registry import Registry
 from ..runtime.model import OnnxModel
 from ..runtime.session import ProviderList
 from ..weights import WeightFile, resolve_weights
-from .distance import METRICS, check_metric
+from .distance import check_metric
 
 logger = logging.getLogger(__name__)
 
-RECOGNIZERS: Registry["Recognizer"] = Registry("recognizer", "deepbatch.recognition")
+RECOGNIZERS: Registry[Recognizer] = Registry("recognizer", "deepbatch.recognition")
 DEFAULT_FACE_BATCH = 64
 
 # DeepFace's ``normalization`` names that make sense for models trained on (x - 127.5) / s input: "base" keeps the
@@ -88,10 +89,10 @@ class Recognizer(ABC):
         override = NORMALIZATIONS[key]
         if override is None:
             return self.input_spec
-        return InputSpec(size=self.input_spec.size, mean=override["mean"], std=override["std"],
-                         rgb=self.input_spec.rgb, keep_ratio=self.input_spec.keep_ratio, center=self.input_spec.center)
+        return replace(self.input_spec, mean=override["mean"], std=override["std"])
 
-    def embed(self, faces: np.ndarray, batch_size: Optional[int] = None, spec: Optional[InputSpec] = None) -> np.ndarray:
+    def embed(self, faces: np.ndarray, batch_size: Optional[int] = None,
+              spec: Optional[InputSpec] = None) -> np.ndarray:
         """``(N, D)`` float32 embeddings of ``(N, S, S, 3)`` uint8 BGR aligned faces, ``batch_size`` faces per call.
 
         ``spec`` overrides the model's normalisation (see :meth:`spec_for`); its size must be the model's.
@@ -117,11 +118,12 @@ class Recognizer(ABC):
     def embed_blob(self, blob: np.ndarray) -> np.ndarray:
         """``(n, D)`` embeddings of one normalised ``(n, 3, S, S)`` float32 chunk."""
 
-    def threshold(self, metric: str) -> float:
+    @classmethod
+    def threshold(cls, metric: str) -> float:
         """The calibrated same-person distance threshold for ``metric``."""
-        if check_metric(metric) not in self.thresholds:
-            raise ThresholdUnknownError(self.display_name or self.name, metric)
-        return float(self.thresholds[metric])
+        if check_metric(metric) not in cls.thresholds:
+            raise ThresholdUnknownError(cls.display_name or cls.name, metric)
+        return float(cls.thresholds[metric])
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"
@@ -135,7 +137,7 @@ class OnnxRecognizer(Recognizer):
     repaired batch axis on or off (by default it runs when the export had to be repaired).
     """
 
-    weights: ClassVar[WeightFile]
+    weights: WeightFile
 
     def __init__(
         self,

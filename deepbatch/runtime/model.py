@@ -96,10 +96,11 @@ class OnnxModel:
         if not self.per_image:
             return self._run_session(blob)
         per_frame = [self._run_session(blob[i : i + 1]) for i in range(len(blob))]
-        return [np.stack([_one_frame(outs[k]) for outs in per_frame]) for k in range(len(self.output_names))]
+        flattened = self.layout == "flattened"
+        return [np.stack([_one_frame(outs[k], flattened) for outs in per_frame]) for k in range(len(self.output_names))]
 
 
-def _one_frame(output: np.ndarray) -> np.ndarray:
-    """A single frame's output without its batch axis, also for exports that flatten it away."""
-    return output[0] if output.ndim >= 3 and output.shape[0] == 1 else output
+def _one_frame(output: np.ndarray, flattened: bool) -> np.ndarray:
+    """A single frame's output without its batch axis; a flattened export's 2-D rows have none to drop."""
+    return output if flattened and output.ndim == 2 else output[0]
 

@@ -198,7 +198,8 @@ def make_batch_dynamic(model, spatial: bool = False):  # type: ignore[no-untyped
             shape.dim[0].dim_param = "batch"
             repair.outputs.append(value.name)
         if spatial:
-            for index, dim in enumerate(shape.dim[1:-1], start=1):
+            first = 2 if len(shape.dim) == 4 else 1  # NCHW maps: height and width; (B, N, C) rows: N
+            for index, dim in enumerate(shape.dim[first : len(shape.dim) if first == 2 else -1], start=first):
                 if dim.HasField("dim_value"):
                     dim.dim_param = f"{value.name}_d{index}"
     if repair.reshapes:

@@ -1,0 +1,84 @@
+"""MTCNN (the ``mtcnn`` package, weights shipped inside it; TensorFlow): optional extra ``deepbatch[mtcnn]``.
+
+The package batches for real: ``MTCNN.detect_faces(list)`` stacks the images into one tensor, runs PNet over the
+image pyramid of the whole stack, then RNet and ONet on the candidates of every image at once. It stacks images of
+different sizes by zero-padding them to the largest one, which changes the pixels PNet sees near an image's border
+and the cost of the small images; so this backend hands it one batch per distinct image size inside a chunk (video
+frames: the whole chunk at once) and gets, per image, the same faces as a call with that image alone.
+
+Scores are ONet's face probability. The package names keypoints from the observer's side (its ``left_eye`` is on
+the image's left); they are permuted to deepbatch's person-relative order.
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any, Dict, List, Sequence, Tuple
+
+import numpy as np
+
+from ..errors import MissingDependencyError
+from ..structures import OBSERVER_TO_PERSON, Faces
+from .base import DETECTORS, Detector
+
+# Columns of the package's ``output_type="numpy"`` rows: image index, x1, y1, x2, y2, score, then the five keypoint
+# x coordinates followed by the five y coordinates (observer-relative order).
+_IMAGE, _BOX, _SCORE, _XS, _YS = 0, slice(1, 5), 5, slice(6, 11), slice(11, 16)
+
+
+def import_mtcnn() -> Any:
+    try:
+        import mtcnn
+    except ImportError as exc:
+        raise MissingDependencyError("mtcnn", "mtcnn", "The MTCNN face detector") from exc
+    return mtcnn
+
+
+@DETECTORS.register("mtcnn", summary="MTCNN (mtcnn package, TensorFlow; deepbatch[mtcnn]), batched per image size")
+class MTCNNDetector(Detector):
+    """MTCNN face detector with five landmarks; one package call per distinct image size in a chunk.
+
+    ``thresholds`` are the PNet, RNet and ONet score thresholds; ``scale_factor`` the step of the image pyramid;
+    ``device`` a TensorFlow device string. The smallest face searched for is the package's 20 pixels: its pyramid is
+    sized for that, and a larger minimum makes PNet fail on some image sizes.
+    """
+
+    name = "mtcnn"
+    native_batching = True
+    has_landmarks = True
+
+    def __init__(
+        self,
+        thresholds: Tuple[float, float, float] = (0.6, 0.7, 0.8),
+        scale_factor: float = 0.709,
+        device: str = "CPU:0",
+    ):
+        package = import_mtcnn()
+        if len(thresholds) != 3:
+            raise ValueError(f"thresholds must be three scores (PNet, RNet, ONet), got {thresholds!r}")
+        self.model = package.MTCNN(device=device)
+        self.options: Dict[str, Any] = dict(
+            scale_factor=float(scale_factor), threshold_pnet=float(thresholds[0]),
+            threshold_rnet=float(thresholds[1]), threshold_onet=float(thresholds[2]),
+        )
+        self._lock = threading.Lock()  # the package's stages are not documented as thread-safe
+
+    def detect_batch(self, images: Sequence[np.ndarray]) -> List[Faces]:
+        results: List[Faces] = [Faces.empty()] * len(images)
+        groups: Dict[Tuple[int, ...], List[int]] = {}
+        for index, image in enumerate(images):
+            groups.setdefault(image.shape, []).append(index)
+        for indices in groups.values():
+            rgb = [np.ascontiguousarray(images[i][..., ::-1]) for i in indices]
+            with self._lock:
+                rows = self.model.detect_faces(rgb, box_format="xyxy", output_type="numpy", **self.options)
+            rows = np.asarray(rows, np.float32).reshape(-1, 16)
+            for position, index in enumerate(indices):
+                results[index] = _faces(rows[rows[:, _IMAGE] == position])
+        return results
+
+
+def _faces(rows: np.ndarray) -> Faces:
+    """Faces from the package's rows of one image: boxes xyxy, ONet scores, person-relative landmarks."""
+    points = np.stack([rows[:, _XS], rows[:, _YS]], axis=-1)
+    return Faces(rows[:, _BOX], rows[:, _SCORE], points[:, OBSERVER_TO_PERSON])

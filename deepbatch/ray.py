@@ -1,0 +1,659 @@
+"""Face detection and embedding over a Ray Data dataset: the same batched pipeline, scaled out on a cluster.
+
+:func:`extract_faces` and :func:`represent` take a :class:`ray.data.Dataset` of images and return a lazy Dataset
+with one output row per input row. They use ``Dataset.map_batches`` with a callable class run by a pool of
+``num_workers`` actors: each actor builds its detector (and recognizer) once, then processes ``batch_size`` rows
+per call with one model call per chunk, exactly as :func:`deepbatch.extract_faces` does in one process.
+
+Input rows are read from the first of these columns that the dataset has (or from ``column=``):
+
+* ``image``: an HxWxC uint8 array, **RGB** as ``ray.data.read_images`` gives it (``channels="bgr"`` if yours are
+  BGR); 2-D grayscale and RGBA are accepted too;
+* ``bytes``: an encoded image file, as ``ray.data.read_binary_files`` gives it; decoded on the worker, so a corrupt
+  file becomes a row with its ``error`` set instead of failing the job;
+* ``path``: a path or URL that every worker can read (a shared file system), loaded on the worker.
+
+Output columns (Arrow types, so they write to Parquet as they are):
+
+* ``path`` (string) when the input has one, then the columns named in ``keep_columns``;
+* ``faces``: a list with one struct per face, largest faces first only when ``max_faces`` is given, else in the
+  detector's order: ``box`` ``[x, y, w, h]`` float32 in original-image pixels; ``confidence`` float32, the
+  detector's score (not rounded); ``landmarks`` five ``[x, y]`` points in the person-relative order ``left_eye,
+  right_eye, nose, mouth_left, mouth_right`` (NaN for a point the detector does not give), or null for detectors
+  without landmarks. :func:`represent` adds ``embedding``, a fixed-length float32 list, and ``alignment``
+  (``five_point``, ``partial_points`` or ``box_crop``); ``include_face=True`` adds ``face``, the aligned crop as
+  PNG bytes;
+* ``error`` (string): empty when the image was processed, else ``"<ErrorType>: <problem>"``. An image without a
+  face is not an error: its ``faces`` is empty (with ``enforce_detection=False`` it is instead the whole image as
+  one face with confidence 0, as DeepFace does).
+
+Ray Data does not keep row order unless ``DataContext.get_current().execution_options.preserve_order`` is set;
+rows carry their ``path`` so that order does not matter. An actor that dies is restarted and its batch retried
+(``max_restarts=-1``, ``max_task_retries=-1``), so rows are neither lost nor duplicated.
+"""
+
+from __future__ import annotations
+
+import inspect
+import logging
+import math
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from .detectors.base import DEFAULT_BATCH_SIZE, DETECTORS, Detector
+from .errors import DeepbatchError, FaceNotDetectedError, ImageError, MissingDependencyError
+from .structures import Faces
+
+if TYPE_CHECKING:
+    import pyarrow
+
+    from .recognition.base import Recognizer
+
+logger = logging.getLogger(__name__)
+
+INPUT_COLUMNS = ("image", "bytes", "path")  # looked for in this order when ``column`` is not given
+LOOP_BATCH_SIZE = 8  # rows per call for detectors that run image by image: small batches balance the actors
+GPU_BATCH_SIZE = 64  # rows per call for batching detectors on a GPU worker
+
+DetectorSpec = Union[str, Callable[[], Detector]]
+RecognizerSpec = Union[str, Callable[[], "Recognizer"]]
+WorkerCount = Union[int, Tuple[int, int]]
+
+
+class DatasetColumnError(DeepbatchError, ValueError):
+    """The dataset has none of the columns deepbatch reads images from, or not the one asked for."""
+
+    def __init__(self, columns: Sequence[str], column: Optional[str]):
+        wanted = repr(column) if column else "one of " + ", ".join(repr(c) for c in INPUT_COLUMNS)
+        super().__init__(
+            f"the dataset has columns {list(columns)} but images are read from {wanted}; build it with "
+            "ray.data.read_images(..., include_paths=True), ray.data.read_binary_files(..., include_paths=True) or "
+            "a 'path' column, or pass column='<name of your image column>'"
+        )
+
+
+def import_ray() -> Any:
+    """The ``ray`` package with Ray Data, or :class:`MissingDependencyError` naming the extra to install."""
+    try:
+        import ray
+        import ray.data
+    except ImportError as exc:
+        raise MissingDependencyError("ray[data]", "ray", "Running deepbatch on Ray Data") from exc
+    return ray
+
+
+def _import_pyarrow() -> Any:
+    try:
+        import pyarrow
+    except ImportError as exc:
+        raise MissingDependencyError("pyarrow", "ray", "Writing deepbatch results as Arrow tables") from exc
+    return pyarrow
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Building models on the worker
+
+
+def _check_spec(spec: Any, kind: str, base: type) -> None:
+    if isinstance(spec, base):
+        raise TypeError(
+            f"a built {kind} cannot be shipped to Ray workers (its ONNX Runtime session does not pickle); pass its "
+            f"registered name, or a function without arguments that builds it on the worker, e.g. "
+            f"functools.partial(MyClass, ...)"
+        )
+    if not isinstance(spec, str) and not callable(spec):
+        raise TypeError(f"{kind} must be a registered name or a function that builds one, got {type(spec).__name__}")
+
+
+def _accepts(factory: Any, name: str) -> bool:
+    try:
+        parameters = inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        return False
+    return name in parameters or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
+
+
+def _options_with_threads(registry: Any, name: str, options: Mapping[str, Any], threads: Optional[int]) -> Dict:
+    """``options`` plus ONNX Runtime's ``threads`` sized to the worker's CPUs, when the backend takes it."""
+    out = dict(options)
+    if threads is not None and "threads" not in out and _accepts(registry.entry(name).factory, "threads"):
+        out["threads"] = threads
+    return out
+
+
+def _build_detector(spec: DetectorSpec, options: Mapping[str, Any], threads: Optional[int]) -> Detector:
+    if not isinstance(spec, str):
+        return spec()
+    from .detectors.base import build_detector
+
+    return build_detector(spec, **_options_with_threads(DETECTORS, spec, options, threads))
+
+
+def _build_recognizer(spec: RecognizerSpec, options: Mapping[str, Any], threads: Optional[int]) -> "Recognizer":
+    if not isinstance(spec, str):
+        return spec()
+    from .recognition.base import RECOGNIZERS, build_recognizer
+
+    return build_recognizer(spec, **_options_with_threads(RECOGNIZERS, spec, options, threads))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Reading input rows
+
+
+def _rgb_to_bgr(image: np.ndarray) -> np.ndarray:
+    """An ``image`` column value (RGB or RGBA as Ray reads it, or grayscale) in the BGR order deepbatch uses."""
+    image = np.asarray(image)
+    if image.ndim == 3 and image.shape[2] == 3:
+        return image[:, :, ::-1]
+    if image.ndim == 3 and image.shape[2] == 4:
+        return image[:, :, [2, 1, 0, 3]]
+    return image
+
+
+def input_column(columns: Sequence[str], column: Optional[str]) -> str:
+    """The column images are read from: ``column`` if given, else the first of :data:`INPUT_COLUMNS` present."""
+    if column is not None:
+        if column not in columns:
+            raise DatasetColumnError(columns, column)
+        return column
+    for name in INPUT_COLUMNS:
+        if name in columns:
+            return name
+    raise DatasetColumnError(columns, None)
+
+
+def _items(batch: Mapping[str, Any], column: str, channels: str) -> List[Any]:
+    """One loadable item per row: BGR arrays for an image column, else the bytes or path strings as they are."""
+    values = batch[column]
+    if column == "image" or (len(values) and isinstance(values[0], np.ndarray)):
+        return [_rgb_to_bgr(v) if channels == "rgb" else np.asarray(v) for v in values]
+    return [v if isinstance(v, (bytes, bytearray)) else str(v) for v in values]
+
+
+def _error_text(error: Optional[BaseException]) -> str:
+    if error is None:
+        return ""
+    problem = getattr(error, "problem", None) if isinstance(error, ImageError) else None
+    return f"{type(error).__name__}: {problem or error}"
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Output rows as Arrow arrays, built from the batch's concatenated face arrays (no per-face Python objects)
+
+
+class _RowResult:
+    """What one row produced: its ``faces`` (boxes already expanded), ``embeddings`` (N, D) and ``alignments``, and
+    ``crops`` (PNG bytes per face) when asked; or the ``error`` that stopped it."""
+
+    __slots__ = ("faces", "embeddings", "alignments", "crops", "error")
+
+    def __init__(self, faces: Optional[Faces] = None, error: Optional[BaseException] = None):
+        self.faces = faces
+        self.embeddings: Optional[np.ndarray] = None
+        self.alignments: List[str] = []
+        self.crops: List[bytes] = []
+        self.error = error
+
+
+def _fixed_list(pa: Any, values: np.ndarray, size: int, mask: Optional[np.ndarray] = None) -> Any:
+    flat = pa.array(np.ascontiguousarray(values, dtype=np.float32).reshape(-1), type=pa.float32())
+    return pa.FixedSizeListArray.from_arrays(flat, size, mask=None if mask is None else pa.array(mask))
+
+
+def faces_type(embedding_size: int = 0, include_face: bool = False) -> "pyarrow.DataType":
+    """The Arrow type of the ``faces`` column (see the module doc)."""
+    pa = _import_pyarrow()
+    fields = [
+        pa.field("box", pa.list_(pa.float32(), 4)),
+        pa.field("confidence", pa.float32()),
+        pa.field("landmarks", pa.list_(pa.list_(pa.float32(), 2), 5)),
+    ]
+    if embedding_size:
+        fields += [pa.field("embedding", pa.list_(pa.float32(), embedding_size)), pa.field("alignment", pa.string())]
+    if include_face:
+        fields.append(pa.field("face", pa.binary()))
+    return pa.list_(pa.struct(fields))
+
+
+def _faces_column(results: Sequence[_RowResult], embedding_size: int, include_face: bool) -> Any:
+    pa = _import_pyarrow()
+    found = [r.faces for r in results if r.faces is not None and len(r.faces)]
+    counts = np.array([0 if r.faces is None else len(r.faces) for r in results], np.int32)
+    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
+    total = int(offsets[-1])
+    boxes = np.concatenate([f.xywh for f in found]) if found else np.zeros((0, 4), np.float32)
+    scores = np.concatenate([f.scores for f in found]) if found else np.zeros(0, np.float32)
+    landmarks = np.full((total, 5, 2), np.nan, np.float32)
+    missing = np.ones(total, bool)
+    start = 0
+    for faces in found:  # one slice assignment per image, not per face
+        if faces.landmarks is not None:
+            landmarks[start : start + len(faces)] = faces.landmarks
+            missing[start : start + len(faces)] = False
+        start += len(faces)
+    arrays = [
+        _fixed_list(pa, boxes, 4),
+        pa.array(scores, type=pa.float32()),
+        pa.FixedSizeListArray.from_arrays(_fixed_list(pa, landmarks, 2), 5, mask=pa.array(missing)),
+    ]
+    names = ["box", "confidence", "landmarks"]
+    if embedding_size:
+        vectors = [r.embeddings for r in results if r.embeddings is not None and len(r.embeddings)]
+        matrix = np.concatenate(vectors) if vectors else np.zeros((0, embedding_size), np.float32)
+        arrays += [_fixed_list(pa, matrix, embedding_size),
+                   pa.array([a for r in results for a in r.alignments], type=pa.string())]
+        names += ["embedding", "alignment"]
+    if include_face:
+        arrays.append(pa.array([c for r in results for c in r.crops], type=pa.binary()))
+        names.append("face")
+    faces = pa.StructArray.from_arrays(arrays, names=names)
+    return pa.ListArray.from_arrays(pa.array(offsets, type=pa.int32()), faces)
+
+
+def _table(batch: Mapping[str, Any], keep: Sequence[str], results: Sequence[_RowResult], embedding_size: int,
+           include_face: bool) -> "pyarrow.Table":
+    pa = _import_pyarrow()
+    columns: Dict[str, Any] = {}
+    for name in keep:
+        values = batch[name]
+        columns[name] = pa.array([str(v) for v in values], pa.string()) if name == "path" else pa.array(list(values))
+    columns["faces"] = _faces_column(results, embedding_size, include_face)
+    columns["error"] = pa.array([_error_text(r.error) for r in results], type=pa.string())
+    return pa.table(columns)
+
+
+def _encode_crops(image: np.ndarray, faces: Faces, align: bool) -> List[bytes]:
+    import cv2
+
+    from .ops.align import aligned_crop, crop
+
+    out = []
+    for face in faces:  # crops differ in size: encoding is one OpenCV call per face
+        pixels = aligned_crop(image, face.box, face.landmarks) if align else crop(image, face.box)
+        ok, data = cv2.imencode(".png", pixels)
+        out.append(data.tobytes() if ok else b"")
+    return out
+
+
+def _select(faces: Faces, height: int, width: int, enforce_detection: bool, max_faces: Optional[int],
+            expand_percentage: float) -> Faces:
+    """The faces reported for one image: the whole image when none was found and detection is not enforced, the
+    ``max_faces`` largest, boxes grown by ``expand_percentage``."""
+    from .ops.align import expand_boxes
+
+    if len(faces) == 0 and not enforce_detection:
+        return Faces(np.array([[0, 0, width, height]], np.float32), np.zeros(1, np.float32))
+    if max_faces is not None and max_faces < len(faces):
+        faces = faces.largest(max_faces)
+    if expand_percentage and len(faces):
+        faces = Faces(expand_boxes(faces.boxes, expand_percentage, height, width), faces.scores, faces.landmarks)
+    return faces
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The callable classes Ray runs on each actor
+
+
+class _Worker:
+    """State shared by the detection and embedding workers: the input column, what to keep, how to batch."""
+
+    embedding_size = 0
+
+    def __init__(self, column: Optional[str], channels: str, keep_columns: Sequence[str], batch_size: int,
+                 include_face: bool, align: bool, enforce_detection: bool, max_faces: Optional[int],
+                 expand_percentage: float):
+        self.column = column
+        self.channels = channels
+        self.keep_columns = list(keep_columns)
+        self.batch_size = batch_size
+        self.include_face = include_face
+        self.align = align
+        self.enforce_detection = enforce_detection
+        self.max_faces = max_faces
+        self.expand_percentage = expand_percentage
+
+    def __call__(self, batch: Dict[str, Any]) -> "pyarrow.Table":
+        column = input_column(list(batch), self.column)
+        keep = (["path"] if "path" in batch else []) + [c for c in self.keep_columns if c != "path"]
+        items = _items(batch, column, self.channels)
+        try:
+            results = self.process(items)
+        except Exception as exc:  # one image that breaks a model must not fail its batch: find it, image by image
+            logger.warning("a batch of %d images failed (%s: %s); retrying them one by one", len(items),
+                           type(exc).__name__, exc)
+            results = [self._process_alone(item) for item in items]
+        return _table(batch, keep, results, self.embedding_size, self.include_face)
+
+    def _process_alone(self, item: Any) -> _RowResult:
+        try:
+            return self.process([item])[0]
+        except Exception as exc:  # recorded in the row's error column
+            return _RowResult(error=exc)
+
+    def process(self, items: List[Any]) -> List[_RowResult]:
+        raise NotImplementedError
+
+
+class FaceDetectionWorker(_Worker):
+    """Ray Data callable class: builds the detector once per actor, then turns batches of rows into face rows."""
+
+    def __init__(self, detector_backend: DetectorSpec, detector_options: Mapping[str, Any],
+                 threads: Optional[int], **settings: Any):
+        super().__init__(**settings)
+        self.detector = _build_detector(detector_backend, detector_options, threads)
+
+    def process(self, items: List[Any]) -> List[_RowResult]:
+        from .detection import iter_detections
+
+        out = []
+        for record in iter_detections(items, self.detector, self.batch_size, on_error="skip"):
+            if record.error is not None or record.image is None or record.faces is None:
+                out.append(_RowResult(error=record.error))
+                continue
+            height, width = record.image.shape[:2]
+            faces = _select(record.faces, height, width, self.enforce_detection, self.max_faces,
+                            self.expand_percentage)
+            result = _RowResult(faces)
+            if self.include_face:
+                result.crops = _encode_crops(record.image, faces, self.align)
+            out.append(result)
+        return out
+
+
+class FaceEmbeddingWorker(_Worker):
+    """Ray Data callable class: builds the detector and recognizer once per actor, then embeds batches of rows."""
+
+    def __init__(self, model_name: RecognizerSpec, recognizer_options: Mapping[str, Any], normalization: str,
+                 l2_normalize: bool, detector_backend: DetectorSpec, detector_options: Mapping[str, Any],
+                 threads: Optional[int], **settings: Any):
+        super().__init__(**settings)
+        self.detector = _build_detector(detector_backend, detector_options, threads)
+        self.recognizer = _build_recognizer(model_name, recognizer_options, threads)
+        self.spec = self.recognizer.spec_for(normalization)
+        self.l2_normalize = l2_normalize
+        self.embedding_size = int(self.recognizer.embedding_size)
+
+    def process(self, items: List[Any]) -> List[_RowResult]:
+        from .recognition.distance import l2_normalize
+        from .representation import iter_embeddings
+
+        out = []
+        for record in iter_embeddings(items, self.detector, self.recognizer, self.batch_size, "skip", False,
+                                      self.enforce_detection, self.align, self.expand_percentage, self.max_faces,
+                                      self.spec):
+            if isinstance(record.error, FaceNotDetectedError):  # no face is an empty row, not a failure
+                out.append(_RowResult(Faces.empty()))
+                continue
+            if record.error is not None or record.faces is None or record.embeddings is None:
+                out.append(_RowResult(error=record.error))
+                continue
+            result = _RowResult(record.faces)
+            embeddings = record.embeddings
+            result.embeddings = l2_normalize(embeddings).astype(np.float32) if self.l2_normalize else embeddings
+            result.alignments = record.alignments
+            out.append(result)
+        return out
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Sizing the actor pool and building the Dataset
+
+
+def _cluster_cpus(ray: Any) -> float:
+    if not ray.is_initialized():
+        ray.init()
+    return float(ray.cluster_resources().get("CPU", 1.0))
+
+
+def cpus_per_worker(num_workers: WorkerCount, total_cpus: float, num_gpus_per_worker: float) -> float:
+    """CPUs each actor reserves by default: one, or less when the pool would leave no CPU for reading the input
+    (Ray Data reads with CPU tasks; on a 2-CPU machine two 1-CPU actors would starve them and stall the job)."""
+    if num_gpus_per_worker > 0:
+        return 1.0
+    most = num_workers if isinstance(num_workers, int) else max(num_workers)
+    spare = max(total_cpus - 1.0, 0.25)
+    return round(min(1.0, spare / max(most, 1)), 3)
+
+
+def default_batch_size(detector_backend: DetectorSpec, num_gpus_per_worker: float) -> int:
+    """Rows per actor call: :data:`DEFAULT_BATCH_SIZE` for batching detectors (:data:`GPU_BATCH_SIZE` on a GPU),
+    :data:`LOOP_BATCH_SIZE` for detectors that run image by image."""
+    native = True
+    if isinstance(detector_backend, str):
+        native = bool(getattr(DETECTORS.entry(detector_backend).factory, "native_batching", True))
+    if not native:
+        return LOOP_BATCH_SIZE
+    return GPU_BATCH_SIZE if num_gpus_per_worker > 0 else DEFAULT_BATCH_SIZE
+
+
+def _compute(ray: Any, num_workers: WorkerCount) -> Any:
+    if isinstance(num_workers, int):
+        if num_workers < 1:
+            raise ValueError(f"num_workers must be a positive integer or a (min, max) pair, got {num_workers}")
+        return ray.data.ActorPoolStrategy(size=num_workers)
+    low, high = num_workers
+    if not 1 <= low <= high:
+        raise ValueError(f"num_workers=(min, max) needs 1 <= min <= max, got {num_workers}")
+    return ray.data.ActorPoolStrategy(min_size=low, max_size=high)
+
+
+def _check_columns(ds: Any, column: Optional[str], keep_columns: Sequence[str]) -> None:
+    """Fail on the driver, before any worker starts, when the schema is known without running the dataset."""
+    schema = ds.schema(fetch_if_missing=False)
+    if schema is None:
+        return
+    names = list(schema.names)
+    input_column(names, column)
+    missing = [c for c in keep_columns if c not in names]
+    if missing:
+        raise DatasetColumnError(names, missing[0])
+
+
+def _map(ds: Any, worker: type, constructor: Dict[str, Any], *, detector_backend: DetectorSpec,
+         column: Optional[str], channels: str, keep_columns: Sequence[str], batch_size: Optional[int],
+         num_workers: WorkerCount, num_gpus_per_worker: float, num_cpus_per_worker: Optional[float],
+         include_face: bool, align: bool, enforce_detection: bool, max_faces: Optional[int],
+         expand_percentage: float) -> Any:
+    ray = import_ray()
+    _check_spec(detector_backend, "detector", Detector)
+    if channels not in ("rgb", "bgr"):
+        raise ValueError(f"channels must be 'rgb' or 'bgr', got {channels!r}")
+    if expand_percentage < 0:
+        raise ValueError(f"expand_percentage must be >= 0, got {expand_percentage}")
+    if max_faces is not None and max_faces < 1:
+        raise ValueError(f"max_faces must be a positive integer or None, got {max_faces}")
+    if num_gpus_per_worker < 0:
+        raise ValueError(f"num_gpus_per_worker must be >= 0, got {num_gpus_per_worker}")
+    _check_columns(ds, column, keep_columns)
+    size = int(batch_size or default_batch_size(detector_backend, num_gpus_per_worker))
+    if size < 1:
+        raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
+    cpus = num_cpus_per_worker
+    if cpus is None:
+        cpus = cpus_per_worker(num_workers, _cluster_cpus(ray), num_gpus_per_worker)
+    settings = dict(column=column, channels=channels, keep_columns=list(keep_columns), batch_size=size,
+                    include_face=include_face, align=align, enforce_detection=enforce_detection,
+                    max_faces=max_faces, expand_percentage=expand_percentage)
+    threads = max(1, math.floor(cpus)) if num_gpus_per_worker == 0 else None
+    return ds.map_batches(
+        worker,
+        fn_constructor_kwargs={**constructor, "detector_backend": detector_backend, "threads": threads, **settings},
+        batch_size=size,
+        batch_format="numpy",
+        compute=_compute(ray, num_workers),
+        num_cpus=cpus,
+        num_gpus=num_gpus_per_worker or None,
+    )  # Ray Data gives pool actors max_restarts=-1 and max_task_retries=-1: a dead actor's batch is re-run
+
+
+def extract_faces(
+    ds: Any,
+    detector_backend: DetectorSpec = "scrfd",
+    batch_size: Optional[int] = None,
+    num_workers: WorkerCount = 1,
+    num_gpus_per_worker: float = 0,
+    num_cpus_per_worker: Optional[float] = None,
+    column: Optional[str] = None,
+    channels: str = "rgb",
+    keep_columns: Sequence[str] = (),
+    enforce_detection: bool = True,
+    align: bool = True,
+    expand_percentage: float = 0,
+    max_faces: Optional[int] = None,
+    include_face: bool = False,
+    detector_options: Optional[Mapping[str, Any]] = None,
+) -> Any:
+    """Faces of every image of a Ray Dataset: a lazy Dataset with one row per input row (see the module doc).
+
+    ``detector_backend`` is a registered name (``deepbatch.list_detectors()``) built with ``detector_options``, or
+    a function without arguments that builds a :class:`Detector` on the worker. ``num_workers`` actors (or a
+    ``(min, max)`` autoscaling range) each hold one model and take ``batch_size`` rows per call (default: 32 for
+    batching detectors, 64 on a GPU, 8 for image-by-image ones). ``num_gpus_per_worker`` reserves GPUs per actor
+    (fractions share a GPU); ``num_cpus_per_worker`` CPUs per actor, which also sets ONNX Runtime's thread count
+    (default one, less on a machine too small to keep a CPU for reading). ``include_face`` adds each face's
+    aligned crop (``align=False``: box crop) as PNG bytes; ``expand_percentage`` and ``max_faces`` act as in
+    :func:`deepbatch.extract_faces`.
+    """
+    return _map(ds, FaceDetectionWorker, {"detector_options": dict(detector_options or {})},
+                detector_backend=detector_backend, column=column, channels=channels, keep_columns=keep_columns,
+                batch_size=batch_size, num_workers=num_workers, num_gpus_per_worker=num_gpus_per_worker,
+                num_cpus_per_worker=num_cpus_per_worker, include_face=include_face, align=align,
+                enforce_detection=enforce_detection, max_faces=max_faces, expand_percentage=expand_percentage)
+
+
+def represent(
+    ds: Any,
+    model_name: RecognizerSpec = "MobileFaceNet",
+    detector_backend: DetectorSpec = "scrfd",
+    batch_size: Optional[int] = None,
+    num_workers: WorkerCount = 1,
+    num_gpus_per_worker: float = 0,
+    num_cpus_per_worker: Optional[float] = None,
+    column: Optional[str] = None,
+    channels: str = "rgb",
+    keep_columns: Sequence[str] = (),
+    enforce_detection: bool = True,
+    align: bool = True,
+    expand_percentage: float = 0,
+    normalization: str = "base",
+    max_faces: Optional[int] = None,
+    l2_normalize: bool = False,
+    detector_options: Optional[Mapping[str, Any]] = None,
+    recognizer_options: Optional[Mapping[str, Any]] = None,
+) -> Any:
+    """Face embeddings of every image of a Ray Dataset: a lazy Dataset with one row per input row.
+
+    Each face of ``faces`` carries ``embedding`` (a float32 list of the model's fixed length; unit length with
+    ``l2_normalize``) and ``alignment``. ``model_name`` is a registered recognizer
+    (``deepbatch.list_recognizers()``) built with ``recognizer_options``, or a function without arguments that
+    builds one on the worker; ``normalization``, ``align``, ``expand_percentage`` and ``max_faces`` act as in
+    :func:`deepbatch.represent`. Workers, GPUs and batches are sized as in :func:`extract_faces`.
+    """
+    from .recognition.base import Recognizer
+
+    _check_spec(model_name, "recognizer", Recognizer)
+    constructor = {"model_name": model_name, "recognizer_options": dict(recognizer_options or {}),
+                   "normalization": normalization, "l2_normalize": l2_normalize,
+                   "detector_options": dict(detector_options or {})}
+    return _map(ds, FaceEmbeddingWorker, constructor, detector_backend=detector_backend, column=column,
+                channels=channels, keep_columns=keep_columns, batch_size=batch_size, num_workers=num_workers,
+                num_gpus_per_worker=num_gpus_per_worker, num_cpus_per_worker=num_cpus_per_worker,
+                include_face=False, align=align, enforce_detection=enforce_detection, max_faces=max_faces,
+                expand_percentage=expand_percentage)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# The command line's ``--engine ray``
+
+
+def paths_dataset(paths: Sequence[Union[str, Path]]) -> Any:
+    """A Dataset with one ``path`` row per image file (loaded later on the workers, so an unreadable file becomes
+    an ``error`` row)."""
+    ray = import_ray()
+    return ray.data.from_items([{"path": str(p)} for p in paths])
+
+
+def write_parquet(ds: Any, output: Union[str, Path]) -> Path:
+    """Run ``ds`` and write it as a Parquet dataset: a folder ``output`` of part files, replaced if it exists.
+
+    ``output`` must end in ``.parquet`` (so that a mistyped folder is never replaced). pyarrow, pandas, Spark and
+    DuckDB read the folder as one table (``pyarrow.parquet.read_table(output)``)."""
+    target = Path(output).expanduser()
+    if target.suffix.lower() != ".parquet":
+        raise ValueError(f"Parquet output must be named *.parquet, got {str(output)!r}; e.g. --output results.parquet")
+    if target.is_file():
+        raise ValueError(f"{target} is a file; Ray writes a folder of Parquet part files: remove it or pick another name")
+    from ray.data import SaveMode
+
+    ds.write_parquet(str(target.resolve()), mode=SaveMode.OVERWRITE)
+    return target
+
+
+def summarize(output: Union[str, Path]) -> Tuple[int, int, int, List[Tuple[str, str]]]:
+    """``(images, faces, images without a face, [(path, error), ...])`` read back from a written Parquet dataset."""
+    _import_pyarrow()
+    import pyarrow.compute as pc
+    import pyarrow.parquet as pq
+
+    table = pq.read_table(str(output), columns=["path", "faces", "error"])
+    counts = pc.fill_null(pc.list_value_length(table["faces"]), 0).to_numpy()
+    errors = table["error"].to_pylist()
+    failed = [(str(path), error) for path, error in zip(table["path"].to_pylist(), errors) if error]
+    ok = np.array([not e for e in errors], bool)
+    return table.num_rows, int(counts[ok].sum()), int(((counts == 0) & ok).sum()), failed
+
+
+def run_cli(args: Any, command: str) -> int:
+    """``deepbatch detect|represent PATH... --engine ray --workers N [--gpus-per-worker G] --output X.parquet``.
+
+    Expands the paths as the local engine does, runs :func:`extract_faces` or :func:`represent` on Ray (the
+    cluster at ``$RAY_ADDRESS``, else a local one started for the run) and writes the rows as Parquet. Returns
+    the exit code: 0, or 1 when some images failed (each is logged).
+    """
+    from .cli import EXIT_FAILED, EXIT_OK, plan_sources
+
+    if getattr(args, "output", None) in (None, "-"):
+        raise ValueError("--engine ray writes a Parquet dataset: pass --output results.parquet")
+    for option in ("draw", "save_crops"):
+        if getattr(args, option, None):
+            raise ValueError(f"--{option.replace('_', '-')} needs the images on this machine; use --engine local")
+    sources = plan_sources(args.paths)
+    videos = [str(s.path) for s in sources if s.video]
+    if videos:
+        raise ValueError(f"--engine ray reads image files only, got video {videos[0]}; use --engine local for video")
+    if not sources:
+        logger.error("nothing to process: no image files in %s", ", ".join(args.paths))
+        return EXIT_FAILED
+    ray = import_ray()
+    started = not ray.is_initialized()
+    if started:
+        ray.init(include_dashboard=False, logging_level=logging.WARNING)
+    ray.data.DataContext.get_current().enable_progress_bars = not getattr(args, "no_progress", False)
+    began = time.perf_counter()
+    try:
+        ds = paths_dataset([s.path for s in sources])
+        common = dict(detector_backend=args.backend, batch_size=args.batch_size, num_workers=args.workers,
+                      num_gpus_per_worker=getattr(args, "gpus_per_worker", 0) or 0, align=not args.no_align)
+        if command == "represent":
+            result = represent(ds, model_name=args.model, normalization=args.normalization, max_faces=args.max_faces,
+                               **common)
+        else:
+            result = extract_faces(ds, **common)
+        target = write_parquet(result, args.output)
+    finally:
+        if started:
+            ray.shutdown()
+    elapsed = max(time.perf_counter() - began, 1e-9)
+    images, faces, no_face, failed = summarize(target)
+    for path, problem in failed:
+        logger.error("failed: %s: %s", path, problem)
+    sys.stderr.write(
+        f"{command}: {images} image(s) on {args.workers} Ray worker(s): {faces} face(s), {no_face} without a face, "
+        f"{len(failed)} failed; {elapsed:.1f} s ({images / elapsed:.1f} images/s); results in {target}\n"
+    )
+    return EXIT_FAILED if failed else EXIT_OK

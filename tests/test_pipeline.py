@@ -1,0 +1,312 @@
+"""The pipelined chunk runner, buffer reuse in letterboxing, and the streaming API ``iter_extract_faces``."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+from typing import Iterator, List
+
+import cv2
+import numpy as np
+import pytest
+
+import deepbatch
+from deepbatch.detection import ImageFaces, iter_detections, iter_extract_faces
+from deepbatch.detectors.base import OnnxDetector, build_detector
+from deepbatch.errors import FaceNotDetectedError, ImageNotFoundError
+from deepbatch.ops.letterbox import BufferPool, InputSpec, letterbox, normalize
+from deepbatch.pipeline import DEFAULT_PREFETCH, detector_stages, numbered_chunks, prefetch_map
+
+# A small canvas keeps the model fast; the pipeline does not depend on the canvas size.
+INPUT_SIZE = 320
+# The same chunks through the same session give bit-identical outputs whether or not they were prefetched.
+EXACT = 0.0
+
+
+@pytest.fixture(scope="module")
+def scrfd(weights_dir: Path) -> OnnxDetector:
+    detector = build_detector("scrfd", input_size=INPUT_SIZE)
+    assert isinstance(detector, OnnxDetector)
+    return detector
+
+
+@pytest.fixture(scope="module")
+def photo_paths(dataset_dir: Path) -> List[str]:
+    names = ["couple.jpg", "selfie-many-people.jpg", "img1.jpg", "img12.jpg", "img25.jpg", "img45.jpg", "img6.jpg"]
+    return [str(dataset_dir / name) for name in names]
+
+
+class CountingStream:
+    """An iterator that records how many items have been pulled from it."""
+
+    def __init__(self, items: List[object]):
+        self.items = items
+        self.pulled = 0
+
+    def __iter__(self) -> Iterator[object]:
+        for item in self.items:
+            self.pulled += 1
+            yield item
+
+
+def _slow_square(value: int) -> int:
+    time.sleep(0.02 if value % 3 == 0 else 0.001)  # uneven work, so later items often finish first
+    return value * value
+
+
+def _fail_on_five(value: int) -> int:
+    if value == 5:
+        raise RuntimeError("item 5 is broken")
+    return value
+
+
+def _prefetch_threads() -> List[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name.startswith("deepbatch-prefetch")]
+
+
+# prefetch_map -----------------------------------------------------------------------------------------------------
+
+
+def test_prefetch_map_keeps_input_order_with_uneven_work():
+    assert list(prefetch_map(_slow_square, range(20), workers=3, prefetch=4)) == [v * v for v in range(20)]
+
+
+@pytest.mark.parametrize("prefetch", [1, 2, 4])
+def test_prefetch_map_reads_at_most_prefetch_plus_one_items_ahead(prefetch: int):
+    stream = CountingStream(list(range(50)))
+    results = prefetch_map(_slow_square, stream, workers=2, prefetch=prefetch)
+    next(results)
+    assert stream.pulled <= prefetch + 1
+    results.close()
+
+
+def test_prefetch_map_reraises_a_worker_error_at_its_turn():
+    seen = []
+    with pytest.raises(RuntimeError, match="item 5 is broken"):
+        for value in prefetch_map(_fail_on_five, range(10), workers=2, prefetch=3):
+            seen.append(value)
+    assert seen == [0, 1, 2, 3, 4]
+
+
+def test_prefetch_map_closed_early_leaves_no_threads():
+    results = prefetch_map(_slow_square, range(100), workers=2, prefetch=3)
+    next(results)
+    results.close()
+    assert _prefetch_threads() == []
+
+
+def test_prefetch_map_without_workers_runs_in_the_calling_thread():
+    names = list(prefetch_map(lambda _: threading.current_thread().name, range(3), workers=0))
+    assert names == [threading.current_thread().name] * 3
+
+
+def test_prefetch_map_rejects_negative_settings():
+    with pytest.raises(ValueError, match="workers and prefetch must be >= 0"):
+        list(prefetch_map(_slow_square, range(3), workers=-1))
+
+
+def test_numbered_chunks_give_start_offsets_and_a_short_last_chunk():
+    assert list(numbered_chunks(iter(range(7)), 3)) == [(0, [0, 1, 2]), (3, [3, 4, 5]), (6, [6])]
+
+
+# letterbox buffers ------------------------------------------------------------------------------------------------
+
+LETTERBOX_SPECS = [
+    InputSpec(size=(320, 320), mean=127.5, std=128.0, rgb=True),
+    InputSpec(size=(320, 256), mean=(104.0, 117.0, 123.0), std=1.0, rgb=False),
+    InputSpec(size=(256, 320), mean=0.0, std=255.0, rgb=True, center=True, pad_value=114),
+    InputSpec(size=(320, 240), mean=127.0, std=128.0, rgb=True, keep_ratio=False),
+]
+
+
+def canvas_reference(images: List[np.ndarray], spec: InputSpec) -> np.ndarray:
+    """Letterboxing written the plain way: paint a full uint8 canvas per image, then normalise all of it."""
+    canvas = np.full((len(images), spec.height, spec.width, 3), spec.pad_value, np.uint8)
+    for i, image in enumerate(images):
+        h, w = image.shape[:2]
+        if not spec.keep_ratio:
+            new_w, new_h = spec.width, spec.height
+        elif h / w > spec.height / spec.width:
+            new_w, new_h = max(1, int(spec.height * w / h)), spec.height
+        else:
+            new_w, new_h = spec.width, max(1, int(spec.width * h / w))
+        top = (spec.height - new_h) // 2 if spec.center else 0
+        left = (spec.width - new_w) // 2 if spec.center else 0
+        canvas[i, top : top + new_h, left : left + new_w] = cv2.resize(image, (new_w, new_h))
+    return normalize(canvas, spec)
+
+
+@pytest.mark.parametrize("spec", LETTERBOX_SPECS, ids=lambda s: f"{s.width}x{s.height}-rgb{s.rgb}-c{s.center}")
+def test_letterbox_equals_the_full_canvas_reference(parity_images: List[np.ndarray], spec: InputSpec):
+    images = parity_images[:5]
+    np.testing.assert_array_equal(letterbox(images, spec, BufferPool()).blob, canvas_reference(images, spec))
+
+
+def test_buffer_pool_reuses_a_returned_buffer():
+    pool = BufferPool()
+    first = pool.take(4, (3, 32, 32))
+    pool.give(first)
+    assert pool.take(3, (3, 32, 32)) is first
+
+
+def test_buffer_pool_gives_concurrent_takers_distinct_buffers():
+    pool = BufferPool()
+    held = [pool.take(2, (3, 32, 32)) for _ in range(3)]
+    assert len({id(buffer) for buffer in held}) == 3
+
+
+def test_buffer_pool_keeps_at_most_keep_idle_buffers():
+    pool = BufferPool(keep=2)
+    held = [pool.take(2, (3, 16, 16)) for _ in range(4)]
+    for buffer in held:
+        pool.give(buffer)
+    taken = [pool.take(2, (3, 16, 16)) for _ in range(3)]
+    assert sum(any(t is h for h in held) for t in taken) == 2
+
+
+def test_letterbox_into_a_pooled_buffer_is_a_view_of_it(parity_images: List[np.ndarray]):
+    pool = BufferPool()
+    batch = letterbox(parity_images[:3], LETTERBOX_SPECS[0], pool)
+    assert batch.buffer is not None and np.shares_memory(batch.blob, batch.buffer)
+
+
+# detectors through the pipeline -----------------------------------------------------------------------------------
+
+
+def test_onnx_detectors_split_into_letterbox_and_model_stages(scrfd: OnnxDetector):
+    prepare, infer = detector_stages(scrfd, 8)
+    assert (prepare, infer) == (scrfd.prepare_batch, scrfd.infer_batch)
+
+
+def test_other_detectors_run_whole_in_the_model_stage():
+    prepare, _ = detector_stages(build_detector("skip"), 8)
+    assert prepare is list
+
+
+def test_threads_sharing_one_detector_get_their_own_results(scrfd: OnnxDetector, parity_images: List[np.ndarray]):
+    images = parity_images[:6]
+    expected = scrfd.detect_faces(images, batch_size=3)
+    found: dict = {}
+
+    def work(key: int) -> None:
+        order = images if key % 2 == 0 else images[::-1]
+        result = scrfd.detect_faces(order, batch_size=3)
+        found[key] = result if key % 2 == 0 else result[::-1]
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for result in found.values():
+        assert [len(f) for f in result] == [len(f) for f in expected]
+        for a, b in zip(result, expected):
+            np.testing.assert_array_equal(a.boxes, b.boxes)
+
+
+def test_pipelined_detection_equals_inline_detection(scrfd: OnnxDetector, photo_paths: List[str]):
+    pipelined = list(iter_detections(photo_paths, scrfd, batch_size=3, workers=2, prefetch=2))
+    inline = list(iter_detections(photo_paths, scrfd, batch_size=3, workers=0))
+    assert [r.index for r in pipelined] == list(range(len(photo_paths)))
+    for a, b in zip(pipelined, inline):
+        assert a.faces is not None and b.faces is not None
+        np.testing.assert_allclose(a.faces.boxes, b.faces.boxes, atol=EXACT, rtol=0)
+        np.testing.assert_allclose(a.faces.landmarks, b.faces.landmarks, atol=EXACT, rtol=0)
+
+
+def test_pipelined_detection_equals_detect_faces(scrfd: OnnxDetector, photo_paths: List[str]):
+    records = list(iter_detections(photo_paths, scrfd, batch_size=4, workers=1))
+    direct = scrfd.detect_faces([r.image for r in records], batch_size=4)
+    for record, faces in zip(records, direct):
+        assert record.faces is not None
+        np.testing.assert_allclose(record.faces.boxes, faces.boxes, atol=EXACT, rtol=0)
+
+
+def test_iter_detections_reads_a_generator_lazily(scrfd: OnnxDetector, parity_images: List[np.ndarray]):
+    batch_size = 2
+    stream = CountingStream([parity_images[i % len(parity_images)] for i in range(40)])
+    records = iter_detections(stream, scrfd, batch_size=batch_size, workers=1, prefetch=DEFAULT_PREFETCH)
+    next(records)
+    assert stream.pulled <= (DEFAULT_PREFETCH + 1) * batch_size
+    records.close()
+
+
+# iter_extract_faces -----------------------------------------------------------------------------------------------
+
+
+def test_iter_extract_faces_is_exported():
+    assert deepbatch.iter_extract_faces is iter_extract_faces
+
+
+def test_iter_extract_faces_yields_one_result_per_input_in_order(scrfd: OnnxDetector, photo_paths: List[str]):
+    results = list(iter_extract_faces(photo_paths, detector_backend=scrfd, batch_size=3))
+    assert [(r.image_index, r.source) for r in results] == list(enumerate(photo_paths))
+
+
+def test_iter_extract_faces_matches_extract_faces(scrfd: OnnxDetector, photo_paths: List[str]):
+    streamed = list(iter_extract_faces(photo_paths, detector_backend=scrfd, batch_size=3))
+    batched = deepbatch.extract_faces(photo_paths, detector_backend=scrfd, batch_size=3)
+    assert [[f["facial_area"] for f in faces] for faces in streamed] == [[f["facial_area"] for f in faces]
+                                                                          for faces in batched]
+
+
+def test_iter_extract_faces_crops_equal_extract_faces(scrfd: OnnxDetector, photo_paths: List[str]):
+    streamed = next(iter_extract_faces(photo_paths[:1], detector_backend=scrfd))
+    batched = deepbatch.extract_faces(photo_paths[0], detector_backend=scrfd)
+    np.testing.assert_array_equal(streamed[0]["face"], batched[0]["face"])
+
+
+def test_iter_extract_faces_finds_the_faces_of_the_group_photos(scrfd: OnnxDetector, photo_paths: List[str]):
+    couple, selfie = list(iter_extract_faces(photo_paths[:2], detector_backend=scrfd, batch_size=2))
+    assert (len(couple), len(selfie)) == (2, 6)
+
+
+def test_iter_extract_faces_takes_a_generator_of_frames(scrfd: OnnxDetector, parity_images: List[np.ndarray]):
+    frames = (image.copy() for image in parity_images[:5])
+    results = list(iter_extract_faces(frames, detector_backend=scrfd, batch_size=2, enforce_detection=False))
+    assert [r.image_index for r in results] == [0, 1, 2, 3, 4]
+
+
+def test_iter_extract_faces_reads_a_frame_stream_a_few_chunks_ahead(scrfd: OnnxDetector,
+                                                                    parity_images: List[np.ndarray]):
+    batch_size = 2
+    stream = CountingStream([parity_images[i % 3] for i in range(60)])
+    results = iter_extract_faces(stream, detector_backend=scrfd, batch_size=batch_size, enforce_detection=False)
+    next(results)
+    assert stream.pulled <= (DEFAULT_PREFETCH + 1) * batch_size
+    results.close()
+
+
+def test_iter_extract_faces_takes_a_four_dimensional_array(scrfd: OnnxDetector, parity_images: List[np.ndarray]):
+    frames = np.stack([cv2.resize(image, (320, 240)) for image in parity_images[:3]])
+    assert len(list(iter_extract_faces(frames, detector_backend=scrfd, enforce_detection=False))) == 3
+
+
+def test_iter_extract_faces_treats_one_path_as_a_stream_of_one(scrfd: OnnxDetector, photo_paths: List[str]):
+    (only,) = list(iter_extract_faces(photo_paths[0], detector_backend=scrfd))
+    assert isinstance(only, ImageFaces) and len(only) == 2
+
+
+def test_iter_extract_faces_skip_yields_the_error_in_place(scrfd: OnnxDetector, photo_paths: List[str],
+                                                          tmp_path: Path):
+    missing = str(tmp_path / "missing.jpg")
+    results = list(iter_extract_faces([photo_paths[0], missing, photo_paths[2]], detector_backend=scrfd,
+                                      on_error="skip"))
+    assert [len(r) for r in results] == [2, 0, 1]
+    assert isinstance(results[1].error, ImageNotFoundError) and results[1].error.index == 1
+
+
+def test_iter_extract_faces_raise_stops_at_the_bad_image(scrfd: OnnxDetector, photo_paths: List[str],
+                                                         tmp_path: Path):
+    seen = []
+    with pytest.raises(ImageNotFoundError, match="image 1"):
+        for faces in iter_extract_faces([photo_paths[0], str(tmp_path / "missing.jpg")], detector_backend=scrfd):
+            seen.append(faces)
+    assert len(seen) == 1
+
+
+def test_iter_extract_faces_enforces_detection(scrfd: OnnxDetector):
+    blank = np.full((240, 320, 3), 127, np.uint8)
+    with pytest.raises(FaceNotDetectedError):
+        list(iter_extract_faces([blank], detector_backend=scrfd))
