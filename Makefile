@@ -4,14 +4,14 @@ SHARED ?= $(abspath ../shared)
 export DEEPBATCH_WEIGHTS ?= $(SHARED)/weights
 export DEEPBATCH_TEST_DATA ?= $(SHARED)/dataset
 
-.PHONY: install install-test demo test lint bench test-data
+.PHONY: install install-test install-bench demo test lint bench bench-stream test-data
 
 install:
 	$(PYTHON) -m pip install -q -e .
 
 install-test:
 	$(PYTHON) -m pip install -q -e ".[dev]"
-	$(PYTHON) -m pip install -q -e ".[yolo,mtcnn]"
+	$(PYTHON) -m pip install -q -e ".[yolo,mtcnn,dlib]"
 	$(PYTHON) -m pip install -q --no-deps "ultralytics>=8.3"
 
 demo: install
@@ -24,8 +24,16 @@ lint: install-test
 	ruff check deepbatch tests
 	mypy deepbatch
 
-bench: install-test
-	$(PYTHON) benchmarks/bench_detection.py
+install-bench: install
+	$(PYTHON) -m pip install -q -e ".[bench]"
+	$(PYTHON) -m pip install -q --no-deps "insightface>=0.7.3"
+
+bench: install-bench
+	$(PYTHON) -m deepbatch.bench --backend scrfd --batch-sizes 1,8,16,32 --input-size 640 --images 500 \
+		--reference insightface --breakdown --data $(DEEPBATCH_TEST_DATA)
+
+bench-stream: install
+	$(PYTHON) benchmarks/bench_streaming.py --compare 500,10000 --data $(DEEPBATCH_TEST_DATA)
 
 test-data:
 	$(PYTHON) tests/fetch_test_data.py

@@ -10,13 +10,19 @@ exec((HERE / "deepbatch" / "_version.py").read_text(), version)
 
 EXTRAS = {
     "test": ["pytest>=7", "hypothesis>=6"],
-    "dev": ["pytest>=7", "hypothesis>=6", "ruff>=0.4", "mypy>=1.8"],
+    "dev": ["pytest>=7", "hypothesis>=6", "ruff>=0.4", "mypy>=1.8", "ray[data]>=2.55,<3", "pillow>=9"],
     "gpu": ["onnxruntime-gpu>=1.17"],
     # ultralytics itself is installed with `pip install --no-deps ultralytics`: it requires opencv-python, which
     # clashes with opencv-python-headless; these are the packages it really needs.
     "yolo": ["torch>=2.0", "torchvision>=0.15", "matplotlib>=3.3", "pillow>=7.1.2", "pyyaml>=5.3.1",
              "requests>=2.23", "psutil>=5.8", "polars>=0.20", "ultralytics-thop>=2.2.3"],
     "mtcnn": ["mtcnn>=1.0", "tensorflow-cpu>=2.12"],
+    "dlib": ["dlib-bin>=19.24"],  # a prebuilt dlib: the 'dlib' sdist compiles for many minutes
+    # Ray Data brings pyarrow and pandas; Pillow is what ray.data.read_images decodes with. About 500 MB, 30 s.
+    "ray": ["ray[data]>=2.55,<3", "pyarrow>=15", "pillow>=9"],
+    # The benchmark's InsightFace reference: insightface itself is installed with `pip install --no-deps
+    # insightface` (it requires opencv-python, which clashes with opencv-python-headless); these are its real needs.
+    "bench": ["requests>=2.23", "scipy>=1.9", "scikit-image>=0.19"],
 }
 
 setup(

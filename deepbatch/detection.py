@@ -84,7 +84,7 @@ def _load(item: Any, index: Optional[int], on_error: str) -> ImageDetections:
     except ImageError as exc:
         if on_error == "raise":
             raise
-        logger.warning("skipping %s", exc)
+        logger.warning("unusable image: %s", exc)
         return ImageDetections(index or 0, source, error=exc)
 
 
@@ -205,9 +205,9 @@ def iter_extract_faces(
 
     ``paths_or_frames`` is any iterable of the inputs :func:`extract_faces` accepts (a list of paths, a generator
     of video frames, an (N, H, W, C) array); a single path or image is a stream of one. It is read lazily, chunk by
-    chunk, and memory holds at most ``prefetch + 1`` chunks of images whatever its length; the faces of an image are
-    cropped only when it is yielded. ``workers`` threads decode and letterbox the next chunks while the model runs
-    (see :mod:`deepbatch.pipeline`). The other arguments are those of :func:`extract_faces`. ``on_error="raise"``
+    chunk, and memory holds at most ``prefetch + 2`` chunks of images whatever its length. ``workers`` threads
+    decode and letterbox the next chunks, and cut the faces of the previous one, while the model runs (see
+    :mod:`deepbatch.pipeline`; ``workers=0`` does everything in the calling thread). The other arguments are those of :func:`extract_faces`. ``on_error="raise"``
     raises the first unusable or (with ``enforce_detection``) faceless image's error when the stream reaches it;
     ``"skip"`` logs it and yields an empty :class:`ImageFaces` with its ``error``.
     """
@@ -222,15 +222,18 @@ def iter_extract_faces(
         paths_or_frames = [paths_or_frames]
     detector = resolve_detector(detector_backend)
     records = iter_detections(paths_or_frames, detector, batch_size, "skip", workers=workers, prefetch=prefetch)
-    for record in records:
+
+    def crop(record: ImageDetections) -> ImageFaces:
         faces = record.faces
         if record.error is None and faces is not None and len(faces) == 0 and enforce_detection:
             record.error = FaceNotDetectedError(record.index, record.source)
-        if record.error is not None:
-            if on_error == "raise":
-                raise record.error
-            yield ImageFaces((), record.index, record.source, record.error)
-            continue
-        assert record.image is not None and faces is not None
+        if record.error is not None or record.image is None or faces is None:
+            return ImageFaces((), record.index, record.source, record.error)
         dicts = face_dicts(record.image, faces, align, expand_percentage, color_face, normalize_face, max_faces)
-        yield ImageFaces(dicts, record.index, record.source)
+        return ImageFaces(dicts, record.index, record.source)
+
+    # Crops are cut on the prefetch threads too, while this thread runs the model on the next chunk.
+    for result in prefetch_map(crop, records, workers, prefetch=batch_size if prefetch else 0):
+        if result.error is not None and on_error == "raise":
+            raise result.error
+        yield result

@@ -28,8 +28,9 @@ Output columns (Arrow types, so they write to Parquet as they are):
   one face with confidence 0, as DeepFace does).
 
 Ray Data does not keep row order unless ``DataContext.get_current().execution_options.preserve_order`` is set;
-rows carry their ``path`` so that order does not matter. An actor that dies is restarted and its batch retried
-(``max_restarts=-1``, ``max_task_retries=-1``), so rows are neither lost nor duplicated.
+rows carry their ``path`` so that order does not matter. An actor that dies is restarted and its batch re-run
+(Ray Data's defaults for actor pools: ``max_restarts=-1``, ``max_task_retries=-1``), so rows are neither lost nor
+duplicated.
 """
 
 from __future__ import annotations
@@ -76,6 +77,14 @@ class DatasetColumnError(DeepbatchError, ValueError):
         )
 
 
+class RayArgumentError(DeepbatchError, ValueError):
+    """An argument of the Ray integration is out of range or inconsistent; the message says which and the fix."""
+
+
+class WorkerSpecError(DeepbatchError, TypeError):
+    """A model was passed in a form that cannot be shipped to Ray workers."""
+
+
 def import_ray() -> Any:
     """The ``ray`` package with Ray Data, or :class:`MissingDependencyError` naming the extra to install."""
     try:
@@ -100,13 +109,15 @@ def _import_pyarrow() -> Any:
 
 def _check_spec(spec: Any, kind: str, base: type) -> None:
     if isinstance(spec, base):
-        raise TypeError(
+        raise WorkerSpecError(
             f"a built {kind} cannot be shipped to Ray workers (its ONNX Runtime session does not pickle); pass its "
             f"registered name, or a function without arguments that builds it on the worker, e.g. "
             f"functools.partial(MyClass, ...)"
         )
     if not isinstance(spec, str) and not callable(spec):
-        raise TypeError(f"{kind} must be a registered name or a function that builds one, got {type(spec).__name__}")
+        raise WorkerSpecError(
+            f"{kind} must be a registered name or a function that builds one, got {type(spec).__name__}"
+        )
 
 
 def _accepts(factory: Any, name: str) -> bool:
@@ -133,7 +144,7 @@ def _build_detector(spec: DetectorSpec, options: Mapping[str, Any], threads: Opt
     return build_detector(spec, **_options_with_threads(DETECTORS, spec, options, threads))
 
 
-def _build_recognizer(spec: RecognizerSpec, options: Mapping[str, Any], threads: Optional[int]) -> "Recognizer":
+def _build_recognizer(spec: RecognizerSpec, options: Mapping[str, Any], threads: Optional[int]) -> Recognizer:
     if not isinstance(spec, str):
         return spec()
     from .recognition.base import RECOGNIZERS, build_recognizer
@@ -205,21 +216,6 @@ def _fixed_list(pa: Any, values: np.ndarray, size: int, mask: Optional[np.ndarra
     return pa.FixedSizeListArray.from_arrays(flat, size, mask=None if mask is None else pa.array(mask))
 
 
-def faces_type(embedding_size: int = 0, include_face: bool = False) -> "pyarrow.DataType":
-    """The Arrow type of the ``faces`` column (see the module doc)."""
-    pa = _import_pyarrow()
-    fields = [
-        pa.field("box", pa.list_(pa.float32(), 4)),
-        pa.field("confidence", pa.float32()),
-        pa.field("landmarks", pa.list_(pa.list_(pa.float32(), 2), 5)),
-    ]
-    if embedding_size:
-        fields += [pa.field("embedding", pa.list_(pa.float32(), embedding_size)), pa.field("alignment", pa.string())]
-    if include_face:
-        fields.append(pa.field("face", pa.binary()))
-    return pa.list_(pa.struct(fields))
-
-
 def _faces_column(results: Sequence[_RowResult], embedding_size: int, include_face: bool) -> Any:
     pa = _import_pyarrow()
     found = [r.faces for r in results if r.faces is not None and len(r.faces)]
@@ -256,7 +252,7 @@ def _faces_column(results: Sequence[_RowResult], embedding_size: int, include_fa
 
 
 def _table(batch: Mapping[str, Any], keep: Sequence[str], results: Sequence[_RowResult], embedding_size: int,
-           include_face: bool) -> "pyarrow.Table":
+           include_face: bool) -> pyarrow.Table:
     pa = _import_pyarrow()
     columns: Dict[str, Any] = {}
     for name in keep:
@@ -317,7 +313,7 @@ class _Worker:
         self.max_faces = max_faces
         self.expand_percentage = expand_percentage
 
-    def __call__(self, batch: Dict[str, Any]) -> "pyarrow.Table":
+    def __call__(self, batch: Dict[str, Any]) -> pyarrow.Table:
         column = input_column(list(batch), self.column)
         keep = (["path"] if "path" in batch else []) + [c for c in self.keep_columns if c != "path"]
         items = _items(batch, column, self.channels)
@@ -434,11 +430,11 @@ def default_batch_size(detector_backend: DetectorSpec, num_gpus_per_worker: floa
 def _compute(ray: Any, num_workers: WorkerCount) -> Any:
     if isinstance(num_workers, int):
         if num_workers < 1:
-            raise ValueError(f"num_workers must be a positive integer or a (min, max) pair, got {num_workers}")
+            raise RayArgumentError(f"num_workers must be a positive integer or a (min, max) pair, got {num_workers}")
         return ray.data.ActorPoolStrategy(size=num_workers)
     low, high = num_workers
     if not 1 <= low <= high:
-        raise ValueError(f"num_workers=(min, max) needs 1 <= min <= max, got {num_workers}")
+        raise RayArgumentError(f"num_workers=(min, max) needs 1 <= min <= max, got {num_workers}")
     return ray.data.ActorPoolStrategy(min_size=low, max_size=high)
 
 
@@ -462,17 +458,17 @@ def _map(ds: Any, worker: type, constructor: Dict[str, Any], *, detector_backend
     ray = import_ray()
     _check_spec(detector_backend, "detector", Detector)
     if channels not in ("rgb", "bgr"):
-        raise ValueError(f"channels must be 'rgb' or 'bgr', got {channels!r}")
+        raise RayArgumentError(f"channels must be 'rgb' or 'bgr', got {channels!r}")
     if expand_percentage < 0:
-        raise ValueError(f"expand_percentage must be >= 0, got {expand_percentage}")
+        raise RayArgumentError(f"expand_percentage must be >= 0, got {expand_percentage}")
     if max_faces is not None and max_faces < 1:
-        raise ValueError(f"max_faces must be a positive integer or None, got {max_faces}")
+        raise RayArgumentError(f"max_faces must be a positive integer or None, got {max_faces}")
     if num_gpus_per_worker < 0:
-        raise ValueError(f"num_gpus_per_worker must be >= 0, got {num_gpus_per_worker}")
+        raise RayArgumentError(f"num_gpus_per_worker must be >= 0, got {num_gpus_per_worker}")
     _check_columns(ds, column, keep_columns)
     size = int(batch_size or default_batch_size(detector_backend, num_gpus_per_worker))
     if size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
+        raise RayArgumentError(f"batch_size must be a positive integer, got {batch_size}")
     cpus = num_cpus_per_worker
     if cpus is None:
         cpus = cpus_per_worker(num_workers, _cluster_cpus(ray), num_gpus_per_worker)
@@ -578,16 +574,26 @@ def paths_dataset(paths: Sequence[Union[str, Path]]) -> Any:
     return ray.data.from_items([{"path": str(p)} for p in paths])
 
 
+def parquet_target(output: Union[str, Path]) -> Path:
+    """``output`` checked as a Parquet dataset folder to write: named ``*.parquet`` (so that a mistyped folder is
+    never replaced) and not an existing file."""
+    target = Path(output).expanduser()
+    if target.suffix.lower() != ".parquet":
+        raise RayArgumentError(
+            f"Parquet output must be named *.parquet, got {str(output)!r}; e.g. --output results.parquet"
+        )
+    if target.is_file():
+        raise RayArgumentError(
+            f"{target} is a file; Ray writes a folder of Parquet part files: remove it or pick another name"
+        )
+    return target
+
+
 def write_parquet(ds: Any, output: Union[str, Path]) -> Path:
     """Run ``ds`` and write it as a Parquet dataset: a folder ``output`` of part files, replaced if it exists.
 
-    ``output`` must end in ``.parquet`` (so that a mistyped folder is never replaced). pyarrow, pandas, Spark and
-    DuckDB read the folder as one table (``pyarrow.parquet.read_table(output)``)."""
-    target = Path(output).expanduser()
-    if target.suffix.lower() != ".parquet":
-        raise ValueError(f"Parquet output must be named *.parquet, got {str(output)!r}; e.g. --output results.parquet")
-    if target.is_file():
-        raise ValueError(f"{target} is a file; Ray writes a folder of Parquet part files: remove it or pick another name")
+    pyarrow, pandas, Spark and DuckDB read the folder as one table (``pyarrow.parquet.read_table(output)``)."""
+    target = parquet_target(output)
     from ray.data import SaveMode
 
     ds.write_parquet(str(target.resolve()), mode=SaveMode.OVERWRITE)
@@ -618,14 +624,17 @@ def run_cli(args: Any, command: str) -> int:
     from .cli import EXIT_FAILED, EXIT_OK, plan_sources
 
     if getattr(args, "output", None) in (None, "-"):
-        raise ValueError("--engine ray writes a Parquet dataset: pass --output results.parquet")
+        raise RayArgumentError("--engine ray writes a Parquet dataset: pass --output results.parquet")
     for option in ("draw", "save_crops"):
         if getattr(args, option, None):
-            raise ValueError(f"--{option.replace('_', '-')} needs the images on this machine; use --engine local")
+            raise RayArgumentError(f"--{option.replace('_', '-')} needs the images on this machine; use --engine local")
+    parquet_target(args.output)
     sources = plan_sources(args.paths)
     videos = [str(s.path) for s in sources if s.video]
     if videos:
-        raise ValueError(f"--engine ray reads image files only, got video {videos[0]}; use --engine local for video")
+        raise RayArgumentError(
+            f"--engine ray reads image files only, got video {videos[0]}; use --engine local for video"
+        )
     if not sources:
         logger.error("nothing to process: no image files in %s", ", ".join(args.paths))
         return EXIT_FAILED

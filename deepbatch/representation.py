@@ -67,15 +67,17 @@ def iter_embeddings(
     """Detect, align and embed ``items`` chunk by chunk, yielding one :class:`ImageEmbeddings` per item in order.
 
     ``batch_size`` images are detected together and all their faces embedded together. ``on_error`` and
-    ``enforce_detection`` behave as in :func:`deepbatch.extract_faces`; ``align=False`` embeds box crops;
-    ``spec`` overrides the recognizer's normalisation.
+    ``enforce_detection`` behave as in :func:`deepbatch.extract_faces` (``single`` marks one image given alone: its
+    errors name no index and always raise); ``align=False`` embeds box crops; ``spec`` overrides the recognizer's
+    normalisation.
     """
     check_on_error(on_error)
     if expand_percentage < 0:
         raise ValueError(f"expand_percentage must be >= 0, got {expand_percentage}")
     if max_faces is not None and max_faces < 1:
         raise ValueError(f"max_faces must be a positive integer or None, got {max_faces}")
-    detections = iter_detections(items, detector, batch_size, on_error, single=single)
+    # Errors come back per image and are raised in input order by _embed_chunk, whatever the batch size.
+    detections = iter_detections(items, detector, batch_size, "skip", single=single)
     while True:
         chunk = list(islice(detections, batch_size))
         if not chunk:
@@ -91,6 +93,8 @@ def _embed_chunk(
     results, pixels = [], []
     for record in chunk:
         result = ImageEmbeddings(record.index, record.source, error=record.error)
+        if record.error is not None and (single or on_error == "raise"):
+            raise record.error
         results.append(result)
         if record.error is not None or record.image is None or record.faces is None:
             continue
@@ -99,7 +103,7 @@ def _embed_chunk(
         if len(faces) == 0:
             if enforce_detection:
                 result.error = FaceNotDetectedError(None if single else record.index, record.source)
-                if on_error == "raise":
+                if single or on_error == "raise":
                     raise result.error
                 continue
             faces = Faces(np.array([[0, 0, width, height]], np.float32), np.zeros(1, np.float32))
@@ -156,7 +160,9 @@ def represent(
 
     ``img_path`` is anything :func:`deepbatch.extract_faces` takes. One image gives a list with one dict per face;
     a list or an (N, H, W, C) array gives a :class:`BatchResult` with one such list per image, in input order
-    (``errors`` maps skipped images to their exceptions when ``on_error="skip"``).
+    (``errors`` maps skipped images to their exceptions when ``on_error="skip"``). ``on_error`` and
+    ``enforce_detection`` behave as in :func:`deepbatch.extract_faces`: ``"raise"`` raises the first unusable or
+    faceless image's error in input order; ``"skip"`` records it and goes on; a single image always raises.
 
     Each dict has ``embedding`` (a list of floats, or a float32 numpy array with ``return_numpy``; unit length with
     ``l2_normalize``), ``facial_area`` (integer ``x, y, w, h`` and person-relative eyes, as ``extract_faces``),

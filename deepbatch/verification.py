@@ -155,8 +155,9 @@ def _verify(
             else:
                 distinct.setdefault(_key(item), item)
     keys = list(distinct)
+    # Errors are collected per distinct image and re-addressed to the first pair that uses it (see _at_pair).
     for key, result in zip(keys, iter_embeddings(list(distinct.values()), detector, recognizer, batch_size, "skip",
-                                                 True, enforce_detection, align, expand_percentage, None, spec)):
+                                                 False, enforce_detection, align, expand_percentage, None, spec)):
         embedded[key] = result
 
     results = BatchResult()

@@ -274,7 +274,7 @@ def test_iter_extract_faces_reads_a_frame_stream_a_few_chunks_ahead(scrfd: OnnxD
     stream = CountingStream([parity_images[i % 3] for i in range(60)])
     results = iter_extract_faces(stream, detector_backend=scrfd, batch_size=batch_size, enforce_detection=False)
     next(results)
-    assert stream.pulled <= (DEFAULT_PREFETCH + 1) * batch_size
+    assert stream.pulled <= (DEFAULT_PREFETCH + 2) * batch_size  # one more chunk is detected while crops are cut
     results.close()
 
 

@@ -11,12 +11,12 @@ import cv2
 import numpy as np
 import onnx
 import pytest
+from models import yolo_face_from_scrfd
 from onnx import helper, numpy_helper
 
 from deepbatch.detectors import DETECTORS, build_detector
 from deepbatch.detectors.yolo import DFL_BINS, YOLO_ALIASES, YOLO_VARIANTS, YoloFace
 from deepbatch.errors import MissingDependencyError, ModelFormatError, WeightsNotFoundError
-from models import yolo_face_from_scrfd
 
 # Decoding is float32 arithmetic on exactly representable inputs: results agree to rounding.
 DECODE_TOLERANCE_PX = 1e-3

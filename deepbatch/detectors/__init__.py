@@ -5,6 +5,7 @@ Backend modules import their heavy dependencies only when a detector is built, s
 
 from . import (  # noqa: F401  (registration side effects)
     centerface,
+    dlib,
     lffd,
     mtcnn,
     opencv,

@@ -1,0 +1,86 @@
+"""MTCNN backend (the ``mtcnn`` package): faces on real photos, landmark convention, batching per image size."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import List
+
+import cv2
+import numpy as np
+import pytest
+
+from deepbatch.detectors import DETECTORS
+from deepbatch.errors import MissingDependencyError
+
+# Frames of one size go through the package in one stacked tensor: TensorFlow's convolutions may sum in another
+# order for a stack than for one image, which moves a point by ~3e-5 px (measured).
+STACKED_TOLERANCE_PX = 1e-3
+
+
+@pytest.fixture(scope="module")
+def detector():  # type: ignore[no-untyped-def]
+    pytest.importorskip("mtcnn", reason="the MTCNN backend needs deepbatch[mtcnn]")
+    return DETECTORS.create("mtcnn")
+
+
+def photo(dataset_dir: Path, name: str, width: int = 800) -> np.ndarray:
+    """A test photo scaled to ``width`` pixels (MTCNN's pyramid on a full 2,000-pixel photo takes seconds)."""
+    image = cv2.imread(str(dataset_dir / name))
+    return cv2.resize(image, (width, round(image.shape[0] * width / image.shape[1])))
+
+
+@pytest.fixture(scope="module")
+def frames(dataset_dir: Path) -> List[np.ndarray]:
+    return [cv2.resize(cv2.imread(str(dataset_dir / n)), (480, 360)) for n in ("couple.jpg", "img1.jpg", "img3.jpg")]
+
+
+@pytest.mark.parametrize("name, expected", [("couple.jpg", 2), ("img1.jpg", 1)])
+def test_finds_the_faces_of_a_photo(detector, dataset_dir, name, expected):  # type: ignore[no-untyped-def]
+    assert len(detector.detect_faces([photo(dataset_dir, name)])[0]) == expected
+
+
+def test_landmarks_are_the_packages_keypoints_seen_from_the_person(detector, dataset_dir):  # type: ignore[no-untyped-def]
+    """The package names keypoints from the observer's side: its ``right_eye`` is the person's left eye."""
+    image = photo(dataset_dir, "img1.jpg")
+    own = detector.model.detect_faces(np.ascontiguousarray(image[..., ::-1]))[0]["keypoints"]
+    landmarks = detector.detect_faces([image])[0].landmarks[0]
+    person_order = [own[k] for k in ("right_eye", "left_eye", "nose", "mouth_right", "mouth_left")]
+    np.testing.assert_allclose(landmarks, person_order, atol=0.5)  # the package's JSON rounds to whole pixels
+    assert landmarks[0, 0] > landmarks[1, 0]  # the person's left eye appears on the right of the picture
+
+
+def test_frames_of_one_size_run_in_one_call_and_match_single_calls(detector, frames, monkeypatch):  # type: ignore[no-untyped-def]
+    calls = []
+    original = detector.model.detect_faces
+    monkeypatch.setattr(detector.model, "detect_faces", lambda images, **kw: calls.append(len(images)) or original(
+        images, **kw))
+    batched = detector.detect_faces(frames, batch_size=len(frames))
+    assert calls == [len(frames)]
+    for image, faces in zip(frames, batched):
+        alone = detector.detect_faces([image])[0]
+        assert len(faces) == len(alone)
+        np.testing.assert_allclose(faces.boxes, alone.boxes, atol=STACKED_TOLERANCE_PX)
+        np.testing.assert_allclose(faces.landmarks, alone.landmarks, atol=STACKED_TOLERANCE_PX)
+
+
+def test_a_chunk_runs_one_call_per_image_size(detector, frames, monkeypatch):  # type: ignore[no-untyped-def]
+    calls = []
+    original = detector.model.detect_faces
+    monkeypatch.setattr(detector.model, "detect_faces", lambda images, **kw: calls.append(len(images)) or original(
+        images, **kw))
+    small = cv2.resize(frames[0], (240, 180))
+    results = detector.detect_faces([frames[0], small, frames[1], small], batch_size=4)
+    assert sorted(calls) == [2, 2] and len(results) == 4
+    assert len(results[0]) == 2 and len(results[2]) == 1
+
+
+def test_wrong_number_of_thresholds_is_refused(detector):  # type: ignore[no-untyped-def]
+    with pytest.raises(ValueError, match="three scores"):
+        DETECTORS.create("mtcnn", thresholds=(0.6, 0.7))
+
+
+def test_missing_package_names_the_extra(monkeypatch):  # type: ignore[no-untyped-def]
+    monkeypatch.setitem(sys.modules, "mtcnn", None)  # makes `import mtcnn` raise ImportError
+    with pytest.raises(MissingDependencyError, match=r"deepbatch\[mtcnn\]"):
+        DETECTORS.create("mtcnn")
