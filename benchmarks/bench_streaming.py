@@ -80,8 +80,9 @@ def table(rows: List[Dict[str, float]], args: argparse.Namespace) -> str:
              f"{'images':>7}  {'faces':>7}  {'seconds':>8}  {'img/s':>6}  {'baseline MiB':>12}  {'peak MiB':>9}  "
              f"{'growth MiB':>10}"]
     for row in rows:
-        lines.append(f"{row['images']:>7.0f}  {row['faces']:>7.0f}  {row['seconds']:>8.1f}  {row['images_per_s']:>6.1f}  "
-                     f"{row['baseline_mb']:>12.0f}  {row['peak_mb']:>9.0f}  {row['growth_mb']:>10.0f}")
+        lines.append(f"{row['images']:>7.0f}  {row['faces']:>7.0f}  {row['seconds']:>8.1f}  "
+                     f"{row['images_per_s']:>6.1f}  {row['baseline_mb']:>12.0f}  {row['peak_mb']:>9.0f}  "
+                     f"{row['growth_mb']:>10.0f}")
     if len(rows) > 1:
         lines += ["", f"peak of the longest run / peak of the shortest: {rows[-1]['peak_mb'] / rows[0]['peak_mb']:.3f}"]
     return "\n".join(lines)

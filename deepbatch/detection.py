@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import os
 from dataclasses import dataclass
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple, Union
+from typing import Any, Dict, Generator, Iterable, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 
@@ -48,7 +48,7 @@ def check_on_error(on_error: str) -> None:
 def iter_detections(
     items: Iterable[Any], detector: Detector, batch_size: int = DEFAULT_BATCH_SIZE, on_error: str = "raise",
     single: bool = False, *, workers: Optional[int] = None, prefetch: int = DEFAULT_PREFETCH,
-) -> Iterator[ImageDetections]:
+) -> Generator[ImageDetections, None, None]:
     """Load and detect ``items`` chunk by chunk, yielding one :class:`ImageDetections` per item in order.
 
     With ``on_error="raise"`` the first unusable image raises its :class:`ImageError`; with ``"skip"`` it is yielded
@@ -207,9 +207,10 @@ def iter_extract_faces(
     of video frames, an (N, H, W, C) array); a single path or image is a stream of one. It is read lazily, chunk by
     chunk, and memory holds at most ``prefetch + 2`` chunks of images whatever its length. ``workers`` threads
     decode and letterbox the next chunks, and cut the faces of the previous one, while the model runs (see
-    :mod:`deepbatch.pipeline`; ``workers=0`` does everything in the calling thread). The other arguments are those of :func:`extract_faces`. ``on_error="raise"``
-    raises the first unusable or (with ``enforce_detection``) faceless image's error when the stream reaches it;
-    ``"skip"`` logs it and yields an empty :class:`ImageFaces` with its ``error``.
+    :mod:`deepbatch.pipeline`; ``workers=0`` does everything in the calling thread). The other arguments are those
+    of :func:`extract_faces`. ``on_error="raise"`` raises the first unusable or (with ``enforce_detection``)
+    faceless image's error when the stream reaches it; ``"skip"`` logs it and yields an empty :class:`ImageFaces`
+    with its ``error``.
     """
     check_on_error(on_error)
     if expand_percentage < 0:
@@ -233,7 +234,12 @@ def iter_extract_faces(
         return ImageFaces(dicts, record.index, record.source)
 
     # Crops are cut on the prefetch threads too, while this thread runs the model on the next chunk.
-    for result in prefetch_map(crop, records, workers, prefetch=batch_size if prefetch else 0):
-        if result.error is not None and on_error == "raise":
-            raise result.error
-        yield result
+    results = prefetch_map(crop, records, workers, prefetch=batch_size if prefetch else 0)
+    try:
+        for result in results:
+            if result.error is not None and on_error == "raise":
+                raise result.error
+            yield result
+    finally:
+        results.close()
+        records.close()

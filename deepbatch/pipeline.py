@@ -17,7 +17,7 @@ import logging
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import islice
-from typing import Any, Callable, Deque, Iterable, Iterator, List, Optional, Tuple, TypeVar
+from typing import Any, Callable, Deque, Generator, Iterable, Iterator, List, Optional, Tuple, TypeVar
 
 logger = logging.getLogger(__name__)
 
@@ -47,7 +47,7 @@ def numbered_chunks(items: Iterable[T], size: int) -> Iterator[Tuple[int, List[T
 
 
 def prefetch_map(function: Callable[[T], R], items: Iterable[T], workers: Optional[int] = None,
-                 prefetch: int = DEFAULT_PREFETCH) -> Iterator[R]:
+                 prefetch: int = DEFAULT_PREFETCH) -> Generator[R, None, None]:
     """``function(item)`` for each item, in order, computed up to ``prefetch`` items ahead on ``workers`` threads.
 
     ``items`` is read in the calling thread, never more than ``prefetch + 1`` items ahead of the result being

@@ -45,13 +45,13 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, 
 
 import numpy as np
 
-from .detectors.base import DEFAULT_BATCH_SIZE, DETECTORS, Detector
 from .errors import DeepbatchError, FaceNotDetectedError, ImageError, MissingDependencyError
 from .structures import Faces
 
 if TYPE_CHECKING:
     import pyarrow
 
+    from .detectors.base import Detector
     from .recognition.base import Recognizer
 
 logger = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ INPUT_COLUMNS = ("image", "bytes", "path")  # looked for in this order when ``co
 LOOP_BATCH_SIZE = 8  # rows per call for detectors that run image by image: small batches balance the actors
 GPU_BATCH_SIZE = 64  # rows per call for batching detectors on a GPU worker
 
-DetectorSpec = Union[str, Callable[[], Detector]]
+DetectorSpec = Union[str, Callable[[], "Detector"]]
 RecognizerSpec = Union[str, Callable[[], "Recognizer"]]
 WorkerCount = Union[int, Tuple[int, int]]
 
@@ -139,7 +139,7 @@ def _options_with_threads(registry: Any, name: str, options: Mapping[str, Any], 
 def _build_detector(spec: DetectorSpec, options: Mapping[str, Any], threads: Optional[int]) -> Detector:
     if not isinstance(spec, str):
         return spec()
-    from .detectors.base import build_detector
+    from .detectors.base import DETECTORS, build_detector
 
     return build_detector(spec, **_options_with_threads(DETECTORS, spec, options, threads))
 
@@ -183,7 +183,7 @@ def _items(batch: Mapping[str, Any], column: str, channels: str) -> List[Any]:
     values = batch[column]
     if column == "image" or (len(values) and isinstance(values[0], np.ndarray)):
         return [_rgb_to_bgr(v) if channels == "rgb" else np.asarray(v) for v in values]
-    return [v if isinstance(v, (bytes, bytearray)) else str(v) for v in values]
+    return [v if v is None or isinstance(v, (bytes, bytearray)) else str(v) for v in values]
 
 
 def _error_text(error: Optional[BaseException]) -> str:
@@ -417,8 +417,10 @@ def cpus_per_worker(num_workers: WorkerCount, total_cpus: float, num_gpus_per_wo
 
 
 def default_batch_size(detector_backend: DetectorSpec, num_gpus_per_worker: float) -> int:
-    """Rows per actor call: :data:`DEFAULT_BATCH_SIZE` for batching detectors (:data:`GPU_BATCH_SIZE` on a GPU),
-    :data:`LOOP_BATCH_SIZE` for detectors that run image by image."""
+    """Rows per actor call: :data:`deepbatch.detectors.base.DEFAULT_BATCH_SIZE` for batching detectors
+    (:data:`GPU_BATCH_SIZE` on a GPU), :data:`LOOP_BATCH_SIZE` for detectors that run image by image."""
+    from .detectors.base import DEFAULT_BATCH_SIZE, DETECTORS
+
     native = True
     if isinstance(detector_backend, str):
         native = bool(getattr(DETECTORS.entry(detector_backend).factory, "native_batching", True))
@@ -455,6 +457,8 @@ def _map(ds: Any, worker: type, constructor: Dict[str, Any], *, detector_backend
          num_workers: WorkerCount, num_gpus_per_worker: float, num_cpus_per_worker: Optional[float],
          include_face: bool, align: bool, enforce_detection: bool, max_faces: Optional[int],
          expand_percentage: float) -> Any:
+    from .detectors.base import Detector
+
     ray = import_ray()
     _check_spec(detector_backend, "detector", Detector)
     if channels not in ("rgb", "bgr"):
@@ -641,7 +645,7 @@ def run_cli(args: Any, command: str) -> int:
     ray = import_ray()
     started = not ray.is_initialized()
     if started:
-        ray.init(include_dashboard=False, logging_level=logging.WARNING)
+        ray.init(logging_level=logging.WARNING)
     ray.data.DataContext.get_current().enable_progress_bars = not getattr(args, "no_progress", False)
     began = time.perf_counter()
     try:

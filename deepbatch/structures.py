@@ -3,7 +3,8 @@
 Conventions used everywhere in deepbatch:
 
 * boxes are ``(N, 4)`` float32 ``x1, y1, x2, y2`` in original-image pixels;
-* scores are ``(N,)`` float32 in ``[0, 1]``;
+* scores are ``(N,)`` float32 detector confidences: probabilities in ``[0, 1]`` for the neural detectors, the
+  cascade's level weight (OpenCV Haar) or the SVM margin (dlib) for the classical ones, which are unbounded;
 * landmarks are ``(N, 5, 2)`` float32 ``x, y`` in original-image pixels, ordered
   ``left_eye, right_eye, nose, mouth_left, mouth_right`` where left and right are the *person's* (DeepFace's
   convention: the person's left eye appears on the right of the picture), or ``None`` for models without them.

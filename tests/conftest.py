@@ -24,9 +24,14 @@ FETCHED_PHOTOS = ROOT / "tests" / "dataset" / "photos"  # where `make test-data`
 SHARED_PHOTOS = SHARED / "dataset"
 os.environ.setdefault("DEEPBATCH_TEST_DATA", str(SHARED_PHOTOS if SHARED_PHOTOS.is_dir() else FETCHED_PHOTOS))
 
-from models import build_generated_models, build_generated_recognizers  # noqa: E402  (tests/ is on sys.path)
+from models import (  # noqa: E402  (tests/ is on sys.path)
+    build_generated_models,
+    build_generated_recognizers,
+    same_test_model_as_another,
+)
 
-ALL_DETECTORS = DETECTORS.names(aliases=False)
+ALL_DETECTORS = [name for name in DETECTORS.names(aliases=False) if name not in same_test_model_as_another()]
+PARITY_MAX_SIDE = 1024  # photos are scaled down to this: sizes stay mixed, looped backends stay affordable
 
 # Images of different sizes and face counts used by the parity tests (small, large, portrait, group shots).
 PARITY_IMAGES = ["couple.jpg", "selfie-many-people.jpg", "img1.jpg", "img12.jpg", "img25.jpg", "img45.jpg",
@@ -55,7 +60,9 @@ def weights_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def parity_images(dataset_dir: Path) -> List[np.ndarray]:
-    return [cv2.imread(str(dataset_dir / name)) for name in PARITY_IMAGES]
+    images = [cv2.imread(str(dataset_dir / name)) for name in PARITY_IMAGES]
+    return [cv2.resize(im, None, fx=PARITY_MAX_SIDE / max(im.shape[:2]), fy=PARITY_MAX_SIDE / max(im.shape[:2]),
+                       interpolation=cv2.INTER_AREA) if max(im.shape[:2]) > PARITY_MAX_SIDE else im for im in images]
 
 
 @pytest.fixture(scope="session")

@@ -310,3 +310,39 @@ def test_iter_extract_faces_enforces_detection(scrfd: OnnxDetector):
     blank = np.full((240, 320, 3), 127, np.uint8)
     with pytest.raises(FaceNotDetectedError):
         list(iter_extract_faces([blank], detector_backend=scrfd))
+
+
+# the benchmark command ---------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("text", "expected"), [("1,8,16,32", [1, 8, 16, 32]), ("4", [4]), ("2, 3", [2, 3])])
+def test_bench_batch_sizes_parse(text: str, expected: List[int]):
+    from deepbatch.bench import _batch_sizes
+
+    assert _batch_sizes(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "0,8", "a,b"])
+def test_bench_batch_sizes_refuse_bad_lists(text: str):
+    import argparse
+
+    from deepbatch.bench import _batch_sizes
+
+    with pytest.raises(argparse.ArgumentTypeError):
+        _batch_sizes(text)
+
+
+def test_bench_prints_one_row_per_batch_size(dataset_dir: Path, weights_dir: Path,
+                                             capsys: pytest.CaptureFixture[str]):
+    import argparse
+
+    from deepbatch import bench
+
+    parser = argparse.ArgumentParser()
+    bench.add_arguments(parser)
+    args = parser.parse_args(["--batch-sizes", "1,2", "--input-size", "160", "--images", "4", "--skip-extract",
+                              "--data", str(dataset_dir)])
+    assert bench.run(args) == 0
+    lines = capsys.readouterr().out.splitlines()
+    header = next(i for i, line in enumerate(lines) if line.split()[:1] == ["batch"])
+    assert [line.split()[0] for line in lines[header + 1 : header + 3]] == ["1", "2"]

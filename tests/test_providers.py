@@ -7,6 +7,7 @@ GPU provider asked for falls back to the CPU with one log line; the IO-binding b
 from __future__ import annotations
 
 import logging
+import os
 from pathlib import Path
 from typing import Any, List
 
@@ -28,6 +29,7 @@ from deepbatch.runtime.session import (
     resolve_providers,
     session_options,
     tensorrt_cache_dir,
+    usable_cpus,
 )
 
 GPU_BUILD = CUDA in ort.get_available_providers()
@@ -162,8 +164,12 @@ def test_a_detector_asked_to_run_on_tensorrt_runs_on_the_cpu(weights_dir: Path, 
     assert len(detector.detect_faces([cv2.imread(str(dataset_dir / "couple.jpg"))])[0]) == 2
 
 
-def test_default_intra_op_threads_are_the_usable_cpus():
-    assert session_options().intra_op_num_threads == cpu_threads()
+def test_default_intra_op_threads_follow_the_usable_cpus():
+    assert session_options().intra_op_num_threads == (cpu_threads() or 0)  # 0 is ONNX Runtime's own default
+
+
+def test_usable_cpus_never_exceed_the_affinity_mask():
+    assert 1 <= usable_cpus() <= len(os.sched_getaffinity(0))
 
 
 def test_threads_argument_sets_intra_op_threads():

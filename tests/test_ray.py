@@ -26,6 +26,7 @@ import deepbatch.ray as dray  # noqa: E402  (after the skip: the module itself i
 from deepbatch import cli  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:ray.data.context")  # Ray's own settings
 
 # Rows are detected in other batches than locally; each image is letterboxed onto the same fixed canvas, so only
 # float noise may differ: the same bound as native batch-versus-single parity.
@@ -155,6 +156,34 @@ def test_missing_path_gives_an_error_row(path_rows):  # type: ignore[no-untyped-
 
 def test_keep_columns_are_carried_to_the_output(path_rows):  # type: ignore[no-untyped-def]
     assert sorted(r["photo_id"] for r in path_rows.values()) == [0, 1, 2, 3]
+
+
+@pytest.fixture(scope="module")
+def option_rows(ray_cluster, dataset_dir, tmp_path_factory) -> Dict[str, dict]:  # type: ignore[no-untyped-def]
+    """Rows of a selfie and a blank picture with crops asked for, at most one face, undetected images kept."""
+    blank = tmp_path_factory.mktemp("blank") / "blank.png"
+    cv2.imwrite(str(blank), np.full((240, 320, 3), 90, np.uint8))
+    ds = ray_cluster.data.read_binary_files([str(dataset_dir / "selfie-many-people.jpg"), str(blank)],
+                                            include_paths=True)
+    rows = dray.extract_faces(ds, include_face=True, max_faces=1, enforce_detection=False)
+    return {Path(p).name: r for p, r in rows_by_path(rows).items()}
+
+
+def test_max_faces_keeps_the_largest_face(option_rows, dataset_dir, local_faces):  # type: ignore[no-untyped-def]
+    expected = local_faces[str(dataset_dir / "selfie-many-people.jpg")].largest(1)
+    assert_row_matches({"faces": [{k: v for k, v in f.items() if k != "face"}
+                                  for f in option_rows["selfie-many-people.jpg"]["faces"]]}, expected)
+
+
+def test_include_face_adds_the_crop_as_png(option_rows):  # type: ignore[no-untyped-def]
+    face = option_rows["selfie-many-people.jpg"]["faces"][0]
+    crop = cv2.imdecode(np.frombuffer(face["face"], np.uint8), cv2.IMREAD_COLOR)
+    assert crop.ndim == 3 and min(crop.shape[:2]) >= 0.5 * min(face["box"][2:])
+
+
+def test_undetected_image_is_the_whole_image_without_enforce_detection(option_rows):  # type: ignore[no-untyped-def]
+    (face,) = option_rows["blank.png"]["faces"]
+    assert (face["box"], face["confidence"], face["landmarks"]) == ([0, 0, 320, 240], 0.0, None)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -364,6 +393,6 @@ def test_missing_ray_names_the_extra(monkeypatch):  # type: ignore[no-untyped-de
         dray.import_ray()
 
 
-def test_importing_deepbatch_ray_does_not_import_ray():
-    code = "import sys, deepbatch.ray; sys.exit('ray' in sys.modules)"
+def test_importing_deepbatch_ray_imports_no_heavy_package():
+    code = "import sys, deepbatch.ray; sys.exit(bool({'ray', 'pyarrow', 'onnxruntime', 'cv2'} & set(sys.modules)))"
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0

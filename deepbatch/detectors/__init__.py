@@ -1,6 +1,7 @@
 """Face detectors by name. Importing this package registers every backend in :data:`DETECTORS`.
 
-Backend modules import their heavy dependencies only when a detector is built, so listing names is cheap.
+Backend modules import their heavy dependencies (ONNX Runtime, torch, TensorFlow, dlib) only when a detector is
+built, so listing names costs no more than importing OpenCV.
 """
 
 from . import (  # noqa: F401  (registration side effects)

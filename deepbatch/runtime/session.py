@@ -13,11 +13,12 @@ TensorRT
     and batch shape is compiled once per machine; options given in a ``("tensorrt", {...})`` pair override these.
 
 CPU threads
-    One intra-op thread per CPU this process may run on (``os.sched_getaffinity``, which honours ``taskset`` and
-    container CPU sets), capped at ONNX Runtime's own choice where that is smaller; ``threads=`` or
-    ``$DEEPBATCH_THREADS`` override it. Nodes run sequentially (one inter-op thread): the detectors' graphs are
-    chains, so parallel branches gain nothing. Idle intra-op threads do not spin (``allow_spinning=0``): they would
-    burn the cores that decode and letterbox the next chunk (see :mod:`deepbatch.pipeline`).
+    Intra-op threads: ONNX Runtime's default (one per physical core), lowered to the CPUs this process may really
+    use where that is fewer (``taskset``, a container's CPU set or cgroup CPU quota, which ONNX Runtime does not
+    see); ``threads=`` or ``$DEEPBATCH_THREADS`` override it. Nodes run sequentially (one inter-op thread): the
+    detectors' graphs are chains, so parallel branches gain nothing. Idle intra-op threads sleep instead of spinning
+    (``allow_spinning=0``): spinning threads burn the cores that decode and letterbox the next chunk (see
+    :mod:`deepbatch.pipeline`) and, on a busy machine, those of every other process.
 """
 
 from __future__ import annotations
@@ -137,13 +138,27 @@ def resolve_providers(providers: ProviderList = "auto") -> Resolved:
     return kept
 
 
-def cpu_threads() -> int:
-    """Intra-op threads for CPU sessions: the CPUs this process may run on (see the module doc)."""
+def usable_cpus() -> int:
+    """CPUs this process may really use: its affinity mask (``taskset``, a container's CPU set), lowered to a cgroup
+    v2 CPU quota (``docker --cpus``) where one is set."""
     try:
         usable = len(os.sched_getaffinity(0))
     except AttributeError:  # macOS and Windows have no affinity call
         usable = os.cpu_count() or 1
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        if quota != "max":
+            usable = min(usable, max(1, -(-int(quota) // int(period))))
+    except (OSError, ValueError):
+        pass  # no cgroup v2 CPU controller here: the affinity mask is the limit
     return max(1, usable)
+
+
+def cpu_threads() -> Optional[int]:
+    """Intra-op threads for CPU sessions: ``None`` (ONNX Runtime's default, one per physical core) unless this process
+    may use fewer CPUs than the machine has, then :func:`usable_cpus`."""
+    usable = usable_cpus()
+    return usable if usable < (os.cpu_count() or usable) else None
 
 
 def session_options(threads: Optional[int] = None):  # type: ignore[no-untyped-def]
@@ -154,7 +169,9 @@ def session_options(threads: Optional[int] = None):  # type: ignore[no-untyped-d
     options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     options.log_severity_level = 3  # errors only: ONNX Runtime's warnings about exports are not the user's concern
-    options.intra_op_num_threads = threads or int(os.environ.get("DEEPBATCH_THREADS", "0") or 0) or cpu_threads()
+    threads = threads or int(os.environ.get("DEEPBATCH_THREADS", "0") or 0) or cpu_threads()
+    if threads:
+        options.intra_op_num_threads = threads
     options.inter_op_num_threads = 1
     options.add_session_config_entry("session.intra_op.allow_spinning", "0")
     return options
