@@ -66,7 +66,7 @@ class ArraySpec:
             if self.value_range == "nan":
                 array.flat[rng.integers(array.size)] = np.nan
             return array
-        top = 2 if self.value_range == "unit" else 256
+        top = 2 if self.value_range == "unit" else int(min(256, np.iinfo(self.dtype).max + 1))
         if self.dtype == "uint16":
             top = 65536 if self.value_range == "wide" else top
         array = rng.integers(0, top, shape).astype(self.dtype)
