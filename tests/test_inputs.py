@@ -55,7 +55,8 @@ def decode_plain(data: bytes) -> np.ndarray:
 def _ifd(entries: list, next_offset: int = 0) -> bytes:
     """A big-endian TIFF IFD of (tag, type, count, value) entries whose values fit in four bytes."""
     body = b"".join(
-        struct.pack(">HHI", tag, kind, count) + (struct.pack(">HH", value, 0) if kind == 3 else struct.pack(">I", value))
+        struct.pack(">HHI", tag, kind, count)
+        + (struct.pack(">HH", value, 0) if kind == 3 else struct.pack(">I", value))  # SHORT values are left-aligned
         for tag, kind, count, value in entries
     )
     return struct.pack(">H", len(entries)) + body + struct.pack(">I", next_offset)
@@ -155,7 +156,8 @@ BAD_INPUTS = [
                  id="jpeg-without-end-marker"),
     pytest.param(lambda a: a.path("thumbnail_truncated.jpg"), ImageDecodeError, "JPEG is truncated",
                  id="truncated-jpeg-with-exif-thumbnail"),
-    pytest.param(lambda a: a.path("garbage_after_header.jpg"), ImageDecodeError, "", id="corrupt-jpeg"),
+    pytest.param(lambda a: a.path("garbage_after_header.jpg"), ImageDecodeError, "not a readable image",
+                 id="corrupt-jpeg"),
     pytest.param(lambda a: a.path("truncated.png"), ImageDecodeError, "PNG is truncated", id="truncated-png"),
     pytest.param(lambda a: a.path("huge_header.png"), ImageDecodeError, "decoding limit", id="over-pixel-limit"),
     pytest.param(lambda a: b"", ImageDecodeError, "0 bytes", id="empty-bytes"),

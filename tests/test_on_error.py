@@ -15,7 +15,13 @@ import numpy as np
 import pytest
 
 import deepbatch
-from deepbatch.errors import DeepbatchError, FaceNotDetectedError, ImageDecodeError, ImageFormatError, ImageNotFoundError
+from deepbatch.errors import (
+    DeepbatchError,
+    FaceNotDetectedError,
+    ImageDecodeError,
+    ImageFormatError,
+    ImageNotFoundError,
+)
 
 PHOTOS = ["img1.jpg", "couple.jpg", "img3.jpg", "img12.jpg"]
 PHOTO_SIDE = 320  # photos are shrunk so the longer side is this many pixels: faces stay large, tests stay fast

@@ -62,17 +62,23 @@ class ArraySpec:
             top = 1.0 if self.value_range in ("unit", "nan") else 255.0
             array = (rng.random(shape) * top).astype(self.dtype)
             if self.value_range == "wide":
-                array.flat[rng.integers(array.size)] = -3.0 if self.seed % 2 else 256.5
+                self._plant(array, rng, -3.0 if self.seed % 2 else 256.5)
             if self.value_range == "nan":
-                array.flat[rng.integers(array.size)] = np.nan
+                self._plant(array, rng, np.nan)
             return array
         top = 2 if self.value_range == "unit" else int(min(256, np.iinfo(self.dtype).max + 1))
         if self.dtype == "uint16":
             top = 65536 if self.value_range == "wide" else top
         array = rng.integers(0, top, shape).astype(self.dtype)
         if self.value_range in ("wide", "nan") and self.dtype not in ("uint8", "uint16"):
-            array.flat[rng.integers(array.size)] = -1 if self.dtype == "int8" else 256
+            self._plant(array, rng, -1 if self.dtype == "int8" else 256)
         return array
+
+    @staticmethod
+    def _plant(array: np.ndarray, rng: np.random.Generator, value: float) -> None:
+        """Put ``value`` at a random pixel of the first channel (an alpha channel is dropped unread)."""
+        pixels = array.reshape(array.shape[0] * array.shape[1], -1)
+        pixels[rng.integers(len(pixels)), 0] = value
 
 
 @st.composite

@@ -12,6 +12,9 @@ the image's left); they are permuted to deepbatch's person-relative order.
 
 from __future__ import annotations
 
+import importlib.util
+import logging
+import sys
 import threading
 from typing import Any, Dict, List, Sequence, Tuple
 
@@ -26,7 +29,23 @@ from .base import DETECTORS, Detector
 _IMAGE, _BOX, _SCORE, _XS, _YS = 0, slice(1, 5), 5, slice(6, 11), slice(11, 16)
 
 
+logger = logging.getLogger(__name__)
+
+
+def _load_triton_before_tensorflow() -> None:
+    """TensorFlow 2.20+ wheels load their LLVM with RTLD_GLOBAL, so a later ``import triton`` (torch's compiler,
+    which the ultralytics backends pull in) crashes the interpreter (tensorflow/tensorflow#124205). Loading triton
+    first, when it is installed, lets both live in one process."""
+    if "tensorflow" in sys.modules or importlib.util.find_spec("triton") is None:
+        return
+    try:
+        import triton  # noqa: F401
+    except Exception as exc:  # triton is optional here: without it nothing can crash later
+        logger.debug("triton could not be preloaded: %s", exc)
+
+
 def import_mtcnn() -> Any:
+    _load_triton_before_tensorflow()
     try:
         import mtcnn
     except ImportError as exc:

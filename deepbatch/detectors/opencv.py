@@ -4,9 +4,10 @@ As in DeepFace, eyes are found with a second cascade inside each face; the score
 not a probability. Nose and mouth are not detected (NaN in the landmarks array). It does not batch.
 
 A cascade scans every scale from its window size (24 pixels for faces, 20 for eyes) up, so its time and memory grow
-with the pixel count: a 12000x9000 photo took 25 s and 5.7 GB for the face search alone. Above ``max_pixels`` the
+with the pixel count: a 12000x9000 photo took 16 s and 6.6 GB (6 s and 1.4 GB with the bound). Above ``max_pixels`` the
 smallest face searched for grows with the image (as if it were downscaled to ``max_pixels``), and eyes are searched
-for at sizes that a 1024x1024 face would allow; faces and eyes above those sizes are found exactly as before.
+for at sizes that a 1024x1024 face would allow. Faces and eyes well above those sizes are found as before (the 64
+test photos, up to 14 megapixels, give identical results).
 """
 
 from __future__ import annotations

@@ -51,7 +51,8 @@ def describe(item: Any) -> Optional[str]:
         item = os.fsdecode(item)
     if isinstance(item, str):
         if item[:5].lower() == "data:":
-            return f"{item.partition(',')[0]},... ({len(item)} characters)"
+            header, comma, _ = item.partition(",")
+            return f"{header[:_SHOWN_CHARS]}{comma}... ({len(item)} characters)"
         return item if len(item) <= _SHOWN_CHARS else f"{item[:_SHOWN_CHARS]}... ({len(item)} characters)"
     if isinstance(item, np.ndarray):
         return f"array of shape {item.shape} and dtype {item.dtype}"
@@ -275,9 +276,10 @@ def load_image(item: Any, index: Optional[int] = None) -> np.ndarray:
         return decode(_read_path(item, index, source), index, source)
     if isinstance(item, io.IOBase) or hasattr(item, "read"):
         return decode(_read_file_object(item, index, source), index, source)
+    hint = "; a stream of images goes to deepbatch.iter_extract_faces" if hasattr(item, "__next__") else ""
     raise ImageFormatError(
         f"unsupported input type {type(item).__name__}; pass a path, URL, base64 data URI, bytes, binary file "
-        "object or numpy array",
+        f"object or numpy array, or a list of those{hint}",
         index,
     )
 
