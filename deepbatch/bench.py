@@ -145,7 +145,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--providers", default="auto", help="auto, cpu, cuda, tensorrt (default: auto)")
     parser.add_argument("--threads", type=int, default=None,
                         help="ONNX Runtime intra-op threads (default: one per usable core)")
-    parser.add_argument("--workers", type=int, default=None, help="prefetch threads (default: 1; 0 = no pipelining)")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="prefetch threads (default: one per two cores, 1 to 4; 0 = no pipelining)")
     parser.add_argument("--skip-extract", action="store_true", help="time detection only, without the crops")
     parser.add_argument("--extract-api", choices=EXTRACT_APIS, default="extract_faces",
                         help="what the extract columns time: extract_faces (a list of every result) or "

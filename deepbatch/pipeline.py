@@ -28,8 +28,15 @@ DEFAULT_PREFETCH = 2  # chunks prepared ahead: one being prepared, one ready, wh
 
 
 def default_workers() -> int:
-    """Prefetch threads: one; a second pays off only with more cores than ONNX Runtime's intra-op threads use."""
-    return 1
+    """Prefetch threads: one per two usable cores, from one to four.
+
+    With two cores (ONNX Runtime's intra-op threads on both) one thread decodes and letterboxes as fast as a second
+    would: the machine is saturated either way. On bigger machines a single thread decoding large JPEGs becomes the
+    bottleneck, so more chunks are prepared at once.
+    """
+    from .runtime.session import usable_cpus
+
+    return min(4, max(1, usable_cpus() // 2))
 
 
 def numbered_chunks(items: Iterable[T], size: int) -> Iterator[Tuple[int, List[T]]]:
