@@ -122,30 +122,21 @@ def extract_faces(
     """
     if anti_spoofing:
         raise ValueError("anti_spoofing is not supported by deepbatch")
-    check_on_error(on_error)
-    if expand_percentage < 0:
-        raise ValueError(f"expand_percentage must be >= 0, got {expand_percentage}")
-    if max_faces is not None and max_faces < 1:
-        raise ValueError(f"max_faces must be a positive integer or None, got {max_faces}")
+    check_on_error(on_error)  # a single image always raises, so the stream below may not see the caller's choice
     items, single = as_batch(img_path)
-    detector = resolve_detector(detector_backend)
     results = BatchResult()
-    # Errors are collected per image and raised in input order here, so "raise" names the first bad image even when
-    # a later image of the same chunk failed to load before the chunk was detected.
-    for record in iter_detections(items, detector, batch_size, "skip", single=single):
-        faces = record.faces
-        if record.error is None and faces is not None and len(faces) == 0 and enforce_detection:
-            record.error = FaceNotDetectedError(None if single else record.index, record.source)
-        if record.error is not None and (single or on_error == "raise"):
-            raise record.error
-        if record.error is not None:
-            results.errors[record.index] = record.error
-            results.append([])
-            continue
-        assert record.image is not None and faces is not None
-        results.append(face_dicts(record.image, faces, align, expand_percentage, color_face, normalize_face,
-                                  max_faces))
-    if results.errors and on_error == "skip":
+    stream = iter_extract_faces(items, detector_backend, enforce_detection, align, expand_percentage, color_face,
+                                normalize_face, max_faces, batch_size, "raise" if single else on_error)
+    try:
+        for faces in stream:
+            if faces.error is not None:
+                results.errors[faces.image_index] = faces.error
+            results.append(list(faces))
+    except (ImageError, FaceNotDetectedError) as exc:
+        if single:
+            raise exc.at(None) from exc.__cause__
+        raise
+    if results.errors:
         logger.warning("%d of %d images were skipped: %s", len(results.errors), len(items),
                        "; ".join(str(e) for e in results.errors.values()))
     return results[0] if single else results

@@ -44,8 +44,8 @@ class ImageError(DeepbatchError, ValueError):
         where = _where(index, source)
         super().__init__(f"{where}: {problem}" if where else problem)
 
-    def at(self, index: int) -> ImageError:
-        """The same error, re-addressed to position ``index`` of a batch."""
+    def at(self, index: Optional[int]) -> ImageError:
+        """The same error, re-addressed to position ``index`` of a batch (``None``: a single image)."""
         err = type(self)(self.problem, index=index, source=self.source)
         err.__cause__ = self.__cause__
         return err
@@ -81,6 +81,10 @@ class FaceNotDetectedError(DeepbatchError, ValueError):
             f"Face could not be detected in {where}. Confirm that the picture is a face photo, "
             "or set enforce_detection=False to get the whole image back instead."
         )
+
+    def at(self, index: Optional[int]) -> FaceNotDetectedError:
+        """The same error, re-addressed to position ``index`` of a batch (``None``: a single image)."""
+        return FaceNotDetectedError(index, self.source)
 
 
 class UnknownModelError(DeepbatchError, ValueError):

@@ -56,7 +56,9 @@ def present_face(face: np.ndarray, color_face: str, normalize_face: bool) -> np.
         out = cv2.cvtColor(face, cv2.COLOR_BGR2GRAY)
     else:
         raise ValueError(f"color_face must be 'rgb', 'bgr' or 'gray', got {color_face!r}")
-    return out.astype(np.float32) / 255.0 if normalize_face else np.ascontiguousarray(out)
+    if normalize_face:
+        return np.divide(out, np.float32(255.0), dtype=np.float32)  # one pass, no uint8 -> float32 copy first
+    return np.ascontiguousarray(out)
 
 
 class BatchResult(List[Any]):
