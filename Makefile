@@ -31,6 +31,8 @@ install-bench: install
 bench: install-bench
 	$(PYTHON) -m deepbatch.bench --backend scrfd --batch-sizes 1,8,16,32 --input-size 640 --images 500 \
 		--reference insightface --breakdown --data $(DEEPBATCH_TEST_DATA)
+	$(PYTHON) benchmarks/backend_table.py --photos $(DEEPBATCH_TEST_DATA)
+	$(PYTHON) benchmarks/verify_master.py
 
 bench-stream: install
 	$(PYTHON) benchmarks/bench_streaming.py --compare 500,10000 --data $(DEEPBATCH_TEST_DATA)

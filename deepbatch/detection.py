@@ -10,7 +10,7 @@ from typing import Any, Dict, Generator, Iterable, Iterator, List, Optional, Tup
 import numpy as np
 
 from .detectors.base import DEFAULT_BATCH_SIZE, Detector, build_detector
-from .errors import DeepbatchError, FaceNotDetectedError, ImageError
+from .errors import ArgumentError, DeepbatchError, FaceNotDetectedError, ImageError
 from .formatting import BatchResult, confidence, facial_area, present_face
 from .io.images import as_batch, describe, load_image
 from .ops.align import aligned_crop, crop, expand_box
@@ -42,7 +42,16 @@ def resolve_detector(detector_backend: Union[str, Detector], **options: Any) -> 
 
 def check_on_error(on_error: str) -> None:
     if on_error not in ON_ERROR:
-        raise ValueError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
+        raise ArgumentError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
+
+
+def check_face_options(on_error: str, expand_percentage: float, max_faces: Optional[int]) -> None:
+    """Validate the arguments shared by the face-extracting and face-embedding APIs."""
+    check_on_error(on_error)
+    if expand_percentage < 0:
+        raise ArgumentError(f"expand_percentage must be >= 0, got {expand_percentage}")
+    if max_faces is not None and max_faces < 1:
+        raise ArgumentError(f"max_faces must be a positive integer or None, got {max_faces}")
 
 
 def iter_detections(
@@ -59,7 +68,7 @@ def iter_detections(
     """
     check_on_error(on_error)
     if batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
+        raise ArgumentError(f"batch_size must be a positive integer, got {batch_size}")
     prepare, infer = detector_stages(detector, batch_size)
 
     def load_chunk(numbered: Tuple[int, List[Any]]) -> Tuple[List[ImageDetections], List[ImageDetections], Any]:
@@ -121,7 +130,7 @@ def extract_faces(
     A single image always raises.
     """
     if anti_spoofing:
-        raise ValueError("anti_spoofing is not supported by deepbatch")
+        raise ArgumentError("anti_spoofing is not supported by deepbatch")
     check_on_error(on_error)  # a single image always raises, so the stream below may not see the caller's choice
     items, single = as_batch(img_path)
     results = BatchResult()
@@ -203,11 +212,7 @@ def iter_extract_faces(
     faceless image's error when the stream reaches it; ``"skip"`` logs it and yields an empty :class:`ImageFaces`
     with its ``error``.
     """
-    check_on_error(on_error)
-    if expand_percentage < 0:
-        raise ValueError(f"expand_percentage must be >= 0, got {expand_percentage}")
-    if max_faces is not None and max_faces < 1:
-        raise ValueError(f"max_faces must be a positive integer or None, got {max_faces}")
+    check_face_options(on_error, expand_percentage, max_faces)
     if isinstance(paths_or_frames, (str, bytes, os.PathLike)) or (
         isinstance(paths_or_frames, np.ndarray) and paths_or_frames.ndim != 4
     ):

@@ -33,6 +33,10 @@ def _where(index: Optional[int], source: Optional[str]) -> str:
     return " ".join(parts)
 
 
+class ArgumentError(DeepbatchError, ValueError):
+    """An argument has a value deepbatch cannot use; the message names the argument, the value and what is valid."""
+
+
 class ImageError(DeepbatchError, ValueError):
     """An input image cannot be used. ``index`` is its position in the batch, ``source`` its path or a short
     description of what was passed."""

@@ -6,6 +6,7 @@ from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
+from .errors import ArgumentError
 from .structures import LANDMARK_NAMES
 
 OPTIONAL_POINTS = LANDMARK_NAMES[2:]  # nose and mouth corners: reported only when the detector gives them
@@ -55,7 +56,7 @@ def present_face(face: np.ndarray, color_face: str, normalize_face: bool) -> np.
     elif key == "gray":
         out = cv2.cvtColor(face, cv2.COLOR_BGR2GRAY)
     else:
-        raise ValueError(f"color_face must be 'rgb', 'bgr' or 'gray', got {color_face!r}")
+        raise ArgumentError(f"color_face must be 'rgb', 'bgr' or 'gray', got {color_face!r}")
     if normalize_face:
         return np.divide(out, np.float32(255.0), dtype=np.float32)  # one pass, no uint8 -> float32 copy first
     return np.ascontiguousarray(out)

@@ -19,6 +19,8 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import islice
 from typing import Any, Callable, Deque, Generator, Iterable, Iterator, List, Optional, Tuple, TypeVar
 
+from .errors import ArgumentError
+
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
@@ -42,7 +44,7 @@ def default_workers() -> int:
 def numbered_chunks(items: Iterable[T], size: int) -> Iterator[Tuple[int, List[T]]]:
     """``(start, chunk)`` for consecutive chunks of at most ``size`` items; the iterable is read lazily."""
     if size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {size}")
+        raise ArgumentError(f"batch_size must be a positive integer, got {size}")
     iterator = iter(items)
     start = 0
     while True:
@@ -64,7 +66,7 @@ def prefetch_map(function: Callable[[T], R], items: Iterable[T], workers: Option
     """
     workers = default_workers() if workers is None else workers
     if workers < 0 or prefetch < 0:
-        raise ValueError(f"workers and prefetch must be >= 0, got workers={workers}, prefetch={prefetch}")
+        raise ArgumentError(f"workers and prefetch must be >= 0, got workers={workers}, prefetch={prefetch}")
     if workers == 0 or prefetch == 0:
         yield from map(function, items)
         return

@@ -40,6 +40,7 @@ import logging
 import math
 import sys
 import time
+from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, Sequence, Tuple, Union
 
@@ -295,7 +296,7 @@ def _select(faces: Faces, height: int, width: int, enforce_detection: bool, max_
 # The callable classes Ray runs on each actor
 
 
-class _Worker:
+class _Worker(ABC):
     """State shared by the detection and embedding workers: the input column, what to keep, how to batch."""
 
     embedding_size = 0
@@ -331,8 +332,9 @@ class _Worker:
         except Exception as exc:  # recorded in the row's error column
             return _RowResult(error=exc)
 
+    @abstractmethod
     def process(self, items: List[Any]) -> List[_RowResult]:
-        raise NotImplementedError
+        """One result per item: the model work of a subclass."""
 
 
 class FaceDetectionWorker(_Worker):

@@ -14,9 +14,9 @@ from typing import Any, Dict, Iterable, Iterator, List, Optional, Union
 
 import numpy as np
 
-from .detection import ImageDetections, check_on_error, iter_detections, resolve_detector
+from .detection import ImageDetections, check_face_options, check_on_error, iter_detections, resolve_detector
 from .detectors.base import DEFAULT_BATCH_SIZE, Detector
-from .errors import DeepbatchError, FaceNotDetectedError
+from .errors import ArgumentError, DeepbatchError, FaceNotDetectedError
 from .formatting import BatchResult, confidence, facial_area
 from .io.images import as_batch
 from .ops.align import align_faces, alignment_methods, expand_boxes
@@ -71,11 +71,7 @@ def iter_embeddings(
     errors name no index and always raise); ``align=False`` embeds box crops; ``spec`` overrides the recognizer's
     normalisation.
     """
-    check_on_error(on_error)
-    if expand_percentage < 0:
-        raise ValueError(f"expand_percentage must be >= 0, got {expand_percentage}")
-    if max_faces is not None and max_faces < 1:
-        raise ValueError(f"max_faces must be a positive integer or None, got {max_faces}")
+    check_face_options(on_error, expand_percentage, max_faces)
     # Errors come back per image and are raised in input order by _embed_chunk, whatever the batch size.
     detections = iter_detections(items, detector, batch_size, "skip", single=single)
     while True:
@@ -179,7 +175,7 @@ def represent(
     detected per model call, and all their faces embedded together.
     """
     if anti_spoofing:
-        raise ValueError("anti_spoofing is not supported by deepbatch")
+        raise ArgumentError("anti_spoofing is not supported by deepbatch")
     check_on_error(on_error)
     items, single = as_batch(img_path)
     recognizer = resolve_recognizer(model_name)

@@ -12,7 +12,7 @@ import numpy as np
 
 from .detection import check_on_error, resolve_detector
 from .detectors.base import DEFAULT_BATCH_SIZE, Detector
-from .errors import DeepbatchError, FaceNotDetectedError, ImageError
+from .errors import ArgumentError, DeepbatchError, FaceNotDetectedError, ImageError
 from .formatting import BatchResult, facial_area
 from .recognition.base import Recognizer, resolve_recognizer
 from .recognition.distance import check_metric, distance_matrix
@@ -123,7 +123,7 @@ def verify(
     ``silent`` is accepted for DeepFace compatibility (deepbatch reports through ``logging``).
     """
     if anti_spoofing:
-        raise ValueError("anti_spoofing is not supported by deepbatch")
+        raise ArgumentError("anti_spoofing is not supported by deepbatch")
     return _verify([(img1_path, img2_path)], model_name, detector_backend, distance_metric, enforce_detection,
                    align, expand_percentage, normalization, threshold, DEFAULT_BATCH_SIZE, "raise", single=True)[0]
 
@@ -139,7 +139,7 @@ def _verify(
     pairs = [tuple(pair) for pair in pairs]
     for index, pair in enumerate(pairs):
         if len(pair) != 2:
-            raise ValueError(f"pair {index} has {len(pair)} items; each pair must be (img1, img2)")
+            raise ArgumentError(f"pair {index} has {len(pair)} items; each pair must be (img1, img2)")
     recognizer = resolve_recognizer(model_name)
     limit = recognizer.threshold(distance_metric) if threshold is None else float(threshold)
     spec = recognizer.spec_for(normalization)

@@ -19,6 +19,7 @@ from typing import Any, ClassVar, Iterator, List, Optional, Sequence, Tuple, Uni
 
 import numpy as np
 
+from ..errors import ArgumentError
 from ..io.images import validate_arrays
 from ..ops.letterbox import BufferPool, InputSpec, Letterboxed, letterbox
 from ..ops.nms import nms
@@ -37,7 +38,7 @@ DEFAULT_BATCH_SIZE = 32
 def chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
     """Consecutive pieces of ``items`` of at most ``size`` elements."""
     if size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {size}")
+        raise ArgumentError(f"batch_size must be a positive integer, got {size}")
     for start in range(0, len(items), size):
         yield items[start : start + size]
 
@@ -172,7 +173,7 @@ def _as_size(size: Union[int, Sequence[int]], multiple: int = 32) -> Tuple[int, 
     else:
         width, height = (int(v) for v in size)
     if width < multiple or height < multiple or width % multiple or height % multiple:
-        raise ValueError(f"input_size must be multiples of {multiple} and at least {multiple}, got {size}")
+        raise ArgumentError(f"input_size must be multiples of {multiple} and at least {multiple}, got {size}")
     return width, height
 
 

@@ -21,7 +21,7 @@ from typing import Any, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from ..errors import ModelFormatError
+from ..errors import ArgumentError, ModelFormatError
 from .isolation import DEFAULT_TOLERANCE, IsolationReport, check_batch_isolation
 from .session import ProviderList, create_session
 from .surgery import BatchRepair, batch_layout, import_onnx, make_batch_dynamic
@@ -114,7 +114,7 @@ def _check_session(
 def _validate_sizes(batch_sizes: Sequence[int]) -> Tuple[int, ...]:
     sizes = tuple(int(s) for s in batch_sizes)
     if not sizes or any(s < 2 for s in sizes):
-        raise ValueError(f"batch_sizes must be one or more integers >= 2, got {tuple(batch_sizes)}")
+        raise ArgumentError(f"batch_sizes must be one or more integers >= 2, got {tuple(batch_sizes)}")
     return sizes
 
 
