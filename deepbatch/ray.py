@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, 
 import numpy as np
 
 from .errors import DeepbatchError, FaceNotDetectedError, ImageError, MissingDependencyError
+from .optional import require
 from .structures import Faces
 
 if TYPE_CHECKING:
@@ -97,11 +98,7 @@ def import_ray() -> Any:
 
 
 def _import_pyarrow() -> Any:
-    try:
-        import pyarrow
-    except ImportError as exc:
-        raise MissingDependencyError("pyarrow", "ray", "Writing deepbatch results as Arrow tables") from exc
-    return pyarrow
+    return require("pyarrow", "ray", "Writing deepbatch results as Arrow tables")
 
 
 # ----------------------------------------------------------------------------------------------------------------

@@ -11,17 +11,13 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import MissingDependencyError
+from ..optional import require
 from ..structures import Faces
 from .base import DETECTORS, Detector
 
 
 def import_dlib() -> Any:
-    try:
-        import dlib
-    except ImportError as exc:
-        raise MissingDependencyError("dlib", "dlib", "The dlib HOG face detector") from exc
-    return dlib
+    return require("dlib", "dlib", "The dlib HOG face detector")
 
 
 @DETECTORS.register("dlib", summary="dlib HOG frontal face detector (built into dlib; deepbatch[dlib]), per image")

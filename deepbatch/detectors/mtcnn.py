@@ -20,7 +20,7 @@ from typing import Any, Dict, List, Sequence, Tuple
 
 import numpy as np
 
-from ..errors import MissingDependencyError
+from ..optional import require
 from ..structures import OBSERVER_TO_PERSON, Faces
 from .base import DETECTORS, Detector
 
@@ -46,11 +46,7 @@ def _load_triton_before_tensorflow() -> None:
 
 def import_mtcnn() -> Any:
     _load_triton_before_tensorflow()
-    try:
-        import mtcnn
-    except ImportError as exc:
-        raise MissingDependencyError("mtcnn", "mtcnn", "The MTCNN face detector") from exc
-    return mtcnn
+    return require("mtcnn", "mtcnn", "The MTCNN face detector")
 
 
 @DETECTORS.register("mtcnn", summary="MTCNN (mtcnn package, TensorFlow; deepbatch[mtcnn]), batched per image size")

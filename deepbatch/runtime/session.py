@@ -28,7 +28,8 @@ import os
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
-from ..errors import DeepbatchError, MissingDependencyError
+from ..errors import DeepbatchError
+from ..optional import require
 
 logger = logging.getLogger(__name__)
 
@@ -52,11 +53,7 @@ class ProviderError(DeepbatchError, ValueError):
 
 
 def import_onnxruntime():  # type: ignore[no-untyped-def]
-    try:
-        import onnxruntime
-    except ImportError as exc:  # pragma: no cover - onnxruntime is a core dependency
-        raise MissingDependencyError("onnxruntime", "gpu", "running ONNX models") from exc
-    return onnxruntime
+    return require("onnxruntime", "gpu", "running ONNX models")
 
 
 def tensorrt_cache_dir() -> Path:

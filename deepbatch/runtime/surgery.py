@@ -18,18 +18,15 @@ from typing import Dict, List, Optional, Set
 
 import numpy as np
 
-from ..errors import MissingDependencyError, ModelFormatError
+from ..errors import ModelFormatError
+from ..optional import require
 
 # Ops through which a tensor keeps its shape on its way from a head Reshape to a graph output.
 _SHAPE_PRESERVING = {"Sigmoid", "Softmax", "Identity", "Relu", "Exp", "Cast", "Mul", "Add", "Sub", "Div", "Clip"}
 
 
 def import_onnx():  # type: ignore[no-untyped-def]
-    try:
-        import onnx
-    except ImportError as exc:  # pragma: no cover - onnx is a core dependency
-        raise MissingDependencyError("onnx", "gpu", "rewriting ONNX graphs") from exc
-    return onnx
+    return require("onnx", "gpu", "rewriting ONNX graphs")
 
 
 @dataclass
