@@ -346,15 +346,25 @@ def _report_failures(tally: Tally) -> int:
     return EXIT_FAILED if tally.failures else EXIT_OK
 
 
-def cmd_detect(args: argparse.Namespace) -> int:
+def _dispatch(args: argparse.Namespace, command: str,
+              run_local: Callable[[argparse.Namespace, List[Source]], int]) -> int:
+    """Hand ``command`` to a cluster engine, or find the files it names and run it in this process."""
     if args.engine in CLUSTER_ENGINES:
         from .ray import run_cli
 
-        return run_cli(args, "detect")
+        return run_cli(args, command)
     sources = plan_sources(args.paths)
     if not sources:
         logger.error("nothing to process: no image or video files in %s", ", ".join(args.paths))
         return EXIT_FAILED
+    return run_local(args, sources)
+
+
+def cmd_detect(args: argparse.Namespace) -> int:
+    return _dispatch(args, "detect", _detect_here)
+
+
+def _detect_here(args: argparse.Namespace, sources: List[Source]) -> int:
     sink = DetectSink(args, None if args.no_progress else count_items(sources, args.frame_step))
     try:
         DETECT_ENGINES[args.engine](args, iter_items(sources, args.frame_step), sink.add)
@@ -413,14 +423,10 @@ def _plain(value: Any) -> Any:
 
 
 def cmd_represent(args: argparse.Namespace) -> int:
-    if args.engine in CLUSTER_ENGINES:
-        from .ray import run_cli
+    return _dispatch(args, "represent", _represent_here)
 
-        return run_cli(args, "represent")
-    sources = plan_sources(args.paths)
-    if not sources:
-        logger.error("nothing to process: no image or video files in %s", ", ".join(args.paths))
-        return EXIT_FAILED
+
+def _represent_here(args: argparse.Namespace, sources: List[Source]) -> int:
     writer = EmbeddingWriter(args.output)
     from tqdm import tqdm
 
