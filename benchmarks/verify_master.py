@@ -38,6 +38,7 @@ from deepbatch.recognition.calibration import (  # noqa: E402
     accuracy_at,
     calibrate_threshold,
     cross_validated_accuracy,
+    fit_confidence,
 )
 from deepbatch.recognition.distance import METRICS, pair_distances  # noqa: E402
 
@@ -64,12 +65,25 @@ def calibrate(pairs: List[Tuple[str, str]], same: np.ndarray, args: argparse.Nam
           f"detector {args.detector}")
     print("| metric | threshold | accuracy at threshold | 10-fold accuracy | same max | different min | margin |")
     print("|---|---|---|---|---|---|---|")
+    fits = {}
     for metric in METRICS:
         d = distances(pairs, args.model, args.detector, metric, args.batch_size)
         c = calibrate_threshold(d, same, metric)
         cv = cross_validated_accuracy(d, same, metric)
+        fits[metric] = fit_confidence(d, same, c.threshold)
         print(f"| {metric} | {c.threshold:.4f} | {c.accuracy:.2%} | {cv:.2%} | {c.same_max:.4f} | "
               f"{c.different_min:.4f} | {c.margin:.4f} |")
+    print("\nConfidence mappings (deepbatch.recognition.calibration.ConfidenceModel):")
+    for metric, fit in fits.items():
+        print(f'    "{metric}": ConfidenceModel({fit.w:.4f}, {fit.b:.4f}, {fit.normalizer:.4f}, '
+              f"({fit.true_range[0]:.2f}, {fit.true_range[1]:.2f}), "
+              f"({fit.false_range[0]:.2f}, {fit.false_range[1]:.2f})),")
+    images = sorted(str(p) for p in args.data.glob("*.jpg"))
+    found = deepbatch.represent(images, model_name=args.model, detector_backend=args.detector,
+                                batch_size=args.batch_size, return_numpy=True)
+    values = np.concatenate([face["embedding"] for faces in found for face in faces])
+    print(f"\nEmbedding value range over the {len(images)} photos' faces (minmax_normalize): "
+          f"({values.min():.4f}, {values.max():.4f})")
 
 
 def evaluate(pairs: List[Tuple[str, str]], same: np.ndarray, args: argparse.Namespace) -> None:

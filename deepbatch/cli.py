@@ -241,7 +241,8 @@ class DetectSink:
             record.update(faces=[], error=problem_of(error))
         else:
             record.update(
-                faces=[{"facial_area": facial_area(face.box, face.landmarks), "confidence": confidence(face.score)}
+                faces=[{"facial_area": facial_area(face.box, face.landmarks, None if image is None else image.shape),
+                        "confidence": confidence(face.score)}
                        for face in faces],
                 error=None,
             )

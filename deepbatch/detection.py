@@ -13,7 +13,7 @@ from .detectors.base import DEFAULT_BATCH_SIZE, Detector, build_detector
 from .errors import ArgumentError, DeepbatchError, FaceNotDetectedError, ImageError
 from .formatting import BatchResult, confidence, facial_area, present_face
 from .io.images import as_batch, describe, load_image
-from .ops.align import aligned_crop, crop, expand_box
+from .ops.align import expand_boxes, face_crops
 from .pipeline import DEFAULT_PREFETCH, detector_stages, numbered_chunks, prefetch_map
 from .structures import Faces
 
@@ -103,12 +103,14 @@ def extract_faces(
     enforce_detection: bool = True,
     align: bool = True,
     expand_percentage: int = 0,
+    grayscale: bool = False,
     color_face: str = "rgb",
     normalize_face: bool = True,
+    anti_spoofing: bool = False,
     max_faces: Optional[int] = None,
+    *,
     batch_size: int = DEFAULT_BATCH_SIZE,
     on_error: str = "raise",
-    anti_spoofing: bool = False,
 ) -> Union[List[Dict[str, Any]], BatchResult]:
     """Detect and crop faces, DeepFace-style, over one image or a batch.
 
@@ -118,9 +120,15 @@ def extract_faces(
 
     Each dict has ``face`` (the crop: RGB float in [0, 1] by default), ``facial_area`` (``x, y, w, h``,
     person-relative ``left_eye``/``right_eye``, and ``nose``/``mouth_left``/``mouth_right`` when known) and
-    ``confidence``. ``align`` levels the eyes; ``expand_percentage`` grows the box; ``max_faces`` keeps the
-    largest faces. ``enforce_detection=True`` raises :class:`FaceNotDetectedError` naming the image's index when an
-    image has no face; with ``False`` such an image gives the whole image with confidence 0, as DeepFace does.
+    ``confidence``. ``align=True`` warps each face onto the five-point ArcFace template, eyes levelled, as a square
+    at the face's own resolution (112 to 448 pixels; the eyes alone place faces whose detector gives no other
+    landmark): the very crop :func:`deepbatch.represent` embeds, so embedding a stored crop later with
+    ``detector_backend="skip"`` gives the photo's embedding. ``align=False`` gives the box crop.
+    ``expand_percentage`` grows the box (and the aligned square around the face); ``max_faces`` keeps the largest
+    faces; ``grayscale=True`` is DeepFace's deprecated spelling of ``color_face="gray"``. The reported
+    ``facial_area`` is clamped inside the image as DeepFace clamps it, and a landmark outside the image is None.
+    ``enforce_detection=True`` raises :class:`FaceNotDetectedError` naming the image's index when an image has no
+    face; with ``False`` such an image gives the whole image with confidence 0, as DeepFace does.
     ``detector_backend`` is a registered name (see ``list_detectors()``) or a :class:`Detector`.
 
     ``on_error`` decides what an unusable image (a subclass of :class:`ImageError`) or, with ``enforce_detection``,
@@ -131,11 +139,15 @@ def extract_faces(
     """
     if anti_spoofing:
         raise ArgumentError("anti_spoofing is not supported by deepbatch")
+    if grayscale:
+        logger.warning("grayscale is deprecated (as in DeepFace); use color_face='gray'")
+        color_face = "gray"
     check_on_error(on_error)  # a single image always raises, so the stream below may not see the caller's choice
     items, single = as_batch(img_path)
     results = BatchResult()
     stream = iter_extract_faces(items, detector_backend, enforce_detection, align, expand_percentage, color_face,
-                                normalize_face, max_faces, batch_size, "raise" if single else on_error)
+                                normalize_face, max_faces, batch_size=batch_size,
+                                on_error="raise" if single else on_error)
     try:
         for faces in stream:
             if faces.error is not None:
@@ -161,13 +173,13 @@ def face_dicts(
         faces = Faces(np.array([[0, 0, width, height]], np.float32), np.zeros(1, np.float32))
     if max_faces is not None and max_faces < len(faces):
         faces = faces.largest(max_faces)
+    boxes = expand_boxes(faces.boxes, expand_percentage, height, width) if expand_percentage else faces.boxes
+    cut = face_crops(image, boxes, faces.landmarks, expand_percentage, use_landmarks=align)
     out = []
-    for face in faces:
-        box = expand_box(face.box, expand_percentage, height, width) if expand_percentage else face.box
-        pixels = aligned_crop(image, box, face.landmarks) if align else crop(image, box)
+    for face, box, pixels in zip(faces, boxes, cut.crops):
         out.append({
             "face": present_face(pixels, color_face, normalize_face),
-            "facial_area": facial_area(box, face.landmarks),
+            "facial_area": facial_area(box, face.landmarks, image.shape),
             "confidence": confidence(face.score),
         })
     return out
@@ -196,6 +208,7 @@ def iter_extract_faces(
     color_face: str = "rgb",
     normalize_face: bool = True,
     max_faces: Optional[int] = None,
+    *,
     batch_size: int = DEFAULT_BATCH_SIZE,
     on_error: str = "raise",
     workers: Optional[int] = None,

@@ -12,30 +12,41 @@ from .structures import LANDMARK_NAMES
 OPTIONAL_POINTS = LANDMARK_NAMES[2:]  # nose and mouth corners: reported only when the detector gives them
 
 
-def _point(landmarks: Optional[np.ndarray], index: int) -> Optional[Tuple[int, int]]:
+def _point(landmarks: Optional[np.ndarray], index: int, width: int, height: int) -> Optional[Tuple[int, int]]:
+    """One landmark as integer ``(x, y)``; None when unknown or outside the image, as DeepFace reports it."""
     if landmarks is None or not np.all(np.isfinite(landmarks[index])):
         return None
-    x, y = landmarks[index]
-    return int(round(float(x))), int(round(float(y)))
+    x, y = (int(round(float(v))) for v in landmarks[index])
+    if not (0 <= x < width and 0 <= y < height):  # DeepFace drops landmarks placed outside the image
+        return None
+    return x, y
 
 
-def facial_area(box: np.ndarray, landmarks: Optional[np.ndarray]) -> Dict[str, Any]:
-    """DeepFace's ``facial_area``: integer ``x, y, w, h``; ``left_eye`` and ``right_eye`` as ``(x, y)`` or None
-    (person-relative); ``nose``, ``mouth_left``, ``mouth_right`` when known."""
-    x1, y1, x2, y2 = (float(v) for v in box)
-    x, y = int(round(x1)), int(round(y1))
+def facial_area(box: np.ndarray, landmarks: Optional[np.ndarray],
+                image_shape: Optional[Tuple[int, ...]] = None) -> Dict[str, Any]:
+    """DeepFace's ``facial_area`` for a face of an image of ``image_shape`` ``(height, width, ...)``.
+
+    Integer ``x, y, w, h`` clamped as DeepFace clamps them (``x, y >= 0``, ``x + w < width``, ``y + h < height``);
+    ``left_eye`` and ``right_eye`` as ``(x, y)`` (person-relative), or None when unknown or outside the image;
+    ``nose``, ``mouth_left``, ``mouth_right`` when the detector gives them (None when outside the image). Without
+    ``image_shape`` nothing is clamped.
+    """
+    unbounded = 2**31
+    height, width = (unbounded, unbounded) if image_shape is None else (int(image_shape[0]), int(image_shape[1]))
+    x1, y1, x2, y2 = (int(round(float(v))) for v in box)
+    x, y = min(max(x1, 0), max(width - 1, 0)), min(max(y1, 0), max(height - 1, 0))
     area: Dict[str, Any] = {
         "x": x,
         "y": y,
-        "w": max(0, int(round(x2)) - x),
-        "h": max(0, int(round(y2)) - y),
-        "left_eye": _point(landmarks, 0),
-        "right_eye": _point(landmarks, 1),
+        "w": max(0, min(x2 - x, width - x - 1)),
+        "h": max(0, min(y2 - y, height - y - 1)),
+        "left_eye": _point(landmarks, 0, width, height),
+        "right_eye": _point(landmarks, 1, width, height),
     }
-    for offset, name in enumerate(OPTIONAL_POINTS, start=2):
-        point = _point(landmarks, offset)
-        if point is not None:
-            area[name] = point
+    if landmarks is not None:
+        for offset, name in enumerate(OPTIONAL_POINTS, start=2):
+            if np.all(np.isfinite(landmarks[offset])):
+                area[name] = _point(landmarks, offset, width, height)
     return area
 
 

@@ -1,7 +1,8 @@
 """``represent``: DeepFace's face embeddings over one image or a batch, batched end to end.
 
 Images are loaded and detected chunk by chunk (:func:`deepbatch.detection.iter_detections`); every face of every
-image in the chunk is aligned (:func:`deepbatch.ops.align.align_faces`) and the chunk's faces go through the
+image in the chunk is cut as ``extract_faces`` cuts it (:func:`deepbatch.ops.align.face_crops`) and resized into
+the model's square and the chunk's faces go through the
 recognition model together, ``recognizer.batch_size`` faces per model call.
 """
 
@@ -10,19 +11,20 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from itertools import islice
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Union
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 
 from .detection import ImageDetections, check_face_options, check_on_error, iter_detections, resolve_detector
 from .detectors.base import DEFAULT_BATCH_SIZE, Detector
 from .errors import ArgumentError, DeepbatchError, FaceNotDetectedError
-from .formatting import BatchResult, confidence, facial_area
+from .formatting import BatchResult, confidence, facial_area, present_face
 from .io.images import as_batch
-from .ops.align import align_faces, alignment_methods, expand_boxes
+from .ops.align import FaceCrops, alignment_methods, expand_boxes, face_crops, resize_into
 from .ops.letterbox import InputSpec
 from .recognition.base import Recognizer, resolve_recognizer
-from .recognition.distance import l2_normalize as unit_rows
+from .recognition.normalization import l2_normalize as unit_rows
+from .recognition.normalization import minmax_normalize as scale_to_range
 from .structures import Faces
 
 logger = logging.getLogger(__name__)
@@ -35,7 +37,8 @@ class ImageEmbeddings:
     ``faces`` holds the faces embedded (the whole image with score 0 when none was found and detection is not
     enforced), with ``boxes`` after ``expand_percentage``; ``embeddings`` is ``(N, D)`` float32 in face order;
     ``points`` ``(N,)`` int is how many landmarks placed each face on the template (5, 2 to 4, or 0 for a box crop;
-    see :class:`deepbatch.ops.align.AlignedFaces`).
+    see :class:`deepbatch.ops.align.AlignedFaces`); ``shape`` is the image's ``(height, width, 3)``; ``crops`` the
+    faces as ``extract_faces`` cuts them (uint8 BGR), kept only when asked for.
     """
 
     index: int
@@ -44,6 +47,8 @@ class ImageEmbeddings:
     embeddings: Optional[np.ndarray] = None
     points: Optional[np.ndarray] = None
     error: Optional[DeepbatchError] = None
+    shape: Optional[Tuple[int, ...]] = None
+    crops: Optional[List[np.ndarray]] = None
 
     @property
     def alignments(self) -> List[str]:
@@ -63,13 +68,14 @@ def iter_embeddings(
     expand_percentage: float = 0,
     max_faces: Optional[int] = None,
     spec: Optional[InputSpec] = None,
+    keep_crops: bool = False,
 ) -> Iterator[ImageEmbeddings]:
     """Detect, align and embed ``items`` chunk by chunk, yielding one :class:`ImageEmbeddings` per item in order.
 
     ``batch_size`` images are detected together and all their faces embedded together. ``on_error`` and
     ``enforce_detection`` behave as in :func:`deepbatch.extract_faces` (``single`` marks one image given alone: its
     errors name no index and always raise); ``align=False`` embeds box crops; ``spec`` overrides the recognizer's
-    normalisation.
+    normalisation; ``keep_crops`` keeps each face's crop in the result.
     """
     check_face_options(on_error, expand_percentage, max_faces)
     # Errors come back per image and are raised in input order by _embed_chunk, whatever the batch size.
@@ -79,12 +85,12 @@ def iter_embeddings(
         if not chunk:
             return
         yield from _embed_chunk(chunk, recognizer, on_error, single, enforce_detection, align, expand_percentage,
-                                max_faces, spec)
+                                max_faces, spec, keep_crops)
 
 
 def _embed_chunk(
     chunk: List[ImageDetections], recognizer: Recognizer, on_error: str, single: bool, enforce_detection: bool,
-    align: bool, expand_percentage: float, max_faces: Optional[int], spec: Optional[InputSpec],
+    align: bool, expand_percentage: float, max_faces: Optional[int], spec: Optional[InputSpec], keep_crops: bool,
 ) -> List[ImageEmbeddings]:
     results, pixels = [], []
     for record in chunk:
@@ -106,10 +112,12 @@ def _embed_chunk(
         if max_faces is not None and max_faces < len(faces):
             faces = faces.largest(max_faces)
         boxes = expand_boxes(faces.boxes, expand_percentage, height, width) if expand_percentage else faces.boxes
-        aligned = align_faces(record.image, boxes, faces.landmarks, recognizer.input_size, use_landmarks=align)
+        cut = face_crops(record.image, boxes, faces.landmarks, expand_percentage, use_landmarks=align)
         result.faces = Faces(boxes, faces.scores, faces.landmarks)
-        result.points = aligned.points
-        pixels.append(aligned.pixels)
+        result.points = cut.points
+        result.shape = record.image.shape
+        result.crops = cut.crops if keep_crops else None
+        pixels.append(model_input(cut, recognizer.input_size))
     if pixels:
         embeddings = recognizer.embed(np.concatenate(pixels), spec=spec)
         start = 0
@@ -120,37 +128,58 @@ def _embed_chunk(
     return results
 
 
-def embedding_dicts(result: ImageEmbeddings, return_numpy: bool = False, l2_normalize: bool = False) -> List[Dict]:
+def model_input(cut: FaceCrops, size: int) -> np.ndarray:
+    """``(N, size, size, 3)`` uint8: each crop resized into the model's square, exactly as
+    :func:`deepbatch.ops.align.align_faces` does, so a stored crop embedded with ``"skip"`` gives the same input."""
+    pixels = np.empty((len(cut), size, size, 3), np.uint8)
+    for i, face in enumerate(cut.crops):
+        resize_into(pixels[i], face)
+    return pixels
+
+
+def embedding_dicts(result: ImageEmbeddings, return_numpy: bool = False, l2_normalize: bool = False,
+                    minmax_range: Optional[Tuple[float, float]] = None) -> List[Dict[str, Any]]:
     """DeepFace-style dicts for one image's faces: ``embedding``, ``facial_area``, ``face_confidence``, and
-    ``alignment`` (``"five_point"``, ``"partial_points"`` or ``"box_crop"``)."""
+    ``alignment`` (``"five_point"``, ``"partial_points"`` or ``"box_crop"``); ``face`` (RGB float in [0, 1]) when
+    the crops were kept. ``minmax_range`` then ``l2_normalize`` rescale the embeddings as DeepFace does."""
     if result.faces is None or result.embeddings is None:
         return []
-    embeddings = unit_rows(result.embeddings).astype(np.float32) if l2_normalize else result.embeddings
+    embeddings = result.embeddings
+    if minmax_range is not None:
+        embeddings = scale_to_range(embeddings, *minmax_range)
+    if l2_normalize:
+        embeddings = unit_rows(embeddings)
     out = []
-    for face, embedding, method in zip(result.faces, embeddings, result.alignments):
-        out.append({
+    for k, (face, embedding, method) in enumerate(zip(result.faces, embeddings, result.alignments)):
+        entry: Dict[str, Any] = {
             "embedding": embedding.copy() if return_numpy else embedding.tolist(),
-            "facial_area": facial_area(face.box, face.landmarks),
+            "facial_area": facial_area(face.box, face.landmarks, result.shape),
             "face_confidence": confidence(face.score),
             "alignment": method,
-        })
+        }
+        if result.crops is not None:
+            entry["face"] = present_face(result.crops[k], "rgb", True)
+        out.append(entry)
     return out
 
 
 def represent(
     img_path: Any,
     model_name: Union[str, Recognizer] = "MobileFaceNet",
-    detector_backend: Union[str, Detector] = "scrfd",
     enforce_detection: bool = True,
+    detector_backend: Union[str, Detector] = "scrfd",
     align: bool = True,
     expand_percentage: int = 0,
     normalization: str = "base",
     anti_spoofing: bool = False,
     max_faces: Optional[int] = None,
+    l2_normalize: bool = False,
+    minmax_normalize: bool = False,
+    return_face: bool = False,
+    *,
     batch_size: int = DEFAULT_BATCH_SIZE,
     on_error: str = "raise",
     return_numpy: bool = False,
-    l2_normalize: bool = False,
 ) -> Union[List[Dict[str, Any]], BatchResult]:
     """Face embeddings, DeepFace-style, over one image or a batch.
 
@@ -160,18 +189,22 @@ def represent(
     ``enforce_detection`` behave as in :func:`deepbatch.extract_faces`: ``"raise"`` raises the first unusable or
     faceless image's error in input order; ``"skip"`` records it and goes on; a single image always raises.
 
-    Each dict has ``embedding`` (a list of floats, or a float32 numpy array with ``return_numpy``; unit length with
-    ``l2_normalize``), ``facial_area`` (integer ``x, y, w, h`` and person-relative eyes, as ``extract_faces``),
-    ``face_confidence`` (the detector's score, 0 for ``detector_backend="skip"`` or an undetected image) and
-    ``alignment``: ``"five_point"`` when the face was warped onto the ArcFace 112x112 template from its five
-    landmarks, ``"partial_points"`` when only some were known (the eyes of the ``opencv`` detector), ``"box_crop"``
-    when its box crop was resized instead (no landmarks, ``align=False``, or ``detector_backend="skip"``, which
-    embeds the whole image).
+    Each dict has ``embedding`` (a list of floats, or a float32 numpy array with ``return_numpy``),
+    ``facial_area`` (as ``extract_faces``), ``face_confidence`` (the detector's score, 0 for
+    ``detector_backend="skip"`` or an undetected image), ``alignment`` and, with ``return_face``, ``face``: the
+    crop that was embedded, as ``extract_faces`` returns it (RGB float in [0, 1]). ``alignment`` is
+    ``"five_point"`` when the face was warped onto the ArcFace template from its five landmarks,
+    ``"partial_points"`` when only some were known (the eyes of the ``opencv`` detector), ``"box_crop"`` when its
+    box crop was used instead (no landmarks, ``align=False``, or ``detector_backend="skip"``, which embeds the
+    whole image). The model reads the crop ``extract_faces`` returns, resized into its square: so
+    ``represent(face, detector_backend="skip")`` on a stored BGR crop (``extract_faces(..., color_face="bgr")``, or
+    the RGB crop flipped with ``[:, :, ::-1]``) gives the embedding of the photo it came from.
 
     ``model_name`` is a registered recognizer (see ``list_recognizers()``, case-insensitive) or a
-    :class:`Recognizer`; ``normalization`` accepts ``"base"`` (the model's own pre-processing) and ``"ArcFace"``
-    (DeepFace's ``(x - 127.5) / 128``). ``expand_percentage`` grows the reported box and the box crop (the
-    five-point warp is fixed by the template). ``max_faces`` keeps the largest faces. ``batch_size`` images are
+    :class:`Recognizer`; ``normalization`` is one of DeepFace's (see :mod:`deepbatch.recognition.normalization`;
+    ``"base"`` is the model's own pre-processing). ``minmax_normalize`` clips each value to the model's range
+    and scales it to [0, 1]; ``l2_normalize`` then scales each embedding to unit length. ``expand_percentage``
+    grows the box and the aligned square. ``max_faces`` keeps the largest faces. ``batch_size`` images are
     detected per model call, and all their faces embedded together.
     """
     if anti_spoofing:
@@ -180,16 +213,25 @@ def represent(
     items, single = as_batch(img_path)
     recognizer = resolve_recognizer(model_name)
     spec = recognizer.spec_for(normalization)
+    minmax_range = _embedding_range(recognizer) if minmax_normalize else None
     detector = resolve_detector(detector_backend)
     results = BatchResult()
     for record in iter_embeddings(items, detector, recognizer, batch_size, on_error, single, enforce_detection,
-                                  align, expand_percentage, max_faces, spec):
+                                  align, expand_percentage, max_faces, spec, keep_crops=return_face):
         if record.error is not None:
             results.errors[record.index] = record.error
             results.append([])
             continue
-        results.append(embedding_dicts(record, return_numpy, l2_normalize))
+        results.append(embedding_dicts(record, return_numpy, l2_normalize, minmax_range))
     if results.errors and on_error == "skip":
         logger.warning("%d of %d images were skipped: %s", len(results.errors), len(items),
                        "; ".join(str(e) for e in results.errors.values()))
     return results[0] if single else results
+
+
+def _embedding_range(recognizer: Recognizer) -> Tuple[float, float]:
+    if recognizer.embedding_range is None:
+        name = recognizer.display_name or recognizer.name
+        raise ArgumentError(f"minmax_normalize needs the value range of {name}'s embeddings, which is not known; "
+                            "use l2_normalize, or normalise the embeddings yourself")
+    return recognizer.embedding_range

@@ -25,12 +25,9 @@ NO_FACIAL_AREA: Dict[str, Any] = {"x": None, "y": None, "w": None, "h": None, "l
 
 
 def _is_embedding(item: Any) -> bool:
-    """A precomputed embedding (a 1-D numeric array or a flat list of numbers), as DeepFace's ``verify`` accepts."""
-    if isinstance(item, np.ndarray):
-        return item.ndim == 1 and np.issubdtype(item.dtype, np.number)
-    if isinstance(item, (list, tuple)) and item:
-        return all(isinstance(v, (int, float, np.number)) and not isinstance(v, bool) for v in item)
-    return False
+    """A precomputed embedding, as DeepFace's ``verify`` accepts: a list (or tuple), or a 1-D array; whether its
+    items are numbers is checked by :func:`_given_embedding`."""
+    return isinstance(item, (list, tuple)) or (isinstance(item, np.ndarray) and item.ndim == 1)
 
 
 def _key(item: Any) -> Hashable:
@@ -69,7 +66,7 @@ def _area(result: ImageEmbeddings, index: int) -> Dict[str, Any]:
     if result.faces is None:
         return dict(NO_FACIAL_AREA)
     return facial_area(result.faces.boxes[index], None if result.faces.landmarks is None else
-                       result.faces.landmarks[index])
+                       result.faces.landmarks[index], result.shape)
 
 
 def verify_pairs(
@@ -82,6 +79,7 @@ def verify_pairs(
     expand_percentage: int = 0,
     normalization: str = "base",
     threshold: Optional[float] = None,
+    *,
     batch_size: int = DEFAULT_BATCH_SIZE,
     on_error: str = "raise",
 ) -> BatchResult:
@@ -117,9 +115,12 @@ def verify(
     faces, every face of one is compared with every face of the other and the closest pair decides.
 
     Returns DeepFace's keys: ``verified`` (``distance <= threshold``), ``distance``, ``threshold`` (the model's
-    calibrated threshold for ``distance_metric`` unless given), ``model``, ``detector_backend``,
-    ``similarity_metric`` (``cosine``, ``euclidean`` or ``euclidean_l2``), ``facial_areas`` (``img1`` and
-    ``img2``: the faces of the closest pair; ``None`` values for an embedding input) and ``time`` (seconds).
+    calibrated threshold for ``distance_metric`` unless given), ``confidence`` (DeepFace's 0 to 100: a logistic
+    regression of "same person" on the distance, fitted on labelled pairs, stretched to 51-100 for pairs within the
+    calibrated threshold and 0-49 for the others; 51 or 49 where no fit exists), ``model``, ``detector_backend``,
+    ``similarity_metric`` (``cosine``, ``euclidean``, ``euclidean_l2`` or ``angular``), ``facial_areas``
+    (``img1`` and ``img2``: the faces of the closest pair; ``None`` values for an embedding input) and ``time``
+    (seconds).
     ``silent`` is accepted for DeepFace compatibility (deepbatch reports through ``logging``).
     """
     if anti_spoofing:
@@ -142,16 +143,18 @@ def _verify(
             raise ArgumentError(f"pair {index} has {len(pair)} items; each pair must be (img1, img2)")
     recognizer = resolve_recognizer(model_name)
     limit = recognizer.threshold(distance_metric) if threshold is None else float(threshold)
+    # DeepFace decides the confidence's side with the calibrated threshold even when the caller passes another.
+    calibrated = limit if distance_metric not in recognizer.thresholds else recognizer.threshold(distance_metric)
     spec = recognizer.spec_for(normalization)
     detector = resolve_detector(detector_backend)
 
     embedded: Dict[Hashable, ImageEmbeddings] = {}
     distinct: Dict[Hashable, Any] = {}
-    for pair in pairs:
-        for item in pair:
+    for index, pair in enumerate(pairs):
+        for side, item in enumerate(pair, start=1):
             if _is_embedding(item):
                 key: Hashable = ("embedding", id(item))
-                embedded[key] = _given_embedding(item, recognizer)
+                embedded[key] = _given_embedding(item, recognizer, side if single else f"pair {index} img{side}")
             else:
                 distinct.setdefault(_key(item), item)
     keys = list(distinct)
@@ -178,6 +181,7 @@ def _verify(
             "verified": bool(distance <= limit),
             "distance": distance,
             "threshold": limit,
+            "confidence": recognizer.confidence(distance, distance_metric, distance <= calibrated),
             "model": model,
             "detector_backend": backend,
             "similarity_metric": distance_metric,
@@ -194,20 +198,32 @@ def _verify(
     return results
 
 
-def _given_embedding(item: Any, recognizer: Recognizer) -> ImageEmbeddings:
-    vector = np.asarray(item, dtype=np.float32).reshape(1, -1)
+def _given_embedding(item: Any, recognizer: Recognizer, where: Union[int, str]) -> ImageEmbeddings:
+    name = where if isinstance(where, str) else f"img{where}_path"
+    values = list(item)
+    if not values or not all(isinstance(v, (int, float, np.number)) and not isinstance(v, (bool, np.bool_))
+                             for v in values):
+        raise EmbeddingTypeError(name)
+    vector = np.asarray(values, dtype=np.float32).reshape(1, -1)
     if vector.shape[1] != recognizer.embedding_size:
-        raise EmbeddingSizeError(vector.shape[1], recognizer)
+        raise EmbeddingSizeError(vector.shape[1], recognizer, name)
     return ImageEmbeddings(0, None, faces=None, embeddings=vector, points=np.zeros(1, np.int64))
+
+
+class EmbeddingTypeError(DeepbatchError, ValueError):
+    """A list given as a precomputed embedding holds something other than numbers (text, nested lists)."""
+
+    def __init__(self, where: str):
+        super().__init__(f"When passing {where} as a list, ensure that all its items are of type float "
+                         "(a precomputed embedding is a flat list of numbers, as represent returns it)")
 
 
 class EmbeddingSizeError(DeepbatchError, ValueError):
     """A precomputed embedding does not have the size of the chosen model's embeddings."""
 
-    def __init__(self, size: int, recognizer: Recognizer):
+    def __init__(self, size: int, recognizer: Recognizer, where: str = "the precomputed embedding"):
         name = recognizer.display_name or recognizer.name
         super().__init__(
-            f"a precomputed embedding of size {size} was given, but {name} gives {recognizer.embedding_size}-d "
-            f"embeddings; embed both images with the same model_name"
+            f"embeddings of {name} should have {recognizer.embedding_size} dimensions, but {where} has {size} "
+            f"dimensions; embed both images with the same model_name"
         )
-

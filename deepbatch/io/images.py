@@ -174,7 +174,8 @@ def decode(data: bytes, index: Optional[int] = None, source: Optional[str] = Non
         if data[:8] == _PNG_SIGNATURE and b"IEND" not in data[-64:]:
             raise ImageDecodeError("PNG is truncated (it ends before its IEND chunk)", index, source)
         raise ImageDecodeError(
-            f"not a readable image (corrupt, truncated, or not an image format; it starts with {data[:8]!r})",
+            f"Failed to decode image: not a readable image (corrupt, truncated, or not an image format; it starts with "
+            f"{data[:8]!r})",
             index, source,
         )
     return to_bgr(image, index, source)
@@ -192,7 +193,7 @@ def _read_path(text: str, index: Optional[int], source: Optional[str]) -> bytes:
     if not text:
         raise ImageNotFoundError("an empty string was given as the image path", index, "''")
     path = Path(os.path.expanduser(text))
-    missing = f"file does not exist (working directory: {os.getcwd()}); check the path"
+    missing = f"Confirm that {text} exists: the file does not exist (working directory: {os.getcwd()})"
     try:
         mode = path.stat().st_mode
     except (FileNotFoundError, NotADirectoryError):
@@ -229,16 +230,20 @@ def _read_url(url: str, index: Optional[int]) -> bytes:
 
 
 def _read_data_uri(uri: str, index: Optional[int]) -> bytes:
+    """The bytes of a ``data:`` URI. As DeepFace, the payload is base64 whether or not the header says
+    ``;base64`` (``data:image/jpeg,<base64>`` is accepted)."""
     header, comma, payload = uri.partition(",")
     source = describe(uri)
-    if not comma or not header.lower().endswith(";base64"):
-        raise ImageDecodeError("a data URI must look like 'data:image/jpeg;base64,<base64 data>'", index, source)
+    if not comma:
+        raise ImageDecodeError("format error in base64 encoded string: a data URI must look like "
+                               "'data:image/jpeg;base64,<base64 data>'", index, source)
     payload = "".join(payload.split())  # line breaks of MIME-style base64
     payload += "=" * (-len(payload) % 4)
     try:
         return base64.b64decode(payload, validate=True)
     except (binascii.Error, ValueError) as exc:
-        raise ImageDecodeError(f"invalid base64 data ({exc})", index, source) from exc
+        raise ImageDecodeError(f"format error in base64 encoded string: invalid base64 data ({exc})", index,
+                               source) from exc
 
 
 def _read_file_object(item: Any, index: Optional[int], source: Optional[str]) -> bytes:

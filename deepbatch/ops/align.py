@@ -1,8 +1,11 @@
-"""Face alignment: DeepFace-style eye-levelled crops, and five-point similarity warps to the ArcFace template.
+"""Face alignment: five-point similarity warps to the ArcFace template, and box crops when landmarks are missing.
 
-:func:`align_faces` prepares recognition input for all faces of one image at once: the five-point similarities are
-estimated together (:func:`similarity_transforms`), and faces without usable landmarks fall back to a box crop
-resized into the same square; :class:`AlignedFaces` records which happened to each face.
+One alignment serves every API: :func:`face_crops` cuts each face of an image at its own resolution (the crop
+:func:`deepbatch.extract_faces` returns), and :func:`align_faces` is exactly those crops resized into the
+recognition model's square (what :func:`deepbatch.represent` embeds). So a stored crop embedded later with
+``detector_backend="skip"`` gives the embedding of the photo it came from. The five-point similarities of all faces
+are estimated together (:func:`similarity_transforms`); faces without usable landmarks fall back to their box crop;
+:class:`AlignedFaces` records which happened to each face.
 """
 
 from __future__ import annotations
@@ -48,34 +51,13 @@ def eye_angle(left_eye: np.ndarray, right_eye: np.ndarray) -> float:
 
 
 def crop(image: np.ndarray, box: np.ndarray) -> np.ndarray:
-    """The pixels of an xyxy box (rounded to whole pixels, at least 1x1)."""
-    x1, y1 = int(round(float(box[0]))), int(round(float(box[1])))
-    x2 = max(x1 + 1, int(round(float(box[2]))))
-    y2 = max(y1 + 1, int(round(float(box[3]))))
+    """The pixels of an xyxy box, rounded to whole pixels and clipped to the image (at least 1x1)."""
+    height, width = image.shape[:2]
+    x1 = min(max(int(round(float(box[0]))), 0), width - 1)
+    y1 = min(max(int(round(float(box[1]))), 0), height - 1)
+    x2 = min(max(x1 + 1, int(round(float(box[2])))), width)
+    y2 = min(max(y1 + 1, int(round(float(box[3])))), height)
     return image[y1:y2, x1:x2]
-
-
-def rotation_about_box(box: np.ndarray, angle: float) -> Tuple[np.ndarray, Tuple[int, int]]:
-    """(2, 3) matrix that rotates the image by ``angle`` about the box centre and moves the box to the origin."""
-    x1, y1, x2, y2 = (float(v) for v in box)
-    w, h = max(1, int(round(x2 - x1))), max(1, int(round(y2 - y1)))
-    matrix = cv2.getRotationMatrix2D(((x1 + x2) / 2, (y1 + y2) / 2), angle, 1.0)
-    matrix[:, 2] += np.array([w / 2 - (x1 + x2) / 2, h / 2 - (y1 + y2) / 2])
-    return matrix, (w, h)
-
-
-def aligned_crop(image: np.ndarray, box: np.ndarray, landmarks: Optional[np.ndarray]) -> np.ndarray:
-    """The box's pixels with the eyes levelled (rotation about the box centre), as DeepFace's ``align=True``.
-
-    Without usable eye landmarks the plain crop is returned. Pixels rotated in from outside the image are black.
-    """
-    if landmarks is None or not np.all(np.isfinite(landmarks[:2])):
-        return crop(image, box)
-    angle = eye_angle(landmarks[0], landmarks[1])
-    if abs(angle) < 1e-3:
-        return crop(image, box)
-    matrix, size = rotation_about_box(box, angle)
-    return cv2.warpAffine(image, matrix, size, flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
 
 
 def similarity_transforms(source: np.ndarray, target: np.ndarray) -> Tuple[np.ndarray, np.ndarray]:
@@ -198,31 +180,103 @@ def resize_into(out: np.ndarray, pixels: np.ndarray) -> None:
     out[top : top + new_h, left : left + new_w] = resized
 
 
-def align_faces(image: np.ndarray, boxes: np.ndarray, landmarks: Optional[np.ndarray], size: int = 112,
-                template: np.ndarray = ARCFACE_TEMPLATE, use_landmarks: bool = True) -> AlignedFaces:
-    """Every face of one HxWx3 image as a ``size`` square for a recognition model.
+# Side of a five-point crop: the face's own resolution (the template's 112 pixels scaled to the face), at least the
+# template's 112 and at most 448: a larger crop only costs time, as models read 112 to 160 pixels.
+ALIGNED_SIDE_MIN = 112
+ALIGNED_SIDE_MAX = 448
 
-    ``boxes`` is ``(N, 4)`` xyxy in image pixels, ``landmarks`` ``(N, 5, 2)`` person-relative (NaN for unknown
-    points) or ``None``. With ``use_landmarks`` each face whose landmarks define a similarity is warped onto
-    ``template`` (given for a 112 square, scaled to ``size``; bilinear, black outside the image, as InsightFace's
-    ``norm_crop``; unknown points are left out of the fit); every other face is its box crop resized into the
-    square (see :func:`resize_into`).
+
+@dataclass(frozen=True)
+class FaceCrops:
+    """The faces of one image at their own resolution: what ``extract_faces`` returns and ``represent`` embeds.
+
+    ``crops`` holds one HxWx3 uint8 BGR array per face: a square warped onto the template for a face with
+    landmarks, its box's pixels otherwise; ``matrices`` ``(N, 2, 3)`` float64 maps original-image pixels to crop
+    pixels; ``points`` ``(N,)`` is how many landmarks placed each face (see :class:`AlignedFaces`).
+    """
+
+    crops: List[np.ndarray]
+    matrices: np.ndarray
+    points: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.crops)
+
+
+def template_transforms(landmarks: np.ndarray, expand_percentage: float = 0.0,
+                        template: np.ndarray = ARCFACE_TEMPLATE) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(matrices, sides, valid)`` warping faces onto ``template`` (given for 112 pixels) at their own resolution.
+
+    ``landmarks`` is ``(N, K, 2)`` (NaN for unknown points). Each face gets a square of ``side`` pixels: the
+    template scaled to the face's size (clipped to [:data:`ALIGNED_SIDE_MIN`, :data:`ALIGNED_SIDE_MAX`]), grown by
+    ``expand_percentage`` with the face kept in the centre. ``valid`` is False where the landmarks define no
+    similarity (those rows of ``matrices`` are NaN).
+    """
+    estimated, valid = similarity_transforms(landmarks, np.asarray(template, np.float64))
+    scale = np.sqrt(np.abs(np.linalg.det(np.where(valid[:, None, None], estimated[:, :, :2], 1.0))))
+    base = np.clip(np.round(112.0 / scale), ALIGNED_SIDE_MIN, ALIGNED_SIDE_MAX)
+    margin = np.round(base * float(expand_percentage) / 200.0)
+    matrices = estimated * (base / 112.0)[:, None, None]
+    matrices[:, :, 2] += margin[:, None]
+    return matrices, (base + 2 * margin).astype(np.int64), valid
+
+
+def face_crops(image: np.ndarray, boxes: np.ndarray, landmarks: Optional[np.ndarray], expand_percentage: float = 0.0,
+               use_landmarks: bool = True, template: np.ndarray = ARCFACE_TEMPLATE) -> FaceCrops:
+    """Every face of one HxWx3 image, aligned, at its own resolution.
+
+    ``boxes`` is ``(N, 4)`` xyxy in image pixels (already grown by ``expand_percentage``), ``landmarks``
+    ``(N, 5, 2)`` person-relative (NaN for unknown points) or ``None``. With ``use_landmarks`` each face whose
+    landmarks define a similarity is warped onto ``template`` (bilinear, black outside the image, as InsightFace's
+    ``norm_crop``; unknown points are left out of the fit) at the size :func:`template_transforms` gives; every
+    other face is its box crop.
     """
     boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
     count = len(boxes)
-    matrices = box_fit_transforms(boxes, size)
-    warped = np.zeros(count, dtype=bool)
+    matrices = np.zeros((count, 2, 3))
+    matrices[:, 0, 0] = matrices[:, 1, 1] = 1.0
+    matrices[:, :, 2] = -np.round(boxes[:, :2])
     points = np.zeros(count, dtype=np.int64)
+    sides = np.zeros(count, dtype=np.int64)
+    warped = np.zeros(count, dtype=bool)
     if use_landmarks and landmarks is not None and count:
-        source = np.asarray(landmarks).reshape(count, -1, 2)
-        estimated, warped = similarity_transforms(source, np.asarray(template, np.float64) * (size / 112.0))
+        source = np.asarray(landmarks, dtype=np.float64).reshape(count, -1, 2)
+        estimated, sides, warped = template_transforms(source, expand_percentage, template)
         matrices[warped] = estimated[warped]
         points[warped] = np.all(np.isfinite(source), axis=2).sum(axis=1)[warped]
-    pixels = np.empty((count, size, size, 3), np.uint8)
-    for i in range(count):  # one OpenCV call per face: warps and resizes have no batched form across crops
+    crops = []
+    for i in range(count):  # one OpenCV call per face: warps of different sizes have no batched form
         if warped[i]:
-            cv2.warpAffine(image, matrices[i], (size, size), dst=pixels[i], flags=cv2.INTER_LINEAR,
-                           borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+            side = int(sides[i])
+            crops.append(cv2.warpAffine(image, matrices[i], (side, side), flags=cv2.INTER_LINEAR,
+                                        borderMode=cv2.BORDER_CONSTANT, borderValue=0))
         else:
-            resize_into(pixels[i], crop(image, boxes[i]))
-    return AlignedFaces(pixels, matrices, points)
+            crops.append(crop(image, boxes[i]))
+    return FaceCrops(crops, matrices, points)
+
+
+def aligned_crop(image: np.ndarray, box: np.ndarray, landmarks: Optional[np.ndarray],
+                 expand_percentage: float = 0.0) -> np.ndarray:
+    """One face as :func:`face_crops` cuts it: warped onto the template when its landmarks allow, else its box."""
+    points = None if landmarks is None else np.asarray(landmarks)[None]
+    return face_crops(image, np.asarray(box)[None], points, expand_percentage).crops[0]
+
+
+def align_faces(image: np.ndarray, boxes: np.ndarray, landmarks: Optional[np.ndarray], size: int = 112,
+                template: np.ndarray = ARCFACE_TEMPLATE, use_landmarks: bool = True,
+                expand_percentage: float = 0.0) -> AlignedFaces:
+    """Every face of one HxWx3 image as a ``size`` square for a recognition model: the crops of
+    :func:`face_crops` (same arguments) resized into the square with :func:`resize_into`.
+
+    Because the model's input is the crop resized, embedding a crop returned by ``extract_faces`` (a square of
+    the same pixels) with ``detector_backend="skip"`` gives the same input, whatever the crop's size.
+    """
+    boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
+    cut = face_crops(image, boxes, landmarks, expand_percentage, use_landmarks, template)
+    matrices = box_fit_transforms(boxes, size)
+    pixels = np.empty((len(cut), size, size, 3), np.uint8)
+    for i, face in enumerate(cut.crops):
+        resize_into(pixels[i], face)
+        if cut.points[i]:
+            matrices[i] = cut.matrices[i] * (size / face.shape[0])
+    return AlignedFaces(pixels, matrices, cut.points)

@@ -13,39 +13,27 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from dataclasses import replace
 from pathlib import Path
-from typing import Any, ClassVar, Dict, List, Mapping, Optional, Union
+from typing import Any, ClassVar, List, Mapping, Optional, Tuple, Union
 
 import numpy as np
 
 from ..errors import DeepbatchError, ModelFormatError
-from ..ops.letterbox import InputSpec, normalize
+from ..ops.letterbox import InputSpec
 from ..registry import Registry
 from ..runtime.model import OnnxModel
 from ..runtime.session import ProviderList
 from ..weights import WeightFile, resolve_weights
+from .calibration import ConfidenceModel, default_confidence
 from .distance import check_metric
+from .normalization import NORMALIZATIONS as NORMALIZATIONS
+from .normalization import UnsupportedNormalizationError as UnsupportedNormalizationError
+from .normalization import normalize_faces, spec_for
 
 logger = logging.getLogger(__name__)
 
 RECOGNIZERS: Registry[Recognizer] = Registry("recognizer", "deepbatch.recognition")
 DEFAULT_FACE_BATCH = 64
-
-# DeepFace's ``normalization`` names that make sense for models trained on (x - 127.5) / s input: "base" keeps the
-# model's own declared pre-processing; "ArcFace" is DeepFace's ArcFace normalisation, (x - 127.5) / 128.
-NORMALIZATIONS: Dict[str, Optional[Dict[str, float]]] = {"base": None, "arcface": {"mean": 127.5, "std": 128.0}}
-
-
-class UnsupportedNormalizationError(DeepbatchError, ValueError):
-    """A ``normalization`` name that the recognition models here cannot use."""
-
-    def __init__(self, value: str):
-        super().__init__(
-            f"normalization={value!r} is not supported for these recognition models; use 'base' (the model's own "
-            "pre-processing, recommended) or 'ArcFace' ((x - 127.5) / 128, as DeepFace)"
-        )
-
 
 class ThresholdUnknownError(DeepbatchError, ValueError):
     """No calibrated verification threshold exists for a model and metric."""
@@ -61,8 +49,10 @@ class ThresholdUnknownError(DeepbatchError, ValueError):
 class Recognizer(ABC):
     """A face-embedding model. Subclasses declare ``input_spec`` and ``embedding_size`` and override ``embed_blob``.
 
-    ``thresholds`` maps each distance metric (``cosine``, ``euclidean``, ``euclidean_l2``) to the distance below
-    which two faces are the same person, calibrated on labelled pairs (see :mod:`deepbatch.recognition.calibration`).
+    ``thresholds`` maps each distance metric (``cosine``, ``euclidean``, ``euclidean_l2``, ``angular``) to the
+    distance below which two faces are the same person, calibrated on labelled pairs, and ``confidences`` to
+    DeepFace's distance-to-confidence mapping fitted on them (see :mod:`deepbatch.recognition.calibration`).
+    ``embedding_range`` is the ``(low, high)`` value range ``minmax_normalize`` maps to [0, 1].
     """
 
     name: ClassVar[str] = ""
@@ -70,6 +60,8 @@ class Recognizer(ABC):
     embedding_size: ClassVar[int] = 0
     input_spec: ClassVar[InputSpec] = InputSpec(size=(112, 112), mean=127.5, std=127.5, rgb=True, center=True)
     thresholds: ClassVar[Mapping[str, float]] = {}
+    confidences: ClassVar[Mapping[str, ConfidenceModel]] = {}
+    embedding_range: ClassVar[Optional[Tuple[float, float]]] = None
 
     def __init__(self, batch_size: int = DEFAULT_FACE_BATCH):
         if batch_size < 1:
@@ -82,14 +74,8 @@ class Recognizer(ABC):
         return self.input_spec.width
 
     def spec_for(self, normalization: str = "base") -> InputSpec:
-        """The input spec with DeepFace's ``normalization`` applied (see :data:`NORMALIZATIONS`)."""
-        key = str(normalization).lower()
-        if key not in NORMALIZATIONS:
-            raise UnsupportedNormalizationError(normalization)
-        override = NORMALIZATIONS[key]
-        if override is None:
-            return self.input_spec
-        return replace(self.input_spec, mean=override["mean"], std=override["std"])
+        """The input spec with DeepFace's ``normalization`` applied (see :mod:`deepbatch.recognition.normalization`)."""
+        return spec_for(self.input_spec, normalization)
 
     def embed(self, faces: np.ndarray, batch_size: Optional[int] = None,
               spec: Optional[InputSpec] = None) -> np.ndarray:
@@ -111,7 +97,7 @@ class Recognizer(ABC):
         out = np.empty((len(faces), self.embedding_size), np.float32)
         for start in range(0, len(faces), step):
             chunk = faces[start : start + step]
-            out[start : start + len(chunk)] = self.embed_blob(normalize(chunk, spec))
+            out[start : start + len(chunk)] = self.embed_blob(normalize_faces(chunk, spec))
         return out
 
     @abstractmethod
@@ -124,6 +110,13 @@ class Recognizer(ABC):
         if check_metric(metric) not in cls.thresholds:
             raise ThresholdUnknownError(cls.display_name or cls.name, metric)
         return float(cls.thresholds[metric])
+
+    @classmethod
+    def confidence(cls, distance: float, metric: str, verified: bool) -> float:
+        """DeepFace's ``confidence`` (0 to 100) that two faces ``distance`` apart are the same person; 51 or 49 for
+        a metric without a fitted mapping, as DeepFace."""
+        model = cls.confidences.get(check_metric(metric))
+        return default_confidence(verified) if model is None else model.confidence(distance, verified)
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r})"

@@ -2,20 +2,26 @@
 
 * ``cosine``: ``1 - a.b / (|a| |b|)``, in [0, 2];
 * ``euclidean``: ``|a - b|`` on the raw embeddings (scale depends on the model);
-* ``euclidean_l2``: ``|a/|a| - b/|b||``, in [0, 2]; equal to ``sqrt(2 * cosine)``.
+* ``euclidean_l2``: ``|a/|a| - b/|b||``, in [0, 2]; equal to ``sqrt(2 * cosine)``;
+* ``angular``: ``arccos(a.b / (|a| |b|)) / pi``, the angle between the embeddings as a fraction of a half turn, in
+  [0, 1].
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-METRICS = ("cosine", "euclidean", "euclidean_l2")
+METRICS = ("cosine", "euclidean", "euclidean_l2", "angular")
 
 
 def check_metric(metric: str) -> str:
     if metric not in METRICS:
-        raise ValueError(f"distance_metric must be one of {METRICS}, got {metric!r}")
+        raise ValueError(f"Invalid distance_metric passed - {metric!r}; use one of {METRICS}")
     return metric
+
+
+def _angular(similarity: np.ndarray) -> np.ndarray:
+    return np.arccos(np.clip(similarity, -1.0, 1.0)) / np.pi
 
 
 def l2_normalize(embeddings: np.ndarray) -> np.ndarray:
@@ -34,6 +40,8 @@ def distance_matrix(a: np.ndarray, b: np.ndarray, metric: str) -> np.ndarray:
         raise ValueError(f"embeddings of different sizes cannot be compared: {a.shape[1]} and {b.shape[1]}")
     if metric == "cosine":
         return np.clip(1.0 - l2_normalize(a) @ l2_normalize(b).T, 0.0, 2.0)
+    if metric == "angular":
+        return _angular(l2_normalize(a) @ l2_normalize(b).T)
     if metric == "euclidean_l2":
         a, b = l2_normalize(a), l2_normalize(b)
     squared = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T
@@ -49,6 +57,8 @@ def pair_distances(a: np.ndarray, b: np.ndarray, metric: str) -> np.ndarray:
         raise ValueError(f"paired embeddings must have the same shape, got {a.shape} and {b.shape}")
     if metric == "cosine":
         return np.clip(1.0 - (l2_normalize(a) * l2_normalize(b)).sum(1), 0.0, 2.0)
+    if metric == "angular":
+        return _angular((l2_normalize(a) * l2_normalize(b)).sum(1))
     if metric == "euclidean_l2":
         a, b = l2_normalize(a), l2_normalize(b)
     return np.linalg.norm(a - b, axis=1)

@@ -14,27 +14,32 @@ Thresholds (``verified = distance <= threshold``) were calibrated with
 (``master.csv``), faces found by ``scrfd`` (SCRFD-0.5GF) and warped to the template, each threshold the most
 accurate one with the widest margin (:func:`deepbatch.recognition.calibration.calibrate_threshold`). 38 of the
 pairs are the same person. Every threshold separates all 300 pairs; "10-fold" refits the threshold on nine tenths
-of the pairs and scores the held-out tenth, the accuracy to expect on pairs the threshold has not seen.
+of the pairs and scores the held-out tenth, the accuracy to expect on pairs the threshold has not seen. The same
+run fits ``confidences`` (:func:`deepbatch.recognition.calibration.fit_confidence`) and reports the value range of
+the embeddings of the faces in the 64 photos (``embedding_range``, for ``minmax_normalize``).
 
 ==================  ============  =========  =========  ==============  ===================
 model               metric        threshold  10-fold    same-person     different-person
                                                         max distance    min distance
 ==================  ============  =========  =========  ==============  ===================
-mobilefacenet       cosine        0.6032     99.67%     0.5874          0.6189
-mobilefacenet       euclidean     18.14      100%       16.77           19.51
-mobilefacenet       euclidean_l2  1.0983     99.67%     1.0839          1.1126
-mobilefacenet_b1    cosine        0.5462     99.67%     0.4958          0.5967
-mobilefacenet_b1    euclidean     16.99      100%       16.05           17.93
-mobilefacenet_b1    euclidean_l2  1.0441     99.67%     0.9958          1.0924
+mobilefacenet       cosine        0.5852     99.67%     0.5233          0.6472
+mobilefacenet       euclidean     18.22      100%       16.39           20.04
+mobilefacenet       euclidean_l2  1.0803     99.67%     1.0230          1.1377
+mobilefacenet       angular       0.3635     99.67%     0.3418          0.3852
+mobilefacenet_b1    cosine        0.5276     100%       0.4687          0.5866
+mobilefacenet_b1    euclidean     16.78      100%       15.91           17.65
+mobilefacenet_b1    euclidean_l2  1.0257     99.67%     0.9682          1.0832
+mobilefacenet_b1    angular       0.3430     100%       0.3217          0.3643
 ==================  ============  =========  =========  ==============  ===================
 """
 
 from __future__ import annotations
 
-from typing import ClassVar, Mapping
+from typing import ClassVar, Mapping, Optional, Tuple
 
 from ..weights import WeightFile
 from .base import RECOGNIZERS, OnnxRecognizer
+from .calibration import ConfidenceModel
 
 MOBILEFACENET_WEIGHTS = {
     "mobilefacenet": WeightFile(
@@ -54,7 +59,16 @@ class MobileFaceNet(OnnxRecognizer):
     display_name = "MobileFaceNet"
     embedding_size = 128
     weights = MOBILEFACENET_WEIGHTS["mobilefacenet"]
-    thresholds: ClassVar[Mapping[str, float]] = {"cosine": 0.6032, "euclidean": 18.14, "euclidean_l2": 1.0983}
+    thresholds: ClassVar[Mapping[str, float]] = {
+        "cosine": 0.5852, "euclidean": 18.22, "euclidean_l2": 1.0803, "angular": 0.3635,
+    }
+    confidences: ClassVar[Mapping[str, ConfidenceModel]] = {
+        "cosine": ConfidenceModel(-6.5610, 2.0438, 1.2445, (32.85, 79.75), (1.08, 20.29)),
+        "euclidean": ConfidenceModel(-6.7915, 2.6177, 33.1762, (32.34, 68.79), (1.52, 18.47)),
+        "euclidean_l2": ConfidenceModel(-6.7979, 3.2757, 1.5776, (24.37, 74.99), (2.87, 16.43)),
+        "angular": ConfidenceModel(-6.3394, 0.8404, 1.0000, (20.97, 45.25), (5.58, 16.78)),
+    }
+    embedding_range: ClassVar[Optional[Tuple[float, float]]] = (-5.9305, 5.9031)
 
 
 @RECOGNIZERS.register("mobilefacenet_b1", summary="MobileFaceNet, 128-d (export declared with batch 1)")
@@ -63,4 +77,13 @@ class MobileFaceNetB1(MobileFaceNet):
 
     name = "mobilefacenet_b1"
     weights = MOBILEFACENET_WEIGHTS["mobilefacenet_b1"]
-    thresholds: ClassVar[Mapping[str, float]] = {"cosine": 0.5462, "euclidean": 16.99, "euclidean_l2": 1.0441}
+    thresholds: ClassVar[Mapping[str, float]] = {
+        "cosine": 0.5276, "euclidean": 16.78, "euclidean_l2": 1.0257, "angular": 0.3430,
+    }
+    confidences: ClassVar[Mapping[str, ConfidenceModel]] = {
+        "cosine": ConfidenceModel(-6.6097, 1.8703, 1.2974, (37.35, 79.13), (0.87, 24.63)),
+        "euclidean": ConfidenceModel(-6.7233, 2.3987, 34.1659, (32.45, 67.79), (1.31, 25.45)),
+        "euclidean_l2": ConfidenceModel(-6.7807, 3.1175, 1.6108, (27.73, 76.56), (2.50, 19.12)),
+        "angular": ConfidenceModel(-6.3363, 0.8127, 1.0000, (22.69, 46.94), (4.91, 18.30)),
+    }
+    embedding_range: ClassVar[Optional[Tuple[float, float]]] = (-5.8398, 5.9728)
