@@ -11,7 +11,7 @@ import pytest
 
 import deepbatch
 from deepbatch.errors import FaceNotDetectedError
-from deepbatch.ops.align import eye_angle, rotation_about_box
+from deepbatch.ops.align import ALIGNED_SIDE_MAX, ALIGNED_SIDE_MIN, ARCFACE_TEMPLATE, face_crops
 
 FACIAL_AREA_KEYS = {"x", "y", "w", "h", "left_eye", "right_eye"}
 FIVE_POINT_KEYS = FACIAL_AREA_KEYS | {"nose", "mouth_left", "mouth_right"}
@@ -75,7 +75,8 @@ def test_no_face_with_enforce_detection_names_the_image(couple, blank):  # type:
 def test_no_face_without_enforce_detection_gives_the_whole_image(blank):  # type: ignore[no-untyped-def]
     faces = deepbatch.extract_faces(blank, enforce_detection=False)
     assert len(faces) == 1 and faces[0]["confidence"] == 0
-    assert faces[0]["facial_area"] == {"x": 0, "y": 0, "w": 300, "h": 200, "left_eye": None, "right_eye": None}
+    # DeepFace clamps the area inside the image: x + w < width, y + h < height.
+    assert faces[0]["facial_area"] == {"x": 0, "y": 0, "w": 299, "h": 199, "left_eye": None, "right_eye": None}
     assert faces[0]["face"].shape == (200, 300, 3)
 
 
@@ -83,7 +84,7 @@ def test_skip_backend_returns_the_whole_image(couple):  # type: ignore[no-untype
     height, width = cv2.imread(couple).shape[:2]
     faces = deepbatch.extract_faces(couple, detector_backend="skip")
     assert len(faces) == 1 and faces[0]["confidence"] == 0
-    assert (faces[0]["facial_area"]["w"], faces[0]["facial_area"]["h"]) == (width, height)
+    assert (faces[0]["facial_area"]["w"], faces[0]["facial_area"]["h"]) == (width - 1, height - 1)
 
 
 def test_max_faces_keeps_the_largest(dataset_dir):  # type: ignore[no-untyped-def]
@@ -123,13 +124,23 @@ def test_unaligned_face_is_the_box_crop(couple):  # type: ignore[no-untyped-def]
 
 
 def test_alignment_levels_the_eyes(couple):  # type: ignore[no-untyped-def]
-    area = deepbatch.extract_faces(couple)[1]["facial_area"]
-    left, right = np.array(area["left_eye"], float), np.array(area["right_eye"], float)
-    box = np.array([area["x"], area["y"], area["x"] + area["w"], area["y"] + area["h"]], float)
-    matrix, _ = rotation_about_box(box, eye_angle(left, right))
-    moved = np.array([matrix @ [*left, 1.0], matrix @ [*right, 1.0]])
-    assert abs(eye_angle(left, right)) > 1  # the photo's eyes are tilted, so alignment has work to do
-    assert moved[0, 1] == pytest.approx(moved[1, 1], abs=1e-6) and moved[0, 0] > moved[1, 0]
+    image = cv2.imread(couple)
+    faces = deepbatch.build_detector("scrfd").detect_faces([image])[0]
+    cut = face_crops(image, faces.boxes, faces.landmarks)
+    eyes = np.einsum("nij,nkj->nki", cut.matrices[:, :, :2], faces.landmarks[:, :2]) + cut.matrices[:, None, :, 2]
+    sides = np.array([c.shape[0] for c in cut.crops], float)
+    tilt = np.degrees(np.arctan2(*(faces.landmarks[:, 0] - faces.landmarks[:, 1])[:, ::-1].T))
+    assert np.abs(tilt).max() > 1  # the photo's eyes are tilted, so alignment has work to do
+    # Each eye lands on its template point (the five-point fit leaves a residual of a few per cent of the side).
+    np.testing.assert_allclose(eyes / sides[:, None, None], np.broadcast_to(ARCFACE_TEMPLATE[:2] / 112, eyes.shape),
+                               atol=0.03)
+
+
+def test_aligned_face_is_a_square_at_the_face_resolution(couple):  # type: ignore[no-untyped-def]
+    for face in deepbatch.extract_faces(couple):
+        side = face["face"].shape[0]
+        assert face["face"].shape == (side, side, 3) and ALIGNED_SIDE_MIN <= side <= ALIGNED_SIDE_MAX
+        assert side == pytest.approx(face["facial_area"]["w"], rel=0.5)  # the face's own scale, not a fixed size
 
 
 def test_detector_instance_can_be_passed(couple):  # type: ignore[no-untyped-def]

@@ -17,6 +17,7 @@ from deepbatch.ops.align import (
     expand_boxes,
     similarity_transform,
     similarity_transforms,
+    template_transforms,
     warp_to_template,
 )
 from deepbatch.recognition import RECOGNIZERS, build_recognizer
@@ -27,6 +28,7 @@ from deepbatch.recognition.base import (
     UnsupportedNormalizationError,
 )
 from deepbatch.recognition.distance import METRICS
+from deepbatch.recognition.normalization import normalize_faces
 from deepbatch.weights import resolve_weights
 
 # The contract: a face embedded alone and inside a batch of 32 must agree to this cosine similarity. Batches run
@@ -160,9 +162,14 @@ def test_names_are_case_insensitive(weights_dir: Path) -> None:
 
 @pytest.mark.parametrize("normalization, mean, std, error", [
     ("base", 127.5, 127.5, None),
+    ("raw", 0.0, 1.0, None),
+    ("Facenet", 0.0, 1.0, None),
+    ("Facenet2018", 127.5, 127.5, None),
+    ("VGGFace", (129.1863, 104.7624, 93.5940), 1.0, None),  # DeepFace's B, G, R means in the model's R, G, B order
+    ("VGGFace2", (131.0912, 103.8827, 91.4953), 1.0, None),
     ("ArcFace", 127.5, 128.0, None),
-    ("Facenet", None, None, UnsupportedNormalizationError),
-    ("raw", None, None, UnsupportedNormalizationError),
+    ("arcface", 127.5, 128.0, None),
+    ("Facenet512", None, None, UnsupportedNormalizationError),
 ])
 def test_normalization_choices(weights_dir: Path, normalization: str, mean, std, error) -> None:  # type: ignore[no-untyped-def]
     recognizer = build_recognizer("mobilefacenet")
@@ -172,6 +179,15 @@ def test_normalization_choices(weights_dir: Path, normalization: str, mean, std,
         return
     spec = recognizer.spec_for(normalization)
     assert (spec.mean, spec.std, spec.size) == (mean, std, (112, 112))
+
+
+def test_facenet_normalization_standardizes_each_face(weights_dir: Path) -> None:
+    faces = np.random.default_rng(3).integers(0, 255, (3, 112, 112, 3), dtype=np.uint8)
+    faces[1] //= 4  # a dark face: its own mean and spread, not the batch's
+    blob = normalize_faces(faces, build_recognizer("mobilefacenet").spec_for("Facenet"))
+    pixels = faces[..., ::-1].transpose(0, 3, 1, 2).astype(np.float64)
+    expected = (pixels - pixels.mean(axis=(1, 2, 3), keepdims=True)) / pixels.std(axis=(1, 2, 3), keepdims=True)
+    np.testing.assert_allclose(blob, expected, atol=1e-4)
 
 
 # --- batched five-point alignment ----------------------------------------------------------------------------------
@@ -251,14 +267,19 @@ def test_align_faces_says_how_each_face_was_aligned(kind: str, use_landmarks: bo
 
 
 def test_five_point_warp_equals_the_single_face_warp(dataset_dir: Path, weights_dir: Path) -> None:
+    """The batched path equals InsightFace-style warps, one face at a time, at each face's own resolution, then
+    shrunk into the model's square with area averaging."""
     from deepbatch.detectors import build_detector
 
     image = cv2.imread(str(dataset_dir / "selfie-many-people.jpg"))
     faces = build_detector("scrfd").detect_faces([image])[0]
     aligned = align_faces(image, faces.boxes, faces.landmarks)
     assert len(aligned) == 6
-    expected = np.stack([warp_to_template(image, lm) for lm in faces.landmarks])
-    np.testing.assert_array_equal(aligned.pixels, expected)
+    _, sides, _ = template_transforms(faces.landmarks.astype(np.float64))
+    assert sides.max() > 112  # the faces are larger than the template: the shrink has work to do
+    expected = np.stack([cv2.resize(warp_to_template(image, lm, int(side)), (112, 112), interpolation=cv2.INTER_AREA)
+                         for lm, side in zip(faces.landmarks, sides)])
+    assert np.abs(aligned.pixels.astype(int) - expected).max() <= 1  # matrices equal up to float rounding
 
 
 def test_box_crop_keeps_the_aspect_ratio_centred_on_black() -> None:

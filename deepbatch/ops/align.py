@@ -214,7 +214,7 @@ def template_transforms(landmarks: np.ndarray, expand_percentage: float = 0.0,
     """
     estimated, valid = similarity_transforms(landmarks, np.asarray(template, np.float64))
     scale = np.sqrt(np.abs(np.linalg.det(np.where(valid[:, None, None], estimated[:, :, :2], 1.0))))
-    base = np.clip(np.round(112.0 / scale), ALIGNED_SIDE_MIN, ALIGNED_SIDE_MAX)
+    base = np.clip(np.round(112.0 / np.where(valid, scale, 1.0)), ALIGNED_SIDE_MIN, ALIGNED_SIDE_MAX)
     margin = np.round(base * float(expand_percentage) / 200.0)
     matrices = estimated * (base / 112.0)[:, None, None]
     matrices[:, :, 2] += margin[:, None]
