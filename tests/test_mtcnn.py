@@ -31,6 +31,12 @@ def photo(dataset_dir: Path, name: str, width: int = 800) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
+def unpadded():  # type: ignore[no-untyped-def]
+    pytest.importorskip("mtcnn", reason="the MTCNN backend needs deepbatch[mtcnn]")
+    return DETECTORS.create("mtcnn", border=0.0)
+
+
+@pytest.fixture(scope="module")
 def frames(dataset_dir: Path) -> List[np.ndarray]:
     return [cv2.resize(cv2.imread(str(dataset_dir / n)), (480, 360)) for n in ("couple.jpg", "img1.jpg", "img3.jpg")]
 
@@ -40,11 +46,11 @@ def test_finds_the_faces_of_a_photo(detector, dataset_dir, name, expected):  # t
     assert len(detector.detect_faces([photo(dataset_dir, name)])[0]) == expected
 
 
-def test_landmarks_are_the_packages_keypoints_seen_from_the_person(detector, dataset_dir):  # type: ignore[no-untyped-def]
+def test_landmarks_are_the_packages_keypoints_seen_from_the_person(unpadded, dataset_dir):  # type: ignore[no-untyped-def]
     """The package names keypoints from the observer's side: its ``right_eye`` is the person's left eye."""
     image = photo(dataset_dir, "img1.jpg")
-    own = detector.model.detect_faces(np.ascontiguousarray(image[..., ::-1]))[0]["keypoints"]
-    landmarks = detector.detect_faces([image])[0].landmarks[0]
+    own = unpadded.model.detect_faces(np.ascontiguousarray(image[..., ::-1]))[0]["keypoints"]
+    landmarks = unpadded.detect_faces([image])[0].landmarks[0]
     person_order = [own[k] for k in ("right_eye", "left_eye", "nose", "mouth_right", "mouth_left")]
     np.testing.assert_allclose(landmarks, person_order, atol=0.5)  # the package's JSON rounds to whole pixels
     assert landmarks[0, 0] > landmarks[1, 0]  # the person's left eye appears on the right of the picture
@@ -73,6 +79,25 @@ def test_a_chunk_runs_one_call_per_image_size(detector, frames, monkeypatch):  #
     results = detector.detect_faces([frames[0], small, frames[1], small], batch_size=4)
     assert sorted(calls) == [2, 2] and len(results) == 4
     assert len(results[0]) == 2 and len(results[2]) == 1
+
+
+@pytest.mark.parametrize("border, expected", [(0.5, 5), (0.0, 4)])
+def test_border_finds_the_face_cut_by_the_edge(detector, unpadded, dataset_dir, border, expected):  # type: ignore[no-untyped-def]
+    """DeepFace's border test photo: with DeepFace's black border MTCNN also finds the face cut by the right edge."""
+    image = cv2.imread(str(dataset_dir / "selfie-many-people.jpg"))
+    faces = (detector if border else unpadded).detect_faces([image])[0]
+    assert len(faces) == expected
+    height, width = image.shape[:2]
+    assert faces.boxes[:, :2].min() >= 0 and faces.boxes[:, 2].max() <= width and faces.boxes[:, 3].max() <= height
+
+
+def test_padded_and_unpadded_find_the_same_face_in_the_same_place(detector, unpadded, dataset_dir):  # type: ignore[no-untyped-def]
+    image = photo(dataset_dir, "img1.jpg")
+    padded, plain = detector.detect_faces([image])[0], unpadded.detect_faces([image])[0]
+    assert len(padded) == len(plain) == 1
+    # The border shifts MTCNN's image pyramid, which moves each point by up to ~2% of the face's width (measured).
+    width = float(plain.boxes[0, 2] - plain.boxes[0, 0])
+    np.testing.assert_allclose(padded.landmarks, plain.landmarks, atol=0.03 * width)
 
 
 def test_wrong_number_of_thresholds_is_refused(detector):  # type: ignore[no-untyped-def]
