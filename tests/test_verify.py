@@ -14,9 +14,15 @@ import deepbatch
 from deepbatch.errors import FaceNotDetectedError, ImageNotFoundError
 from deepbatch.recognition import RECOGNIZERS, build_recognizer
 from deepbatch.recognition.base import ThresholdUnknownError
-from deepbatch.recognition.calibration import accuracy_at, calibrate_threshold, cross_validated_accuracy
+from deepbatch.recognition.calibration import (
+    ConfidenceModel,
+    accuracy_at,
+    calibrate_threshold,
+    cross_validated_accuracy,
+    fit_confidence,
+)
 from deepbatch.recognition.distance import METRICS, distance_matrix, pair_distances
-from deepbatch.verification import EmbeddingSizeError
+from deepbatch.verification import EmbeddingSizeError, EmbeddingTypeError
 
 DEEPFACE_KEYS = {"verified", "distance", "threshold", "confidence", "model", "detector_backend", "similarity_metric",
                  "facial_areas", "time"}
@@ -84,6 +90,21 @@ def test_precomputed_embeddings_give_the_same_distance(data: Path) -> None:
 def test_embedding_of_another_size_is_refused(data: Path) -> None:
     with pytest.raises(EmbeddingSizeError, match="should have 128 dimensions"):
         deepbatch.verify([0.1] * 512, path(data, SAME[1]))
+
+
+@pytest.mark.parametrize("broken", [["a", "b"], [[0.1] * 128, [0.2] * 128], [True] * 128, []],
+                         ids=["text", "nested-lists", "booleans", "empty"])
+def test_broken_embedding_says_items_must_be_float(data: Path, broken: list) -> None:
+    with pytest.raises(EmbeddingTypeError, match="img2_path as a list, ensure that all its items are of type float"):
+        deepbatch.verify(path(data, SAME[0]), broken)
+
+
+@pytest.mark.parametrize("metric", METRICS)
+@pytest.mark.parametrize("pair, low, high", [(SAME, 51.0, 100.0), (DIFFERENT, 0.0, 49.0)])
+def test_confidence_is_deepfaces_percentage(data: Path, metric: str, pair: Tuple[str, str], low: float,
+                                            high: float) -> None:
+    result = deepbatch.verify(path(data, pair[0]), path(data, pair[1]), distance_metric=metric)
+    assert low <= result["confidence"] <= high and result["confidence"] == round(result["confidence"], 2)
 
 
 def test_explicit_threshold_wins(data: Path) -> None:
@@ -175,6 +196,7 @@ def test_a_pair_must_have_two_images(data: Path) -> None:
     ("cosine", [[0.0, 1.0], [1.0 - 0.6, 1.0 - 0.8]]),
     ("euclidean", [[1.0, np.sqrt(5.0)], [np.sqrt(20.0), np.sqrt(18.0)]]),
     ("euclidean_l2", [[0.0, np.sqrt(2.0)], [np.sqrt(0.8), np.sqrt(0.4)]]),
+    ("angular", [[0.0, 0.5], [np.arccos(0.6) / np.pi, np.arccos(0.8) / np.pi]]),  # DeepFace: arccos(cos) / pi
 ])
 def test_distance_matrix_by_metric(metric: str, expected: List[List[float]]) -> None:
     a = np.array([[2.0, 0.0], [3.0, 4.0]])
@@ -208,6 +230,29 @@ def test_overlapping_pairs_get_the_most_accurate_threshold() -> None:
     assert not calibration.separable
     assert calibration.accuracy == pytest.approx(5 / 6)
     assert accuracy_at(distances, same, calibration.threshold) == pytest.approx(5 / 6)
+
+
+def test_fitted_confidence_falls_with_distance_on_each_side_of_the_threshold() -> None:
+    rng = np.random.default_rng(0)
+    distances = np.concatenate([rng.uniform(0.2, 0.55, 40), rng.uniform(0.65, 1.1, 260)])
+    same = np.arange(300) < 40
+    model = fit_confidence(distances, same, threshold=0.6)
+    grid = np.linspace(0.01, 1.2, 50)
+    values = np.array([model.confidence(d, d <= 0.6) for d in grid])
+    assert np.all(np.diff(values) <= 0)
+    assert values[grid <= 0.6].min() >= 51 and values[grid > 0.6].max() <= 49
+
+
+@pytest.mark.parametrize("distance, verified, expected", [(0.0, True, 100.0), (0.0, False, 0.0)])
+def test_zero_distance_confidence_is_certain(distance: float, verified: bool, expected: float) -> None:
+    model = ConfidenceModel(-6.0, 2.0, 1.0, (30.0, 80.0), (1.0, 20.0))
+    assert model.confidence(distance, verified) == expected
+
+
+@pytest.mark.parametrize("name", ["mobilefacenet", "mobilefacenet_b1"])
+def test_every_calibrated_model_has_a_threshold_and_confidence_per_metric(name: str) -> None:
+    recognizer = RECOGNIZERS.entry(name).factory
+    assert set(recognizer.thresholds) == set(METRICS) == set(recognizer.confidences)
 
 
 def test_calibration_needs_both_kinds_of_pairs() -> None:
