@@ -45,11 +45,6 @@ def expand_boxes(boxes: np.ndarray, percentage: float, height: int, width: int) 
     return out
 
 
-def eye_angle(left_eye: np.ndarray, right_eye: np.ndarray) -> float:
-    """Degrees to rotate (counter-clockwise, OpenCV's convention) so the eyes become level."""
-    return float(np.degrees(np.arctan2(left_eye[1] - right_eye[1], left_eye[0] - right_eye[0])))
-
-
 def crop(image: np.ndarray, box: np.ndarray) -> np.ndarray:
     """The pixels of an xyxy box, rounded to whole pixels and clipped to the image (at least 1x1)."""
     height, width = image.shape[:2]
