@@ -622,7 +622,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_input_options(represent, REPRESENT_ENGINES)
     represent.add_argument("--model", default="MobileFaceNet", help="recognizer name (default MobileFaceNet)")
-    represent.add_argument("--normalization", default="base", help="input normalisation: base or ArcFace")
+    represent.add_argument("--normalization", default="base",
+                           help="input normalisation, as DeepFace: base (the model's own), raw, Facenet, Facenet2018, "
+                                "VGGFace, VGGFace2 or ArcFace")
     represent.add_argument("--max-faces", type=_positive_int, default=None, help="keep the N largest faces per image")
     represent.add_argument("--output", "-o", default=None, metavar="FILE.jsonl|FILE.npy", help="where to write")
     represent.set_defaults(handler=cmd_represent)

@@ -261,14 +261,14 @@ def _table(batch: Mapping[str, Any], keep: Sequence[str], results: Sequence[_Row
     return pa.table(columns)
 
 
-def _encode_crops(image: np.ndarray, faces: Faces, align: bool) -> List[bytes]:
+def _encode_crops(image: np.ndarray, faces: Faces, align: bool, expand_percentage: float) -> List[bytes]:
     import cv2
 
-    from .ops.align import aligned_crop, crop
+    from .ops.align import face_crops
 
     out = []
-    for face in faces:  # crops differ in size: encoding is one OpenCV call per face
-        pixels = aligned_crop(image, face.box, face.landmarks) if align else crop(image, face.box)
+    cut = face_crops(image, faces.boxes, faces.landmarks, expand_percentage, use_landmarks=align)
+    for pixels in cut.crops:  # crops differ in size: encoding is one OpenCV call per face
         ok, data = cv2.imencode(".png", pixels)
         out.append(data.tobytes() if ok else b"")
     return out
@@ -355,7 +355,7 @@ class FaceDetectionWorker(_Worker):
                             self.expand_percentage)
             result = _RowResult(faces)
             if self.include_face:
-                result.crops = _encode_crops(record.image, faces, self.align)
+                result.crops = _encode_crops(record.image, faces, self.align, self.expand_percentage)
             out.append(result)
         return out
 
