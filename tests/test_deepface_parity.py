@@ -152,3 +152,10 @@ def test_landmarks_outside_the_image_are_none(dataset_dir: Path, photo: str, out
     for name in inside:
         x, y = cut[0][name]
         assert 0 <= x < width and 0 <= y < height
+
+
+def test_deprecated_grayscale_gives_gray_faces(couple: str) -> None:
+    gray = deepbatch.extract_faces(couple, grayscale=True)[0]["face"]
+    expected = deepbatch.extract_faces(couple, color_face="gray")[0]["face"]
+    np.testing.assert_array_equal(gray, expected)
+    assert gray.ndim == 2
