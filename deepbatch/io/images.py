@@ -13,9 +13,15 @@ array; conversions that have one sensible meaning are done, everything else rais
 * encoded files are decoded with their EXIF orientation applied, keeping 16-bit depth for the scaling above.
 
 A truncated JPEG or PNG, an empty file, a non-image file, a directory, invalid base64, NaN pixels, a zero-sized
-array, a channel count other than 1, 3 or 4, or ``None`` raise. Decoding refuses files with more pixels than
-OpenCV's limit (2^30 by default; the environment variable ``OPENCV_IO_MAX_IMAGE_PIXELS``, read when OpenCV is loaded,
-changes it); arrays already in memory have no size limit.
+array, a channel count other than 1, 3 or 4, or ``None`` raise.
+
+Encoded inputs are untrusted and bounded by :class:`ImageLimits` (:func:`set_image_limits` changes them): the first
+bytes must be an image signature before the rest is read; the width x height the header declares must be at most
+``max_pixels`` (200 million) before anything is decoded; a file, file object, data URI or URL body may hold at most
+``max_bytes`` (256 MiB); a URL must arrive whole within ``url_deadline_s`` (60 s) and may redirect to http(s) only.
+Formats whose header is not parsed here (EXR, HDR, AVIF) are bounded by OpenCV's own limit (2^30 pixels). Arrays
+already in memory have no size limit. Running out of memory while decoding raises ``MemoryError``, not an
+:class:`ImageError`, so ``on_error="skip"`` never drops a valid photo as corrupt.
 """
 
 from __future__ import annotations
@@ -24,25 +30,67 @@ import base64
 import binascii
 import io
 import os
+import re
 import stat
+import time
 import urllib.error
+import urllib.parse
 import urllib.request
+from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..errors import ImageDecodeError, ImageFormatError, ImageNotFoundError, ImageReadError
+from ..errors import ArgumentError, ImageDecodeError, ImageError, ImageFormatError, ImageNotFoundError, ImageReadError
+from .headers import HEAD_BYTES, declared_size, sniff
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".jp2", ".pbm", ".pgm", ".ppm")
-URL_TIMEOUT_S = 20.0
+URL_TIMEOUT_S = 20.0  # the longest wait for any one network operation of a URL fetch
+_READ_CHUNK = 1 << 20
+_NOT_AN_IMAGE = "Failed to decode image: not a readable image (its first bytes match no image format OpenCV decodes)"
 _SHOWN_CHARS = 120  # how much of a long string input an error message repeats
 
-_JPEG_SOI = b"\xff\xd8\xff"
 _JPEG_EOI = b"\xff\xd9"
 _JPEG_SOS = 0xDA
 _JPEG_STANDALONE = {0x01, 0xD8, *range(0xD0, 0xD8)}  # markers without a length field
-_PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
+_JPEG_FILL = re.compile(rb"\xff+")
+_JPEG_MAX_SEGMENTS = 4096  # a real JPEG has a few dozen segments before its first scan
+
+
+@dataclass(frozen=True)
+class ImageLimits:
+    """Bounds on one encoded input (file, bytes, file object, URL or data URI); arrays in memory are not bounded.
+
+    ``max_pixels``: width x height declared by the header, checked before decoding; ``max_bytes``: size of the
+    encoded data; ``url_deadline_s``: total time for one URL, connection and body together.
+    """
+
+    max_pixels: int = 200_000_000  # a 200-megapixel phone photo (16320x12240) fits
+    max_bytes: int = 256 << 20
+    url_deadline_s: float = 60.0
+
+
+_limits = ImageLimits()
+
+
+def get_image_limits() -> ImageLimits:
+    """The limits applied to every encoded input of this process."""
+    return _limits
+
+
+def set_image_limits(max_pixels: Optional[int] = None, max_bytes: Optional[int] = None,
+                     url_deadline_s: Optional[float] = None) -> ImageLimits:
+    """Change the limits for the whole process (the arguments left ``None`` keep their value); returns the previous
+    limits, which can be restored with ``set_image_limits(**dataclasses.asdict(previous))``."""
+    global _limits
+    changes: Dict[str, Any] = {k: v for k, v in dict(max_pixels=max_pixels, max_bytes=max_bytes,
+                                     url_deadline_s=url_deadline_s).items() if v is not None}
+    for name, value in changes.items():
+        if not value > 0:
+            raise ArgumentError(f"{name} must be positive, got {value!r}")
+    previous, _limits = _limits, replace(_limits, **changes)
+    return previous
 
 
 def describe(item: Any) -> Optional[str]:
@@ -135,16 +183,20 @@ def jpeg_is_truncated(data: bytes) -> bool:
     The marker segments are walked to the first start-of-scan (so thumbnails inside EXIF data, which carry their
     own end markers, are skipped), then the end marker is searched for in the compressed data, where it cannot occur
     by accident (0xFF is always escaped there). Data after the end marker (e.g. a motion photo's video) is allowed.
-    A header this walk cannot follow is left for the decoder to judge.
+    A header this walk cannot follow is left for the decoder to judge. Runs of fill bytes are skipped in one step and
+    the walk stops after a bounded number of segments, so the check costs no more than a search through the bytes.
     """
     pos, size = 2, len(data)
-    while pos + 4 <= size:
+    for _ in range(_JPEG_MAX_SEGMENTS):
+        if pos + 4 > size:
+            return True
         if data[pos] != 0xFF:
             return False
+        fill = _JPEG_FILL.match(data, pos)
+        pos = fill.end() - 1 if fill else pos  # the last 0xFF of a run of fill bytes starts the marker
+        if pos + 4 > size:
+            return True
         marker = data[pos + 1]
-        if marker == 0xFF:  # fill byte before a marker
-            pos += 1
-            continue
         if marker in _JPEG_STANDALONE:
             pos += 2
             continue
@@ -154,31 +206,60 @@ def jpeg_is_truncated(data: bytes) -> bool:
         if marker == _JPEG_SOS:
             return data.find(_JPEG_EOI, segment_end) < 0
         pos = segment_end
-    return True
+    return False
 
 
-def decode(data: bytes, index: Optional[int] = None, source: Optional[str] = None) -> np.ndarray:
-    """Decode encoded image bytes (JPEG, PNG, WebP, TIFF, ...) to HxWx3 uint8 BGR, EXIF orientation applied."""
+def decode(data: bytes, index: Optional[int] = None, source: Optional[str] = None,
+           limits: Optional[ImageLimits] = None) -> np.ndarray:
+    """Decode encoded image bytes (JPEG, PNG, WebP, TIFF, ...) to HxWx3 uint8 BGR, EXIF orientation applied.
+
+    The format is recognised from its signature and the declared size is checked against ``limits.max_pixels``
+    before anything is decoded. Running out of memory while decoding raises ``MemoryError``, not an image error.
+    """
     import cv2
 
+    limits = limits or get_image_limits()
     if not data:
         raise ImageDecodeError("no image data (0 bytes)", index, source)
-    if data[:3] == _JPEG_SOI and jpeg_is_truncated(data):
+    if len(data) > limits.max_bytes:
+        raise ImageReadError(_too_many_bytes(len(data), limits), index, source)
+    kind = sniff(data[:32])
+    if kind is None:
+        raise ImageDecodeError(_NOT_AN_IMAGE, index, source)
+    _check_declared_size(data, kind, limits, index, source)
+    if kind == "jpeg" and jpeg_is_truncated(data):
         raise ImageDecodeError("JPEG is truncated (it ends before its end-of-image marker)", index, source)
     # IMREAD_COLOR gives 3 channels and applies the EXIF orientation; ANYDEPTH keeps 16-bit data for to_bgr to scale.
     try:
         image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH)
     except cv2.error as exc:
+        if "Insufficient memory" in str(exc) or "Failed to allocate" in str(exc):
+            raise MemoryError(f"out of memory while decoding {source or 'an image'}") from exc
         raise ImageDecodeError(_opencv_problem(exc), index, source) from exc
     if image is None:
-        if data[:8] == _PNG_SIGNATURE and b"IEND" not in data[-64:]:
+        if kind == "png" and b"IEND" not in data[-64:]:
             raise ImageDecodeError("PNG is truncated (it ends before its IEND chunk)", index, source)
+        raise ImageDecodeError(f"Failed to decode image: not a readable image (a corrupt or truncated {kind} file)",
+                               index, source)
+    return to_bgr(image, index, source)
+
+
+def _check_declared_size(data: bytes, kind: str, limits: ImageLimits, index: Optional[int],
+                         source: Optional[str]) -> None:
+    size = declared_size(data, kind)
+    if size is not None and size[0] * size[1] > limits.max_pixels:
+        width, height = size
         raise ImageDecodeError(
-            f"Failed to decode image: not a readable image (corrupt, truncated, or not an image format; it starts with "
-            f"{data[:8]!r})",
+            f"image declares {width}x{height} pixels ({width * height / 1e6:.0f} MP), over the decoding limit of "
+            f"{limits.max_pixels} pixels; if the file is trusted, raise the limit with "
+            "deepbatch.io.images.set_image_limits(max_pixels=...) or the command line's --max-pixels",
             index, source,
         )
-    return to_bgr(image, index, source)
+
+
+def _too_many_bytes(size: int, limits: ImageLimits) -> str:
+    return (f"{size} bytes, over the limit of {limits.max_bytes} bytes for one image; if the input is trusted, raise "
+            "it with deepbatch.io.images.set_image_limits(max_bytes=...) or the command line's --max-bytes")
 
 
 def _opencv_problem(exc: Exception) -> str:
@@ -189,44 +270,105 @@ def _opencv_problem(exc: Exception) -> str:
     return f"OpenCV could not decode it ({text})"
 
 
-def _read_path(text: str, index: Optional[int], source: Optional[str]) -> bytes:
+def _read_path(text: str, index: Optional[int], source: Optional[str], limits: ImageLimits) -> bytes:
     if not text:
         raise ImageNotFoundError("an empty string was given as the image path", index, "''")
     path = Path(os.path.expanduser(text))
     missing = f"Confirm that {text} exists: the file does not exist (working directory: {os.getcwd()})"
     try:
-        mode = path.stat().st_mode
+        info = path.stat()
     except (FileNotFoundError, NotADirectoryError):
-        mode = None
+        info = None
     except ValueError:  # an embedded NUL character: no such file can exist
-        mode = None
+        info = None
     except OSError as exc:
         raise ImageReadError(f"cannot be read: {exc.strerror or exc}", index, source) from exc
-    if mode is None:
+    if info is None:
         raise ImageNotFoundError(missing, index, source)
-    if stat.S_ISDIR(mode):
+    if stat.S_ISDIR(info.st_mode):
         raise ImageReadError(
             "is a directory, not an image file; list its images with deepbatch.io.images.list_image_files(folder)",
             index, source,
         )
-    if not stat.S_ISREG(mode):
+    if not stat.S_ISREG(info.st_mode):
         raise ImageReadError("is not a regular file (a device, pipe or socket)", index, source)
+    if info.st_size > limits.max_bytes:
+        raise ImageReadError("file is " + _too_many_bytes(info.st_size, limits), index, source)
     try:
-        return path.read_bytes()
+        with open(path, "rb") as f:
+            return _read_bounded(f.read, index, source, limits)
     except OSError as exc:
         raise ImageReadError(f"cannot be read: {exc.strerror or exc}", index, source) from exc
 
 
-def _read_url(url: str, index: Optional[int]) -> bytes:
+def _read_bounded(read: Any, index: Optional[int], source: Optional[str], limits: ImageLimits,
+                  deadline: Optional[float] = None) -> bytes:
+    """All bytes ``read(n)`` gives until it returns empty, refusing data whose first bytes are no image format, more
+    than ``limits.max_bytes``, or (``deadline``, a ``time.monotonic()`` value) data still arriving at the deadline."""
+    parts: List[bytes] = []
+    total = 0
+    while True:
+        if deadline is not None and time.monotonic() > deadline:
+            raise ImageReadError(f"the download took longer than {limits.url_deadline_s:g} s", index, source)
+        block = read(HEAD_BYTES if not parts else _READ_CHUNK)
+        if isinstance(block, str):
+            raise ImageFormatError("file object is open in text mode; open it with mode 'rb'", index, source)
+        if not isinstance(block, (bytes, bytearray, memoryview)):
+            raise ImageFormatError(f"file object's read() returned {type(block).__name__}, not bytes", index, source)
+        if not block:
+            break
+        if not parts and sniff(bytes(block[:32])) is None and len(block) >= 32:
+            raise ImageDecodeError(_NOT_AN_IMAGE, index, source)
+        total += len(block)
+        if total > limits.max_bytes:
+            raise ImageReadError("at least " + _too_many_bytes(total, limits), index, source)
+        parts.append(bytes(block))
+    return b"".join(parts)
+
+
+class _WebRedirects(urllib.request.HTTPRedirectHandler):
+    """Follows redirects to http(s) only (urllib also follows ``ftp://``)."""
+
+    def redirect_request(self, req, fp, code, msg, headers, newurl):  # type: ignore[no-untyped-def]
+        scheme = urllib.parse.urlsplit(newurl).scheme.lower()
+        if scheme not in ("http", "https"):
+            raise urllib.error.HTTPError(newurl, code, f"redirect to a {scheme or 'relative'} URL refused", headers, fp)
+        return super().redirect_request(req, fp, code, msg, headers, newurl)
+
+
+def _set_socket_timeout(response: Any, seconds: float) -> None:
+    """Bound the next network wait of ``response`` (urllib's timeout applies to each wait, not to the download)."""
+    sock = getattr(getattr(getattr(response, "fp", None), "raw", None), "_sock", None)
+    if sock is not None:
+        sock.settimeout(max(seconds, 0.001))
+
+
+def _read_url(url: str, index: Optional[int], limits: ImageLimits) -> bytes:
+    source = describe(url)
+    deadline = time.monotonic() + limits.url_deadline_s
+    opener = urllib.request.build_opener(_WebRedirects)
     try:
-        with urllib.request.urlopen(url, timeout=URL_TIMEOUT_S) as response:
-            return response.read()
+        with opener.open(url, timeout=min(URL_TIMEOUT_S, limits.url_deadline_s)) as response:
+            length = response.headers.get("Content-Length")
+            if length is not None and length.isdigit() and int(length) > limits.max_bytes:
+                raise ImageReadError("the server announces " + _too_many_bytes(int(length), limits), index, source)
+
+            def read(size: int) -> bytes:
+                _set_socket_timeout(response, min(URL_TIMEOUT_S, deadline - time.monotonic()))
+                return response.read1(size)
+
+            return _read_bounded(read, index, source, limits, deadline)
+    except ImageError:
+        raise
     except urllib.error.HTTPError as exc:
-        raise ImageReadError(f"could not fetch URL (HTTP {exc.code} {exc.reason})", index, url) from exc
+        raise ImageReadError(f"could not fetch URL (HTTP {exc.code} {exc.reason})", index, source) from exc
+    except TimeoutError as exc:
+        raise ImageReadError(f"the server did not answer in time (limit {limits.url_deadline_s:g} s for the whole "
+                             "download)", index, source) from exc
     except (urllib.error.URLError, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
         raise ImageReadError(f"could not fetch URL ({reason}); check the address and the network", index,
-                             describe(url)) from exc
+                             source) from exc
 
 
 def _read_data_uri(uri: str, index: Optional[int]) -> bytes:
@@ -246,41 +388,42 @@ def _read_data_uri(uri: str, index: Optional[int]) -> bytes:
                                source) from exc
 
 
-def _read_file_object(item: Any, index: Optional[int], source: Optional[str]) -> bytes:
+def _read_file_object(item: Any, index: Optional[int], source: Optional[str], limits: ImageLimits) -> bytes:
     try:
-        data = item.read()
+        return _read_bounded(item.read, index, source, limits)
+    except ImageError:
+        raise
     except (OSError, ValueError) as exc:
         raise ImageReadError(f"reading the file object failed ({exc})", index, source) from exc
-    if isinstance(data, str):
-        raise ImageFormatError("file object is open in text mode; open it with mode 'rb'", index, source)
-    if not isinstance(data, (bytes, bytearray, memoryview)):
-        raise ImageFormatError(f"file object's read() returned {type(data).__name__}, not bytes", index, source)
-    return bytes(data)
 
 
-def load_image(item: Any, index: Optional[int] = None) -> np.ndarray:
+def load_image(item: Any, index: Optional[int] = None, limits: Optional[ImageLimits] = None) -> np.ndarray:
     """One input of any accepted kind as an HxWx3 uint8 BGR image; raises :class:`ImageError` naming it.
 
-    ``index`` is the input's position in its batch (``None`` for a single image), repeated in error messages.
+    ``index`` is the input's position in its batch (``None`` for a single image), repeated in error messages;
+    ``limits`` bound encoded inputs (default: :func:`get_image_limits`).
     """
+    limits = limits or get_image_limits()
     source = describe(item)
     if item is None:
         raise ImageFormatError("got None instead of an image", index)
     if isinstance(item, np.ndarray):
         return to_bgr(item, index, source)
     if isinstance(item, (bytes, bytearray, memoryview)):
-        return decode(bytes(item), index, source)
+        return decode(bytes(item), index, source, limits)
     if isinstance(item, os.PathLike):
         item = os.fsdecode(item)
     if isinstance(item, str):
         lowered = item[:16].lower()
         if lowered.startswith("data:"):
-            return decode(_read_data_uri(item, index), index, source)
+            if len(item) > limits.max_bytes // 3 * 4 + HEAD_BYTES:  # base64 takes 4 characters per 3 bytes
+                raise ImageReadError("data URI holds " + _too_many_bytes(len(item) // 4 * 3, limits), index, source)
+            return decode(_read_data_uri(item, index), index, source, limits)
         if lowered.startswith(("http://", "https://")):
-            return decode(_read_url(item, index), index, source)
-        return decode(_read_path(item, index, source), index, source)
+            return decode(_read_url(item, index, limits), index, source, limits)
+        return decode(_read_path(item, index, source, limits), index, source, limits)
     if isinstance(item, io.IOBase) or hasattr(item, "read"):
-        return decode(_read_file_object(item, index, source), index, source)
+        return decode(_read_file_object(item, index, source, limits), index, source, limits)
     hint = "; a stream of images goes to deepbatch.iter_extract_faces" if hasattr(item, "__next__") else ""
     raise ImageFormatError(
         f"unsupported input type {type(item).__name__}; pass a path, URL, base64 data URI, bytes, binary file "
