@@ -16,7 +16,12 @@ progress bar, warnings and the summary go to stderr.
 
 Exit codes: 0 everything went through; 1 some inputs could not be read (they are reported and skipped), the batch
 check failed, or ``batchify`` refused to write an unsafe graph; 2 bad usage or setup (unknown option or model name,
-missing weights or package, a file that cannot be read or written); 130 interrupted.
+missing, corrupt or unverified weights, a missing package, an output that overlaps the inputs, a file that cannot be
+read or written); 3 a resource or internal failure (out of memory, disk full, a runtime crash); 130 interrupted
+(Ctrl-C, SIGTERM or SIGHUP).
+
+Outputs are written under temporary names and renamed when the run completes, so a stopped run leaves the previous
+results as they were and its own rows in ``FILE.partial`` (see :mod:`deepbatch.io.outputs`).
 """
 
 from __future__ import annotations
@@ -26,21 +31,24 @@ import io
 import json
 import logging
 import os
+import signal
 import sys
+import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Deque, Dict, Iterator, List, Optional, Sequence, TextIO, Tuple
+from typing import Any, Callable, Deque, Dict, Iterator, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from ._version import __version__
-from .errors import DeepbatchError, FaceNotDetectedError, ImageError
+from .errors import ArgumentError, DeepbatchError, FaceNotDetectedError, ImageError
+from .io.outputs import LineFile, UniqueNames, check_separate, is_resource_error, partial_path, write_atomic
 
 logger = logging.getLogger("deepbatch.cli")
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 EXIT_INTERRUPTED = 130  # the shell's code for a run stopped by Ctrl-C
 _WRITABLE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 
@@ -80,11 +88,19 @@ class WorkItem:
         return out
 
     def output_name(self) -> Path:
-        """Relative file name for an annotated copy of this image or frame."""
+        """Relative file name for an annotated copy of this image or frame: the input's relative path, with
+        ``.jpg`` added when OpenCV cannot write its format (``x.pgm`` -> ``x.pgm.jpg``)."""
         if self.source.video:
             return self.source.name.with_suffix("") / f"frame_{self.frame or 0:06d}.jpg"
         suffix = self.source.name.suffix.lower()
-        return self.source.name if suffix in _WRITABLE_SUFFIXES else self.source.name.with_suffix(".jpg")
+        return self.source.name if suffix in _WRITABLE_SUFFIXES else self.source.name.with_name(
+            self.source.name.name + ".jpg")
+
+    def crop_stem(self) -> Path:
+        """Relative name that this image's crop files start with: its path with the suffix folded in, so that the
+        crops of ``x.jpg`` and ``x.png`` differ (``x_jpg_face0.jpg``, ``x_png_face0.jpg``)."""
+        name = self.output_name() if self.source.video else self.source.name
+        return name.with_name(f"{name.stem}_{name.suffix.lstrip('.').lower()}" if name.suffix else name.name)
 
 
 def plan_sources(paths: Sequence[str]) -> List[Source]:
@@ -102,7 +118,8 @@ def plan_sources(paths: Sequence[str]) -> List[Source]:
                 logger.warning("no image files under %s", path)
             sources.extend(Source(p, p.relative_to(path)) for p in found)
         else:
-            sources.append(Source(path, Path(path.name), video=is_video(path)))
+            name = path if not path.is_absolute() and ".." not in path.parts else Path(path.name)
+            sources.append(Source(path, name, video=is_video(path)))
     return sources
 
 
@@ -186,40 +203,46 @@ class Tally:
 
 
 class JsonLines:
-    """JSON lines to a file (``path``) or to stdout (``None`` or ``-``)."""
+    """JSON lines to a file (``path``) or to stdout (``None`` or ``-``). A file is written as ``path.partial`` and
+    renamed to ``path`` by ``close(complete=True)``; stdout is flushed after every row."""
 
     def __init__(self, path: Optional[str]):
         self.path = None if path in (None, "-") else Path(path)
-        self._stream: TextIO
-        if self.path is None:
-            self._stream = sys.stdout
-        else:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._stream = self.path.open("w", encoding="utf-8")
+        self._file = None if self.path is None else LineFile(self.path)
 
     def write(self, record: Dict[str, Any]) -> None:
-        self._stream.write(json.dumps(record) + "\n")
-
-    def close(self) -> None:
-        if self.path is None:
-            self._stream.flush()
+        line = json.dumps(record)
+        if self._file is None:
+            sys.stdout.write(line + "\n")
+            sys.stdout.flush()
         else:
-            self._stream.close()
+            self._file.write(line)
+
+    def close(self, complete: bool = True) -> None:
+        if self._file is None:
+            sys.stdout.flush()
+        elif complete:
+            self._file.commit()
+        else:
+            self._file.abort()
 
 
 def write_image(path: Path, image: np.ndarray) -> None:
-    """Encode ``image`` (BGR uint8) by the suffix of ``path`` and write it (works for any path encoding)."""
+    """Encode ``image`` (BGR uint8) by the suffix of ``path`` and write it whole or not at all (through a temporary
+    file and a rename; works for any path encoding)."""
     import cv2
 
-    path.parent.mkdir(parents=True, exist_ok=True)
     ok, data = cv2.imencode(path.suffix or ".jpg", image)
     if not ok:
         raise OSError(f"OpenCV could not encode {path.name}")
-    path.write_bytes(data.tobytes())
+    write_atomic(path, data.tobytes())
 
 
 class DetectSink:
-    """Where ``detect`` results go: JSON lines, face crops, annotated copies, the progress bar and the tally."""
+    """Where ``detect`` results go: JSON lines, face crops, annotated copies, the progress bar and the tally.
+
+    Each row names the files written for it (``drawn``, and ``crop`` per face); no two images write the same file.
+    """
 
     def __init__(self, args: argparse.Namespace, total: Optional[int]):
         from tqdm import tqdm
@@ -227,6 +250,8 @@ class DetectSink:
         self.lines = JsonLines(args.output)
         self.crops = Path(args.save_crops) if args.save_crops else None
         self.draw = Path(args.draw) if args.draw else None
+        self.names = UniqueNames()
+        self.crop_names = UniqueNames()
         self.align = not args.no_align
         self.tally = Tally()
         self.progress = tqdm(total=total, unit="img", file=sys.stderr, disable=args.no_progress, dynamic_ncols=True,
@@ -247,26 +272,30 @@ class DetectSink:
                 error=None,
             )
             if image is not None:
-                self._write_images(item, faces, image)
+                self._write_images(item, faces, image, record)
         self.lines.write(record)
         self.tally.add(item, 0 if error is not None else len(faces), error)
         self.progress.update(1)
 
-    def _write_images(self, item: WorkItem, faces: Any, image: np.ndarray) -> None:
+    def _write_images(self, item: WorkItem, faces: Any, image: np.ndarray, record: Dict[str, Any]) -> None:
         from .ops.align import aligned_crop, crop
         from .visualize import draw_faces
 
-        name = item.output_name()
         if self.draw is not None:
-            write_image(self.draw / name, draw_faces(image, faces))
+            drawn = self.draw / self.names.claim(item.output_name())
+            write_image(drawn, draw_faces(image, faces))
+            record["drawn"] = str(drawn)
         if self.crops is not None:
-            for k, face in enumerate(faces):
+            stem = self.crop_names.claim(item.crop_stem())
+            for k, (face, entry) in enumerate(zip(faces, record["faces"])):
                 pixels = aligned_crop(image, face.box, face.landmarks) if self.align else crop(image, face.box)
-                write_image(self.crops / name.parent / f"{name.stem}_face{k}.jpg", pixels)
+                path = self.crops / stem.parent / f"{stem.name}_face{k}.jpg"
+                write_image(path, pixels)
+                entry["crop"] = str(path)
 
-    def close(self) -> None:
+    def close(self, complete: bool = True) -> None:
         self.progress.close()
-        self.lines.close()
+        self.lines.close(complete)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -365,12 +394,26 @@ def cmd_detect(args: argparse.Namespace) -> int:
     return _dispatch(args, "detect", _detect_here)
 
 
+def check_outputs(args: argparse.Namespace, folders: Dict[str, Optional[str]]) -> None:
+    """Refuse output folders that overlap the inputs, and an output file that is one of the inputs."""
+    check_separate([Path(p) for p in args.paths], {option: Path(f) for option, f in folders.items() if f})
+    output = getattr(args, "output", None)
+    if output not in (None, "-"):
+        real = os.path.realpath(output)
+        for given in args.paths:
+            if os.path.realpath(given) == real:
+                raise ArgumentError(f"--output {output} is one of the inputs; writing it would destroy that input")
+
+
 def _detect_here(args: argparse.Namespace, sources: List[Source]) -> int:
+    check_outputs(args, {"--draw": args.draw, "--save-crops": args.save_crops})
     sink = DetectSink(args, None if args.no_progress else count_items(sources, args.frame_step))
     try:
         DETECT_ENGINES[args.engine](args, iter_items(sources, args.frame_step), sink.add)
-    finally:
-        sink.close()
+    except BaseException:
+        sink.close(complete=False)
+        raise
+    sink.close()
     code = _report_failures(sink.tally)
     _say(sink.tally.summary("detect:") + (f"; results in {args.output}" if args.output not in (None, "-") else ""),
          err=True)
@@ -379,13 +422,23 @@ def _detect_here(args: argparse.Namespace, sources: List[Source]) -> int:
 
 class EmbeddingWriter:
     """``represent`` output: JSON lines (one per image, with each face's embedding), or a ``.npy`` matrix with one
-    row per face plus ``<name>.index.jsonl`` saying which image, frame and face each row is."""
+    row per face plus ``<name>.index.jsonl`` saying which image, frame and face each row is.
+
+    The matrix and its index are renamed into place together when the run completes: the old index is removed
+    first, then the matrix and then the index are renamed, so a run killed in between leaves a ``.npy`` without an
+    index (which the next run reports), never a matrix beside an index of other images.
+    """
 
     def __init__(self, path: Optional[str]):
         self.npy = path is not None and path.lower().endswith(".npy")
         self.path = Path(path) if path not in (None, "-") else None
         self.rows: List[np.ndarray] = []
-        self.lines = JsonLines(str(self.path.with_suffix(".index.jsonl")) if self.npy and self.path else path)
+        if self.npy and self.path is not None:
+            self.index = self.path.with_suffix(".index.jsonl")
+            if self.path.exists() != self.index.exists():
+                logger.warning("%s and %s do not both exist: left by an interrupted run, and replaced by this one",
+                               self.path, self.index)
+        self.lines = JsonLines(str(self.index) if self.npy and self.path else path)
         self.tally = Tally()
 
     def add(self, item: WorkItem, faces: List[Dict[str, Any]], error: Optional[Exception]) -> None:
@@ -402,12 +455,24 @@ class EmbeddingWriter:
                               **{key: _plain(value) for key, value in face.items() if key != "embedding"}})
             self.rows.append(np.asarray(face["embedding"], np.float32))
 
-    def close(self) -> None:
-        self.lines.close()
-        if self.npy and self.path is not None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            width = len(self.rows[0]) if self.rows else 0
-            np.save(self.path, np.stack(self.rows) if self.rows else np.zeros((0, width), np.float32))
+    def close(self, complete: bool = True) -> None:
+        if not (self.npy and self.path is not None and complete):
+            self.lines.close(complete)
+            return
+        width = len(self.rows[0]) if self.rows else 0
+        matrix = partial_path(self.path)
+        try:
+            with open(matrix, "wb") as out:
+                np.save(out, np.stack(self.rows) if self.rows else np.zeros((0, width), np.float32))
+                out.flush()
+                os.fsync(out.fileno())
+        except BaseException:
+            matrix.unlink(missing_ok=True)
+            self.lines.close(complete=False)
+            raise
+        self.index.unlink(missing_ok=True)
+        os.replace(matrix, self.path)
+        self.lines.close(complete=True)
 
 
 def _plain(value: Any) -> Any:
@@ -428,6 +493,7 @@ def cmd_represent(args: argparse.Namespace) -> int:
 
 
 def _represent_here(args: argparse.Namespace, sources: List[Source]) -> int:
+    check_outputs(args, {})
     writer = EmbeddingWriter(args.output)
     from tqdm import tqdm
 
@@ -440,8 +506,10 @@ def _represent_here(args: argparse.Namespace, sources: List[Source]) -> int:
 
         try:
             REPRESENT_ENGINES[args.engine](args, iter_items(sources, args.frame_step), emit)
-        finally:
-            writer.close()
+        except BaseException:
+            writer.close(complete=False)
+            raise
+        writer.close()
     code = _report_failures(writer.tally)
     rows = f"; {len(writer.rows)} embedding row(s) in {args.output}" if writer.npy else ""
     _say(writer.tally.summary("represent:") + rows, err=True)
@@ -598,7 +666,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="deepbatch",
         description="Find, align and embed faces in batches of images, on ONNX Runtime.",
         epilog="Exit codes: 0 success; 1 some inputs failed, a batch check failed or batchify refused; "
-               "2 bad usage or setup.",
+               "2 bad usage or setup (bad weights included); 3 out of memory, disk full or an internal failure; "
+               "130 interrupted (Ctrl-C, SIGTERM, SIGHUP).",
     )
     parser.add_argument("--version", action="version", version=f"deepbatch {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log what is being done")
@@ -692,6 +761,25 @@ def _silence_stdout() -> None:
         pass
 
 
+_STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+def _interrupt(signum: int, frame: Any) -> None:
+    raise KeyboardInterrupt(signal.Signals(signum).name)
+
+
+def _stop_on_signals() -> Dict[int, Any]:
+    """Make SIGTERM and SIGHUP stop the run as Ctrl-C does (outputs closed, exit 130); returns the old handlers."""
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    return {signum: signal.signal(signum, _interrupt) for signum in _STOP_SIGNALS}
+
+
+def _restore_signals(handlers: Dict[int, Any]) -> None:
+    for signum, previous in handlers.items():
+        signal.signal(signum, previous)
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the command line with ``argv`` (default ``sys.argv[1:]``); returns the exit code."""
     parser = build_parser()
@@ -706,18 +794,35 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     previous_level = package_logger.level
     package_logger.addHandler(handler)
     package_logger.setLevel(logging.INFO if args.verbose else logging.WARNING)
+    previous_handlers = _stop_on_signals()
     try:
         return int(args.handler(args))
     except BrokenPipeError:  # the reader went away (`deepbatch detect ... | head`): stop quietly
         _silence_stdout()
         return EXIT_FAILED
-    except (DeepbatchError, ValueError, OSError) as exc:
+    except KeyboardInterrupt as exc:
+        _say(f"interrupted{f' by {exc}' if str(exc) else ''}", err=True)
+        return EXIT_INTERRUPTED
+    except MemoryError as exc:
+        _say(f"error: out of memory{f' ({exc})' if str(exc) else ''}; use a smaller --batch-size, or fewer or "
+             "smaller images", err=True)
+        return EXIT_INTERNAL
+    except OSError as exc:
+        if is_resource_error(exc):
+            _say(f"error: {exc}", err=True)
+            return EXIT_INTERNAL
         _say(f"error: {exc}", err=True)
         return EXIT_USAGE
-    except KeyboardInterrupt:
-        _say("interrupted", err=True)
-        return EXIT_INTERRUPTED
+    except (DeepbatchError, ValueError) as exc:
+        _say(f"error: {exc}", err=True)
+        return EXIT_USAGE
+    except Exception as exc:  # a runtime (ONNX Runtime, Ray) or internal failure: no traceback unless -v
+        logger.debug("internal failure", exc_info=True)
+        _say(f"error: internal failure: {type(exc).__name__}: {exc}" + ("" if args.verbose else
+             " (run with -v for the traceback)"), err=True)
+        return EXIT_INTERNAL
     finally:
+        _restore_signals(previous_handlers)
         package_logger.removeHandler(handler)
         package_logger.setLevel(previous_level)
 
