@@ -108,6 +108,11 @@ class ChecksumError(DeepbatchError, ValueError):
     """A downloaded or given weights file does not have the expected SHA-256 digest."""
 
 
+class UnverifiedWeightsError(DeepbatchError, ValueError):
+    """A weights file that would run code when loaded (a pickle) has no registered digest and was not vouched for by
+    the user (explicit path or ``$DEEPBATCH_TRUSTED_WEIGHTS``)."""
+
+
 class MissingDependencyError(DeepbatchError, ImportError):
     """An optional package needed by a backend is not installed; the message names the extra to install."""
 

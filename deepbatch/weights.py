@@ -1,9 +1,20 @@
 """Finding model weights: explicit path, ``$DEEPBATCH_WEIGHTS``, the cache folder, then a verified download.
 
 The cache folder is ``~/.deepbatch/weights``; ``$DEEPBATCH_HOME`` moves ``~/.deepbatch``. ``$DEEPBATCH_WEIGHTS`` may
-name several folders separated by ``os.pathsep``. Downloads stream to a temporary file beside the target, are checked
-against the registered SHA-256 where it is known, and are renamed into place atomically, so an interrupted download
-never leaves a truncated model behind.
+name several folders separated by ``os.pathsep``.
+
+Model files are proved before they are used:
+
+* every registered download has a pinned SHA-256 (of the file, and of the archive it comes in), from a fixed release
+  or commit; a file without one is never downloaded (the user fetches it). Downloads stream to a temporary file
+  beside the target and are renamed into place only when their digest matches, so a truncated or corrupt download is
+  never cached;
+* a file found in a weights folder under a name whose digest is registered must have that digest;
+* a pickle (``.pt``, ``.pth``, ``.pkl``: loading one runs code) is used only when its digest is registered, when
+  its path was given explicitly, or when it is listed in ``$DEEPBATCH_TRUSTED_WEIGHTS``.
+
+``$DEEPBATCH_TRUSTED_WEIGHTS`` (paths or SHA-256 digests separated by ``os.pathsep``) is the opt-out for custom files
+placed under a registered name; an explicit path (``model_path=...``) is never checked against a registered digest.
 """
 
 from __future__ import annotations
@@ -18,14 +29,17 @@ import urllib.request
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Optional, Tuple, Union
+from typing import Dict, Iterator, Optional, Tuple, Union
 
-from .errors import ChecksumError, WeightsNotFoundError
+from .errors import ChecksumError, UnverifiedWeightsError, WeightsNotFoundError
 
 logger = logging.getLogger(__name__)
 
 PathLike = Union[str, "os.PathLike[str]"]
 _CHUNK = 1 << 20
+PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle")
+TRUSTED_ENV = "DEEPBATCH_TRUSTED_WEIGHTS"
+_verified: Dict[Tuple[str, int, int], str] = {}  # (path, size, mtime) -> digest, so a file is hashed once per process
 
 
 @dataclass(frozen=True)
@@ -33,9 +47,10 @@ class WeightFile:
     """Where a model's weights come from.
 
     ``filename`` is the name looked up in ``$DEEPBATCH_WEIGHTS`` and the cache, then each of ``alternatives`` (other
-    names the same model is published under); ``url`` the official public source (a file, or a zip archive holding
-    ``archive_member``, which is saved under its own name); ``sha256`` the digest of the downloaded file, where
-    known; ``homepage`` where a person can read about and fetch the model by hand.
+    names the same model is published under); ``url`` the official public source at a fixed release or commit (a
+    file, or a zip archive holding ``archive_member``, which is saved under its own name); ``sha256`` the digest of
+    the file named :attr:`download_name`, where known (required for a download); ``archive_sha256`` the digest of
+    the zip archive; ``homepage`` where a person can read about and fetch the model by hand.
     """
 
     filename: str
@@ -44,6 +59,7 @@ class WeightFile:
     sha256: Optional[str] = None
     archive_member: Optional[str] = None
     homepage: Optional[str] = None
+    archive_sha256: Optional[str] = None
 
     @property
     def names(self) -> Tuple[str, ...]:
@@ -97,8 +113,9 @@ def find_weights(spec: WeightFile) -> Optional[Path]:
 def resolve_weights(spec: WeightFile, path: Optional[PathLike] = None, download: bool = True) -> Path:
     """The local file holding ``spec``'s weights, downloading it into the cache when it is nowhere else.
 
-    An explicit ``path`` wins and must exist. Raises :class:`WeightsNotFoundError` with what is missing, where it was
-    looked for, where to put it and where to get it.
+    An explicit ``path`` wins and must exist; it is the caller's own file and is not checked against a digest. A
+    found file is checked (:func:`verify_found`). Raises :class:`WeightsNotFoundError` with what is missing, where
+    it was looked for, where to put it and where to get it.
     """
     if path is not None:
         explicit = Path(path).expanduser()
@@ -107,8 +124,11 @@ def resolve_weights(spec: WeightFile, path: Optional[PathLike] = None, download:
         return explicit
     found = find_weights(spec)
     if found is not None:
-        return found
+        return verify_found(spec, found)
     target = cache_dir() / spec.download_name
+    if download and spec.url and spec.sha256 is None:
+        raise WeightsNotFoundError(_missing_message(spec, "its download has no pinned SHA-256, so it is not fetched "
+                                                    "automatically"))
     if download and spec.url:
         try:
             return download_weights(spec, target)
@@ -116,6 +136,52 @@ def resolve_weights(spec: WeightFile, path: Optional[PathLike] = None, download:
             raise WeightsNotFoundError(_missing_message(spec, f"downloading {spec.url} failed: {exc}")) from exc
     raise WeightsNotFoundError(_missing_message(spec, "no download source is registered" if not spec.url else
                                                 "downloading is turned off"))
+
+
+def _trusted(path: Path, digest: Optional[str]) -> bool:
+    entries = [e.strip() for e in os.environ.get(TRUSTED_ENV, "").split(os.pathsep) if e.strip()]
+    real = os.path.realpath(path)
+    return any(e.lower() == digest or os.path.realpath(os.path.expanduser(e)) == real for e in entries)
+
+
+def file_digest(path: Path) -> str:
+    """SHA-256 of ``path``, computed once per process for an unchanged file."""
+    info = path.stat()
+    key = (os.path.realpath(path), info.st_size, info.st_mtime_ns)
+    if key not in _verified:
+        _verified[key] = sha256_of(path)
+    return _verified[key]
+
+
+def verify_found(spec: WeightFile, found: Path) -> Path:
+    """``found`` (a file found in a weights folder) if it may be used, else raise.
+
+    A file with the download's name must have its registered digest (:class:`ChecksumError`); a pickle must have a
+    registered digest or be trusted (:class:`UnverifiedWeightsError`). Files listed in ``$DEEPBATCH_TRUSTED_WEIGHTS``
+    pass.
+    """
+    pinned = spec.sha256.lower() if spec.sha256 and found.name == spec.download_name else None
+    is_pickle = found.suffix.lower() in PICKLE_SUFFIXES
+    if pinned is None and not is_pickle:
+        return found
+    if _trusted(found, None):
+        return found
+    digest = file_digest(found)
+    if _trusted(found, digest):
+        return found
+    if pinned is not None and digest != pinned:
+        raise ChecksumError(
+            f"{found} has SHA-256 {digest}, but the registered {spec.download_name} has {pinned}: it is truncated, "
+            f"corrupt or another file. Delete it to download it again, or, if it is your own file, pass its path "
+            f"explicitly or add it to ${TRUSTED_ENV}"
+        )
+    if pinned is None:
+        raise UnverifiedWeightsError(
+            f"{found} is a pickle (loading it runs code) with no registered SHA-256; deepbatch loads it only when "
+            f"you vouch for it: pass its path explicitly (model_path=...) or add its path or SHA-256 ({digest}) to "
+            f"${TRUSTED_ENV}"
+        )
+    return found
 
 
 def _missing_message(spec: WeightFile, why: str) -> str:
@@ -185,7 +251,7 @@ def download_weights(spec: WeightFile, target: PathLike) -> Path:
         raise WeightsNotFoundError(_missing_message(spec, "no download source is registered"))
     if spec.archive_member is None:
         return download_file(spec.url, target, spec.sha256)
-    archive = download_file(spec.url, target.parent / Path(spec.url).name)
+    archive = download_file(spec.url, target.parent / Path(spec.url).name, spec.archive_sha256)
     with zipfile.ZipFile(archive) as zf:
         members = [m for m in zf.namelist() if m == spec.archive_member or m.endswith("/" + spec.archive_member)]
         if not members:

@@ -87,7 +87,7 @@ def test_checksum_mismatch_keeps_nothing(server, home):  # type: ignore[no-untyp
 
 def test_connection_closed_early_keeps_nothing(server, home):  # type: ignore[no-untyped-def]
     with pytest.raises(WeightsNotFoundError, match="connection closed"):
-        resolve_weights(WeightFile("short.onnx", url=f"{server}/short.onnx"))
+        resolve_weights(WeightFile("short.onnx", url=f"{server}/short.onnx", sha256=DIGEST))
     assert not (cache_dir() / "short.onnx").exists() and leftovers(cache_dir()) == []
 
 

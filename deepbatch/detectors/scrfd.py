@@ -23,13 +23,19 @@ _HOMEPAGE = "https://github.com/deepinsight/insightface/tree/master/detection/sc
 
 SCRFD_WEIGHTS: Dict[str, WeightFile] = {
     "scrfd_500m": WeightFile("scrfd_500m_kps.onnx", ("det_500m.onnx",), f"{_INSIGHTFACE_RELEASES}/buffalo_sc.zip",
-                             archive_member="det_500m.onnx", homepage=_HOMEPAGE),
+                             sha256="5e4447f50245bbd7966bd6c0fa52938c61474a04ec7def48753668a9d8b4ea3a",
+                             archive_member="det_500m.onnx", homepage=_HOMEPAGE,
+                             archive_sha256="57d31b56b6ffa911c8a73cfc1707c73cab76efe7f13b675a05223bf42de47c72"),
     "scrfd_2.5g": WeightFile("scrfd_2.5g_kps.onnx", ("scrfd_2.5g_bnkps.onnx", "det_2.5g.onnx"),
-                             f"{_INSIGHTFACE_RELEASES}/buffalo_m.zip", archive_member="det_2.5g.onnx",
-                             homepage=_HOMEPAGE),
+                             f"{_INSIGHTFACE_RELEASES}/buffalo_m.zip",
+                             sha256="041f73f47371333d1d17a6fee6c8ab4e6aecabefe398ff32cca4e2d5eaee0af9",
+                             archive_member="det_2.5g.onnx", homepage=_HOMEPAGE,
+                             archive_sha256="d98264bd8f2dc75cbc2ddce2a14e636e02bb857b3051c234b737bf3b614edca9"),
     "scrfd_10g": WeightFile("scrfd_10g_kps.onnx", ("scrfd_10g_bnkps.onnx", "det_10g.onnx"),
-                            f"{_INSIGHTFACE_RELEASES}/buffalo_l.zip", archive_member="det_10g.onnx",
-                            homepage=_HOMEPAGE),
+                            f"{_INSIGHTFACE_RELEASES}/buffalo_l.zip",
+                            sha256="5838f7fe053675b1c7a08b633df49e7af5495cee0493c7dcf6697200b85b5b91",
+                            archive_member="det_10g.onnx", homepage=_HOMEPAGE,
+                            archive_sha256="80ffe37d8a5940d59a7384c201a2a38d4741f2f3c51eef46ebb28218a7b0ca2f"),
     "scrfd_34g": WeightFile("scrfd_34g.onnx", ("scrfd_34g_kps.onnx",), homepage=_HOMEPAGE),
 }
 _STRIDES = {3: (8, 16, 32), 5: (8, 16, 32, 64, 128)}

@@ -25,7 +25,8 @@ from ..ops.priors import PriorSpec, decode_priors
 from ..weights import WeightFile
 from .base import DETECTORS, OnnxDetector, RawDetections
 
-_RELEASES = "https://github.com/Linzaer/Ultra-Light-Fast-Generic-Face-Detector-1MB/raw/master/models/onnx"
+_RELEASES = ("https://github.com/Linzaer/Ultra-Light-Fast-Generic-Face-Detector-1MB/raw/"
+             "dffdddda9794a50607cba8f318507a28c1c27cab/models/onnx")  # a fixed commit, not a moving branch
 _HOMEPAGE = "https://github.com/Linzaer/Ultra-Light-Fast-Generic-Face-Detector-1MB"
 
 ULTRALIGHT_WEIGHTS = {

@@ -46,9 +46,10 @@ YOLO_ALIASES = {"yolov8": "yolov8n"}
 
 
 def yolo_weights(variant: str, suffix: str) -> WeightFile:
-    """The published ``.onnx`` or ``.pt`` file of a registered variant."""
+    """The published ``.onnx`` or ``.pt`` file of a registered variant. No SHA-256 of these release files is
+    published, so they are not downloaded automatically: the user fetches the file from its release page."""
     filename = f"{YOLO_VARIANTS[variant]}.{suffix}"
-    return WeightFile(filename, url=f"{AKANAMETOV_RELEASES}/{filename}", homepage=YOLO_HOMEPAGE)
+    return WeightFile(filename, homepage=f"{AKANAMETOV_RELEASES}/{filename}")
 
 
 # Channels of a decoded output row: box (4) + score (1) + keypoints -> (number of keypoints, values per keypoint).

@@ -24,7 +24,9 @@ from .base import DETECTORS, OnnxDetector, RawDetections
 YUNET_WEIGHTS = WeightFile(
     "face_detection_yunet_2026may.onnx",
     (),
-    "https://github.com/opencv/opencv_zoo/raw/main/models/face_detection_yunet/face_detection_yunet_2026may.onnx",
+    # Git LFS content at a fixed commit of opencv_zoo (the branch URL moves)
+    "https://media.githubusercontent.com/media/opencv/opencv_zoo/26cc381e4d2594bb9f47a26eb8fd96c94a13660d/models/"
+    "face_detection_yunet/face_detection_yunet_2026may.onnx",
     sha256="ebafce4e3c118d6554634be5c27ab333b4c047a9a8c3faf1d7cf93101c22f0f0",
     homepage="https://github.com/opencv/opencv_zoo/tree/main/models/face_detection_yunet",
 )

@@ -22,6 +22,7 @@ ARCFACE_R50_WEIGHTS = WeightFile(
     url="https://github.com/deepinsight/insightface/releases/download/v0.7/buffalo_l.zip",
     sha256="4c06341c33c2ca1f86781dab0e829f88ad5b64be9fba56e56bc9ebdefc619e43",
     archive_member="w600k_r50.onnx",
+    archive_sha256="80ffe37d8a5940d59a7384c201a2a38d4741f2f3c51eef46ebb28218a7b0ca2f",
     homepage="https://github.com/deepinsight/insightface/tree/master/model_zoo",
 )
 

@@ -9,11 +9,31 @@ from typing import List, Optional, Tuple, Union
 
 import numpy as np
 
+from ..errors import ModelFormatError
 from .isolation import check_batch_isolation
 from .session import GPU_PROVIDERS, ProviderList, create_session
 from .surgery import batch_layout, import_onnx, make_batch_dynamic
 
 logger = logging.getLogger(__name__)
+_BAD_MODEL_ERRORS = ("InvalidProtobuf", "InvalidGraph", "NoSuchFile", "NotImplemented")
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else type(exc).__name__
+
+
+def load_onnx(path: Path):  # type: ignore[no-untyped-def]
+    """The ONNX graph in ``path``; a file that is not one (truncated, corrupt, another format) raises
+    :class:`ModelFormatError` naming it."""
+    onnx = import_onnx()
+    try:
+        return onnx.load(str(path))
+    except MemoryError:
+        raise
+    except Exception as exc:  # protobuf's DecodeError, or onnx's own errors for external data
+        raise ModelFormatError(f"{path}: not a readable ONNX model ({_first_line(exc)}); the file is truncated, "
+                               "corrupt or in another format: delete it to download it again, or replace it") from exc
 
 
 class OnnxModel:
@@ -37,14 +57,19 @@ class OnnxModel:
         verify_batch: Optional[bool] = None,
         io_binding: Optional[bool] = None,
     ):
-        onnx = import_onnx()
         self.path = Path(path)
-        original = onnx.load(str(self.path))
+        original = load_onnx(self.path)
         self.layout = batch_layout(original)
         repaired, self.repair = make_batch_dynamic(original, spatial=dynamic_spatial)
         self.per_image = False
-        self.session = create_session(repaired.SerializeToString() if self.repair.changed else str(self.path),
-                                      providers, threads)
+        try:
+            self.session = create_session(repaired.SerializeToString() if self.repair.changed else str(self.path),
+                                          providers, threads)
+        except Exception as exc:
+            if type(exc).__name__ in _BAD_MODEL_ERRORS:
+                raise ModelFormatError(f"{self.path}: ONNX Runtime cannot load this model ({_first_line(exc)}); the "
+                                       "file is corrupt or not a model for this backend") from exc
+            raise
         if self.repair.changed:
             logger.info("%s: %s", self.path.name, self.repair.describe())
         self.input_name = self.session.get_inputs()[0].name
