@@ -63,7 +63,7 @@ def present_face(face: np.ndarray, color_face: str, normalize_face: bool) -> np.
     if key == "rgb":
         out = face[:, :, ::-1]
     elif key == "bgr":
-        out = face
+        out = face.copy()  # a crop can be a view of the caller's array: never hand that memory back
     elif key == "gray":
         out = cv2.cvtColor(face, cv2.COLOR_BGR2GRAY)
     else:

