@@ -38,6 +38,8 @@ from __future__ import annotations
 import inspect
 import logging
 import math
+import os
+import shutil
 import sys
 import time
 from abc import ABC, abstractmethod
@@ -570,11 +572,22 @@ def represent(
 # The command line's ``--engine ray``
 
 
+def _utf8_path(path: Union[str, Path]) -> str:
+    """``path`` as text Arrow can store: a file name that is not valid UTF-8 keeps its bytes as ``\\xNN`` escapes
+    (such a path names no file, so its row becomes an ``error`` row instead of failing the whole job)."""
+    text = str(path)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(text).decode("utf-8", "backslashreplace")
+    return text
+
+
 def paths_dataset(paths: Sequence[Union[str, Path]]) -> Any:
     """A Dataset with one ``path`` row per image file (loaded later on the workers, so an unreadable file becomes
     an ``error`` row)."""
     ray = import_ray()
-    return ray.data.from_items([{"path": str(p)} for p in paths])
+    return ray.data.from_items([{"path": _utf8_path(p)} for p in paths])
 
 
 def parquet_target(output: Union[str, Path]) -> Path:
@@ -593,13 +606,30 @@ def parquet_target(output: Union[str, Path]) -> Path:
 
 
 def write_parquet(ds: Any, output: Union[str, Path]) -> Path:
-    """Run ``ds`` and write it as a Parquet dataset: a folder ``output`` of part files, replaced if it exists.
+    """Run ``ds`` and write it as a Parquet dataset: a folder ``output`` of part files.
 
-    pyarrow, pandas, Spark and DuckDB read the folder as one table (``pyarrow.parquet.read_table(output)``)."""
-    target = parquet_target(output)
+    The dataset is written to a sibling folder ``.NAME.partial`` and swapped in only when the whole run succeeded,
+    so a failed or interrupted run leaves the previous ``output`` as it was (and a failed one no partial folder; a
+    killed one leaves ``.NAME.partial``, which the next run reports and replaces). pyarrow, pandas, Spark and
+    DuckDB read the folder as one table (``pyarrow.parquet.read_table(output)``)."""
+    target = parquet_target(output).resolve()
+    staging = target.with_name(f".{target.name}.partial")
+    previous = target.with_name(f".{target.name}.previous")
+    if staging.exists():
+        logger.warning("%s was left by an interrupted run (incomplete results); this run replaces it", staging)
+        shutil.rmtree(staging)
     from ray.data import SaveMode
 
-    ds.write_parquet(str(target.resolve()), mode=SaveMode.OVERWRITE)
+    try:
+        ds.write_parquet(str(staging), mode=SaveMode.OVERWRITE)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    if target.exists():
+        shutil.rmtree(previous, ignore_errors=True)
+        os.replace(target, previous)
+    os.replace(staging, target)
+    shutil.rmtree(previous, ignore_errors=True)
     return target
 
 
