@@ -379,15 +379,23 @@ def _report_failures(tally: Tally) -> int:
 def _dispatch(args: argparse.Namespace, command: str,
               run_local: Callable[[argparse.Namespace, List[Source]], int]) -> int:
     """Hand ``command`` to a cluster engine, or find the files it names and run it in this process."""
-    if args.engine in CLUSTER_ENGINES:
-        from .ray import run_cli
+    from dataclasses import asdict
 
-        return run_cli(args, command)
-    sources = plan_sources(args.paths)
-    if not sources:
-        logger.error("nothing to process: no image or video files in %s", ", ".join(args.paths))
-        return EXIT_FAILED
-    return run_local(args, sources)
+    from .io.images import set_image_limits
+
+    previous = set_image_limits(max_pixels=args.max_pixels, max_bytes=args.max_bytes)
+    try:
+        if args.engine in CLUSTER_ENGINES:
+            from .ray import run_cli
+
+            return run_cli(args, command)
+        sources = plan_sources(args.paths)
+        if not sources:
+            logger.error("nothing to process: no image or video files in %s", ", ".join(args.paths))
+            return EXIT_FAILED
+        return run_local(args, sources)
+    finally:
+        set_image_limits(**asdict(previous))
 
 
 def cmd_detect(args: argparse.Namespace) -> int:
@@ -645,6 +653,15 @@ def _add_input_options(parser: argparse.ArgumentParser, engines: Dict[str, Any])
     parser.add_argument("--gpus-per-worker", type=float, default=0, metavar="G",
                         help="--engine ray: GPUs reserved per worker, fractions share a GPU (default 0)")
     parser.add_argument("--no-progress", action="store_true", help="no progress bar")
+    from .io.images import ImageLimits
+
+    defaults = ImageLimits()
+    parser.add_argument("--max-pixels", type=_positive_int, default=None, metavar="N",
+                        help=f"refuse image files whose header declares more pixels (default {defaults.max_pixels}; "
+                             "--engine local only)")
+    parser.add_argument("--max-bytes", type=_positive_int, default=None, metavar="N",
+                        help=f"refuse image files and URL bodies larger than this (default {defaults.max_bytes}; "
+                             "--engine local only)")
 
 
 def _add_model_check_options(parser: argparse.ArgumentParser) -> None:

@@ -6,8 +6,10 @@ by local HTTP servers on 127.0.0.1 that trickle, lie or redirect.
 
 from __future__ import annotations
 
+import contextlib
 import http.server
 import io
+import json
 import struct
 import subprocess
 import sys
@@ -24,6 +26,7 @@ import numpy as np
 import pytest
 
 import deepbatch
+from deepbatch.cli import main
 from deepbatch.errors import ImageDecodeError, ImageReadError
 from deepbatch.io.headers import declared_size, sniff
 from deepbatch.io.images import get_image_limits, jpeg_is_truncated, load_image, set_image_limits
@@ -288,3 +291,29 @@ def test_whole_image_face_is_a_copy(align: bool) -> None:
                                    align=align)[0]["face"]
     assert not np.shares_memory(face, image)
 
+
+
+# --- the command line ---
+
+
+def _cli(args: list) -> tuple:
+    err = io.StringIO()
+    with contextlib.redirect_stdout(io.StringIO()) as out, contextlib.redirect_stderr(err):
+        code = main([str(a) for a in args])
+    return code, out.getvalue(), err.getvalue()
+
+
+def test_cli_refuses_bombs_and_keeps_the_photos(tmp_path: Path, dataset_dir: Path) -> None:
+    for k in range(3):
+        (tmp_path / f"bomb{k}.jpg").write_bytes(jpeg_declaring(BOMB_SIDE, BOMB_SIDE))
+    (tmp_path / "couple.jpg").symlink_to(dataset_dir / "couple.jpg")
+    code, out, err = _cli(["detect", tmp_path, "--no-progress"])
+    rows = {Path(row["path"]).name: row for row in map(json.loads, out.splitlines())}
+    assert code == 1 and len(rows["couple.jpg"]["faces"]) == 2
+    assert all("over the decoding limit" in rows[f"bomb{k}.jpg"]["error"] for k in range(3))
+
+
+def test_cli_max_pixels_option(dataset_dir: Path) -> None:
+    code, out, _ = _cli(["detect", dataset_dir / "img1.jpg", "--max-pixels", 1000, "--no-progress"])
+    assert code == 1 and "over the decoding limit of 1000 pixels" in json.loads(out)["error"]
+    assert get_image_limits().max_pixels != 1000  # the option lasts for its run only
