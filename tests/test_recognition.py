@@ -132,6 +132,7 @@ def test_arcface_loads_by_its_published_file_name(generated_recognizers: Dict[st
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     folder = Path(generated_recognizers["arcface_r50"]["model_path"]).parent
     monkeypatch.setenv("DEEPBATCH_WEIGHTS", str(folder))
+    monkeypatch.setenv("DEEPBATCH_TRUSTED_WEIGHTS", str(folder / "w600k_r50.onnx"))  # a test graph, not the release
     recognizer = RECOGNIZERS.create("ArcFace", providers="cpu")
     assert recognizer.model.path.name == "w600k_r50.onnx"  # type: ignore[attr-defined]
     assert recognizer.model.input_name == "input.1"  # type: ignore[attr-defined]

@@ -191,7 +191,7 @@ def test_variants_are_registered_for_both_runtimes_with_published_files(name):  
     onnx_weights = DETECTORS.entry(name).defaults["weights"]
     pt_weights = DETECTORS.entry(f"{name}_pt").defaults["weights"]
     assert onnx_weights.filename == f"{YOLO_VARIANTS[name]}.onnx" and pt_weights.filename == f"{YOLO_VARIANTS[name]}.pt"
-    assert onnx_weights.url.endswith(onnx_weights.filename) and pt_weights.url.endswith(pt_weights.filename)
+    assert onnx_weights.homepage.endswith(onnx_weights.filename) and pt_weights.homepage.endswith(pt_weights.filename)
 
 
 @pytest.mark.parametrize("alias, target", sorted(YOLO_ALIASES.items()))
