@@ -348,6 +348,31 @@ def test_cli_reports_failed_images_with_exit_code_1(ray_cluster, dataset_dir, tm
         "ImageDecodeError")
 
 
+def test_cli_file_name_that_is_not_utf8_is_an_error_row(ray_cluster, dataset_dir, tmp_path):  # type: ignore[no-untyped-def]
+    odd = os.path.join(os.fsencode(tmp_path), b"caf\xe9.jpg")
+    with open(odd, "wb") as f:
+        f.write((dataset_dir / "img1.jpg").read_bytes())
+    output = tmp_path / "results.parquet"
+    code = cli.main(["detect", str(dataset_dir / "img1.jpg"), os.fsdecode(odd), "--engine", "ray", "--output",
+                     str(output), "--no-progress"])
+    table = pq.read_table(str(output)).to_pydict()
+    assert code == cli.EXIT_FAILED and len(table["path"]) == 2
+    assert [bool(error) for error in table["error"]] == [False, True]
+
+
+def test_cli_failed_run_keeps_the_previous_dataset(ray_cluster, dataset_dir, tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
+    output = tmp_path / "results.parquet"
+    image = str(dataset_dir / "img1.jpg")
+    assert cli.main(["represent", image, "--engine", "ray", "--output", str(output), "--no-progress"]) == 0
+    before = pq.read_table(str(output)).to_pydict()
+    monkeypatch.setenv("DEEPBATCH_WEIGHTS", str(tmp_path / "no-weights"))  # the driver's lookup fails too
+    code = cli.main(["represent", image, "--engine", "ray", "--model", "ArcFace", "--output", str(output),
+                     "--no-progress"])
+    assert code != 0
+    assert pq.read_table(str(output)).to_pydict() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["results.parquet"]
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--output", "out.jsonl"], "named *.parquet"),
     ([], "--output results.parquet"),
