@@ -28,11 +28,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import http.client
 import io
 import os
 import re
+import socket
 import stat
-import time
+import threading
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -301,15 +303,12 @@ def _read_path(text: str, index: Optional[int], source: Optional[str], limits: I
         raise ImageReadError(f"cannot be read: {exc.strerror or exc}", index, source) from exc
 
 
-def _read_bounded(read: Any, index: Optional[int], source: Optional[str], limits: ImageLimits,
-                  deadline: Optional[float] = None) -> bytes:
-    """All bytes ``read(n)`` gives until it returns empty, refusing data whose first bytes are no image format, more
-    than ``limits.max_bytes``, or (``deadline``, a ``time.monotonic()`` value) data still arriving at the deadline."""
+def _read_bounded(read: Any, index: Optional[int], source: Optional[str], limits: ImageLimits) -> bytes:
+    """All bytes ``read(n)`` gives until it returns empty, refusing data whose first bytes are no image format or
+    more than ``limits.max_bytes``."""
     parts: List[bytes] = []
     total = 0
     while True:
-        if deadline is not None and time.monotonic() > deadline:
-            raise ImageReadError(f"the download took longer than {limits.url_deadline_s:g} s", index, source)
         block = read(HEAD_BYTES if not parts else _READ_CHUNK)
         if isinstance(block, str):
             raise ImageFormatError("file object is open in text mode; open it with mode 'rb'", index, source)
@@ -336,36 +335,93 @@ class _WebRedirects(urllib.request.HTTPRedirectHandler):
         return super().redirect_request(req, fp, code, msg, headers, newurl)
 
 
-def _set_socket_timeout(response: Any, seconds: float) -> None:
-    """Bound the next network wait of ``response`` (urllib's timeout applies to each wait, not to the download)."""
-    sock = getattr(getattr(getattr(response, "fp", None), "raw", None), "_sock", None)
-    if sock is not None:
-        sock.settimeout(max(seconds, 0.001))
+class _Deadline:
+    """Closes every connection of one URL fetch when its time is up, so that no wait (connecting, headers or body,
+    however slowly a server trickles bytes) outlasts the fetch's total deadline."""
+
+    def __init__(self, seconds: float):
+        self.expired = False
+        self._sockets: List[socket.socket] = []
+        self._lock = threading.Lock()
+        self._timer = threading.Timer(seconds, self._expire)
+        self._timer.daemon = True
+
+    def __enter__(self) -> _Deadline:
+        self._timer.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._timer.cancel()
+
+    def watch(self, sock: socket.socket) -> None:
+        with self._lock:
+            self._sockets.append(sock)
+            if self.expired:
+                sock.shutdown(socket.SHUT_RDWR)
+
+    def _expire(self) -> None:
+        with self._lock:
+            self.expired = True
+            for sock in self._sockets:
+                try:
+                    sock.shutdown(socket.SHUT_RDWR)  # wakes a blocked recv at once
+                except OSError:
+                    pass
+
+    def opener(self) -> urllib.request.OpenerDirector:
+        """A urllib opener whose connections this deadline watches, following http(s) redirects only."""
+        deadline = self
+
+        class Connection(http.client.HTTPConnection):
+            def connect(self) -> None:
+                super().connect()
+                deadline.watch(self.sock)
+
+        class SecureConnection(http.client.HTTPSConnection):
+            def connect(self) -> None:
+                super().connect()
+                deadline.watch(self.sock)
+
+        class Handler(urllib.request.HTTPHandler):
+            def http_open(self, req: Any) -> Any:
+                return self.do_open(Connection, req)
+
+        class SecureHandler(urllib.request.HTTPSHandler):
+            def https_open(self, req: Any) -> Any:
+                return self.do_open(SecureConnection, req, context=getattr(self, "_context", None))
+
+        return urllib.request.build_opener(Handler, SecureHandler, _WebRedirects)
 
 
 def _read_url(url: str, index: Optional[int], limits: ImageLimits) -> bytes:
     source = describe(url)
-    deadline = time.monotonic() + limits.url_deadline_s
-    opener = urllib.request.build_opener(_WebRedirects)
+    late = f"the download took longer than {limits.url_deadline_s:g} s"
     try:
-        with opener.open(url, timeout=min(URL_TIMEOUT_S, limits.url_deadline_s)) as response:
-            length = response.headers.get("Content-Length")
-            if length is not None and length.isdigit() and int(length) > limits.max_bytes:
-                raise ImageReadError("the server announces " + _too_many_bytes(int(length), limits), index, source)
-
-            def read(size: int) -> bytes:
-                _set_socket_timeout(response, min(URL_TIMEOUT_S, deadline - time.monotonic()))
-                return response.read1(size)
-
-            return _read_bounded(read, index, source, limits, deadline)
+        with _Deadline(limits.url_deadline_s) as deadline:
+            try:
+                with deadline.opener().open(url, timeout=min(URL_TIMEOUT_S, limits.url_deadline_s)) as response:
+                    length = response.headers.get("Content-Length")
+                    if length is not None and length.isdigit() and int(length) > limits.max_bytes:
+                        raise ImageReadError("the server announces " + _too_many_bytes(int(length), limits), index,
+                                             source)
+                    data = _read_bounded(response.read1, index, source, limits)
+            except ImageError:
+                raise
+            except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
+                if deadline.expired:
+                    raise ImageReadError(late, index, source) from exc
+                raise
+            if deadline.expired:  # the connection was cut: what arrived is incomplete
+                raise ImageReadError(late, index, source)
+            return data
     except ImageError:
         raise
     except urllib.error.HTTPError as exc:
         raise ImageReadError(f"could not fetch URL (HTTP {exc.code} {exc.reason})", index, source) from exc
     except TimeoutError as exc:
-        raise ImageReadError(f"the server did not answer in time (limit {limits.url_deadline_s:g} s for the whole "
-                             "download)", index, source) from exc
-    except (urllib.error.URLError, OSError, ValueError) as exc:
+        raise ImageReadError(f"the server did not answer within {min(URL_TIMEOUT_S, limits.url_deadline_s):g} s",
+                             index, source) from exc
+    except (urllib.error.URLError, http.client.HTTPException, OSError, ValueError) as exc:
         reason = getattr(exc, "reason", exc)
         raise ImageReadError(f"could not fetch URL ({reason}); check the address and the network", index,
                              source) from exc
