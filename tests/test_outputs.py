@@ -246,7 +246,7 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 def test_full_disk_is_a_clear_error_with_whole_rows(small_disk: Path, many_photos: Path) -> None:
     target = small_disk / "faces.jsonl"
     code, _, err = run(["detect", many_photos, "--output", target, "--draw", small_disk / "drawn", "--no-progress",
-                        "--backend", "yunet"])
+                        "--backend", "yunet", "--batch-size", 2])
     assert code == EXIT_INTERNAL and "No space left on device" in err
     assert not target.exists()
     read_jsonl(small_disk / "faces.jsonl.partial")  # every line is a whole JSON row
@@ -254,9 +254,10 @@ def test_full_disk_is_a_clear_error_with_whole_rows(small_disk: Path, many_photo
 
 
 def test_full_disk_while_writing_rows_cuts_back_to_whole_rows(small_disk: Path, many_photos: Path) -> None:
-    (small_disk / "filler").write_bytes(b"\0" * ((2 << 20) - 6000))
+    (small_disk / "filler").write_bytes(b"\0" * ((2 << 20) - 12000))  # two 4 KiB pages left
     target = small_disk / "faces.jsonl"
-    code, _, err = run(["detect", many_photos, "--output", target, "--no-progress", "--backend", "yunet"])
+    code, _, err = run(["detect", many_photos, "--output", target, "--no-progress", "--backend", "yunet",
+                        "--batch-size", 2])
     rows = read_jsonl(small_disk / "faces.jsonl.partial")
     assert code == EXIT_INTERNAL and "whole row(s) written before" in err
     assert 1 <= len(rows) < 200
