@@ -778,6 +778,8 @@ def _silence_stdout() -> None:
         pass
 
 
+# how ONNX Runtime, CUDA and Ray say that memory ran out
+_OUT_OF_MEMORY_TEXTS = ("Failed to allocate memory", "bad_alloc", "out of memory", "OutOfMemoryError")
 _STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name))
 
 
@@ -835,7 +837,9 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return EXIT_USAGE
     except Exception as exc:  # a runtime (ONNX Runtime, Ray) or internal failure: no traceback unless -v
         logger.debug("internal failure", exc_info=True)
-        _say(f"error: internal failure: {type(exc).__name__}: {exc}" + ("" if args.verbose else
+        text = " ".join(str(exc).split())
+        what = "out of memory" if any(s in text for s in _OUT_OF_MEMORY_TEXTS) else "internal failure"
+        _say(f"error: {what}: {type(exc).__name__}: {text}" + ("" if args.verbose else
              " (run with -v for the traceback)"), err=True)
         return EXIT_INTERNAL
     finally:

@@ -16,6 +16,7 @@ import pytest
 
 from deepbatch.cli import EXIT_FAILED, EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, main
 from deepbatch.detectors import DETECTORS
+from deepbatch.recognition import RECOGNIZERS
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -76,3 +77,29 @@ def test_out_of_memory_is_3(tmp_path: Path) -> None:
                           timeout=180, env=env)
     assert done.returncode == EXIT_INTERNAL, done.stderr[-2000:]
     assert "out of memory" in done.stderr and "Traceback" not in done.stderr
+
+
+def _graph_that_fails_when_run(path: Path) -> None:
+    """A recognizer-shaped graph ([N, 3, H, W] in) that ONNX Runtime loads but cannot run: it reshapes 37632
+    values per face into rows of 5."""
+    import onnx
+    from onnx import TensorProto, helper
+
+    shape = helper.make_tensor("shape", TensorProto.INT64, [2], [-1, 5])
+    graph = helper.make_graph(
+        [helper.make_node("Reshape", ["x", "shape"], ["y"])], "fails",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N", 3, "H", "W"])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["M", 5])], initializer=[shape])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(path))
+
+
+def test_runtime_failure_is_3_without_a_traceback(tmp_path: Path, dataset_dir: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    model = tmp_path / "mobilefacenet_dyn.onnx"
+    _graph_that_fails_when_run(model)
+    monkeypatch.setenv("DEEPBATCH_WEIGHTS", f"{tmp_path}{os.pathsep}{os.environ['DEEPBATCH_WEIGHTS']}")
+    monkeypatch.setenv("DEEPBATCH_TRUSTED_WEIGHTS", str(model))  # a custom file under the registered name
+    RECOGNIZERS.clear_cache()
+    code, err = run(["represent", dataset_dir / "img1.jpg", "--model", "MobileFaceNet", "--no-progress"])
+    RECOGNIZERS.clear_cache()
+    assert code == EXIT_INTERNAL and "internal failure" in err and "Traceback" not in err
