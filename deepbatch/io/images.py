@@ -298,9 +298,18 @@ def _read_path(text: str, index: Optional[int], source: Optional[str], limits: I
         raise ImageReadError("file is " + _too_many_bytes(info.st_size, limits), index, source)
     try:
         with open(path, "rb") as f:
-            return _read_bounded(f.read, index, source, limits)
+            head = f.read(32)
+            if len(head) == 32 and sniff(head) is None:  # refused before the rest is read
+                raise ImageDecodeError(_NOT_AN_IMAGE, index, source)
+            f.seek(0)
+            data = f.read(info.st_size + 1)  # one buffer of the measured size: no second copy of a large file
+            if len(data) > info.st_size:  # the file grew after it was measured
+                data += f.read(limits.max_bytes + 1 - len(data))
     except OSError as exc:
         raise ImageReadError(f"cannot be read: {exc.strerror or exc}", index, source) from exc
+    if len(data) > limits.max_bytes:
+        raise ImageReadError("file holds at least " + _too_many_bytes(len(data), limits), index, source)
+    return data
 
 
 def _read_bounded(read: Any, index: Optional[int], source: Optional[str], limits: ImageLimits) -> bytes:
