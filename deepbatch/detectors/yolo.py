@@ -31,7 +31,6 @@ from ..weights import WeightFile
 from .base import DETECTORS, OnnxDetector, RawDetections
 
 AKANAMETOV_RELEASES = "https://github.com/akanametov/yolo-face/releases/download/v0.0.0"
-YOLO_HOMEPAGE = "https://github.com/akanametov/yolo-face"
 
 # Registered YOLO face releases: name -> file stem ("<stem>.onnx" for ONNX Runtime, "<stem>.pt" for ultralytics).
 YOLO_VARIANTS: Dict[str, str] = {
