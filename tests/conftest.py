@@ -24,6 +24,10 @@ FETCHED_PHOTOS = ROOT / "tests" / "dataset" / "photos"  # where `make test-data`
 SHARED_PHOTOS = SHARED / "dataset"
 os.environ.setdefault("DEEPBATCH_TEST_DATA", str(SHARED_PHOTOS if SHARED_PHOTOS.is_dir() else FETCHED_PHOTOS))
 
+from generated_deepface_models import (  # noqa: E402  (tests/ is on sys.path)
+    build_generated_deepface_models,
+    build_generated_deepface_recognizers,
+)
 from models import (  # noqa: E402  (tests/ is on sys.path)
     build_generated_models,
     build_generated_recognizers,
@@ -68,13 +72,15 @@ def parity_images(dataset_dir: Path) -> List[np.ndarray]:
 @pytest.fixture(scope="session")
 def generated_models(tmp_path_factory: pytest.TempPathFactory, weights_dir: Path) -> Dict[str, dict]:
     """Detector name -> build arguments for backends tested on derived or generated graphs."""
-    return build_generated_models(tmp_path_factory.mktemp("models"), weights_dir)
+    folder = tmp_path_factory.mktemp("models")
+    return {**build_generated_models(folder, weights_dir), **build_generated_deepface_models(folder)}
 
 
 @pytest.fixture(scope="session")
 def generated_recognizers(tmp_path_factory: pytest.TempPathFactory) -> Dict[str, dict]:
     """Recognizer name -> build arguments for models tested on generated graphs (weights not kept here)."""
-    return build_generated_recognizers(tmp_path_factory.mktemp("recognizers"))
+    folder = tmp_path_factory.mktemp("recognizers")
+    return {**build_generated_recognizers(folder), **build_generated_deepface_recognizers(folder)}
 
 
 def make_detector(name: str, generated: Dict[str, dict]):  # type: ignore[no-untyped-def]

@@ -40,3 +40,4 @@ class ArcFace(OnnxRecognizer):
 
 
 RECOGNIZERS.alias("arcface", "arcface_r50")
+RECOGNIZERS.alias("buffalo_l", "arcface_r50")  # DeepFace's name for the same InsightFace buffalo_l model
