@@ -23,6 +23,8 @@ EXTRAS = {
     # The benchmark's InsightFace reference: insightface itself is installed with `pip install --no-deps
     # insightface` (it requires opencv-python, which clashes with opencv-python-headless); these are its real needs.
     "bench": ["requests>=2.23", "scipy>=1.9", "scikit-image>=0.19"],
+    # find() returns pandas DataFrames when pandas is installed, plain dicts otherwise.
+    "find": ["pandas>=1.5"],
 }
 
 setup(

@@ -24,6 +24,7 @@ _EXPORTS = {
     "build_recognizer": "deepbatch.recognition.base",
     "list_recognizers": "deepbatch.recognition.base",
     "Recognizer": "deepbatch.recognition.base",
+    "find": "deepbatch.search",
 }
 
 __all__ = ["__version__", *_EXPORTS]

@@ -12,9 +12,8 @@
 
 from __future__ import annotations
 
-import struct
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Dict
 
 import numpy as np
 import onnx
