@@ -13,6 +13,8 @@ install-test:
 	$(PYTHON) -m pip install -q -e ".[dev]"
 	$(PYTHON) -m pip install -q -e ".[yolo,mtcnn,dlib]"
 	$(PYTHON) -m pip install -q --no-deps "ultralytics>=8.3"
+	$(PYTHON) -m pip install -q -e ".[fastmtcnn,find]"
+	$(PYTHON) -m pip install -q --no-deps "facenet-pytorch>=2.5"
 
 demo: install
 	deepbatch detect $(DEEPBATCH_TEST_DATA) --output out/faces.jsonl --draw out/annotated

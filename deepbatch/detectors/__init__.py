@@ -7,6 +7,7 @@ built, so listing names costs no more than importing OpenCV.
 from . import (  # noqa: F401  (registration side effects)
     centerface,
     dlib,
+    fastmtcnn,
     lffd,
     mtcnn,
     opencv,

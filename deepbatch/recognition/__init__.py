@@ -3,7 +3,7 @@
 Backend modules build their ONNX Runtime sessions only when a recognizer is built, so listing names is cheap.
 """
 
-from . import arcface, mobilefacenet, sface  # noqa: F401  (registration side effects)
+from . import arcface, dlib_resnet, mobilefacenet, sface  # noqa: F401  (registration side effects)
 from .base import RECOGNIZERS, OnnxRecognizer, Recognizer, build_recognizer, list_recognizers
 
 __all__ = ["RECOGNIZERS", "OnnxRecognizer", "Recognizer", "build_recognizer", "list_recognizers"]
