@@ -13,7 +13,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict
+from typing import Dict, List, Tuple
 
 import numpy as np
 import onnx
@@ -59,8 +59,105 @@ def build_generated_deepface_recognizers(folder: Path) -> Dict[str, dict]:
 
 
 def build_generated_deepface_models(folder: Path) -> Dict[str, dict]:
-    """Build arguments per detector name (DeepFace's backends) whose real weights are not kept here, and for
+    """Build arguments per detector name (DeepFace's backends) whose real weights are not kept here (``ssd``: the
+    Caffe pair of :func:`res10_ssd_signature`), and for
     ``fastmtcnn`` (real weights, shipped by its package) a 40-pixel smallest face: its image pyramid then starts at
     a quarter of the pixels, which keeps the parity suite affordable on CPU (every face in the parity photos is
     larger; batching is checked the same way)."""
-    return {"fastmtcnn": {"min_face_size": 40}}
+    model, config = res10_ssd_signature(folder)
+    return {"ssd": {"model_path": str(model), "config_path": str(config)}, "fastmtcnn": {"min_face_size": 40}}
+
+
+SSD_PRIORS_PER_CELL = 4  # one min size, one max size, aspect ratio 2 flipped
+SSD_CONV_CHANNELS = (3, 8, 16, 16)
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    """A length-delimited protobuf field (wire type 2)."""
+    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+
+def _caffe_blob(array: np.ndarray) -> bytes:
+    """A Caffe ``BlobProto``: ``shape`` (field 7, packed int64 dims) and ``data`` (field 5, packed float32)."""
+    dims = b"".join(_varint(int(d)) for d in array.shape)
+    return _field(7, _field(1, dims)) + _field(5, np.ascontiguousarray(array, "<f4").tobytes())
+
+
+def _caffe_layer(name: str, kind: str, blobs: List[np.ndarray]) -> bytes:
+    """A Caffe ``LayerParameter``: ``name`` (1), ``type`` (2), ``blobs`` (7)."""
+    return _field(1, name.encode()) + _field(2, kind.encode()) + b"".join(_field(7, _caffe_blob(b)) for b in blobs)
+
+
+def _ssd_prototxt() -> str:
+    convs = []
+    bottom = "data"
+    for i, (cin, cout) in enumerate(zip(SSD_CONV_CHANNELS, SSD_CONV_CHANNELS[1:]), start=1):
+        convs.append(
+            f'layer {{ name: "conv{i}" type: "Convolution" bottom: "{bottom}" top: "conv{i}" '
+            f"convolution_param {{ num_output: {cout} kernel_size: 3 stride: 2 pad: 0 }} }}\n"
+            f'layer {{ name: "relu{i}" type: "ReLU" bottom: "conv{i}" top: "conv{i}" }}\n'
+        )
+        bottom = f"conv{i}"
+    head = []
+    for name, channels in (("loc", 4), ("conf", 2)):
+        head.append(
+            f'layer {{ name: "mbox_{name}" type: "Convolution" bottom: "{bottom}" top: "mbox_{name}" '
+            f"convolution_param {{ num_output: {channels * SSD_PRIORS_PER_CELL} kernel_size: 3 pad: 1 }} }}\n"
+            f'layer {{ name: "mbox_{name}_perm" type: "Permute" bottom: "mbox_{name}" top: "mbox_{name}_perm" '
+            "permute_param { order: 0 order: 2 order: 3 order: 1 } }\n"
+            f'layer {{ name: "mbox_{name}_flat" type: "Flatten" bottom: "mbox_{name}_perm" top: "mbox_{name}_flat" '
+            "flatten_param { axis: 1 } }\n"
+        )
+    return (
+        'name: "res10_ssd_signature"\ninput: "data"\ninput_shape { dim: 1 dim: 3 dim: 300 dim: 300 }\n'
+        + "".join(convs) + "".join(head)
+        + f'layer {{ name: "mbox_priorbox" type: "PriorBox" bottom: "{bottom}" bottom: "data" top: "mbox_priorbox" '
+        "prior_box_param { min_size: 40 max_size: 90 aspect_ratio: 2 flip: true clip: false "
+        "variance: 0.1 variance: 0.1 variance: 0.2 variance: 0.2 step: 8.333 offset: 0.5 } }\n"
+        'layer { name: "mbox_conf_reshape" type: "Reshape" bottom: "mbox_conf_flat" top: "mbox_conf_reshape" '
+        "reshape_param { shape { dim: 0 dim: -1 dim: 2 } } }\n"
+        'layer { name: "mbox_conf_softmax" type: "Softmax" bottom: "mbox_conf_reshape" top: "mbox_conf_softmax" '
+        "softmax_param { axis: 2 } }\n"
+        'layer { name: "mbox_conf_flatten" type: "Flatten" bottom: "mbox_conf_softmax" top: "mbox_conf_flatten" '
+        "flatten_param { axis: 1 } }\n"
+        'layer { name: "detection_out" type: "DetectionOutput" bottom: "mbox_loc_flat" '
+        'bottom: "mbox_conf_flatten" bottom: "mbox_priorbox" top: "detection_out" include { phase: TEST } '
+        "detection_output_param { num_classes: 2 share_location: true background_label_id: 0 "
+        "nms_param { nms_threshold: 0.45 top_k: 400 } code_type: CENTER_SIZE keep_top_k: 200 "
+        "confidence_threshold: 0.01 } }\n"
+    )
+
+
+def res10_ssd_signature(folder: Path, seed: int = 0) -> Tuple[Path, Path]:
+    """``(caffemodel, prototxt)`` of a small SSD with the res10 face detector's signature, random weights.
+
+    The first kernels sum to zero over each input channel and have no bias, so a flat image gives no response and no face (the face
+    logit's bias is low); textured photos give detections that move with the pixels.
+    """
+    rng = np.random.default_rng(seed)
+    layers = []
+    for i, (cin, cout) in enumerate(zip(SSD_CONV_CHANNELS, SSD_CONV_CHANNELS[1:]), start=1):
+        weights = rng.normal(0, np.sqrt(2 / (cin * 9)), (cout, cin, 3, 3))
+        if i == 1:
+            weights -= weights.mean(axis=(2, 3), keepdims=True)
+        layers.append(_caffe_layer(f"conv{i}", "Convolution", [weights, np.zeros(cout)]))
+    channels = SSD_CONV_CHANNELS[-1]
+    loc = rng.normal(0, 0.02, (4 * SSD_PRIORS_PER_CELL, channels, 3, 3))
+    conf = rng.normal(0, 0.006, (2 * SSD_PRIORS_PER_CELL, channels, 3, 3))
+    conf_bias = np.tile([2.0, -2.0], SSD_PRIORS_PER_CELL)  # background, face: a flat image scores 0.018
+    layers.append(_caffe_layer("mbox_loc", "Convolution", [loc, np.zeros(4 * SSD_PRIORS_PER_CELL)]))
+    layers.append(_caffe_layer("mbox_conf", "Convolution", [conf, conf_bias]))
+    model = folder / "res10_300x300_ssd_iter_140000.caffemodel"
+    model.write_bytes(_field(1, b"res10_ssd_signature") + b"".join(_field(100, layer) for layer in layers))
+    config = folder / "deploy.prototxt"
+    config.write_text(_ssd_prototxt())
+    return model, config

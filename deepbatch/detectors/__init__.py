@@ -14,6 +14,7 @@ from . import (  # noqa: F401  (registration side effects)
     retinaface,
     scrfd,
     skip,
+    ssd,
     ultralight,
     yolo,
     yolo_ultralytics,

@@ -55,6 +55,7 @@ class FastMTCNN(Detector):
             raise ValueError(f"thresholds must be three scores (PNet, RNet, ONet), got {thresholds!r}")
         if min_face_size < 1:
             raise ValueError(f"min_face_size must be a positive number of pixels, got {min_face_size}")
+        self.min_face_size = int(min_face_size)
         device = device or ("cuda:0" if torch.cuda.is_available() else "cpu")
         self.model = package.MTCNN(thresholds=[float(t) for t in thresholds], min_face_size=int(min_face_size),
                                    factor=float(scale_factor), keep_all=True, select_largest=False, device=device)
@@ -64,7 +65,8 @@ class FastMTCNN(Detector):
         results: List[Faces] = [Faces.empty()] * len(images)
         groups: Dict[Tuple[int, ...], List[int]] = {}
         for index, image in enumerate(images):
-            groups.setdefault(image.shape, []).append(index)
+            if min(image.shape[:2]) >= self.min_face_size:  # smaller images have an empty pyramid: no face fits
+                groups.setdefault(image.shape, []).append(index)
         for indices in groups.values():
             rgb = np.stack([images[i][..., ::-1] for i in indices])
             with self._lock:
