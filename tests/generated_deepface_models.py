@@ -100,7 +100,7 @@ def _caffe_layer(name: str, kind: str, blobs: List[np.ndarray]) -> bytes:
 def _ssd_prototxt() -> str:
     convs = []
     bottom = "data"
-    for i, (cin, cout) in enumerate(zip(SSD_CONV_CHANNELS, SSD_CONV_CHANNELS[1:]), start=1):
+    for i, cout in enumerate(SSD_CONV_CHANNELS[1:], start=1):
         convs.append(
             f'layer {{ name: "conv{i}" type: "Convolution" bottom: "{bottom}" top: "conv{i}" '
             f"convolution_param {{ num_output: {cout} kernel_size: 3 stride: 2 pad: 0 }} }}\n"
@@ -140,8 +140,8 @@ def _ssd_prototxt() -> str:
 def res10_ssd_signature(folder: Path, seed: int = 0) -> Tuple[Path, Path]:
     """``(caffemodel, prototxt)`` of a small SSD with the res10 face detector's signature, random weights.
 
-    The first kernels sum to zero over each input channel and have no bias, so a flat image gives no response and no face (the face
-    logit's bias is low); textured photos give detections that move with the pixels.
+    The first kernels sum to zero over each input channel and have no bias, so a flat image gives no response and
+    no face (the face logit's bias is low); textured photos give detections that move with the pixels.
     """
     rng = np.random.default_rng(seed)
     layers = []

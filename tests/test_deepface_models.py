@@ -103,3 +103,36 @@ def test_dlib_same_person_pairs_are_closer_than_different_people(dlib_recognizer
     assert same.sum() >= 5 and (~same).sum() >= 20
     assert distances[same].max() < distances[~same].min()
     assert [r["verified"] for r in results] == same.tolist()
+
+
+@pytest.mark.parametrize("weights, names", [
+    ("deepbatch.recognition.sface:SFACE_WEIGHTS", r"face_recognition_sface_2021dec\.onnx.*opencv_zoo"),
+    ("deepbatch.detectors.ssd:SSD_WEIGHTS", r"res10_300x300_ssd_iter_140000\.caffemodel.*opencv_3rdparty"),
+    ("deepbatch.detectors.ssd:SSD_CONFIG", r"deploy\.prototxt.*face_detector"),
+    ("deepbatch.recognition.dlib_resnet:DLIB_WEIGHTS", r"dlib_face_recognition_resnet_model_v1\.dat.*dlib\.net"),
+])
+def test_missing_weights_name_the_official_source(weights: str, names: str, tmp_path: Path,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib
+
+    from deepbatch.errors import WeightsNotFoundError
+    from deepbatch.weights import resolve_weights
+
+    module, attribute = weights.split(":")
+    monkeypatch.setenv("DEEPBATCH_WEIGHTS", str(tmp_path))
+    monkeypatch.setenv("DEEPBATCH_HOME", str(tmp_path / "home"))
+    with pytest.raises(WeightsNotFoundError, match=names):
+        resolve_weights(getattr(importlib.import_module(module), attribute), download=False)
+
+
+def test_ssd_refuses_a_caffe_model_without_its_detection_head(tmp_path: Path) -> None:
+    from deepbatch.errors import ModelFormatError
+
+    config = tmp_path / "deploy.prototxt"
+    config.write_text('name: "plain"\ninput: "data"\ninput_shape { dim: 1 dim: 3 dim: 300 dim: 300 }\n'
+                      'layer { name: "relu" type: "ReLU" bottom: "data" top: "relu" }\n')
+    model = tmp_path / "plain.caffemodel"
+    model.write_bytes(b"")
+    with pytest.raises(ModelFormatError, match="detection_out"):
+        build_detector("ssd", model_path=str(model), config_path=str(config))
+
