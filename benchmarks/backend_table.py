@@ -3,7 +3,7 @@
 Every registered detector whose weights are found is measured on photos decoded beforehand (so JPEG decoding is
 not counted), in one process, one after the other. Usage::
 
-    python benchmarks/backend_table.py [--photos DIR] [--images 32] [--output table.md]
+    python benchmarks/backend_table.py [--photos DIR] [--images 32] [--output table.md] [--detectors a,b]
 """
 
 from __future__ import annotations
@@ -57,6 +57,7 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=32, help="photos timed per batch size")
     parser.add_argument("--repeat", type=int, default=3, help="timed passes per cell; the best is kept")
     parser.add_argument("--output", type=Path, help="also write the table to this file")
+    parser.add_argument("--detectors", help="comma-separated detector names to measure (default: every one)")
     args = parser.parse_args()
     images = [cv2.imread(str(p)) for p in list_image_files(args.photos)[: args.images]]
     lines = [
@@ -67,7 +68,8 @@ def main() -> None:
         "| images/s batch 32 | speed-up |",
         "|---|---|---|---|---|---|---|",
     ]
-    for name in DETECTORS.names(aliases=False):
+    names = args.detectors.split(",") if args.detectors else DETECTORS.names(aliases=False)
+    for name in names:
         line = row(name, args.photos, images, args.repeat)
         if line:
             lines.append(line)

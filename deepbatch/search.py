@@ -300,6 +300,7 @@ def find(
     silent: bool = False,
     refresh_database: bool = True,
     anti_spoofing: bool = False,
+    datastore_format: str = "npz",
     return_type: Optional[str] = None,
     *,
     batch_size: int = DEFAULT_BATCH_SIZE,
@@ -316,18 +317,22 @@ def find(
 
     Rows are the database faces within ``threshold`` (default: the model's calibrated threshold for
     ``distance_metric``); with ``similarity_search`` every database face is ranked. ``k`` keeps the nearest ``k``.
-    The database index is maintained by :func:`update_index` (``refresh_database``, ``change_detection``);
+    The database index is maintained by :func:`update_index` (``refresh_database``, ``change_detection``) as an
+    ``.npz`` file (``datastore_format`` accepts only ``"npz"``; DeepFace's feather and parquet are not offered);
     ``batch_size`` images are detected per model call, for the database and for the queries.
     """
     if anti_spoofing:
         raise ArgumentError("anti_spoofing is not supported by deepbatch")
+    if datastore_format != "npz":
+        raise ArgumentError(f"datastore_format={datastore_format!r} is not supported: deepbatch stores its index as "
+                            "'npz' (numpy only)")
     if k is not None and k < 1:
         raise ArgumentError(f"k must be a positive integer or None, got {k}")
     return_type = _resolve_return_type(return_type)
     recognizer = resolve_recognizer(model_name)
     detector = resolve_detector(detector_backend)
-    limit = _resolve_threshold(recognizer, distance_metric, threshold, similarity_search)
     check_metric(distance_metric)
+    limit = _resolve_threshold(recognizer, distance_metric, threshold, similarity_search)
     index, _ = update_index(db_path, recognizer, detector, enforce_detection, align, expand_percentage,
                             normalization, silent, refresh_database, batch_size, change_detection)
     items, single = as_batch(img_path)

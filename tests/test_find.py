@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 from pathlib import Path
 from typing import List
 
@@ -140,6 +141,36 @@ def test_dataframe_and_dicts_hold_the_same_rows(db: Path, dataset_dir: Path) -> 
     rows = find(str(dataset_dir / "img1.jpg"), db, return_type="dict", silent=True)[0]
     assert list(frame.columns) == list(RESULT_COLUMNS)
     assert frame.to_dict("records") == rows
+
+
+@pytest.mark.parametrize("options, message", [
+    ({"datastore_format": "parquet"}, "npz"),
+    ({"anti_spoofing": True}, "anti_spoofing"),
+    ({"k": 0}, "k must be"),
+    ({"return_type": "arrow"}, "return_type"),
+    ({"distance_metric": "manhattan"}, "distance_metric"),
+])
+def test_unsupported_options_are_refused_before_any_work(db: Path, dataset_dir: Path, options: dict,
+                                                          message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        find(str(dataset_dir / "img1.jpg"), db, silent=True, **options)
+    assert not any(db.glob("*.npz"))
+
+
+def test_without_pandas_tables_are_lists_of_dicts(db: Path, dataset_dir: Path,
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "pandas", None)  # import pandas now raises ImportError
+    table = find(str(dataset_dir / "img1.jpg"), db, silent=True)[0]
+    assert isinstance(table, list) and identities(table)[0] == "img1.jpg"
+
+
+def test_asking_for_dataframes_without_pandas_names_the_extra(db: Path, dataset_dir: Path,
+                                                             monkeypatch: pytest.MonkeyPatch) -> None:
+    from deepbatch.errors import MissingDependencyError
+
+    monkeypatch.setitem(sys.modules, "pandas", None)
+    with pytest.raises(MissingDependencyError, match=r"deepbatch\[find\]"):
+        find(str(dataset_dir / "img1.jpg"), db, silent=True, return_type="pandas")
 
 
 def test_an_empty_folder_is_refused(tmp_path: Path, dataset_dir: Path) -> None:
