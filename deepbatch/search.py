@@ -262,19 +262,6 @@ def _embed_files(paths: List[Path], detector: Detector, recognizer: Recognizer, 
     return results
 
 
-def match_confidence(distances: np.ndarray, threshold: float) -> np.ndarray:
-    """DeepFace-style confidence in percent that two faces are one person, from their distance and the threshold:
-    51 to 100 at or below the threshold (100 at distance 0), 0 to 49 above it (0 at twice the threshold); rounded
-    to two decimals."""
-    distances = np.asarray(distances, dtype=np.float64)
-    if not np.isfinite(threshold) or threshold <= 0:
-        return np.where(distances <= threshold, 51.0, 49.0)
-    ratio = distances / threshold
-    same = 51.0 + 49.0 * np.clip(1.0 - ratio, 0.0, 1.0)
-    different = 49.0 * np.clip(2.0 - ratio, 0.0, 1.0)
-    return np.round(np.where(ratio <= 1.0, same, different), 2)
-
-
 def _resolve_threshold(recognizer: Recognizer, metric: str, threshold: Optional[float],
                        similarity_search: bool) -> float:
     if threshold is not None:
@@ -313,7 +300,7 @@ def find(
     order. A table is a pandas DataFrame (``return_type="pandas"``, the default when pandas is installed) or a list
     of dicts (``return_type="dict"``) with DeepFace's columns: ``identity`` (the database image's path),
     ``hash``, ``target_x/y/w/h`` (the database face), ``threshold``, ``source_x/y/w/h`` (the query face),
-    ``distance`` and ``confidence`` (percent), sorted by distance.
+    ``distance`` and ``confidence`` (percent, as :func:`deepbatch.verify` gives it), sorted by distance.
 
     Rows are the database faces within ``threshold`` (default: the model's calibrated threshold for
     ``distance_metric``); with ``similarity_search`` every database face is ranked. ``k`` keeps the nearest ``k``.
@@ -354,7 +341,7 @@ def find(
         for face in range(count):
             assert faces is not None
             tables.append(_table(index, identities, distances[row], faces.boxes[face], limit, similarity_search,
-                                 k, return_type))
+                                 k, return_type, recognizer, distance_metric))
             row += 1
         results.append(tables)
     return results[0] if single else results
@@ -377,8 +364,10 @@ def _resolve_return_type(return_type: Optional[str]) -> str:
 
 
 def _table(index: FaceIndex, identities: np.ndarray, distances: np.ndarray, box: np.ndarray, limit: float,
-           similarity_search: bool, k: Optional[int], return_type: str) -> Any:
-    """One query face's matches, nearest first, as a DataFrame or a list of dicts."""
+           similarity_search: bool, k: Optional[int], return_type: str, recognizer: Recognizer,
+           metric: str) -> Any:
+    """One query face's matches, nearest first, as a DataFrame or a list of dicts; ``confidence`` as ``verify``
+    gives it for the same distance."""
     keep = np.isfinite(distances) if similarity_search else distances <= limit
     order = np.flatnonzero(keep)
     order = order[np.argsort(distances[order], kind="stable")][:k]
@@ -391,7 +380,7 @@ def _table(index: FaceIndex, identities: np.ndarray, distances: np.ndarray, box:
         "threshold": [limit] * len(order),
         **{name: [source[i]] * len(order) for i, name in enumerate(SOURCE_COLUMNS)},
         "distance": distances[order].tolist(),
-        "confidence": match_confidence(distances[order], limit).tolist(),
+        "confidence": [recognizer.confidence(float(d), metric, bool(d <= limit)) for d in distances[order]],
     }
     if return_type == "pandas":
         import pandas as pd

@@ -17,7 +17,6 @@ from deepbatch.search import (
     EmptyDatabaseError,
     IndexFormatError,
     find,
-    match_confidence,
     update_index,
 )
 
@@ -185,8 +184,12 @@ def test_an_unreadable_index_names_the_file_and_the_fix(db: Path) -> None:
         update_index(db, silent=True)
 
 
-@pytest.mark.parametrize("distance, threshold, expected", [
-    (0.0, 0.6, 100.0), (0.6, 0.6, 51.0), (0.3, 0.6, 75.5), (0.9, 0.6, 24.5), (1.2, 0.6, 0.0), (2.0, 0.6, 0.0),
-])
-def test_match_confidence(distance: float, threshold: float, expected: float) -> None:
-    assert float(match_confidence(np.array([distance]), threshold)[0]) == expected
+def test_confidence_is_verifys_for_the_same_distance(db: Path, dataset_dir: Path) -> None:
+    from deepbatch.recognition import build_recognizer
+
+    recognizer = build_recognizer("MobileFaceNet")
+    table = find(str(dataset_dir / "img1.jpg"), db, return_type="dict", silent=True, similarity_search=True)[0]
+    for row in table:
+        verified = row["distance"] <= row["threshold"]
+        assert row["confidence"] == recognizer.confidence(row["distance"], "cosine", verified)
+    assert {row["confidence"] > 50 for row in table} == {True, False}

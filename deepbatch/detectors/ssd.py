@@ -8,9 +8,9 @@ ends in Caffe's ``DetectionOutput`` layer, which decodes the prior boxes and app
 image's faces are the rows carrying its index. No landmarks.
 
 Weights: OpenCV publishes the Caffe pair (``cv2.dnn`` reads Caffe in OpenCV 4.x). The caffemodel's SHA-1 is
-``15aa726b4d46d9f023526d85537db81cbc8dd566`` (OpenCV's ``samples/dnn/models.yml``); no SHA-256 is published, and
-the weights registry checks SHA-256 only, so the download is not digest-checked. ``deploy.prototxt`` differs
-between OpenCV releases in comments only.
+``15aa726b4d46d9f023526d85537db81cbc8dd566`` (OpenCV's ``samples/dnn/models.yml``), but no SHA-256 is published,
+and deepbatch downloads only files with a pinned SHA-256: the user fetches both files from the URLs below (the
+missing-weights error names them) and puts them in a weights folder, or passes ``model_path`` and ``config_path``.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ SSD_WEIGHTS = WeightFile(
 SSD_CONFIG = WeightFile(
     "deploy.prototxt",
     ("opencv_face_detector.prototxt", "res10_300x300_ssd_deploy.prototxt"),
-    url="https://raw.githubusercontent.com/opencv/opencv/4.x/samples/dnn/face_detector/deploy.prototxt",
+    url="https://raw.githubusercontent.com/opencv/opencv/4.10.0/samples/dnn/face_detector/deploy.prototxt",
     homepage=SSD_HOME,
 )
 INPUT_SIZE = (300, 300)

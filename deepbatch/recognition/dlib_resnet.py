@@ -1,29 +1,34 @@
 """dlib's ResNet face descriptor (``dlib_face_recognition_resnet_model_v1.dat``): 128-d, optional extra
 ``deepbatch[dlib]``.
 
-The model reads 150x150 RGB face chips aligned "the way ``dlib.get_face_chip`` does it" (its 5-point shape
-predictor, padding 0.25). Here faces are warped onto :data:`DLIB_TEMPLATE`, the five detector landmarks' median
-position inside dlib's own chips, measured on the 74 faces of DeepFace's test photos (SCRFD-0.5GF landmarks mapped
-through ``dlib.get_face_chip_details(shape_predictor_5(face), 150, 0.25)``), so any detector with five landmarks
-gives dlib the chip it expects. All faces of a chunk go through dlib's list API
+The model reads 150x150 RGB chips framed as ``dlib.get_face_chip`` frames them (dlib's 5-point shape predictor,
+padding 0.25). It is given the crop every recognizer gets (the face warped onto the five-point ArcFace template,
+the crop ``extract_faces`` returns, shrunk into 150x150), so a stored crop embedded with
+``detector_backend="skip"`` still gives the photo's descriptor; inside the model that crop is reframed by one fixed
+similarity that moves the ArcFace template onto :data:`DLIB_CHIP_POINTS`, where the detector's five landmarks lie in
+dlib's own chips (their median over the 74 faces of DeepFace's test photos: SCRFD-0.5GF landmarks mapped through
+``dlib.get_face_chip_details(shape_predictor_5(face), 150, 0.25)``). The chip's bottom tenth lies below the ArcFace
+crop and is black. Descriptors then stay within 0.3 (euclidean; 0.17 on average) of those of dlib's own chips,
+against 0.66 on average for the ArcFace crop fed as it is. All faces of a chunk go through dlib's list API
 (``compute_face_descriptor(list_of_chips)``) in one call.
 
 Weights: an explicit ``model_path``, then ``$DEEPBATCH_WEIGHTS`` and the cache, then the copy that the
 ``face_recognition_models`` package ships (installed by the ``dlib`` extra). dlib.net publishes the file as a bz2
 archive, which is not downloaded automatically.
 
-Thresholds (``verified = distance <= threshold``) were calibrated with
+Thresholds (``verified = distance <= threshold``) and confidence mappings were calibrated with
 ``python benchmarks/verify_master.py --calibrate --model dlib`` on the 300 labelled pairs of ``master.csv`` with
 ``scrfd`` faces, like MobileFaceNet's (see :mod:`deepbatch.recognition.mobilefacenet`); 38 pairs are the same
-person. Every threshold separates all 300 pairs; they lie close to dlib's published 0.6 euclidean.
+person. Every threshold separates all 300 pairs; the euclidean one lies close to dlib's published 0.6.
 
 ==============  =========  =========  ==============  ===================
 metric          threshold  10-fold    same-person     different-person
                                       max distance    min distance
 ==============  =========  =========  ==============  ===================
-cosine          0.0811     99.67%     0.0759          0.0862
-euclidean       0.6313     99.67%     0.6063          0.6562
-euclidean_l2    0.4024     99.67%     0.3896          0.4153
+cosine          0.0766     99.67%     0.0744          0.0787
+euclidean       0.6109     99.67%     0.5973          0.6245
+euclidean_l2    0.3913     99.67%     0.3858          0.3968
+angular         0.1254     99.67%     0.1236          0.1271
 ==============  =========  =========  ==============  ===================
 """
 
@@ -32,28 +37,31 @@ from __future__ import annotations
 import importlib.util
 import threading
 from pathlib import Path
-from typing import ClassVar, Mapping, Optional, Union
+from typing import ClassVar, Mapping, Optional, Tuple, Union
 
 import numpy as np
 
+from ..ops.align import ARCFACE_TEMPLATE, similarity_transform
 from ..ops.letterbox import InputSpec
 from ..optional import require
-from ..weights import WeightFile, find_weights, resolve_weights
+from ..weights import WeightFile, find_weights, resolve_weights, verify_found
 from .base import DEFAULT_FACE_BATCH, RECOGNIZERS, Recognizer, UnsupportedNormalizationError
+from .calibration import ConfidenceModel
 
 DLIB_WEIGHTS = WeightFile(
     "dlib_face_recognition_resnet_model_v1.dat",
+    sha256="55533b28a95800a551ba546ba62fe69625c7e95a7061c338adffead08719da30",  # the decompressed file
     homepage="https://dlib.net/files/dlib_face_recognition_resnet_model_v1.dat.bz2 (decompress it), or "
              "`pip install face_recognition_models`",
 )
 PACKAGE = "face_recognition_models"
-
-# Person-relative (left eye, right eye, nose, mouth left, mouth right) in a 112-pixel square; measured at 150
-# pixels as [[100.6954, 45.0088], [46.9146, 45.5925], [73.1205, 76.9318], [98.2541, 99.9647], [50.2760, 100.5186]].
-DLIB_TEMPLATE = np.array(
-    [[100.6954, 45.0088], [46.9146, 45.5925], [73.1205, 76.9318], [98.2541, 99.9647], [50.2760, 100.5186]],
-    dtype=np.float32,
-) * np.float32(112 / 150)
+CHIP_SIZE = 150
+# Person-relative (left eye, right eye, nose, mouth left, mouth right) in dlib's 150x150 chips.
+DLIB_CHIP_POINTS = np.array(
+    [[100.6954, 45.0088], [46.9146, 45.5925], [73.1205, 76.9318], [98.2541, 99.9647], [50.2760, 100.5186]]
+)
+# The ArcFace-framed face, shrunk to 150x150, to dlib's chip framing (scale 1.073, shifted up by 29 pixels).
+REFRAME = similarity_transform(ARCFACE_TEMPLATE * (CHIP_SIZE / 112.0), DLIB_CHIP_POINTS)
 
 
 def packaged_weights() -> Optional[Path]:
@@ -98,9 +106,17 @@ class DlibResNet(Recognizer):
     name = "dlib"
     display_name = "Dlib"
     embedding_size = 128
-    input_spec: ClassVar[InputSpec] = InputSpec(size=(150, 150), mean=0.0, std=1.0, rgb=True, center=True)
-    template: ClassVar[np.ndarray] = DLIB_TEMPLATE
-    thresholds: ClassVar[Mapping[str, float]] = {"cosine": 0.0811, "euclidean": 0.6313, "euclidean_l2": 0.4024}
+    input_spec: ClassVar[InputSpec] = InputSpec(size=(CHIP_SIZE, CHIP_SIZE), mean=0.0, std=1.0, rgb=True, center=True)
+    thresholds: ClassVar[Mapping[str, float]] = {
+        "cosine": 0.0766, "euclidean": 0.6109, "euclidean_l2": 0.3913, "angular": 0.1254,
+    }
+    confidences: ClassVar[Mapping[str, ConfidenceModel]] = {
+        "cosine": ConfidenceModel(-4.2157, -1.3129, 1.0000, (16.43, 20.39), (8.04, 16.18)),
+        "euclidean": ConfidenceModel(-6.7190, 2.6043, 1.0835, (24.97, 75.05), (1.61, 21.95)),
+        "euclidean_l2": ConfidenceModel(-6.6522, 1.3397, 1.0000, (22.67, 58.09), (2.88, 21.42)),
+        "angular": ConfidenceModel(-3.5345, -1.3281, 1.0000, (14.62, 18.25), (10.26, 14.46)),
+    }
+    embedding_range: ClassVar[Optional[Tuple[float, float]]] = (-0.4308, 0.5502)
 
     def __init__(self, model_path: Optional[Union[str, Path]] = None, batch_size: int = DEFAULT_FACE_BATCH,
                  num_jitters: int = 0):
@@ -108,8 +124,10 @@ class DlibResNet(Recognizer):
         if num_jitters < 0:
             raise ValueError(f"num_jitters must be 0 or more, got {num_jitters}")
         self.num_jitters = int(num_jitters)
-        path = None if model_path is not None else (find_weights(DLIB_WEIGHTS) or packaged_weights())
-        self.model = DlibModel(path or resolve_weights(DLIB_WEIGHTS, model_path, download=False))
+        packaged = packaged_weights() if model_path is None and find_weights(DLIB_WEIGHTS) is None else None
+        path = verify_found(DLIB_WEIGHTS, packaged) if packaged is not None else resolve_weights(
+            DLIB_WEIGHTS, model_path, download=False)
+        self.model = DlibModel(path)
 
     def spec_for(self, normalization: str = "base") -> InputSpec:
         """dlib reads raw RGB chips: only ``"base"`` applies."""
@@ -118,6 +136,11 @@ class DlibResNet(Recognizer):
         return self.input_spec
 
     def embed_blob(self, blob: np.ndarray) -> np.ndarray:
-        # The blob holds the chips' RGB values unchanged (mean 0, std 1): back to the uint8 HxWx3 dlib takes.
-        chips = np.clip(np.rint(blob), 0, 255).astype(np.uint8).transpose(0, 2, 3, 1)
-        return self.model.run([np.ascontiguousarray(chip) for chip in chips], self.num_jitters)
+        import cv2
+
+        # The blob holds the faces' RGB values unchanged (mean 0, std 1): back to the uint8 HxWx3 dlib takes,
+        # reframed as dlib's chips (one fixed warp per face: OpenCV has no batched warp).
+        faces = np.clip(np.rint(blob), 0, 255).astype(np.uint8).transpose(0, 2, 3, 1)
+        chips = [cv2.warpAffine(np.ascontiguousarray(face), REFRAME, (CHIP_SIZE, CHIP_SIZE), flags=cv2.INTER_LINEAR,
+                                borderMode=cv2.BORDER_CONSTANT, borderValue=0) for face in faces]
+        return self.model.run(chips, self.num_jitters)

@@ -21,8 +21,9 @@ from .base import RECOGNIZERS, OnnxRecognizer
 
 SFACE_WEIGHTS = WeightFile(
     "face_recognition_sface_2021dec.onnx",
-    url="https://github.com/opencv/opencv_zoo/raw/main/models/face_recognition_sface/"
-        "face_recognition_sface_2021dec.onnx",
+    # Git LFS content at a fixed commit of opencv_zoo (the branch URL moves)
+    url="https://media.githubusercontent.com/media/opencv/opencv_zoo/47534e27c9851bb1128ccc0102f1145e27f23f98/"
+        "models/face_recognition_sface/face_recognition_sface_2021dec.onnx",
     sha256="0ba9fbfa01b5270c96627c4ef784da859931e02f04419c829e83484087c34e79",  # 38,696,353 bytes
     homepage="https://github.com/opencv/opencv_zoo/tree/main/models/face_recognition_sface",
 )
