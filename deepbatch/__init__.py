@@ -13,6 +13,8 @@ from ._version import __version__
 _EXPORTS = {
     "extract_faces": "deepbatch.detection",
     "iter_extract_faces": "deepbatch.detection",
+    "detect": "deepbatch.detect_only",
+    "iter_detect": "deepbatch.detect_only",
     "build_detector": "deepbatch.detectors.base",
     "list_detectors": "deepbatch.detectors.base",
     "Detector": "deepbatch.detectors.base",

@@ -12,9 +12,18 @@ import numpy as np
 from .detectors.base import DEFAULT_BATCH_SIZE, Detector, build_detector
 from .errors import ArgumentError, DeepbatchError, FaceNotDetectedError, ImageError
 from .formatting import BatchResult, confidence, facial_area, present_face
-from .io.images import as_batch, describe, load_image
+from .io.images import as_batch, describe, load_image, load_image_for_canvas
 from .ops.align import expand_boxes, face_crops
-from .pipeline import DEFAULT_PREFETCH, detector_stages, numbered_chunks, prefetch_map
+from .ops.letterbox import InputSpec
+from .pipeline import (
+    DEFAULT_PREFETCH,
+    BatchSize,
+    detector_canvas,
+    detector_stages,
+    numbered_chunks,
+    prefetch_map,
+    resolve_batch_size,
+)
 from .structures import Faces
 
 logger = logging.getLogger(__name__)
@@ -31,6 +40,8 @@ class ImageDetections:
     image: Optional[np.ndarray] = None
     faces: Optional[Faces] = None
     error: Optional[DeepbatchError] = None
+    factor: int = 1  # ``image`` was decoded at 1 / factor of the original size; ``faces`` are in original pixels
+    shape: Optional[Tuple[int, int]] = None  # the original image's (height, width)
 
 
 def resolve_detector(detector_backend: Union[str, Detector], **options: Any) -> Detector:
@@ -56,9 +67,13 @@ def check_face_options(on_error: str, expand_percentage: float, max_faces: Optio
 
 def iter_detections(
     items: Iterable[Any], detector: Detector, batch_size: int = DEFAULT_BATCH_SIZE, on_error: str = "raise",
-    single: bool = False, *, workers: Optional[int] = None, prefetch: int = DEFAULT_PREFETCH,
+    single: bool = False, *, workers: Optional[int] = None, prefetch: int = DEFAULT_PREFETCH, reduced: bool = False,
 ) -> Generator[ImageDetections, None, None]:
     """Load and detect ``items`` chunk by chunk, yielding one :class:`ImageDetections` per item in order.
+
+    ``reduced=True`` (for callers that need no full-resolution pixels) lets large JPEG files decode at a reduced
+    scale that still covers the detector's canvas (:func:`deepbatch.io.images.decode_for_canvas`); faces are
+    reported in original pixels all the same, and ``image`` is the reduced one (see ``factor``).
 
     With ``on_error="raise"`` the first unusable image raises its :class:`ImageError`; with ``"skip"`` it is yielded
     with ``error`` set and the rest go on. While the model runs one chunk, ``workers`` threads read, decode and
@@ -70,10 +85,12 @@ def iter_detections(
     if batch_size < 1:
         raise ArgumentError(f"batch_size must be a positive integer, got {batch_size}")
     prepare, infer = detector_stages(detector, batch_size)
+    canvas = detector_canvas(detector) if reduced else None
 
     def load_chunk(numbered: Tuple[int, List[Any]]) -> Tuple[List[ImageDetections], List[ImageDetections], Any]:
         start, chunk = numbered
-        records = [_load(item, None if single else start + offset, on_error) for offset, item in enumerate(chunk)]
+        records = [_load(item, None if single else start + offset, on_error, canvas)
+                   for offset, item in enumerate(chunk)]
         for offset, record in enumerate(records):
             record.index = start + offset
         good = [r for r in records if r.error is None]
@@ -82,14 +99,29 @@ def iter_detections(
     for records, good, prepared in prefetch_map(load_chunk, numbered_chunks(items, batch_size), workers, prefetch):
         if good:
             for record, faces in zip(good, infer(prepared)):
-                record.faces = faces
+                record.faces = faces if record.factor == 1 else scale_faces(faces, record.factor, record.shape)
         yield from records
 
 
-def _load(item: Any, index: Optional[int], on_error: str) -> ImageDetections:
+def scale_faces(faces: Faces, factor: float, shape: Optional[Tuple[int, int]]) -> Faces:
+    """``faces`` found in an image decoded at ``1 / factor`` of its size, in the original's pixels: coordinates times
+    ``factor``, boxes clipped to the original ``(height, width)`` ``shape``."""
+    boxes = faces.boxes * np.float32(factor)
+    if shape is not None:
+        np.clip(boxes[:, 0::2], 0, shape[1], out=boxes[:, 0::2])
+        np.clip(boxes[:, 1::2], 0, shape[0], out=boxes[:, 1::2])
+    landmarks = None if faces.landmarks is None else faces.landmarks * np.float32(factor)
+    return Faces(boxes, faces.scores, landmarks)
+
+
+def _load(item: Any, index: Optional[int], on_error: str, canvas: Optional[InputSpec] = None) -> ImageDetections:
     source = describe(item) if isinstance(item, (str, bytes)) or hasattr(item, "__fspath__") else None
     try:
-        return ImageDetections(index or 0, source, image=load_image(item, index))
+        if canvas is None:
+            image = load_image(item, index)
+            return ImageDetections(index or 0, source, image=image, shape=(image.shape[0], image.shape[1]))
+        loaded = load_image_for_canvas(item, (canvas.width, canvas.height), index, canvas.keep_ratio)
+        return ImageDetections(index or 0, source, image=loaded.image, factor=loaded.factor, shape=loaded.shape)
     except ImageError as exc:
         if on_error == "raise":
             raise
@@ -109,7 +141,7 @@ def extract_faces(
     anti_spoofing: bool = False,
     max_faces: Optional[int] = None,
     *,
-    batch_size: int = DEFAULT_BATCH_SIZE,
+    batch_size: BatchSize = "auto",
     on_error: str = "raise",
 ) -> Union[List[Dict[str, Any]], BatchResult]:
     """Detect and crop faces, DeepFace-style, over one image or a batch.
@@ -209,7 +241,7 @@ def iter_extract_faces(
     normalize_face: bool = True,
     max_faces: Optional[int] = None,
     *,
-    batch_size: int = DEFAULT_BATCH_SIZE,
+    batch_size: BatchSize = "auto",
     on_error: str = "raise",
     workers: Optional[int] = None,
     prefetch: int = DEFAULT_PREFETCH,
@@ -231,7 +263,8 @@ def iter_extract_faces(
     ):
         paths_or_frames = [paths_or_frames]
     detector = resolve_detector(detector_backend)
-    records = iter_detections(paths_or_frames, detector, batch_size, "skip", workers=workers, prefetch=prefetch)
+    size = resolve_batch_size(batch_size, detector)
+    records = iter_detections(paths_or_frames, detector, size, "skip", workers=workers, prefetch=prefetch)
 
     def crop(record: ImageDetections) -> ImageFaces:
         faces = record.faces
@@ -243,7 +276,7 @@ def iter_extract_faces(
         return ImageFaces(dicts, record.index, record.source)
 
     # Crops are cut on the prefetch threads too, while this thread runs the model on the next chunk.
-    results = prefetch_map(crop, records, workers, prefetch=batch_size if prefetch else 0)
+    results = prefetch_map(crop, records, workers, prefetch=size if prefetch else 0)
     try:
         for result in results:
             if result.error is not None and on_error == "raise":

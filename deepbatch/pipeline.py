@@ -17,7 +17,7 @@ import logging
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import islice
-from typing import Any, Callable, Deque, Generator, Iterable, Iterator, List, Optional, Tuple, TypeVar
+from typing import Any, Callable, Deque, Generator, Iterable, Iterator, List, Optional, Tuple, TypeVar, Union
 
 from .errors import ArgumentError
 
@@ -27,6 +27,27 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 DEFAULT_PREFETCH = 2  # chunks prepared ahead: one being prepared, one ready, while the model runs a third
+
+BatchSize = Union[int, str]  # a positive int, or "auto"
+# "auto" batch sizes. On a CPU the model is as fast per image at batch 1 as at 32, and small chunks keep the
+# prefetch threads and the model overlapping from the first chunk to the last (a large chunk leaves one stage idle
+# while the first chunk is decoded and the last one runs); on a GPU each call has a fixed cost that large batches
+# spread. Measured with benchmarks/peers.py (README, performance).
+CPU_AUTO_BATCH = 4
+GPU_AUTO_BATCH = 32
+
+
+def resolve_batch_size(batch_size: BatchSize, detector: Any = None) -> int:
+    """``batch_size`` as a positive int: ``"auto"`` gives :data:`GPU_AUTO_BATCH` when ``detector``'s model runs on
+    CUDA or TensorRT, else :data:`CPU_AUTO_BATCH` (detectors without an ONNX model run on the CPU)."""
+    if batch_size == "auto":
+        from .runtime.session import GPU_PROVIDERS
+
+        providers = getattr(getattr(detector, "model", None), "providers", None) or ["CPUExecutionProvider"]
+        return GPU_AUTO_BATCH if providers[0] in GPU_PROVIDERS else CPU_AUTO_BATCH
+    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+        raise ArgumentError(f"batch_size must be a positive integer or 'auto', got {batch_size!r}")
+    return batch_size
 
 
 def default_workers() -> int:
@@ -99,3 +120,13 @@ def detector_stages(detector: Any, batch_size: int) -> Stages:
     if isinstance(detector, OnnxDetector) and type(detector).detect_batch is OnnxDetector.detect_batch:
         return detector.prepare_batch, detector.infer_batch
     return list, lambda images: detector.detect_faces(images, batch_size)
+
+
+def detector_canvas(detector: Any) -> Any:
+    """The :class:`~deepbatch.ops.letterbox.InputSpec` of the canvas a detector fits every image onto, or None when
+    it looks at images at their own size (then nothing may be decoded smaller than it is)."""
+    from .detectors.base import OnnxDetector
+
+    if isinstance(detector, OnnxDetector) and type(detector).detect_batch is OnnxDetector.detect_batch:
+        return detector.input_spec
+    return None

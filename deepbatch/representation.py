@@ -22,6 +22,7 @@ from .formatting import BatchResult, confidence, facial_area, present_face
 from .io.images import as_batch
 from .ops.align import FaceCrops, alignment_methods, expand_boxes, face_crops, resize_into
 from .ops.letterbox import InputSpec
+from .pipeline import BatchSize, resolve_batch_size
 from .recognition.base import Recognizer, resolve_recognizer
 from .recognition.normalization import l2_normalize as unit_rows
 from .recognition.normalization import minmax_normalize as scale_to_range
@@ -177,7 +178,7 @@ def represent(
     minmax_normalize: bool = False,
     return_face: bool = False,
     *,
-    batch_size: int = DEFAULT_BATCH_SIZE,
+    batch_size: BatchSize = "auto",
     on_error: str = "raise",
     return_numpy: bool = False,
 ) -> Union[List[Dict[str, Any]], BatchResult]:
@@ -205,7 +206,8 @@ def represent(
     ``"base"`` is the model's own pre-processing). ``minmax_normalize`` clips each value to the model's range
     and scales it to [0, 1]; ``l2_normalize`` then scales each embedding to unit length. ``expand_percentage``
     grows the box and the aligned square. ``max_faces`` keeps the largest faces. ``batch_size`` images are
-    detected per model call, and all their faces embedded together.
+    detected per model call, and all their faces embedded together (``"auto"``: chosen for the detector's
+    device, see :func:`deepbatch.pipeline.resolve_batch_size`).
     """
     if anti_spoofing:
         raise ArgumentError("anti_spoofing is not supported by deepbatch")
@@ -216,8 +218,9 @@ def represent(
     minmax_range = _embedding_range(recognizer) if minmax_normalize else None
     detector = resolve_detector(detector_backend)
     results = BatchResult()
-    for record in iter_embeddings(items, detector, recognizer, batch_size, on_error, single, enforce_detection,
-                                  align, expand_percentage, max_faces, spec, keep_crops=return_face):
+    for record in iter_embeddings(items, detector, recognizer, resolve_batch_size(batch_size, detector), on_error,
+                                  single, enforce_detection, align, expand_percentage, max_faces, spec,
+                                  keep_crops=return_face):
         if record.error is not None:
             results.errors[record.index] = record.error
             results.append([])

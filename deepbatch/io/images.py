@@ -40,7 +40,7 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -470,12 +470,22 @@ def load_image(item: Any, index: Optional[int] = None, limits: Optional[ImageLim
     """
     limits = limits or get_image_limits()
     source = describe(item)
+    data = read_encoded(item, index, source, limits)
+    return to_bgr(item, index, source) if data is None else decode(data, index, source, limits)
+
+
+def read_encoded(item: Any, index: Optional[int] = None, source: Optional[str] = None,
+                 limits: Optional[ImageLimits] = None) -> Optional[bytes]:
+    """The encoded bytes of a path, URL, data URI, bytes or file object input (bounded by ``limits``); ``None`` for
+    a numpy array. Raises :class:`ImageError` naming ``index``/``source`` when the input cannot be read or is of no
+    accepted kind."""
+    limits = limits or get_image_limits()
     if item is None:
         raise ImageFormatError("got None instead of an image", index)
     if isinstance(item, np.ndarray):
-        return to_bgr(item, index, source)
+        return None
     if isinstance(item, (bytes, bytearray, memoryview)):
-        return decode(bytes(item), index, source, limits)
+        return bytes(item)
     if isinstance(item, os.PathLike):
         item = os.fsdecode(item)
     if isinstance(item, str):
@@ -483,12 +493,12 @@ def load_image(item: Any, index: Optional[int] = None, limits: Optional[ImageLim
         if lowered.startswith("data:"):
             if len(item) > limits.max_bytes // 3 * 4 + HEAD_BYTES:  # base64 takes 4 characters per 3 bytes
                 raise ImageReadError("data URI holds " + _too_many_bytes(len(item) // 4 * 3, limits), index, source)
-            return decode(_read_data_uri(item, index), index, source, limits)
+            return _read_data_uri(item, index)
         if lowered.startswith(("http://", "https://")):
-            return decode(_read_url(item, index, limits), index, source, limits)
-        return decode(_read_path(item, index, source, limits), index, source, limits)
+            return _read_url(item, index, limits)
+        return _read_path(item, index, source, limits)
     if isinstance(item, io.IOBase) or hasattr(item, "read"):
-        return decode(_read_file_object(item, index, source, limits), index, source, limits)
+        return _read_file_object(item, index, source, limits)
     hint = "; a stream of images goes to deepbatch.iter_extract_faces" if hasattr(item, "__next__") else ""
     raise ImageFormatError(
         f"unsupported input type {type(item).__name__}; pass a path, URL, base64 data URI, bytes, binary file "
@@ -529,3 +539,78 @@ def validate_arrays(images: Any) -> List[np.ndarray]:
 def list_image_files(folder: Path, extensions: Sequence[str] = IMAGE_EXTENSIONS) -> List[Path]:
     """Image files under ``folder`` (recursive), sorted by path."""
     return sorted(p for p in Path(folder).rglob("*") if p.is_file() and p.suffix.lower() in extensions)
+
+
+# Reduced decoding for detection: libjpeg scales the DCT by 1/2, 1/4 or 1/8 while decoding, which costs a fraction
+# of a full decode followed by a resize. Only JPEG decodes this way; other formats decode in full.
+REDUCED_FACTORS = (8, 4, 2)
+
+
+class CanvasImage(NamedTuple):
+    """An image decoded for a detection canvas: ``image`` HxWx3 uint8 BGR at ``1 / factor`` of the original size,
+    and the original's ``shape`` ``(height, width)`` after EXIF orientation. An original pixel coordinate is
+    ``factor`` times a decoded one."""
+
+    image: np.ndarray
+    factor: int
+    shape: Tuple[int, int]
+
+    @classmethod
+    def full(cls, image: np.ndarray) -> CanvasImage:
+        return cls(image, 1, (image.shape[0], image.shape[1]))
+
+
+def reduction_factor(height: int, width: int, canvas: Tuple[int, int], keep_ratio: bool = True) -> int:
+    """The largest of 8, 4, 2 by which an image can shrink and still cover its fit on a ``(width, height)`` canvas.
+
+    The fit keeps the aspect ratio (letterboxing) or stretches to the canvas (``keep_ratio=False``), taken in the
+    larger of the two orientations (EXIF may turn the stored image a quarter turn), so the image decoded at
+    ``1 / factor`` is never smaller than what the canvas would shrink it to. 1 when no factor fits.
+    """
+    canvas_w, canvas_h = canvas
+    fit = min if keep_ratio else max
+    scale = max(fit(canvas_w / width, canvas_h / height), fit(canvas_w / height, canvas_h / width))
+    return next((factor for factor in REDUCED_FACTORS if factor * scale <= 1.0), 1)
+
+
+def decode_for_canvas(data: bytes, canvas: Tuple[int, int], index: Optional[int] = None,
+                      source: Optional[str] = None, keep_ratio: bool = True,
+                      limits: Optional[ImageLimits] = None) -> CanvasImage:
+    """Encoded bytes decoded at ``1 / factor`` of their size, as small as a ``(width, height)`` canvas allows (see
+    :func:`reduction_factor`), EXIF orientation applied.
+
+    A JPEG much larger than the canvas is decoded by libjpeg at a reduced scale (``cv2.IMREAD_REDUCED_COLOR_*``)
+    after the same checks as :func:`decode` (size, declared pixels, truncation); anything else, or a JPEG near the
+    canvas size, goes through :func:`decode` in full (``factor`` 1). Errors are those of :func:`decode`.
+    """
+    import cv2
+
+    limits = limits or get_image_limits()
+    stored = declared_size(data, "jpeg") if sniff(data[:32]) == "jpeg" else None
+    width, height = stored or (0, 0)
+    factor = reduction_factor(height, width, canvas, keep_ratio) if width and height else 1
+    if factor == 1 or len(data) > limits.max_bytes or width * height > limits.max_pixels or jpeg_is_truncated(data):
+        return CanvasImage.full(decode(data, index, source, limits))  # decode names any problem
+    flag = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}[factor]
+    try:
+        image = cv2.imdecode(np.frombuffer(data, np.uint8), flag)  # applies the EXIF orientation, like IMREAD_COLOR
+    except cv2.error:
+        image = None
+    if image is None:
+        return CanvasImage.full(decode(data, index, source, limits))
+    image = to_bgr(image, index, source)
+    # libjpeg rounds reduced sides up; a quarter turn from EXIF shows as the decoded sides matching swapped ones.
+    turned = height != width and (image.shape[0], image.shape[1]) == (-(-width // factor), -(-height // factor))
+    return CanvasImage(image, factor, (width, height) if turned else (height, width))
+
+
+def load_image_for_canvas(item: Any, canvas: Tuple[int, int], index: Optional[int] = None,
+                          keep_ratio: bool = True, limits: Optional[ImageLimits] = None) -> CanvasImage:
+    """:func:`load_image` for detection on a ``(width, height)`` canvas: encoded inputs may be decoded at a
+    reduced scale (see :func:`decode_for_canvas`); arrays come back as they are (``factor`` 1)."""
+    limits = limits or get_image_limits()
+    source = describe(item)
+    data = read_encoded(item, index, source, limits)
+    if data is None:
+        return CanvasImage.full(to_bgr(item, index, source))
+    return decode_for_canvas(data, canvas, index, source, keep_ratio, limits)
