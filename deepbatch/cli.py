@@ -306,9 +306,11 @@ RepresentEmit = Callable[[WorkItem, List[Dict[str, Any]], Optional[Exception]], 
 
 
 def detect_local(args: argparse.Namespace, items: Iterator[WorkItem], emit: DetectEmit) -> None:
-    """Detection in this process: :func:`~deepbatch.detection.iter_detections` over the stream, ``batch_size``
-    images per model call, one chunk of images in memory at a time."""
-    from .detection import iter_detections, resolve_detector
+    """Detection in this process: :func:`deepbatch.iter_detect` over the stream, ``batch_size`` images per model
+    call, a few chunks of images in memory at a time; images are decoded in full only for ``--draw`` and
+    ``--save-crops``."""
+    from .detect_only import iter_detect
+    from .detection import resolve_detector
 
     detector = resolve_detector(args.backend)
     pending: Deque[WorkItem] = deque()
@@ -319,7 +321,9 @@ def detect_local(args: argparse.Namespace, items: Iterator[WorkItem], emit: Dete
             if item.error is None:
                 yield item.payload
 
-    for detection in iter_detections(payloads(), detector, args.batch_size, on_error="skip"):
+    full_resolution = bool(args.save_crops or args.draw)
+    for detection in iter_detect(payloads(), detector, batch_size=args.batch_size, on_error="skip",
+                                 full_resolution=full_resolution):
         while pending[0].error is not None:
             failed = pending.popleft()
             emit(failed, None, None, failed.error)
