@@ -4,7 +4,7 @@ SHARED ?= $(abspath ../shared)
 export DEEPBATCH_WEIGHTS ?= $(SHARED)/weights
 export DEEPBATCH_TEST_DATA ?= $(SHARED)/dataset
 
-.PHONY: install install-test install-bench demo test lint bench bench-stream test-data
+.PHONY: install install-test install-bench demo test lint bench bench-stream test-data bench-gpu
 
 install:
 	$(PYTHON) -m pip install -q -e .
@@ -26,18 +26,36 @@ lint: install-test
 	ruff check deepbatch tests
 	mypy deepbatch
 
+# DeepFace goes in for the side-by-side benchmark without its dependencies (opencv-contrib-python-headless would
+# clash with opencv-python-headless; the bench extra holds what its detection path imports); tf-keras follows the
+# installed TensorFlow's version, so no TensorFlow is installed or replaced.
 install-bench: install
 	$(PYTHON) -m pip install -q -e ".[bench]"
 	$(PYTHON) -m pip install -q --no-deps "insightface>=0.7.3"
+	$(PYTHON) -m pip install -q --no-deps "deepface>=0.0.93" \
+		"tf-keras==$$($(PYTHON) -c 'import tensorflow as tf; print(tf.__version__.rsplit(".", 1)[0])').*"
 
 bench: install-bench
 	$(PYTHON) -m deepbatch.bench --backend scrfd --batch-sizes 1,8,16,32 --input-size 640 --images 500 \
 		--reference insightface --breakdown --data $(DEEPBATCH_TEST_DATA)
 	$(PYTHON) benchmarks/backend_table.py --photos $(DEEPBATCH_TEST_DATA)
 	$(PYTHON) benchmarks/verify_master.py
+	mkdir -p out
+	$(PYTHON) benchmarks/peers.py --photos $(DEEPBATCH_TEST_DATA) --rounds 5 --json out/peers.json
 
 bench-stream: install
 	$(PYTHON) benchmarks/bench_streaming.py --compare 500,10000 --data $(DEEPBATCH_TEST_DATA)
 
 test-data:
 	$(PYTHON) tests/fetch_test_data.py
+
+# The one-shot GPU table. On a machine with nvidia-smi it first swaps onnxruntime for onnxruntime-gpu with its CUDA,
+# cuDNN and TensorRT libraries, and installs torch/torchvision for batched JPEG decoding on the GPU; elsewhere it
+# runs the CPU part and says the GPU part was skipped.
+bench-gpu: install
+	@if command -v nvidia-smi >/dev/null 2>&1; then \
+		$(PYTHON) -m pip uninstall -q -y onnxruntime; \
+		$(PYTHON) -m pip install -q "onnxruntime-gpu[cuda,cudnn]>=1.20" "tensorrt-cu12>=10" torch torchvision; \
+	fi
+	mkdir -p out
+	$(PYTHON) -m deepbatch.bench_gpu --data $(DEEPBATCH_TEST_DATA) --json out/bench_gpu.json

@@ -23,7 +23,9 @@ EXTRAS = {
     "ray": ["ray[data]>=2.55,<3", "pyarrow>=15", "pillow>=9"],
     # The benchmark's InsightFace reference: insightface itself is installed with `pip install --no-deps
     # insightface` (it requires opencv-python, which clashes with opencv-python-headless); these are its real needs.
-    "bench": ["requests>=2.23", "scipy>=1.9", "scikit-image>=0.19"],
+    # DeepFace (installed with --no-deps by `make install-bench`) also imports gdown, pandas and TensorFlow.
+    "bench": ["requests>=2.23", "scipy>=1.9", "scikit-image>=0.19", "gdown>=3.10", "pandas>=1.3",
+              "tensorflow-cpu>=2.12", "mtcnn>=1.0"],
     # find() returns pandas DataFrames when pandas is installed, plain dicts otherwise.
     "find": ["pandas>=1.5"],
     # facenet-pytorch itself is installed with `pip install --no-deps facenet-pytorch`: its metadata pins

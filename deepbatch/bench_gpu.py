@@ -201,12 +201,51 @@ class Table:
     seconds: float = 0.0
 
 
+def preload_gpu_libraries() -> None:
+    """Load the CUDA, cuDNN and TensorRT libraries that pip wheels put in site-packages (not on the loader's path):
+    ``onnxruntime.preload_dlls()`` for CUDA and cuDNN, and ``tensorrt_libs``' ``libnvinfer`` for TensorRT."""
+    import ctypes
+    import glob
+
+    import onnxruntime as ort
+
+    if hasattr(ort, "preload_dlls"):
+        try:
+            ort.preload_dlls()
+        except Exception as exc:  # noqa: BLE001 (a missing library only disables the GPU part, reported below)
+            logger.info("onnxruntime.preload_dlls: %s", exc)
+    try:
+        import tensorrt_libs
+    except ImportError:
+        return
+    folder = Path(tensorrt_libs.__file__).parent
+    for library in sorted(glob.glob(str(folder / "libnvinfer*.so*"))):
+        try:
+            ctypes.CDLL(library, mode=ctypes.RTLD_GLOBAL)
+        except OSError as exc:
+            logger.info("could not load %s: %s", library, exc)
+
+
 def gpu_status() -> Tuple[bool, str]:
     """``(usable, description)``: whether a CUDA session can really be made here, and the device or the reason."""
     import onnxruntime as ort
 
+    preload_gpu_libraries()
+
     if "CUDAExecutionProvider" not in ort.get_available_providers():
         return False, "onnxruntime has no CUDAExecutionProvider (CPU-only build or no GPU libraries)"
+    from onnx import TensorProto, helper
+
+    value = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])
+    probe = helper.make_model(helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "probe", [value],
+                                                [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])]))
+    try:
+        session = ort.InferenceSession(probe.SerializeToString(), providers=["CUDAExecutionProvider"])
+        started = session.get_providers()[0] == "CUDAExecutionProvider"
+    except Exception as exc:  # noqa: BLE001 (any failure to start means: no usable GPU)
+        return False, f"the CUDA provider could not start ({exc})"
+    if not started:
+        return False, "the CUDA provider could not start (no GPU, or its CUDA/cuDNN libraries are missing)"
     try:
         import torch
 
