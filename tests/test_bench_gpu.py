@@ -1,0 +1,31 @@
+"""The GPU benchmark's device-side pieces, checked on the CPU against deepbatch's own pre-processing."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from deepbatch.bench_gpu import check_preamble, check_torch_decode
+from deepbatch.detectors import build_detector
+from deepbatch.io.images import list_image_files, load_image
+
+PREAMBLE_OUTPUT_TOLERANCE = 1e-5  # same float32 arithmetic in another graph: reassociation may move the last bit
+
+
+@pytest.fixture(scope="module")
+def scrfd_cpu(weights_dir: Path):  # type: ignore[no-untyped-def]
+    return build_detector("scrfd_500m", input_size=640, providers="cpu")
+
+
+def test_uint8_preamble_equals_cpu_normalisation(scrfd_cpu, dataset_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    frames = [load_image(p) for p in list_image_files(dataset_dir)[:4]]
+    report = check_preamble(scrfd_cpu, frames)
+    assert report["input_max_abs_diff"] == 0.0
+    assert report["output_max_abs_diff"] <= PREAMBLE_OUTPUT_TOLERANCE
+
+
+def test_torch_jpeg_decoding_finds_the_same_faces(scrfd_cpu, dataset_dir: Path) -> None:  # type: ignore[no-untyped-def]
+    pytest.importorskip("torchvision", reason="the torch decoding path needs torchvision (the yolo extra)")
+    report = check_torch_decode(scrfd_cpu, [str(p) for p in list_image_files(dataset_dir)])
+    assert report["same_face_counts"]
