@@ -92,7 +92,7 @@ def test_array_batch_gives_one_list_per_frame(paths: List[str]) -> None:
 def test_all_faces_of_a_chunk_go_through_the_model_together(paths: List[str]) -> None:
     recognizer = build_recognizer("MobileFaceNet")
     before = recognizer.model.run_calls  # type: ignore[attr-defined]
-    result = deepbatch.represent(paths[:3], model_name=recognizer)
+    result = deepbatch.represent(paths[:3], model_name=recognizer, batch_size=3)
     assert sum(len(faces) for faces in result) == 9
     assert recognizer.model.run_calls - before == 1  # type: ignore[attr-defined]
 
