@@ -14,6 +14,7 @@ from .detection import check_on_error, resolve_detector
 from .detectors.base import DEFAULT_BATCH_SIZE, Detector
 from .errors import ArgumentError, DeepbatchError, FaceNotDetectedError, ImageError
 from .formatting import BatchResult, facial_area
+from .pipeline import BatchSize, resolve_batch_size
 from .recognition.base import Recognizer, resolve_recognizer
 from .recognition.distance import check_metric, distance_matrix
 from .representation import ImageEmbeddings, iter_embeddings
@@ -80,7 +81,7 @@ def verify_pairs(
     normalization: str = "base",
     threshold: Optional[float] = None,
     *,
-    batch_size: int = DEFAULT_BATCH_SIZE,
+    batch_size: BatchSize = "auto",
     on_error: str = "raise",
 ) -> BatchResult:
     """Verify many ``(img1, img2)`` pairs; each distinct image is detected and embedded once, ``batch_size`` images
@@ -132,7 +133,7 @@ def verify(
 def _verify(
     pairs: Sequence[Tuple[Any, Any]], model_name: Union[str, Recognizer], detector_backend: Union[str, Detector],
     distance_metric: str, enforce_detection: bool, align: bool, expand_percentage: int, normalization: str,
-    threshold: Optional[float], batch_size: int, on_error: str, single: bool,
+    threshold: Optional[float], batch_size: BatchSize, on_error: str, single: bool,
 ) -> BatchResult:
     started = time.perf_counter()
     check_metric(distance_metric)
@@ -158,8 +159,9 @@ def _verify(
             else:
                 distinct.setdefault(_key(item), item)
     keys = list(distinct)
+    size = resolve_batch_size(batch_size, detector)
     # Errors are collected per distinct image and re-addressed to the first pair that uses it (see _at_pair).
-    for key, result in zip(keys, iter_embeddings(list(distinct.values()), detector, recognizer, batch_size, "skip",
+    for key, result in zip(keys, iter_embeddings(list(distinct.values()), detector, recognizer, size, "skip",
                                                  False, enforce_detection, align, expand_percentage, None, spec)):
         embedded[key] = result
 
