@@ -157,7 +157,8 @@ def test_each_distinct_image_is_detected_once(data: Path) -> None:
     detector = deepbatch.build_detector("scrfd")
     a, b, c = (path(data, n) for n in ("img1.jpg", "img2.jpg", "img3.jpg"))
     before = detector.model.run_calls  # type: ignore[attr-defined]
-    results = deepbatch.verify_pairs([(a, b), (a, c), (b, c), (a, b)], detector_backend=detector)
+    results = deepbatch.verify_pairs([(a, b), (a, c), (b, c), (a, b)], detector_backend=detector,
+                                     batch_size=32)
     assert len(results) == 4 and results[0]["distance"] == results[3]["distance"]
     assert detector.model.run_calls - before == 1  # type: ignore[attr-defined]
     assert detector.model.last_batch_size == 3  # type: ignore[attr-defined]
