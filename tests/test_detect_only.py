@@ -13,8 +13,9 @@ from test_inputs import jpeg, png, with_exif
 import deepbatch
 from deepbatch.detection import iter_detections
 from deepbatch.detectors import build_detector
-from deepbatch.errors import ArgumentError, ImageNotFoundError
-from deepbatch.io.images import decode_for_canvas, jpeg_size, list_image_files, load_image, reduction_factor
+from deepbatch.errors import ArgumentError, ImageDecodeError, ImageNotFoundError
+from deepbatch.io.headers import declared_size
+from deepbatch.io.images import ImageLimits, decode_for_canvas, list_image_files, load_image, reduction_factor
 from deepbatch.pipeline import CPU_AUTO_BATCH, resolve_batch_size
 from deepbatch.structures import Faces
 
@@ -51,8 +52,11 @@ def test_reduction_factor(height: int, width: int, canvas: tuple, keep_ratio: bo
     assert reduction_factor(height, width, canvas, keep_ratio) == expected
 
 
-def test_jpeg_size_reads_the_frame_header() -> None:
-    assert jpeg_size(jpeg(np.zeros((37, 53, 3), np.uint8))) == (37, 53)
+def test_jpeg_over_the_pixel_limit_is_refused_before_reduced_decoding() -> None:
+    data = jpeg(np.zeros((1600, 2400, 3), np.uint8))
+    assert declared_size(data) == (2400, 1600)
+    with pytest.raises(ImageDecodeError, match="decoding limit"):
+        decode_for_canvas(data, (640, 640), limits=ImageLimits(max_pixels=1_000_000))
 
 
 def test_png_is_decoded_in_full() -> None:
