@@ -8,6 +8,7 @@ Real weights and photos come from ``$DEEPBATCH_WEIGHTS`` and ``$DEEPBATCH_TEST_D
 from __future__ import annotations
 
 import os
+import tempfile
 from pathlib import Path
 from typing import Dict, List
 
@@ -23,6 +24,7 @@ os.environ.setdefault("DEEPBATCH_WEIGHTS", str(SHARED / "weights"))
 FETCHED_PHOTOS = ROOT / "tests" / "dataset" / "photos"  # where `make test-data` puts DeepFace's test photos
 SHARED_PHOTOS = SHARED / "dataset"
 os.environ.setdefault("DEEPBATCH_TEST_DATA", str(SHARED_PHOTOS if SHARED_PHOTOS.is_dir() else FETCHED_PHOTOS))
+os.environ["DEEPBATCH_HOME"] = tempfile.mkdtemp(prefix="deepbatch-home-")  # prepared-model caches stay out of ~
 
 from generated_deepface_models import (  # noqa: E402  (tests/ is on sys.path)
     build_generated_deepface_models,

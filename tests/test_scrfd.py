@@ -71,7 +71,7 @@ def test_input_size_must_be_a_multiple_of_32():  # type: ignore[no-untyped-def]
 def test_stock_flattening_export_is_repaired_not_mixed(generated_models, parity_images):  # type: ignore[no-untyped-def]
     stock = build_detector("scrfd_10g", **generated_models["scrfd_10g"])
     assert stock.model.layout == "flattened"
-    assert stock.model.repair.reshapes and not stock.model.per_image
+    assert stock.model.mode == "repaired" and "Reshape" in stock.model.repair_description
     reference = build_detector("scrfd_500m")
     for ours, theirs in zip(stock.detect_faces(parity_images), reference.detect_faces(parity_images)):
         assert len(ours) == len(theirs)

@@ -84,8 +84,17 @@ class Detector(ABC):  # noqa: B024 (abstract by contract: __init_subclass__ dema
         """Faces in one validated image; by default a chunk of one through ``detect_batch``."""
         return self.detect_batch([image])[0]
 
+    @property
+    def batching(self) -> str:
+        """How a chunk runs: ``native``, ``repaired`` or ``per_image`` with the reason (ONNX models), or
+        ``native`` / ``loop`` for backends that batch or loop by design."""
+        model = getattr(self, "model", None)
+        if hasattr(model, "batching"):
+            return str(model.batching)
+        return "native" if self.native_batching else "loop (one image per call by design)"
+
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(name={self.name!r})"
+        return f"{type(self).__name__}(name={self.name!r}, batching={self.batching.split(' ')[0]!r})"
 
 
 @dataclass

@@ -94,3 +94,57 @@ def check_batch_isolation(
                         f"alone by {diff:.3g} (> {tolerance:g})"
                     )
     return report
+
+
+# A repaired graph against the unmodified one: the same float32 kernels on the same frames, but the rewritten graph
+# and a batch may be blocked differently, so sums come out in another order. Outputs range from scores (~1) to
+# pixel coordinates (~1000): allow 1e-4 absolute plus 1e-5 of the value, ~100x float32 rounding at both scales.
+PROOF_ATOL = 1e-4
+PROOF_RTOL = 1e-5
+PROOF_BATCH = 3
+
+
+def check_against_original(
+    original: Runner,
+    candidate: Runner,
+    frame_shape: Tuple[int, ...],
+    output_names: Sequence[str],
+    batch_size: int = PROOF_BATCH,
+    seed: int = 0,
+    dtype: type = np.float32,
+) -> IsolationReport:
+    """Prove ``candidate`` (a repaired graph) gives ``original``'s answer, on ``batch_size`` random frames.
+
+    Each frame is run alone through ``original``; ``candidate`` must give frame 0's outputs at batch 1, and every
+    frame's outputs inside one mixed batch, within ``PROOF_ATOL + PROOF_RTOL * |original|``. An original whose rows
+    carry no batch axis (a flattened export) is compared row block for row block. ``max_abs_diff`` per output is
+    the largest difference seen.
+    """
+    rng = np.random.default_rng(seed)
+    frames = rng.uniform(-1.0, 1.0, size=(batch_size, *frame_shape)).astype(dtype)
+    report = IsolationReport(list(output_names), (1, batch_size), PROOF_ATOL)
+    report.max_abs_diff = {name: 0.0 for name in output_names}
+    alone = [[np.asarray(o) for o in original(frames[i : i + 1])] for i in range(batch_size)]
+    for size in (1, batch_size):
+        try:
+            outputs = [np.asarray(o) for o in candidate(frames[:size])]
+        except Exception as exc:  # a graph that still hard-codes its batch size fails here: that is the verdict
+            report.failures.append(f"the repaired graph could not run a batch of {size}: {' '.join(str(exc).split())}")
+            return report
+        for name, out, k in zip(output_names, outputs, range(len(outputs))):
+            for position in range(size):
+                reference = alone[position][k]
+                reference = reference[0] if reference.ndim == out.ndim else reference
+                if out.ndim == 0 or out.shape[0] != size or out[position].size != reference.size:
+                    report.failures.append(f"output {name}: a batch of {size} gave shape {out.shape}; the original "
+                                           f"gives {reference.shape} per frame")
+                    return report
+                mine = out[position].reshape(reference.shape).astype(np.float64)
+                diff = float(np.max(np.abs(mine - reference))) if reference.size else 0.0
+                report.max_abs_diff[name] = max(report.max_abs_diff[name], diff)
+                if not np.all(np.abs(mine - reference) <= PROOF_ATOL + PROOF_RTOL * np.abs(reference)):
+                    where = "alone" if size == 1 else f"at position {position} of a batch of {size}"
+                    report.failures.append(f"output {name}: the repaired graph {where} differs from the original "
+                                           f"by {diff:.3g}")
+                    return report
+    return report

@@ -1,18 +1,36 @@
-"""An ONNX model prepared for batched inference, with a per-image fallback when batching cannot be trusted."""
+"""An ONNX model prepared for batched inference, with a per-image fallback when batching cannot be proven safe.
+
+How a model runs is its *batching mode*:
+
+* ``native``: the file declares a dynamic batch axis and runs as it is (at most its declared height and width are
+  freed for another canvas);
+* ``repaired``: the file declares batch 1 or flattens the batch, and deepbatch freed the declared axis and, where
+  data flow shows the body hard-codes batch 1 (:mod:`.batchflow`), rewrote those nodes (:mod:`.surgery`). A graph
+  whose body was rewritten, or whose data flow may mix frames, is accepted only after it gives the *original*
+  graph's outputs on probe frames, alone and in a mixed batch (:func:`~.isolation.check_against_original`);
+* ``per_image``: the repair could not be proven; the original graph runs one image per ``session.run``, and
+  ``mode_reason`` says why.
+
+The prepared graph and its verdict are cached by the file's SHA-256 (:mod:`.repair_cache`), so a second process
+skips the rewrite and the proof.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import threading
 from pathlib import Path
-from typing import List, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
 from ..errors import ModelFormatError
-from .isolation import check_batch_isolation
+from .batchflow import trace_batch
+from .isolation import check_against_original
+from .repair_cache import load_entry, store_entry
 from .session import GPU_PROVIDERS, ProviderList, create_session
-from .surgery import batch_layout, import_onnx, make_batch_dynamic
+from .surgery import _constants, _dims, batch_layout, import_onnx, make_batch_dynamic
 
 logger = logging.getLogger(__name__)
 _BAD_MODEL_ERRORS = ("InvalidProtobuf", "InvalidGraph", "NoSuchFile", "NotImplemented")
@@ -23,12 +41,12 @@ def _first_line(exc: BaseException) -> str:
     return text.splitlines()[0][:300] if text else type(exc).__name__
 
 
-def load_onnx(path: Path):  # type: ignore[no-untyped-def]
-    """The ONNX graph in ``path``; a file that is not one (truncated, corrupt, another format) raises
-    :class:`ModelFormatError` naming it."""
+def load_onnx(path: Path, data: Optional[bytes] = None):  # type: ignore[no-untyped-def]
+    """The ONNX graph in ``path`` (or its bytes ``data``); a file that is not one (truncated, corrupt, another
+    format) raises :class:`ModelFormatError` naming it."""
     onnx = import_onnx()
     try:
-        return onnx.load(str(path))
+        return onnx.load_from_string(data) if data is not None else onnx.load(str(path))
     except MemoryError:
         raise
     except Exception as exc:  # protobuf's DecodeError, or onnx's own errors for external data
@@ -36,15 +54,29 @@ def load_onnx(path: Path):  # type: ignore[no-untyped-def]
                                "corrupt or in another format: delete it to download it again, or replace it") from exc
 
 
-class OnnxModel:
-    """One ONNX Runtime session that takes a whole batch.
+def _open_session(path: Path, model: Union[str, bytes], providers: ProviderList, threads: Optional[int]) -> Any:
+    try:
+        return create_session(model, providers, threads)
+    except Exception as exc:
+        if type(exc).__name__ in _BAD_MODEL_ERRORS:
+            raise ModelFormatError(f"{path}: ONNX Runtime cannot load this model ({_first_line(exc)}); the "
+                                   "file is corrupt or not a model for this backend") from exc
+        raise
 
-    Exports with a fixed or flattened batch axis are repaired in memory (:func:`make_batch_dynamic`). A repaired
-    graph is then checked for cross-frame contamination on random frames of ``probe_shape`` (C, H, W); if the check
-    fails, the model falls back to one ``session.run`` per image with a warning, so results are slower but never
-    wrong. ``verify_batch`` forces the check on (also for exports declared dynamic) or off. ``io_binding`` runs
-    through an ONNX Runtime IO binding (default: on when the session runs on CUDA or TensorRT). ``run`` may be
-    called from several threads at once.
+
+NATIVE, REPAIRED, PER_IMAGE = "native", "repaired", "per_image"
+
+
+class OnnxModel:
+    """One ONNX Runtime session that takes a whole batch (see the module docstring for the batching modes).
+
+    ``probe_shape`` (C, H, W) is the frame shape the model will be fed (the proof runs on random frames of it);
+    ``dynamic_spatial`` frees declared height and width; ``verify_batch`` forces the proof on (also for a native
+    export, which is then rewritten only if it fails) or off; ``cache`` reads and writes the prepared graph under
+    ``$DEEPBATCH_HOME/batch_repairs``. ``io_binding`` runs through an ONNX Runtime IO binding (default: on when the
+    session runs on CUDA or TensorRT). ``run`` may be called from several threads at once; ``run_calls`` counts
+    real ``session.run`` calls. Raises :class:`ModelFormatError` when the graph cannot run on the ``probe_shape``
+    canvas (a body that hard-codes another one), naming the canvas it was exported for.
     """
 
     def __init__(
@@ -56,39 +88,46 @@ class OnnxModel:
         probe_shape: Optional[Tuple[int, int, int]] = None,
         verify_batch: Optional[bool] = None,
         io_binding: Optional[bool] = None,
+        cache: bool = True,
     ):
         self.path = Path(path)
-        original = load_onnx(self.path)
-        self.layout = batch_layout(original)
-        repaired, self.repair = make_batch_dynamic(original, spatial=dynamic_spatial)
-        self.per_image = False
-        try:
-            self.session = create_session(repaired.SerializeToString() if self.repair.changed else str(self.path),
-                                          providers, threads)
-        except Exception as exc:
-            if type(exc).__name__ in _BAD_MODEL_ERRORS:
-                raise ModelFormatError(f"{self.path}: ONNX Runtime cannot load this model ({_first_line(exc)}); the "
-                                       "file is corrupt or not a model for this backend") from exc
-            raise
-        if self.repair.changed:
-            logger.info("%s: %s", self.path.name, self.repair.describe())
+        data = self.path.read_bytes()
+        digest = hashlib.sha256(data).hexdigest()
+        options = {"spatial": bool(dynamic_spatial), "probe": list(probe_shape) if probe_shape else None,
+                   "verify": verify_batch}
+        entry = load_entry(digest, options) if cache else None
+        self.from_cache = entry is not None
+        if entry is None:
+            verdict, graph = _prepare(self.path, data, providers, threads, dynamic_spatial, probe_shape, verify_batch)
+            if cache:
+                store_entry(digest, options, verdict, graph)
+        else:
+            verdict, graph = entry
+        self.verdict: Dict[str, Any] = verdict
+        self.mode: str = verdict["mode"]
+        self.mode_reason: str = verdict["reason"]
+        self.layout: str = verdict["layout"]
+        self.repair_description: str = verdict["repair"]
+        self.session = _open_session(self.path, graph if graph is not None else str(self.path), providers, threads)
+        if self.mode == PER_IMAGE:
+            logger.warning("%s: running one image per call (%s)", self.path.name, self.mode_reason)
+        elif self.mode == REPAIRED:
+            logger.info("%s: %s", self.path.name, self.repair_description)
         self.input_name = self.session.get_inputs()[0].name
         self.output_names = [o.name for o in self.session.get_outputs()]
         self._lock = threading.Lock()
         self.io_binding = self.providers[0] in GPU_PROVIDERS if io_binding is None else bool(io_binding)
         self.run_calls = 0
         self.last_batch_size = 0
-        if verify_batch is None:
-            verify_batch = self.repair.changed
-        if verify_batch and probe_shape is not None:
-            report = check_batch_isolation(self._run_session, probe_shape, self.output_names, batch_sizes=(2,))
-            if not report.passed:
-                logger.warning(
-                    "%s: the batch axis could not be repaired safely (%s); running one image per call instead",
-                    self.path.name, report.failures[0],
-                )
-                self.per_image = True
-                self.session = create_session(str(self.path), providers, threads)
+
+    @property
+    def per_image(self) -> bool:
+        return self.mode == PER_IMAGE
+
+    @property
+    def batching(self) -> str:
+        """The mode with its reason, e.g. ``"repaired (Reshape node(s) ... rewritten)"``."""
+        return f"{self.mode} ({self.mode_reason})"
 
     @property
     def providers(self) -> List[str]:
@@ -99,6 +138,8 @@ class OnnxModel:
         return list(self.session.get_inputs()[0].shape)
 
     def _run_session(self, blob: np.ndarray) -> List[np.ndarray]:
+        with self._lock:
+            self.run_calls += 1
         if self.io_binding:
             return self._run_bound(blob)
         return self.session.run(self.output_names, {self.input_name: blob})
@@ -114,9 +155,9 @@ class OnnxModel:
         return binding.copy_outputs_to_cpu()
 
     def run(self, blob: np.ndarray) -> List[np.ndarray]:
-        """Outputs for an (N, ...) input batch, each with a leading axis of N (one ``session.run`` per batch)."""
+        """Outputs for an (N, ...) input batch, each with a leading axis of N: one ``session.run`` per batch, or one
+        per image in ``per_image`` mode."""
         with self._lock:
-            self.run_calls += 1
             self.last_batch_size = len(blob)
         if not self.per_image:
             return self._run_session(blob)
@@ -129,3 +170,83 @@ def _one_frame(output: np.ndarray, flattened: bool) -> np.ndarray:
     """A single frame's output without its batch axis; a flattened export's 2-D rows have none to drop."""
     return output if flattened and output.ndim == 2 else output[0]
 
+
+def _runner(session: Any) -> Any:
+    names = [o.name for o in session.get_outputs()]
+    input_name = session.get_inputs()[0].name
+    return lambda blob: session.run(names, {input_name: blob})
+
+
+def _canvas_error(path: Path, original: Any, probe_shape: Tuple[int, ...], exc: Exception) -> ModelFormatError:
+    dims = _dims(original.graph.input[0])
+    declared = dims[2:] if len(dims) == 4 and all(isinstance(d, int) for d in dims[2:]) else None
+    height, width = probe_shape[-2:]
+    fix = (f"build it with input_size=({declared[1]}, {declared[0]}) (the {declared[1]}x{declared[0]} canvas it was "
+           "exported for)" if declared else "build it with the canvas size it was exported for")
+    return ModelFormatError(f"{path.name}: this export does not run on a {width}x{height} canvas (its graph "
+                            f"hard-codes another size: {' '.join(str(exc).split())[:300]}); {fix}")
+
+
+def _prepare(path: Path, data: bytes, providers: ProviderList, threads: Optional[int], spatial: bool,
+             probe_shape: Optional[Tuple[int, int, int]], verify: Optional[bool]) -> Tuple[Dict[str, Any], Any]:
+    """``(verdict, graph bytes or None for the file as it is)``: repair, prove against the original, decide."""
+    original = load_onnx(path, data)
+    layout = batch_layout(original)
+    reference, declared = make_batch_dynamic(original, spatial=spatial, body=False)  # the original body
+    reference_bytes = reference.SerializeToString() if declared.changed else None
+    verdict: Dict[str, Any] = {"layout": layout, "repair": declared.describe(), "max_abs_diff": None}
+    flow = trace_batch(original, _constants(original.graph))
+    reference_session = None
+
+    def reference_runner() -> Any:
+        nonlocal reference_session
+        if reference_session is None:
+            reference_session = _open_session(path, reference_bytes or str(path), providers, threads)
+        return _runner(reference_session)
+
+    dims = _dims(original.graph.input[0])
+    if probe_shape is not None and declared.spatial and list(probe_shape[-2:]) != dims[-2:]:
+        try:  # the declared canvas was freed: the body must really run on this one
+            reference_runner()(np.zeros((1, *probe_shape), np.float32))
+        except Exception as exc:  # ONNX Runtime's own exception types
+            raise _canvas_error(path, original, probe_shape, exc) from exc
+
+    if layout == "dynamic" and not verify:
+        return {**verdict, "mode": NATIVE, "reason": "the export declares a dynamic batch axis"}, reference_bytes
+    if layout == "fixed" and flow.independent and verify is not True:
+        reason = "declared batch 1 freed; data flow shows every node keeps frames apart"
+        return {**verdict, "mode": REPAIRED, "reason": reason}, reference_bytes
+    if probe_shape is None or verify is False:
+        reason = "batch axis freed; not proven (no probe shape given or verify_batch=False)"
+        return {**verdict, "mode": REPAIRED if layout != "dynamic" else NATIVE, "reason": reason}, reference_bytes
+
+    candidates = []
+    if layout == "dynamic":
+        candidates.append((reference, declared))
+    try:
+        candidates.append(make_batch_dynamic(original, spatial=spatial, body=True))
+    except ModelFormatError as exc:
+        failure = str(exc)
+    else:
+        failure = ""
+    for candidate, repair in candidates:
+        try:
+            session = create_session(candidate.SerializeToString(), providers, threads)
+        except Exception as exc:  # ONNX Runtime rejects the rewritten graph: it cannot be proven
+            failure = f"the rewritten graph does not load ({' '.join(str(exc).split())[:200]})"
+            continue
+        try:
+            report = check_against_original(reference_runner(), _runner(session), probe_shape,
+                                            [o.name for o in session.get_outputs()])
+        except Exception as exc:  # the original itself does not run on this canvas
+            raise _canvas_error(path, original, probe_shape, exc) from exc
+        diff = max(report.max_abs_diff.values(), default=0.0)
+        if report.passed:
+            mode = NATIVE if candidate is reference and layout == "dynamic" else REPAIRED
+            reason = ("proven: frames alone and in a batch equal the original" if mode == NATIVE else
+                      f"{repair.describe()}; proven equal to the original graph (max difference {diff:.3g})")
+            return {**verdict, "mode": mode, "reason": reason, "repair": repair.describe(),
+                    "max_abs_diff": diff}, candidate.SerializeToString()
+        failure = report.failures[0]
+    reason = f"the batch axis could not be repaired safely: {failure}"
+    return {**verdict, "mode": PER_IMAGE, "reason": reason}, reference_bytes

@@ -20,6 +20,7 @@ import numpy as np
 
 from ..errors import ModelFormatError
 from ..optional import require
+from .batchflow import trace_batch
 
 # Ops through which a tensor keeps its shape on its way from a head Reshape to a graph output.
 _SHAPE_PRESERVING = {"Sigmoid", "Softmax", "Identity", "Relu", "Exp", "Cast", "Mul", "Add", "Sub", "Div", "Clip"}
@@ -40,12 +41,14 @@ class BatchRepair:
 
     @property
     def changed(self) -> bool:
-        return bool(self.inputs or self.outputs or self.reshapes or self.spatial)
+        return bool(self.inputs or self.outputs or self.reshapes or self.resizes or self.spatial)
+
+    resizes: List[str] = field(default_factory=list)
 
     @property
     def rewrote_nodes(self) -> bool:
-        """True when node constants were rewritten, which only an isolation check can prove safe."""
-        return bool(self.reshapes)
+        """True when the graph body was rewritten, which only a comparison with the original can prove safe."""
+        return bool(self.reshapes or self.resizes)
 
     def describe(self) -> str:
         parts = []
@@ -55,6 +58,8 @@ class BatchRepair:
             parts.append(f"on output(s) {', '.join(self.outputs)}")
         if self.reshapes:
             parts.append(f"Reshape node(s) {', '.join(self.reshapes)} rewritten to keep the batch axis")
+        if self.resizes:
+            parts.append(f"Resize node(s) {', '.join(self.resizes)} take the batch size from their input")
         if self.spatial:
             parts.append(f"height and width made dynamic on {', '.join(self.spatial)}")
         return "; ".join(parts) or "nothing to change"
@@ -130,11 +135,13 @@ def batch_layout(model) -> str:  # type: ignore[no-untyped-def]
     return "fixed" if 1 in batch else "dynamic"
 
 
-def make_batch_dynamic(model, spatial: bool = False):  # type: ignore[no-untyped-def]
+def make_batch_dynamic(model, spatial: bool = False, body: bool = True):  # type: ignore[no-untyped-def]
     """Return ``(model, BatchRepair)``: a copy of ``model`` whose inputs and outputs have a dynamic batch axis.
 
     With ``spatial`` the height and width of 4-D inputs become dynamic too (for a canvas size other than the export's).
-    Raises :class:`ModelFormatError` when a Reshape that fixes the batch cannot be rewritten (``allowzero=1``).
+    With ``body`` the nodes that data flow shows hard-coding the batch are rewritten (:func:`_rewrite_body`); without
+    it only declared dimensions change. Raises :class:`ModelFormatError` when a Reshape that fixes the batch cannot
+    be rewritten (``allowzero=1``).
     """
     onnx = import_onnx()
     model = onnx.ModelProto.FromString(model.SerializeToString())
@@ -152,32 +159,9 @@ def make_batch_dynamic(model, spatial: bool = False):  # type: ignore[no-untyped
             dims[2].dim_param, dims[3].dim_param = "height", "width"
             repair.spatial.append(value.name)
 
-    constants = _constants(graph)
-    per_image = _per_image_sizes(model)
     rewritten_outputs: Set[str] = set()
-    for node in graph.node:
-        if node.op_type != "Reshape" or node.input[1] not in constants:
-            continue
-        shape = constants[node.input[1]].astype(np.int64).ravel()
-        new_shape = None
-        if len(shape) >= 2 and shape[0] == 1:
-            new_shape = np.concatenate([[0], shape[1:]])
-        elif len(shape) == 2 and shape[0] == -1 and per_image.get(node.input[0]) != shape[1]:
-            # [-1, C] flattens the batch only when an image holds more than C elements; [B, C, 1, 1] -> [B, C]
-            # (an embedding head) already keeps one row per image and is left alone.
-            reached = _reaches_output(graph, node.output[0])
-            if reached is not None:
-                new_shape = np.array([0, -1, shape[1]])
-                rewritten_outputs.add(reached)
-        if new_shape is None:
-            continue
-        if any(a.name == "allowzero" and a.i == 1 for a in node.attribute):
-            raise ModelFormatError(f"Reshape {node.name!r} uses allowzero=1; its batch dimension cannot be rewritten")
-        name = f"{node.input[1]}__batched_{len(repair.reshapes)}"
-        graph.initializer.append(onnx.numpy_helper.from_array(new_shape.astype(np.int64), name))
-        node.input[1] = name
-        repair.reshapes.append(node.name or node.output[0])
-
+    if body:
+        rewritten_outputs = _rewrite_body(model, repair)
     for value in graph.output:
         shape = value.type.tensor_type.shape
         if value.name in rewritten_outputs:
@@ -199,7 +183,7 @@ def make_batch_dynamic(model, spatial: bool = False):  # type: ignore[no-untyped
             for index, dim in enumerate(shape.dim[first : len(shape.dim) if first == 2 else -1], start=first):
                 if dim.HasField("dim_value"):
                     dim.dim_param = f"{value.name}_d{index}"
-    if repair.reshapes:
+    if repair.rewrote_nodes:
         used = {name for node in graph.node for name in node.input}
         unused = [init for init in graph.initializer if init.name not in used]
         for init in unused:
@@ -207,3 +191,72 @@ def make_batch_dynamic(model, spatial: bool = False):  # type: ignore[no-untyped
     if repair.changed:
         del graph.value_info[:]  # stale intermediate shapes would pin the old batch size
     return model, repair
+
+
+def _rewrite_body(model, repair: BatchRepair) -> Set[str]:  # type: ignore[no-untyped-def]
+    """Rewrite, in place, the nodes that data flow (:func:`~.batchflow.trace_batch`) shows hard-coding batch 1.
+
+    * a Reshape of a batched tensor to a constant ``[1, ...]`` gets ``[0, ...]`` (copy the batch size);
+    * a Resize of a batched tensor to constant ``sizes`` ``[1, C, H, W]`` gets ``sizes`` built at run time from the
+      input's batch size and ``C, H, W``;
+    * a head Reshape of a batched tensor to ``[-1, C]`` that flows into a graph output becomes ``[0, -1, C]``.
+
+    A Reshape of a tensor without a batch axis (an anchor grid built from ``Range``) is left alone whatever its
+    constant. Returns the graph outputs whose rank changed.
+    """
+    onnx = import_onnx()
+    graph = model.graph
+    constants = _constants(graph)
+    flow = trace_batch(model, constants)
+    per_image = _per_image_sizes(model)
+    rewritten_outputs: Set[str] = set()
+    batch_one = {node.output[0] for node in flow.batch_one}
+    for node in list(graph.node):
+        if node.op_type == "Resize" and node.output[0] in batch_one:
+            _batch_from_input(graph, node, constants[node.input[3]], len(repair.resizes))
+            repair.resizes.append(node.name or node.output[0])
+            continue
+        if node.op_type != "Reshape" or node.input[1] not in constants or node.input[0] not in flow.batched:
+            continue
+        shape = constants[node.input[1]].astype(np.int64).ravel()
+        new_shape = None
+        if node.output[0] in batch_one:
+            new_shape = np.concatenate([[0], shape[1:]])
+        elif len(shape) == 2 and shape[0] == -1 and per_image.get(node.input[0]) != shape[1]:
+            # [-1, C] flattens the batch only when an image holds more than C elements; [B, C, 1, 1] -> [B, C]
+            # (an embedding head) already keeps one row per image and is left alone.
+            reached = _reaches_output(graph, node.output[0])
+            if reached is not None:
+                new_shape = np.array([0, -1, shape[1]])
+                rewritten_outputs.add(reached)
+        if new_shape is None:
+            continue
+        if any(a.name == "allowzero" and a.i == 1 for a in node.attribute):
+            raise ModelFormatError(f"Reshape {node.name!r} uses allowzero=1; its batch dimension cannot be rewritten")
+        name = f"{node.input[1]}__batched_{len(repair.reshapes)}"
+        graph.initializer.append(onnx.numpy_helper.from_array(new_shape.astype(np.int64), name))
+        node.input[1] = name
+        repair.reshapes.append(node.name or node.output[0])
+    return rewritten_outputs
+
+
+def _batch_from_input(graph, node, sizes: np.ndarray, index: int) -> None:  # type: ignore[no-untyped-def]
+    """Give a Resize node ``sizes = concat(shape(input)[:1], sizes[1:])``, computed before it runs."""
+    onnx = import_onnx()
+    prefix = f"{node.name or node.output[0]}__batched_sizes_{index}"
+    graph.initializer.extend([
+        onnx.numpy_helper.from_array(np.array([0], np.int64), f"{prefix}_start"),
+        onnx.numpy_helper.from_array(np.array([1], np.int64), f"{prefix}_end"),
+        onnx.numpy_helper.from_array(np.asarray(sizes, np.int64).ravel()[1:], f"{prefix}_rest"),
+    ])
+    new_nodes = [
+        onnx.helper.make_node("Shape", [node.input[0]], [f"{prefix}_shape"], name=f"{prefix}_Shape"),
+        onnx.helper.make_node("Slice", [f"{prefix}_shape", f"{prefix}_start", f"{prefix}_end"], [f"{prefix}_batch"],
+                              name=f"{prefix}_Slice"),
+        onnx.helper.make_node("Concat", [f"{prefix}_batch", f"{prefix}_rest"], [prefix], name=f"{prefix}_Concat",
+                              axis=0),
+    ]
+    position = list(graph.node).index(node)
+    for offset, new in enumerate(new_nodes):
+        graph.node.insert(position + offset, new)
+    node.input[3] = prefix
