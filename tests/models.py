@@ -429,3 +429,53 @@ def arcface_r50_signature(target: Path, seed: int = 0) -> Path:
 def build_generated_recognizers(folder: Path) -> Dict[str, dict]:
     """Build arguments per recognizer name whose real weights are not kept in the shared folder."""
     return {"arcface_r50": {"model_path": str(arcface_r50_signature(folder / "w600k_r50.onnx"))}}
+
+
+def ultralytics_face_exports(folder: Path, variants: Dict[str, str]) -> Dict[str, Path]:
+    """One-class YOLO face models built from ultralytics' own YAMLs and exported by ultralytics' exporter (with its
+    default graph simplification), ``dynamic=True`` and fixed shape, as users export their checkpoints.
+
+    ``variants`` maps a name to ``detect`` (YOLOv8n, output ``(B, 5, anchors)``), ``pose`` (YOLOv8n-pose with 5
+    keypoints, ``(B, 20, anchors)``) or ``end2end`` (YOLOv10n, NMS-free ``(B, 300, 6)``); files are
+    ``<name>_dynamic.onnx`` and ``<name>_fixed.onnx``, with ``<name>.pt``. Random weights are rescaled at the head so
+    scores spread over (0, 1) and depend on the image: the faces found mean nothing, but every runtime must find the
+    same ones.
+    """
+    import torch
+    import ultralytics
+    import yaml
+
+    configs = Path(ultralytics.__file__).parent / "cfg" / "models"
+    sources = {"detect": ("v8/yolov8.yaml", {}), "pose": ("v8/yolov8-pose.yaml", {"kpt_shape": [5, 3]}),
+               "end2end": ("v10/yolov10n.yaml", {})}
+    files: Dict[str, Path] = {}
+    for name, kind in variants.items():
+        source, extra = sources[kind]
+        config = yaml.safe_load((configs / source).read_text())
+        config.update(nc=1, scale="n", **extra)
+        (folder / f"{name}.yaml").write_text(yaml.safe_dump(config))
+        model = ultralytics.YOLO(str(folder / f"{name}.yaml"))
+        generator = torch.Generator().manual_seed(0)
+        with torch.no_grad():
+            for layer in model.model.modules():
+                if isinstance(layer, torch.nn.Conv2d):
+                    layer.weight.copy_(torch.randn(layer.weight.shape, generator=generator)
+                                       * (2.0 / layer.weight[0].numel()) ** 0.5)
+                    if layer.bias is not None:
+                        layer.bias.zero_()
+            head = model.model.model[-1]
+            for branch in ("cv2", "cv3", "cv4", "one2one_cv2", "one2one_cv3"):
+                for stack in getattr(head, branch, []):
+                    last = stack[-1]
+                    while not isinstance(last, torch.nn.Conv2d):
+                        last = last[-1] if isinstance(last, torch.nn.Sequential) else last.conv
+                    last.weight.mul_(30.0)
+        model.save(str(folder / f"{name}.pt"))
+        files[name] = folder / f"{name}.pt"
+        for dynamic in (True, False):
+            nms = {"nms": False} if kind == "end2end" else {}  # False asks for the NMS-free head
+            exported = Path(ultralytics.YOLO(str(folder / f"{name}.pt")).export(format="onnx", dynamic=dynamic,
+                                                                                  imgsz=640, verbose=False, **nms))
+            files[f"{name}_{'dynamic' if dynamic else 'fixed'}"] = exported.rename(
+                folder / f"{name}_{'dynamic' if dynamic else 'fixed'}.onnx")
+    return files

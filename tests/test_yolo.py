@@ -280,3 +280,64 @@ def test_ultralytics_matches_onnx_runtime_on_photos(derived_export, dataset_dir)
     np.testing.assert_allclose(by_onnx.boxes[order], by_ultralytics.boxes[their_order], atol=LETTERBOX_TOLERANCE_PX)
     np.testing.assert_allclose(by_onnx.landmarks[order], by_ultralytics.landmarks[their_order],
                                atol=LETTERBOX_TOLERANCE_PX)
+
+
+# Exports as users make them (ultralytics' exporter, dynamic and fixed batch) of detect, pose and NMS-free models.
+EXPORT_KINDS = {"detect": "detect", "pose": "pose", "e2e": "end2end"}
+EXPORTS = [f"{name}_{shape}" for name in EXPORT_KINDS for shape in ("dynamic", "fixed")]
+# Score thresholds that keep a handful of the random-weight candidates per photo (the top ~0.1 % / ~5 %).
+EXPORT_THRESHOLDS = {"detect": 0.95, "pose": 0.95, "e2e": 0.7}
+
+
+@pytest.fixture(scope="module")
+def exports(tmp_path_factory: pytest.TempPathFactory) -> Dict[str, Path]:
+    pytest.importorskip("ultralytics", reason="the ultralytics exporter needs deepbatch[yolo]")
+    from models import ultralytics_face_exports
+
+    return ultralytics_face_exports(tmp_path_factory.mktemp("exports"), EXPORT_KINDS)
+
+
+def _sorted(faces):  # type: ignore[no-untyped-def]
+    return np.lexsort((faces.boxes[:, 1], faces.boxes[:, 0]))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("export", EXPORTS)
+def test_exports_give_the_faces_ultralytics_gives(exports, export, square_photos):  # type: ignore[no-untyped-def]
+    options = dict(model_path=str(exports[export]), score_threshold=EXPORT_THRESHOLDS[export.split("_")[0]])
+    ours = build_detector("yolov8n", **options).detect_faces(square_photos)
+    theirs = build_detector("yolov8n_pt", **options).detect_faces(square_photos)
+    assert sum(len(f) for f in ours) >= 3
+    for mine, reference in zip(ours, theirs):
+        assert len(mine) == len(reference)
+        order, their_order = _sorted(mine), _sorted(reference)
+        np.testing.assert_allclose(mine.boxes[order], reference.boxes[their_order], atol=RUNTIME_TOLERANCE_PX)
+        np.testing.assert_allclose(mine.scores[order], reference.scores[their_order], atol=RUNTIME_SCORE_TOLERANCE)
+        assert (mine.landmarks is None) == (reference.landmarks is None)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("export, mode", [(name, "native" if name.endswith("dynamic") else "repaired")
+                                          for name in EXPORTS])
+def test_exports_load_in_the_mode_their_batch_axis_needs(exports, export, mode):  # type: ignore[no-untyped-def]
+    detector = build_detector("yolov8n", model_path=str(exports[export]))
+    assert detector.model.mode == mode
+    assert repr(detector).endswith(f"batching={mode!r})")
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("export", [name for name in EXPORTS if name.endswith("dynamic")])
+def test_anchor_grid_of_a_dynamic_export_is_not_rewritten(exports, export):  # type: ignore[no-untyped-def]
+    """ultralytics builds its anchor grid with Reshape(arange(w) + 0.5, [1, -1]): that 1 is not a batch axis."""
+    from deepbatch.runtime.surgery import make_batch_dynamic
+
+    _, repair = make_batch_dynamic(onnx.load(str(exports[export])), body=True)
+    assert repair.reshapes == [] and repair.resizes == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("export, landmarks", [("detect_dynamic", False), ("pose_dynamic", True),
+                                               ("e2e_dynamic", False)])
+@pytest.mark.parametrize("backend", ["yolov8n", "yolov8n_pt"])
+def test_landmarks_follow_the_export_task(exports, export, landmarks, backend):  # type: ignore[no-untyped-def]
+    assert build_detector(backend, model_path=str(exports[export])).has_landmarks is landmarks

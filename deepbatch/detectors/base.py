@@ -104,6 +104,7 @@ class RawDetections:
     boxes: np.ndarray
     scores: np.ndarray
     landmarks: Optional[np.ndarray] = None
+    suppressed: bool = False  # True when the model already removed duplicates (NMS-free exports): no NMS runs
 
 
 class OnnxDetector(Detector):
@@ -170,7 +171,7 @@ class OnnxDetector(Detector):
             self._buffers.give(batch.buffer)
 
     def _finish(self, raw: RawDetections, batch: Letterboxed, index: int) -> Faces:
-        keep = nms(raw.boxes, raw.scores, self.nms_threshold)
+        keep = np.arange(len(raw.scores)) if raw.suppressed else nms(raw.boxes, raw.scores, self.nms_threshold)
         boxes = batch.boxes_to_original(index, raw.boxes[keep])
         landmarks = None if raw.landmarks is None else batch.to_original(index, raw.landmarks[keep])
         return Faces(boxes, raw.scores[keep], landmarks)

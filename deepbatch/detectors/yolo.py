@@ -8,6 +8,8 @@ with grey 114) and run through one ``session.run``. Two export layouts are read,
   pixels, the face score (sigmoid applied), then ``K`` keypoints of ``D`` values each (``x, y`` in canvas pixels,
   then a visibility score when ``D = 3``). Detection-only releases have ``K = 0`` and give ``landmarks=None``;
   pose-style face models have ``K = 5``.
+* **end-to-end** (NMS-free YOLOv10 and later exports): one output ``(B, K, 6)`` or ``(B, K, 6 + 15)``: box corners
+  in canvas pixels, score, class and, for pose models, 5 keypoints ``(x, y, visibility)``; no NMS is applied.
 * **raw heads** (derronqi/yolov8-face exports used by OpenCV-DNN demos): one output per stride,
   ``(B, 4*R + 1 + 3K, H/s, W/s)`` with ``R = 16`` distribution bins per box side (DFL), a score logit and keypoint
   offsets; a box side is ``softmax(bins) . arange(R)`` strides from the cell centre, a keypoint ``(2*d + cell) * s``.
@@ -54,6 +56,8 @@ def yolo_weights(variant: str, suffix: str) -> WeightFile:
 # Channels of a decoded output row: box (4) + score (1) + keypoints -> (number of keypoints, values per keypoint).
 _DECODED_CHANNELS: Dict[int, Tuple[int, int]] = {5: (0, 0), 15: (5, 2), 20: (5, 3)}
 DFL_BINS = 16
+# Channels of an NMS-free end-to-end row (YOLOv10 and later): box (4) + score + class + keypoints -> keypoints.
+_END_TO_END_CHANNELS: Dict[int, int] = {6: 0, 21: 5}
 
 
 def keypoints_to_landmarks(points: np.ndarray) -> np.ndarray:
@@ -86,6 +90,8 @@ class YoloFace(OnnxDetector):
         return InputSpec(size=size, mean=0.0, std=255.0, rgb=True, keep_ratio=True, center=True, pad_value=114)
 
     def decode(self, outputs: List[np.ndarray], batch: Letterboxed) -> List[RawDetections]:
+        if len(outputs) == 1 and outputs[0].ndim == 3 and outputs[0].shape[2] in _END_TO_END_CHANNELS:
+            return self._decode_end_to_end(outputs[0])
         if len(outputs) == 1 and outputs[0].ndim == 3:
             return self._decode_decoded(outputs[0])
         if outputs and all(o.ndim == 4 for o in outputs):
@@ -115,6 +121,18 @@ class YoloFace(OnnxDetector):
         if count:
             landmarks = keypoints_to_landmarks(rows[:, 5:].reshape(len(rows), count, values)[:, :, :2])
         return _per_image(image_index, len(pred), boxes, rows[:, 4], landmarks)
+
+    def _decode_end_to_end(self, out: np.ndarray) -> List[RawDetections]:
+        """One NMS-free ``(B, K, 6 + 3P)`` output: ``x1, y1, x2, y2`` in canvas pixels, score, class, then ``P``
+        keypoints ``(x, y, visibility)``; the model has already suppressed duplicates, so no NMS runs."""
+        count = _END_TO_END_CHANNELS[out.shape[2]]
+        image_index, row = np.nonzero(out[:, :, 4] >= self.score_threshold)
+        rows = out[image_index, row]
+        landmarks = keypoints_to_landmarks(rows[:, 6:].reshape(len(rows), count, 3)[:, :, :2]) if count else None
+        found = _per_image(image_index, len(out), rows[:, :4], rows[:, 4], landmarks)
+        for raw in found:
+            raw.suppressed = True
+        return found
 
     def _decode_raw_heads(self, outputs: List[np.ndarray], canvas_height: int) -> List[RawDetections]:
         """One ``(B, 4*R + 1 + 3K, h, w)`` output per stride: DFL box bins, a score logit, keypoint offsets."""
@@ -148,7 +166,7 @@ class YoloFace(OnnxDetector):
 def _declares_no_keypoints(shapes: List[List[Any]]) -> bool:
     """True when the declared output shapes are those of a detection-only export (5 or 4*R + 1 channels)."""
     if len(shapes) == 1 and len(shapes[0]) == 3:
-        return 5 in shapes[0][1:]
+        return 5 in shapes[0][1:] or shapes[0][2] == 6
     return bool(shapes) and all(len(s) == 4 and s[1] == 4 * DFL_BINS + 1 for s in shapes)
 
 

@@ -34,6 +34,17 @@ def import_ultralytics() -> Any:
     return ultralytics
 
 
+def export_task(path: Path) -> Optional[str]:
+    """The ``task`` an ultralytics ONNX export records in its metadata (``detect``, ``pose``, ...); None for other
+    files, whose task ultralytics reads from the checkpoint itself."""
+    if path.suffix.lower() != ".onnx":
+        return None
+    from ..runtime.surgery import import_onnx
+
+    metadata = {p.key: p.value for p in import_onnx().load(str(path), load_external_data=False).metadata_props}
+    return metadata.get("task")
+
+
 class UltralyticsYoloFace(Detector):
     """YOLO face detector run by ultralytics, one ``predict`` call per chunk.
 
@@ -63,7 +74,8 @@ class UltralyticsYoloFace(Detector):
         if input_size < 32 or input_size % 32:
             raise ValueError(f"input_size must be a multiple of 32 and at least 32, got {input_size}")
         self.path = resolve_weights(self.weights, model_path)
-        self.model = ultralytics.YOLO(str(self.path), task=None if self.path.suffix == ".pt" else "pose")
+        self.model = ultralytics.YOLO(str(self.path), task=export_task(self.path))
+        self.has_landmarks = getattr(self.model, "task", None) == "pose"
         self.options = dict(imgsz=input_size, conf=float(score_threshold), iou=float(nms_threshold), device=device,
                             max_det=int(max_faces), rect=False, verbose=False)
         self._lock = threading.Lock()  # an ultralytics predictor keeps per-call state

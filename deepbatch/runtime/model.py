@@ -17,6 +17,7 @@ skips the rewrite and the proof.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import threading
@@ -30,7 +31,7 @@ from .batchflow import trace_batch
 from .isolation import check_against_original
 from .repair_cache import load_entry, store_entry
 from .session import GPU_PROVIDERS, ProviderList, create_session
-from .surgery import _constants, _dims, batch_layout, import_onnx, make_batch_dynamic
+from .surgery import BatchRepair, _constants, _dims, batch_layout, import_onnx, make_batch_dynamic
 
 logger = logging.getLogger(__name__)
 _BAD_MODEL_ERRORS = ("InvalidProtobuf", "InvalidGraph", "NoSuchFile", "NotImplemented")
@@ -65,6 +66,7 @@ def _open_session(path: Path, model: Union[str, bytes], providers: ProviderList,
 
 
 NATIVE, REPAIRED, PER_IMAGE = "native", "repaired", "per_image"
+_VERDICT_KEYS = {"mode", "reason", "layout", "repair", "changes", "max_abs_diff"}
 
 
 class OnnxModel:
@@ -96,6 +98,8 @@ class OnnxModel:
         options = {"spatial": bool(dynamic_spatial), "probe": list(probe_shape) if probe_shape else None,
                    "verify": verify_batch}
         entry = load_entry(digest, options) if cache else None
+        if entry is not None and not _VERDICT_KEYS <= entry[0].keys():
+            entry = None  # written by an older layout of the cache: rebuilt, never trusted
         self.from_cache = entry is not None
         if entry is None:
             verdict, graph = _prepare(self.path, data, providers, threads, dynamic_spatial, probe_shape, verify_batch)
@@ -108,6 +112,7 @@ class OnnxModel:
         self.mode_reason: str = verdict["reason"]
         self.layout: str = verdict["layout"]
         self.repair_description: str = verdict["repair"]
+        self.repair = BatchRepair(**verdict["changes"])  # what the graph that runs changed in the file
         self.session = _open_session(self.path, graph if graph is not None else str(self.path), providers, threads)
         if self.mode == PER_IMAGE:
             logger.warning("%s: running one image per call (%s)", self.path.name, self.mode_reason)
@@ -194,7 +199,8 @@ def _prepare(path: Path, data: bytes, providers: ProviderList, threads: Optional
     layout = batch_layout(original)
     reference, declared = make_batch_dynamic(original, spatial=spatial, body=False)  # the original body
     reference_bytes = reference.SerializeToString() if declared.changed else None
-    verdict: Dict[str, Any] = {"layout": layout, "repair": declared.describe(), "max_abs_diff": None}
+    verdict: Dict[str, Any] = {"layout": layout, "repair": declared.describe(), "max_abs_diff": None,
+                               "changes": dataclasses.asdict(declared)}
     flow = trace_batch(original, _constants(original.graph))
     reference_session = None
 
@@ -245,8 +251,8 @@ def _prepare(path: Path, data: bytes, providers: ProviderList, threads: Optional
             mode = NATIVE if candidate is reference and layout == "dynamic" else REPAIRED
             reason = ("proven: frames alone and in a batch equal the original" if mode == NATIVE else
                       f"{repair.describe()}; proven equal to the original graph (max difference {diff:.3g})")
-            return {**verdict, "mode": mode, "reason": reason, "repair": repair.describe(),
-                    "max_abs_diff": diff}, candidate.SerializeToString()
+            return {**verdict, "mode": mode, "reason": reason, "repair": repair.describe(), "max_abs_diff": diff,
+                    "changes": dataclasses.asdict(repair)}, candidate.SerializeToString()
         failure = report.failures[0]
     reason = f"the batch axis could not be repaired safely: {failure}"
     return {**verdict, "mode": PER_IMAGE, "reason": reason}, reference_bytes
