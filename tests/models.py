@@ -479,3 +479,35 @@ def ultralytics_face_exports(folder: Path, variants: Dict[str, str]) -> Dict[str
             files[f"{name}_{'dynamic' if dynamic else 'fixed'}"] = exported.rename(
                 folder / f"{name}_{'dynamic' if dynamic else 'fixed'}.onnx")
     return files
+
+
+def scrfd_nchw_heads(source: Path, target: Path) -> Path:
+    """Copy of an SCRFD export cut before its head reshapes: per stride the raw NCHW maps ``(B, A, H/s, W/s)`` scores
+    (the sigmoid moved before the cut), ``(B, 4A, ...)`` box and ``(B, 10A, ...)`` keypoint distances."""
+    model = onnx.load(str(source))
+    graph = model.graph
+    producers = {out: node for node in graph.node for out in node.output}
+    outputs, extra = [], []
+    for output in graph.output:
+        node, sigmoid = producers[output.name], False
+        while node.op_type != "Transpose":
+            sigmoid = sigmoid or node.op_type == "Sigmoid"
+            node = producers[node.input[0]]
+        head = node.input[0]
+        if sigmoid:
+            extra.append(helper.make_node("Sigmoid", [head], [f"{output.name}_map"]))
+            head = f"{output.name}_map"
+        outputs.append(helper.make_tensor_value_info(head, onnx.TensorProto.FLOAT, None))
+    graph.node.extend(extra)
+    del graph.output[:]
+    graph.output.extend(outputs)
+    del graph.value_info[:]
+    import onnxruntime
+
+    session = onnxruntime.InferenceSession(model.SerializeToString(), providers=["CPUExecutionProvider"])
+    size = [d.dim_value for d in graph.input[0].type.tensor_type.shape.dim]
+    maps = session.run(None, {graph.input[0].name: np.zeros(size, np.float32)})
+    for output, value in zip(graph.output, maps):
+        output.type.CopyFrom(helper.make_tensor_type_proto(onnx.TensorProto.FLOAT, list(value.shape)))
+    onnx.save(model, str(target))
+    return target

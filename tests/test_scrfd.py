@@ -123,3 +123,16 @@ def test_unverifiable_batch_repair_falls_back_to_per_image(tmp_path, caplog):  #
     batched = model.run(frames)[0]
     for i in range(3):
         np.testing.assert_array_equal(batched[i], model.run(frames[i : i + 1])[0][0])
+
+
+def test_raw_nchw_heads_give_the_faces_of_the_original(generated_models, parity_images, tmp_path):  # type: ignore[no-untyped-def]
+    from models import scrfd_nchw_heads
+
+    weights = Path(build_detector("scrfd_500m").model.path)
+    heads = build_detector("scrfd_500m", model_path=str(scrfd_nchw_heads(weights, tmp_path / "nchw.onnx")))
+    assert heads.has_landmarks
+    for ours, theirs in zip(heads.detect_faces(parity_images), build_detector("scrfd_500m").detect_faces(
+            parity_images)):
+        assert len(ours) == len(theirs)
+        np.testing.assert_allclose(ours.boxes, theirs.boxes, atol=SAME_GRAPH_TOLERANCE_PX)
+        np.testing.assert_allclose(ours.landmarks, theirs.landmarks, atol=SAME_GRAPH_TOLERANCE_PX)

@@ -1,7 +1,9 @@
 """SCRFD (InsightFace): anchor-free-style distance regression at strides 8/16/32 (or 8..128), 5 keypoints.
 
 Outputs are grouped by their channel count (1 = score, 4 = box distances, 10 = keypoint offsets) and ordered by
-anchor count, so the output order of an export does not matter. Distances are in stride units. Exports without
+anchor count, so the output order of an export does not matter. Two layouts are read: rows ``(B, N, 1|4|10)`` (the
+InsightFace exports), and raw NCHW heads per stride ``(B, A, H/s, W/s)`` scores (sigmoid applied), ``(B, 4A, ...)``
+box distances and ``(B, 10A, ...)`` keypoint offsets. Distances are in stride units. Exports without
 keypoint outputs give ``landmarks=None``.
 """
 
@@ -51,7 +53,11 @@ class SCRFD(OnnxDetector):
 
     def __init__(self, **kwargs: Any):
         super().__init__(**kwargs)
-        self.has_landmarks = any(o.shape and o.shape[-1] == _CHANNELS["kps"] for o in self.model.session.get_outputs())
+        shapes = [o.shape for o in self.model.session.get_outputs()]
+        if shapes and all(len(s) == 4 for s in shapes):  # NCHW heads: 3 or 5 strides of 2 heads, or 3 with keypoints
+            self.has_landmarks = len(shapes) in (9, 15)
+        else:
+            self.has_landmarks = any(s and s[-1] == _CHANNELS["kps"] for s in shapes)
 
     def build_input_spec(self, size: Tuple[int, int]) -> InputSpec:
         return InputSpec(size=size, mean=127.5, std=128.0, rgb=True)
@@ -86,10 +92,30 @@ class SCRFD(OnnxDetector):
         ]
 
 
+def _rows_from_maps(outputs: List[np.ndarray]) -> List[np.ndarray]:
+    """Raw NCHW heads ``(B, A*C, H/s, W/s)`` as ``(B, H/s * W/s * A, C)`` rows, the anchor order of InsightFace's
+    own reshape (cell by cell, then anchor). The heads of one stride share a map size; the smallest channel count
+    among them is the score head's, ``A``."""
+    anchors: Dict[Tuple[int, int], int] = {}
+    for out in outputs:
+        anchors[out.shape[2:]] = min(anchors.get(out.shape[2:], out.shape[1]), out.shape[1])
+    rows = []
+    for out in outputs:
+        count = anchors[out.shape[2:]]
+        if out.shape[1] % count or out.shape[1] // count not in _CHANNELS.values():
+            raise ModelFormatError(f"unexpected SCRFD head shape {out.shape}: with {count} anchors per cell the "
+                                   "heads of a stride have A, 4A and 10A channels")
+        rows.append(out.transpose(0, 2, 3, 1).reshape(out.shape[0], -1, out.shape[1] // count))
+    return rows
+
+
 def _group_outputs(outputs: List[np.ndarray]) -> Dict[str, List[np.ndarray]]:
-    """Outputs as ``(B, N, C)`` grouped into score / box / kps lists, each ordered from the finest stride."""
+    """Outputs as ``(B, N, C)`` grouped into score / box / kps lists, each ordered from the finest stride; raw NCHW
+    heads are turned into rows first."""
     groups: Dict[str, List[np.ndarray]] = {key: [] for key in _CHANNELS}
     by_channels = {c: key for key, c in _CHANNELS.items()}
+    if outputs and all(out.ndim == 4 for out in outputs):
+        outputs = _rows_from_maps(outputs)
     for out in outputs:
         if out.ndim != 3 or out.shape[2] not in by_channels:
             raise ModelFormatError(f"unexpected SCRFD output shape {out.shape}; expected (batch, anchors, 1|4|10)")
