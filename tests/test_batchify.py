@@ -133,3 +133,82 @@ def test_input_shape_of_wrong_rank_is_rejected(weights_dir: Path) -> None:
 def test_batch_sizes_below_two_are_rejected(weights_dir: Path, sizes: tuple) -> None:
     with pytest.raises(ValueError, match="batch_sizes"):
         check_batch(weights_dir / "mobilefacenet_dyn.onnx", batch_sizes=sizes)
+
+
+# --- how a model is prepared at load: OnnxModel's batching mode, proof, canvas errors and cache -----------------
+
+
+def _canvas_graph(target: Path, height: int = 448, width: int = 800) -> Path:
+    """A detector-like graph declared on a height x width canvas whose Reshape hard-codes that canvas's cells."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    cells = (height // 8) * (width // 8)
+    weights = np.random.default_rng(0).normal(0, 0.5, (2, 3, 8, 8)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w"], ["maps"], strides=[8, 8]),
+         helper.make_node("Reshape", ["maps", "rows"], ["y"])],
+        "canvas", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 3, height, width])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 2, cells])],
+        [numpy_helper.from_array(weights, "w"), numpy_helper.from_array(np.array([1, 2, cells], np.int64), "rows")])
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8), str(target))
+    return target
+
+
+def test_another_canvas_names_the_one_the_export_needs(tmp_path: Path) -> None:
+    from deepbatch.runtime.model import OnnxModel
+
+    with pytest.raises(ModelFormatError, match=r"640x640 canvas.*input_size=\(800, 448\)"):
+        OnnxModel(_canvas_graph(tmp_path / "canvas.onnx"), "cpu", dynamic_spatial=True, probe_shape=(3, 640, 640))
+
+
+def test_a_hard_coded_canvas_is_repaired_and_proven_on_its_own_canvas(tmp_path: Path) -> None:
+    from deepbatch.runtime.model import OnnxModel
+
+    model = OnnxModel(_canvas_graph(tmp_path / "canvas.onnx", 64, 96), "cpu", dynamic_spatial=True,
+                      probe_shape=(3, 64, 96))
+    assert model.mode == "repaired" and "proven equal to the original" in model.mode_reason
+
+
+def test_per_image_mode_counts_one_session_call_per_image(graphs: dict) -> None:
+    from deepbatch.runtime.model import OnnxModel
+
+    model = OnnxModel(graphs["mixing_b1"], "cpu", probe_shape=(3, 16, 16))
+    assert model.mode == "per_image" and "original" in model.mode_reason
+    model.run(np.zeros((3, 3, 16, 16), np.float32))
+    assert model.run_calls == 3
+
+
+@pytest.fixture()
+def cached(tmp_path: Path, weights_dir: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A prepared-model cache in a fresh folder, filled by loading the resize-baked SCRFD file once."""
+    from deepbatch.runtime.model import OnnxModel
+
+    monkeypatch.setenv("DEEPBATCH_HOME", str(tmp_path))
+    first = OnnxModel(weights_dir / "scrfd_2.5g_fixed640_resize.onnx", "cpu", probe_shape=(3, 640, 640))
+    assert not first.from_cache and first.mode == "repaired" and "Resize" in first.repair_description
+    return tmp_path / "batch_repairs"
+
+
+def test_second_load_comes_from_the_cache(cached: Path, weights_dir: Path) -> None:
+    from deepbatch.runtime.model import OnnxModel
+
+    again = OnnxModel(weights_dir / "scrfd_2.5g_fixed640_resize.onnx", "cpu", probe_shape=(3, 640, 640))
+    assert again.from_cache and again.mode == "repaired"
+
+
+@pytest.mark.parametrize("damage", ["graph", "json", "version"])
+def test_a_damaged_cache_entry_is_rebuilt(cached: Path, weights_dir: Path, damage: str) -> None:
+    import json
+
+    from deepbatch.runtime.model import OnnxModel
+
+    graph, record = next(cached.glob("*.onnx")), next(cached.glob("*.json"))
+    if damage == "graph":
+        graph.write_bytes(graph.read_bytes()[:1000])
+    elif damage == "json":
+        record.write_text("{not json")
+    else:
+        record.write_text(json.dumps({**json.loads(record.read_text()), "version": "0.0.0"}))
+    model = OnnxModel(weights_dir / "scrfd_2.5g_fixed640_resize.onnx", "cpu", probe_shape=(3, 640, 640))
+    assert not model.from_cache and model.mode == "repaired"
+    assert OnnxModel(weights_dir / "scrfd_2.5g_fixed640_resize.onnx", "cpu", probe_shape=(3, 640, 640)).from_cache

@@ -22,7 +22,7 @@ from typing import Any, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from ..errors import ArgumentError, ModelFormatError
-from .isolation import DEFAULT_TOLERANCE, IsolationReport, check_batch_isolation
+from .isolation import DEFAULT_TOLERANCE, IsolationReport, check_against_original, check_batch_isolation
 from .session import ProviderList, create_session
 from .surgery import BatchRepair, batch_layout, import_onnx, make_batch_dynamic
 
@@ -111,6 +111,12 @@ def _check_session(
     return check_batch_isolation(run, frame_shape, output_names, batch_sizes, tolerance, seed, dtype.type)
 
 
+def _runner(session: Any) -> Any:
+    names = [o.name for o in session.get_outputs()]
+    input_name = session.get_inputs()[0].name
+    return lambda blob: session.run(names, {input_name: blob})
+
+
 def _validate_sizes(batch_sizes: Sequence[int]) -> Tuple[int, ...]:
     sizes = tuple(int(s) for s in batch_sizes)
     if not sizes or any(s < 2 for s in sizes):
@@ -157,7 +163,9 @@ def batchify(
 
     The graph is rewritten by :func:`make_batch_dynamic` (declared batch 1 made dynamic; Reshape constants that
     hard-code batch 1 or flatten the batch into ``[-1, C]`` rows rewritten to keep the batch axis), and with
-    ``dynamic_spatial`` the input's height and width are freed too. The repaired graph is checked with
+    ``dynamic_spatial`` the input's height and width are freed too. A rewritten body must first give the original
+    graph's outputs, alone and in a mixed batch (:func:`~.isolation.check_against_original`). The repaired graph is
+    then checked with
     :func:`check_batch`'s test at ``batch_sizes`` on frames of the source's declared shape (or ``input_shape``);
     only a graph that passes is written (atomically). Raises :class:`BatchUnsafeError` (nothing written) when the
     graph cannot be rewritten or the check fails, and :class:`~deepbatch.errors.ModelFormatError` when the model
@@ -181,6 +189,16 @@ def batchify(
             f"{source}: the rewritten graph does not load in ONNX Runtime ({' '.join(str(exc).split())}); "
             "nothing was written"
         ) from exc
+    if repair.rewrote_nodes:
+        original_session = create_session(make_batch_dynamic(original, spatial=dynamic_spatial, body=False)[0]
+                                           .SerializeToString(), providers)
+        names = [o.name for o in session.get_outputs()]
+        proof = check_against_original(_runner(original_session), _runner(session), frame_shape, names, seed=seed,
+                                       dtype=dtype.type)
+        if not proof.passed:
+            raise BatchUnsafeError(
+                f"{source}: the rewritten graph ({repair.describe()}) does not give the original graph's answer, so "
+                f"nothing was written.\n{proof.table()}", proof)
     report = _check_session(session, frame_shape, dtype, sizes, tolerance, seed)
     if not report.passed:
         raise BatchUnsafeError(
