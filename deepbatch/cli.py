@@ -550,12 +550,35 @@ def cmd_check_batch(args: argparse.Namespace) -> int:
     report = check_batch(args.model, args.batch_sizes, args.input_shape, args.tolerance, args.providers, args.seed)
     _say(f"{args.model}")
     _say(report.table())
+    _say(f"deepbatch runs it as: {_loaded_batching(args)}")
     if report.passed:
         return EXIT_OK
     layout = batch_layout(import_onnx().load(str(args.model), load_external_data=False))
     if layout != "dynamic":
         _say(f"hint: the file declares a {layout} batch; `deepbatch batchify {args.model} OUT.onnx` can repair it")
     return EXIT_FAILED
+
+
+def _loaded_batching(args: argparse.Namespace) -> str:
+    """The batching mode (native, repaired or per_image, with the reason) deepbatch gives the model at load."""
+    from .runtime.batchify import frame_spec
+    from .runtime.model import OnnxModel
+    from .runtime.surgery import import_onnx
+
+    frame_shape, _ = frame_spec(import_onnx().load(str(args.model), load_external_data=False), args.model,
+                                args.input_shape)
+    return OnnxModel(args.model, args.providers, probe_shape=frame_shape, cache=False).batching  # type: ignore[arg-type]
+
+
+def _built_batching(registry: Any, name: str) -> str:
+    try:
+        built = registry.create(name, providers="cpu")
+    except TypeError:  # a backend without an ONNX session takes no providers argument
+        built = registry.create(name)
+    except Exception as exc:  # report the model that cannot load, list the others
+        return f"does not load: {type(exc).__name__}: {exc}"
+    model = getattr(built, "model", None)
+    return str(getattr(built, "batching", None) or getattr(model, "batching", "native"))
 
 
 def _weights_status(spec: Any) -> str:
@@ -569,8 +592,8 @@ def _weights_status(spec: Any) -> str:
     return f"missing ({' or '.join(spec.names)}; from {spec.source})"
 
 
-def _registry_rows(registry: Any) -> List[Tuple[str, str, str]]:
-    rows = []
+def _registry_rows(registry: Any, batching: bool = False) -> List[Tuple[str, ...]]:
+    rows: List[Tuple[str, ...]] = []
     aliases: Dict[str, List[str]] = {}
     for alias, target in registry.aliases().items():
         aliases.setdefault(target, []).append(alias)
@@ -578,21 +601,26 @@ def _registry_rows(registry: Any) -> List[Tuple[str, str, str]]:
         entry = registry.entry(name)
         label = name + (f" (= {', '.join(sorted(aliases[name]))})" if name in aliases else "")
         spec = entry.defaults.get("weights") or getattr(entry.factory, "weights", None)
-        rows.append((label, entry.summary, _weights_status(spec)))
+        status = _weights_status(spec)
+        row: Tuple[str, ...] = (label, entry.summary, status)
+        if batching:
+            found = spec is None or not status.startswith("missing")
+            row = (label, entry.summary, _built_batching(registry, name) if found else "-", status)
+        rows.append(row)
     return rows
 
 
-def _table(rows: List[Tuple[str, str, str]], header: Tuple[str, str, str]) -> str:
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(2)]
-    return "\n".join(f"  {r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]}" for r in [header, *rows])
+def _table(rows: List[Tuple[str, ...]], header: Tuple[str, ...]) -> str:
+    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header) - 1)]
+    return "\n".join("  " + "  ".join(f"{c:<{w}}" for c, w in zip(r, widths)) + f"  {r[-1]}" for r in [header, *rows])
 
 
 def cmd_models(args: argparse.Namespace) -> int:
     from .detectors import DETECTORS
 
-    header = ("name", "model", "weights")
+    header: Tuple[str, ...] = ("name", "model", "batching", "weights") if args.batching else ("name", "model", "weights")
     _say("detectors")
-    _say(_table(_registry_rows(DETECTORS), header))
+    _say(_table(_registry_rows(DETECTORS, args.batching), header))
     _say("recognizers")
     try:
         from .recognition import RECOGNIZERS
@@ -601,7 +629,7 @@ def cmd_models(args: argparse.Namespace) -> int:
             raise
         _say("  (none: this installation has no deepbatch.recognition)")
         return EXIT_OK
-    _say(_table(_registry_rows(RECOGNIZERS), header))
+    _say(_table(_registry_rows(RECOGNIZERS, args.batching), header))
     return EXIT_OK
 
 
@@ -746,6 +774,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     models = commands.add_parser("models", help="registered detectors and recognizers, and where their weights are",
                                  description="List the registered models and whether their weights were found.")
+    models.add_argument("--batching", action="store_true", help="load each model whose weights are found and show "
+                        "how it batches: native, repaired or per_image (with the reason)")
     models.set_defaults(handler=cmd_models)
     return parser
 
