@@ -618,7 +618,7 @@ def _table(rows: List[Tuple[str, ...]], header: Tuple[str, ...]) -> str:
 def cmd_models(args: argparse.Namespace) -> int:
     from .detectors import DETECTORS
 
-    header: Tuple[str, ...] = ("name", "model", "batching", "weights") if args.batching else ("name", "model", "weights")
+    header: Tuple[str, ...] = ("name", "model", *(["batching"] if args.batching else []), "weights")
     _say("detectors")
     _say(_table(_registry_rows(DETECTORS, args.batching), header))
     _say("recognizers")

@@ -88,9 +88,9 @@ class Detector(ABC):  # noqa: B024 (abstract by contract: __init_subclass__ dema
     def batching(self) -> str:
         """How a chunk runs: ``native``, ``repaired`` or ``per_image`` with the reason (ONNX models), or
         ``native`` / ``loop`` for backends that batch or loop by design."""
-        model = getattr(self, "model", None)
-        if hasattr(model, "batching"):
-            return str(model.batching)
+        batching = getattr(getattr(self, "model", None), "batching", None)
+        if batching is not None:
+            return str(batching)
         return "native" if self.native_batching else "loop (one image per call by design)"
 
     def __repr__(self) -> str:

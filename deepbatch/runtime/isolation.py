@@ -121,7 +121,7 @@ def check_against_original(
     the largest difference seen.
     """
     rng = np.random.default_rng(seed)
-    frames = rng.uniform(-1.0, 1.0, size=(batch_size, *frame_shape)).astype(dtype)
+    frames: np.ndarray = rng.uniform(-1.0, 1.0, size=(batch_size, *frame_shape)).astype(dtype)
     report = IsolationReport(list(output_names), (1, batch_size), PROOF_ATOL)
     report.max_abs_diff = {name: 0.0 for name in output_names}
     alone = [[np.asarray(o) for o in original(frames[i : i + 1])] for i in range(batch_size)]
