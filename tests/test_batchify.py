@@ -212,3 +212,11 @@ def test_a_damaged_cache_entry_is_rebuilt(cached: Path, weights_dir: Path, damag
     model = OnnxModel(weights_dir / "scrfd_2.5g_fixed640_resize.onnx", "cpu", probe_shape=(3, 640, 640))
     assert not model.from_cache and model.mode == "repaired"
     assert OnnxModel(weights_dir / "scrfd_2.5g_fixed640_resize.onnx", "cpu", probe_shape=(3, 640, 640)).from_cache
+
+
+@pytest.mark.parametrize("verify, mode", [(None, "native"), (True, "per_image")])
+def test_a_dynamic_export_runs_as_it_is_unless_a_forced_check_fails(graphs: dict, verify, mode) -> None:  # type: ignore[no-untyped-def]
+    from deepbatch.runtime.model import OnnxModel
+
+    model = OnnxModel(graphs["mixing"], "cpu", probe_shape=(3, 16, 16), verify_batch=verify, cache=False)
+    assert model.mode == mode and model.repair_description == "nothing to change"
