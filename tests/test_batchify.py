@@ -220,3 +220,10 @@ def test_a_dynamic_export_runs_as_it_is_unless_a_forced_check_fails(graphs: dict
 
     model = OnnxModel(graphs["mixing"], "cpu", probe_shape=(3, 16, 16), verify_batch=verify, cache=False)
     assert model.mode == mode and model.repair_description == "nothing to change"
+
+
+def test_check_batch_command_says_how_deepbatch_runs_the_file(weights_dir: Path, capsys: pytest.CaptureFixture) -> None:
+    from deepbatch.cli import main
+
+    main(["check-batch", str(weights_dir / "scrfd_2.5g_fixed640_resize.onnx"), "--batch-sizes", "2"])
+    assert "deepbatch runs it as: repaired (" in capsys.readouterr().out
