@@ -136,3 +136,9 @@ def test_raw_nchw_heads_give_the_faces_of_the_original(generated_models, parity_
         assert len(ours) == len(theirs)
         np.testing.assert_allclose(ours.boxes, theirs.boxes, atol=SAME_GRAPH_TOLERANCE_PX)
         np.testing.assert_allclose(ours.landmarks, theirs.landmarks, atol=SAME_GRAPH_TOLERANCE_PX)
+
+
+@pytest.mark.parametrize("path, mode", [(None, "repaired"), ("scrfd_2.5g_fixed640_resize.onnx", "repaired")])
+def test_repr_shows_the_batching_mode(weights_dir, path, mode):  # type: ignore[no-untyped-def]
+    detector = build_detector("scrfd_2.5g", **({"model_path": str(weights_dir / path)} if path else {}))
+    assert f"batching={mode!r}" in repr(detector) and detector.batching.startswith(f"{mode} (")
