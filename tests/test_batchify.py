@@ -227,3 +227,11 @@ def test_check_batch_command_says_how_deepbatch_runs_the_file(weights_dir: Path,
 
     main(["check-batch", str(weights_dir / "scrfd_2.5g_fixed640_resize.onnx"), "--batch-sizes", "2"])
     assert "deepbatch runs it as: repaired (" in capsys.readouterr().out
+
+
+def test_an_unproven_repair_still_rewrites_the_flattening_head(graphs: dict) -> None:
+    from deepbatch.runtime.model import OnnxModel
+
+    model = OnnxModel(graphs["flattening_head"], "cpu", verify_batch=False, cache=False)
+    assert model.mode == "repaired" and "not proven" in model.mode_reason
+    assert model.run(np.zeros((2, 3, 32, 32), np.float32))[0].shape[0] == 2

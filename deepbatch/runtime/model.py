@@ -223,8 +223,15 @@ def _prepare(path: Path, data: bytes, providers: ProviderList, threads: Optional
         reason = "declared batch 1 freed; data flow shows every node keeps frames apart"
         return {**verdict, "mode": REPAIRED, "reason": reason}, reference_bytes
     if probe_shape is None or verify is False:
-        reason = "batch axis freed; not proven (no probe shape given or verify_batch=False)"
-        return {**verdict, "mode": REPAIRED if layout != "dynamic" else NATIVE, "reason": reason}, reference_bytes
+        if layout == "dynamic":
+            return {**verdict, "mode": NATIVE, "reason": "the export declares a dynamic batch axis"}, reference_bytes
+        try:
+            rewritten, repair = make_batch_dynamic(original, spatial=spatial, body=True)
+        except ModelFormatError as exc:
+            return {**verdict, "mode": PER_IMAGE, "reason": str(exc)}, reference_bytes
+        reason = f"{repair.describe()}; not proven (no probe shape given, or verify_batch=False)"
+        return {**verdict, "mode": REPAIRED, "reason": reason, "repair": repair.describe(),
+                "changes": dataclasses.asdict(repair)}, rewritten.SerializeToString()
 
     candidates = []
     if layout == "dynamic":
