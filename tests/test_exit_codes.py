@@ -63,11 +63,12 @@ _OUT_OF_MEMORY = textwrap.dedent("""
     from deepbatch.cli import main
     folder = sys.argv[1]
     cv2.imwrite(folder + "/small.jpg", np.zeros((64, 64, 3), np.uint8))
-    cv2.imwrite(folder + "/large.jpg", np.zeros((9000, 9000, 3), np.uint8))  # 243 MB once decoded
+    # 243 MB once decoded; a PNG, because detection decodes a large JPEG at a reduced scale
+    cv2.imwrite(folder + "/large.png", np.zeros((9000, 9000, 3), np.uint8))
     main(["detect", folder + "/small.jpg", "--no-progress"])  # load the model and libraries first
     in_use = int(open("/proc/self/statm").read().split()[0]) * 4096
     resource.setrlimit(resource.RLIMIT_AS, (in_use + (150 << 20), resource.RLIM_INFINITY))
-    sys.exit(main(["detect", folder + "/large.jpg", "--no-progress"]))
+    sys.exit(main(["detect", folder + "/large.png", "--no-progress"]))
 """)
 
 
