@@ -23,9 +23,10 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from .detection import resolve_detector
-from .detectors.base import DEFAULT_BATCH_SIZE, Detector
+from .detectors.base import Detector
 from .errors import ArgumentError, DeepbatchError
 from .io.images import as_batch, list_image_files
+from .pipeline import BatchSize, resolve_batch_size
 from .recognition.base import Recognizer, resolve_recognizer
 from .recognition.distance import check_metric, distance_matrix
 from .representation import ImageEmbeddings, iter_embeddings
@@ -192,7 +193,7 @@ def update_index(
     normalization: str = "base",
     silent: bool = False,
     refresh_database: bool = True,
-    batch_size: int = DEFAULT_BATCH_SIZE,
+    batch_size: BatchSize = "auto",
     change_detection: str = "stat",
 ) -> Tuple[FaceIndex, IndexUpdate]:
     """The index of ``db_path`` brought up to date (see the module docstring), and what the update did.
@@ -215,6 +216,7 @@ def update_index(
     dim = recognizer.embedding_size
     index = FaceIndex.load(path, key, dim) if path.is_file() else FaceIndex.empty(dim, key)
     update = IndexUpdate(path)
+    batch_size = resolve_batch_size(batch_size, detector)
     if not refresh_database:
         if not len(index):
             raise EmptyDatabaseError(f"nothing is indexed in {path} and refresh_database=False")
@@ -290,7 +292,7 @@ def find(
     datastore_format: str = "npz",
     return_type: Optional[str] = None,
     *,
-    batch_size: int = DEFAULT_BATCH_SIZE,
+    batch_size: BatchSize = "auto",
     change_detection: str = "stat",
 ) -> List[Any]:
     """The faces of ``db_path`` that match each face of ``img_path``, as DeepFace's ``find``.
@@ -320,6 +322,7 @@ def find(
     detector = resolve_detector(detector_backend)
     check_metric(distance_metric)
     limit = _resolve_threshold(recognizer, distance_metric, threshold, similarity_search)
+    batch_size = resolve_batch_size(batch_size, detector)
     index, _ = update_index(db_path, recognizer, detector, enforce_detection, align, expand_percentage,
                             normalization, silent, refresh_database, batch_size, change_detection)
     items, single = as_batch(img_path)
