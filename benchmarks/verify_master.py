@@ -1,7 +1,7 @@
 """Face verification on DeepFace's labelled pairs (``master.csv``): accuracy at the documented thresholds, and
 pairs per second batched versus one pair at a time.
 
-    python benchmarks/verify_master.py                       # MobileFaceNet + SCRFD, every metric
+    python benchmarks/verify_master.py                       # ArcFace MobileFaceNet + SCRFD, every metric
     python benchmarks/verify_master.py --calibrate           # derive thresholds from the pairs (the table source)
     python benchmarks/verify_master.py --model mobilefacenet_b1 --detector scrfd_2.5g
 
@@ -137,7 +137,7 @@ def throughput(pairs: List[Tuple[str, str]], args: argparse.Namespace) -> None:
 def main(argv: List[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=Path(os.environ["DEEPBATCH_TEST_DATA"]))
-    parser.add_argument("--model", default="MobileFaceNet")
+    parser.add_argument("--model", default="arcface_mbf")
     parser.add_argument("--detector", default="scrfd")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--calibrate", action="store_true", help="derive thresholds from the pairs and stop")

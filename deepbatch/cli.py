@@ -3,7 +3,7 @@
 ::
 
     deepbatch detect PATH... [--backend scrfd] [--batch-size 32] [--output faces.jsonl] [--save-crops DIR] [--draw DIR]
-    deepbatch represent PATH... [--model MobileFaceNet] [--backend scrfd] [--output embeddings.npy|.jsonl]
+    deepbatch represent PATH... [--model arcface_mbf] [--backend scrfd] [--output embeddings.npy|.jsonl]
     deepbatch batchify IN.onnx OUT.onnx [--batch-sizes 2,7,16,32] [--input-shape 3,640,640] [--dynamic-spatial]
     deepbatch check-batch MODEL.onnx [--batch-sizes 2,7,16,32] [--input-shape 3,640,640] [--tolerance 1e-4]
     deepbatch bench --backend NAME --batch-sizes 1,8,16,32 [--input-size 640]
@@ -739,7 +739,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "--output FILE.npy (one row per face) with FILE.index.jsonl naming each row's image and face.",
     )
     _add_input_options(represent, REPRESENT_ENGINES)
-    represent.add_argument("--model", default="MobileFaceNet", help="recognizer name (default MobileFaceNet)")
+    represent.add_argument("--model", default="arcface_mbf", help="recognizer name (default arcface_mbf)")
     represent.add_argument("--normalization", default="base",
                            help="input normalisation, as DeepFace: base (the model's own), raw, Facenet, Facenet2018, "
                                 "VGGFace, VGGFace2 or ArcFace")

@@ -9,7 +9,7 @@ from typing import Any, Dict, Generator, Iterable, Iterator, List, Optional, Tup
 
 import numpy as np
 
-from .detectors.base import DEFAULT_BATCH_SIZE, Detector, build_detector
+from .detectors.base import DEFAULT_BATCH_SIZE, DETECTORS, Detector, build_detector
 from .errors import ArgumentError, DeepbatchError, FaceNotDetectedError, ImageError
 from .formatting import BatchResult, confidence, facial_area, present_face
 from .io.images import as_batch, describe, load_image, load_image_for_canvas
@@ -177,6 +177,10 @@ def extract_faces(
     check_on_error(on_error)  # a single image always raises, so the stream below may not see the caller's choice
     items, single = as_batch(img_path)
     results = BatchResult()
+    if not items:  # nothing to detect: no model is loaded, but a misspelt name still fails
+        if isinstance(detector_backend, str):
+            DETECTORS.canonical(detector_backend)
+        return results
     stream = iter_extract_faces(items, detector_backend, enforce_detection, align, expand_percentage, color_face,
                                 normalize_face, max_faces, batch_size=batch_size,
                                 on_error="raise" if single else on_error)

@@ -529,7 +529,7 @@ def extract_faces(
 
 def represent(
     ds: Any,
-    model_name: RecognizerSpec = "MobileFaceNet",
+    model_name: RecognizerSpec = "arcface_mbf",
     detector_backend: DetectorSpec = "scrfd",
     batch_size: Optional[int] = None,
     num_workers: WorkerCount = 1,

@@ -16,14 +16,14 @@ from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple, Union
 import numpy as np
 
 from .detection import ImageDetections, check_face_options, check_on_error, iter_detections, resolve_detector
-from .detectors.base import DEFAULT_BATCH_SIZE, Detector
+from .detectors.base import DEFAULT_BATCH_SIZE, DETECTORS, Detector
 from .errors import ArgumentError, DeepbatchError, FaceNotDetectedError
 from .formatting import BatchResult, confidence, facial_area, present_face
 from .io.images import as_batch
 from .ops.align import FaceCrops, alignment_methods, expand_boxes, face_crops, resize_into
 from .ops.letterbox import InputSpec
 from .pipeline import BatchSize, resolve_batch_size
-from .recognition.base import Recognizer, resolve_recognizer
+from .recognition.base import RECOGNIZERS, Recognizer, resolve_recognizer
 from .recognition.normalization import l2_normalize as unit_rows
 from .recognition.normalization import minmax_normalize as scale_to_range
 from .structures import Faces
@@ -166,7 +166,7 @@ def embedding_dicts(result: ImageEmbeddings, return_numpy: bool = False, l2_norm
 
 def represent(
     img_path: Any,
-    model_name: Union[str, Recognizer] = "MobileFaceNet",
+    model_name: Union[str, Recognizer] = "arcface_mbf",
     enforce_detection: bool = True,
     detector_backend: Union[str, Detector] = "scrfd",
     align: bool = True,
@@ -213,6 +213,12 @@ def represent(
         raise ArgumentError("anti_spoofing is not supported by deepbatch")
     check_on_error(on_error)
     items, single = as_batch(img_path)
+    if not items:  # nothing to embed: no model is loaded, but misspelt names still fail
+        if isinstance(model_name, str):
+            RECOGNIZERS.canonical(model_name)
+        if isinstance(detector_backend, str):
+            DETECTORS.canonical(detector_backend)
+        return BatchResult()
     recognizer = resolve_recognizer(model_name)
     spec = recognizer.spec_for(normalization)
     minmax_range = _embedding_range(recognizer) if minmax_normalize else None

@@ -72,7 +72,7 @@ def _area(result: ImageEmbeddings, index: int) -> Dict[str, Any]:
 
 def verify_pairs(
     pairs: Sequence[Tuple[Any, Any]],
-    model_name: Union[str, Recognizer] = "MobileFaceNet",
+    model_name: Union[str, Recognizer] = "arcface_mbf",
     detector_backend: Union[str, Detector] = "scrfd",
     distance_metric: str = "cosine",
     enforce_detection: bool = True,
@@ -98,7 +98,7 @@ def verify_pairs(
 def verify(
     img1_path: Any,
     img2_path: Any,
-    model_name: Union[str, Recognizer] = "MobileFaceNet",
+    model_name: Union[str, Recognizer] = "arcface_mbf",
     detector_backend: Union[str, Detector] = "scrfd",
     distance_metric: str = "cosine",
     enforce_detection: bool = True,

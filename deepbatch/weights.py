@@ -50,7 +50,9 @@ class WeightFile:
     names the same model is published under); ``url`` the official public source at a fixed release or commit (a
     file, or a zip archive holding ``archive_member``, which is saved under its own name); ``sha256`` the digest of
     the file named :attr:`download_name`, where known (required for a download); ``archive_sha256`` the digest of
-    the zip archive; ``homepage`` where a person can read about and fetch the model by hand.
+    the zip archive, which is kept in the cache so that another model from the same archive needs no second download;
+    ``homepage`` where a person can read about and fetch the model by hand; ``manual`` how to make the file when
+    nobody publishes it (shown when it is missing).
     """
 
     filename: str
@@ -60,6 +62,7 @@ class WeightFile:
     archive_member: Optional[str] = None
     homepage: Optional[str] = None
     archive_sha256: Optional[str] = None
+    manual: Optional[str] = None
 
     @property
     def names(self) -> Tuple[str, ...]:
@@ -74,6 +77,12 @@ class WeightFile:
         if self.url and self.archive_member:
             return f"{self.url} (file {self.archive_member} inside the archive)"
         return self.url or self.homepage or "its publisher"
+
+
+# InsightFace's smallest model pack: SCRFD-0.5GF (det_500m.onnx) and ArcFace MobileFaceNet (w600k_mbf.onnx), the
+# default detector and recognizer; one download gives both. Non-commercial research licence.
+BUFFALO_SC_URL = "https://github.com/deepinsight/insightface/releases/download/v0.7/buffalo_sc.zip"
+BUFFALO_SC_SHA256 = "57d31b56b6ffa911c8a73cfc1707c73cab76efe7f13b675a05223bf42de47c72"
 
 
 def deepbatch_home() -> Path:
@@ -184,9 +193,22 @@ def verify_found(spec: WeightFile, found: Path) -> Path:
     return found
 
 
+def supply_note(spec: WeightFile) -> str:
+    """What a user must do to get a model that has no download source (empty when it has one)."""
+    if spec.url:
+        return ""
+    how = spec.manual or (f"get or export it as described at {spec.homepage}" if spec.homepage else
+                          "export it yourself")
+    return f"no download source: you must supply {spec.filename!r} yourself ({how})"
+
+
 def _missing_message(spec: WeightFile, why: str) -> str:
     looked = ", ".join(str(d) for d in search_dirs())
     names = " or ".join(repr(n) for n in spec.names)
+    if not spec.url:
+        return (f"model weights {names} were not found in {looked}; {supply_note(spec)}. Put the file in one of "
+                "those folders (or point $DEEPBATCH_WEIGHTS at the folder that holds it, or pass its path "
+                "explicitly).")
     return (
         f"model weights {names} were not found ({why}). Looked in: {looked}. "
         f"Put the file in one of those folders (or point $DEEPBATCH_WEIGHTS at the folder that holds it, or pass "
@@ -251,7 +273,9 @@ def download_weights(spec: WeightFile, target: PathLike) -> Path:
         raise WeightsNotFoundError(_missing_message(spec, "no download source is registered"))
     if spec.archive_member is None:
         return download_file(spec.url, target, spec.sha256)
-    archive = download_file(spec.url, target.parent / Path(spec.url).name, spec.archive_sha256)
+    archive = target.parent / Path(spec.url).name
+    if not (archive.is_file() and (spec.archive_sha256 is None or sha256_of(archive) == spec.archive_sha256.lower())):
+        archive = download_file(spec.url, archive, spec.archive_sha256)
     with zipfile.ZipFile(archive) as zf:
         members = [m for m in zf.namelist() if m == spec.archive_member or m.endswith("/" + spec.archive_member)]
         if not members:

@@ -72,7 +72,7 @@ def test_no_face_with_enforce_detection_names_the_image(couple, blank):  # type:
     assert info.value.index == 1 and isinstance(info.value, ValueError)
 
 
-def test_no_face_without_enforce_detection_gives_the_whole_image(blank):  # type: ignore[no-untyped-def]
+def test_no_face_without_enforce_detection_gives_the_whole_image(blank, weights_dir):  # type: ignore[no-untyped-def]
     faces = deepbatch.extract_faces(blank, enforce_detection=False)
     assert len(faces) == 1 and faces[0]["confidence"] == 0
     # DeepFace clamps the area inside the image: x + w < width, y + h < height.

@@ -21,7 +21,7 @@ from deepbatch.ops.align import (
     warp_to_template,
 )
 from deepbatch.recognition import RECOGNIZERS, build_recognizer
-from deepbatch.recognition.arcface import ArcFace
+from deepbatch.recognition.arcface import ARCFACE_MBF_WEIGHTS, ArcFace
 from deepbatch.recognition.base import (
     Recognizer,
     ThresholdUnknownError,
@@ -29,7 +29,7 @@ from deepbatch.recognition.base import (
 )
 from deepbatch.recognition.distance import METRICS
 from deepbatch.recognition.normalization import normalize_faces
-from deepbatch.weights import resolve_weights
+from deepbatch.weights import resolve_weights, sha256_of
 
 # The contract: a face embedded alone and inside a batch of 32 must agree to this cosine similarity. Batches run
 # other kernel blockings, so float32 sums are ordered differently; that moves embeddings by ~1e-7 relative.
@@ -121,6 +121,19 @@ def test_thresholds_cover_every_metric_or_are_asked_for(name: str) -> None:
     else:
         with pytest.raises(ThresholdUnknownError, match="threshold="):
             entry.factory.threshold("cosine")  # type: ignore[attr-defined]
+
+
+def test_default_recognizer_pin_is_the_shared_file(weights_dir: Path) -> None:
+    spec = ARCFACE_MBF_WEIGHTS
+    assert (weights_dir / spec.filename).is_file() and sha256_of(weights_dir / spec.filename) == spec.sha256
+
+
+def test_default_recognizer_comes_from_the_default_detectors_archive() -> None:
+    from deepbatch.detectors import DETECTORS
+
+    detector_spec = DETECTORS.entry("scrfd").defaults["weights"]
+    assert (ARCFACE_MBF_WEIGHTS.url, ARCFACE_MBF_WEIGHTS.archive_sha256) == (
+        detector_spec.url, detector_spec.archive_sha256)
 
 
 # --- model-specific loading --------------------------------------------------------------------------------------

@@ -18,12 +18,12 @@ def test_unknown_name_lists_the_valid_names():  # type: ignore[no-untyped-def]
         assert name in str(info.value)
 
 
-def test_a_detector_is_built_once_and_cached():  # type: ignore[no-untyped-def]
+def test_a_detector_is_built_once_and_cached(weights_dir):  # type: ignore[no-untyped-def]
     assert build_detector("scrfd") is build_detector("scrfd_500m")
     assert build_detector("SCRFD") is build_detector("scrfd")
 
 
-def test_other_arguments_build_another_instance():  # type: ignore[no-untyped-def]
+def test_other_arguments_build_another_instance(weights_dir):  # type: ignore[no-untyped-def]
     assert build_detector("scrfd", input_size=320) is not build_detector("scrfd")
 
 

@@ -58,7 +58,7 @@ def test_one_image_gives_a_list_of_face_dicts(paths: List[str]) -> None:
 
 def test_embedding_is_a_list_of_floats_of_the_model_size(paths: List[str]) -> None:
     embedding = deepbatch.represent(paths[1])[0]["embedding"]
-    assert isinstance(embedding, list) and len(embedding) == 128 and all(isinstance(v, float) for v in embedding)
+    assert isinstance(embedding, list) and len(embedding) == 512 and all(isinstance(v, float) for v in embedding)
 
 
 def test_face_dict_carries_area_confidence_and_alignment(paths: List[str]) -> None:
@@ -99,7 +99,7 @@ def test_all_faces_of_a_chunk_go_through_the_model_together(paths: List[str]) ->
 
 def test_return_numpy_gives_float32_arrays(paths: List[str]) -> None:
     embedding = deepbatch.represent(paths[1], return_numpy=True)[0]["embedding"]
-    assert isinstance(embedding, np.ndarray) and embedding.dtype == np.float32 and embedding.shape == (128,)
+    assert isinstance(embedding, np.ndarray) and embedding.dtype == np.float32 and embedding.shape == (512,)
 
 
 def test_l2_normalize_gives_unit_embeddings(paths: List[str]) -> None:
@@ -144,7 +144,7 @@ def test_no_face_raises_naming_the_image_index(paths: List[str]) -> None:
         deepbatch.represent([paths[1], blank])
 
 
-def test_no_face_without_enforcement_embeds_the_whole_image() -> None:
+def test_no_face_without_enforcement_embeds_the_whole_image(weights_dir: Path) -> None:
     blank = np.full((240, 320, 3), 127, np.uint8)
     faces = deepbatch.represent(blank, enforce_detection=False)
     assert len(faces) == 1 and faces[0]["face_confidence"] == 0 and faces[0]["alignment"] == "box_crop"

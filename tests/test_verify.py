@@ -26,7 +26,7 @@ from deepbatch.verification import EmbeddingSizeError, EmbeddingTypeError
 
 DEEPFACE_KEYS = {"verified", "distance", "threshold", "confidence", "model", "detector_backend", "similarity_metric",
                  "facial_areas", "time"}
-# MobileFaceNet + SCRFD separate all 300 labelled pairs at the documented thresholds; allow one pair in a hundred
+# ArcFace MobileFaceNet + SCRFD separate all 300 labelled pairs at the documented thresholds; allow one pair in a hundred
 # for numerical drift across ONNX Runtime builds before calling it a regression.
 MASTER_ACCURACY = 0.99
 # The same distance computed from the same float32 embeddings by two routes (list round trip, other formula).
@@ -59,7 +59,7 @@ def test_verify_returns_deepface_keys(data: Path) -> None:
     assert set(result) == DEEPFACE_KEYS
     assert set(result["facial_areas"]) == {"img1", "img2"} and result["facial_areas"]["img1"]["w"] > 0
     assert (result["model"], result["detector_backend"], result["similarity_metric"]) == (
-        "MobileFaceNet", "scrfd", "cosine")
+        "arcface_mbf", "scrfd", "cosine")
 
 
 @pytest.mark.parametrize("metric", METRICS)
@@ -67,7 +67,7 @@ def test_verify_returns_deepface_keys(data: Path) -> None:
 def test_verify_decides_at_the_calibrated_threshold(data: Path, metric: str, pair: Tuple[str, str],
                                                     verified: bool) -> None:
     result = deepbatch.verify(path(data, pair[0]), path(data, pair[1]), distance_metric=metric)
-    assert result["threshold"] == build_recognizer("MobileFaceNet").threshold(metric)
+    assert result["threshold"] == build_recognizer("arcface_mbf").threshold(metric)
     assert result["verified"] is verified
     assert (result["distance"] <= result["threshold"]) is verified
 
@@ -88,8 +88,8 @@ def test_precomputed_embeddings_give_the_same_distance(data: Path) -> None:
 
 
 def test_embedding_of_another_size_is_refused(data: Path) -> None:
-    with pytest.raises(EmbeddingSizeError, match="should have 128 dimensions"):
-        deepbatch.verify([0.1] * 512, path(data, SAME[1]))
+    with pytest.raises(EmbeddingSizeError, match="should have 512 dimensions"):
+        deepbatch.verify([0.1] * 128, path(data, SAME[1]))
 
 
 @pytest.mark.parametrize("broken", [["a", "b"], [[0.1] * 128, [0.2] * 128], [True] * 128, []],
@@ -146,9 +146,10 @@ def test_uncalibrated_model_asks_for_a_threshold(data: Path, generated_recognize
 # --- verify_pairs ----------------------------------------------------------------------------------------------------
 
 
-def test_master_pairs_are_verified_at_the_documented_threshold(data: Path) -> None:
+@pytest.mark.parametrize("model", ["arcface_mbf", "mobilefacenet", "mobilefacenet_b1"])
+def test_master_pairs_are_verified_at_the_documented_threshold(data: Path, model: str) -> None:
     pairs, same = master_pairs(data)
-    results = deepbatch.verify_pairs(pairs)
+    results = deepbatch.verify_pairs(pairs, model_name=model)
     verified = np.array([r["verified"] for r in results])
     assert len(results) == 300 and np.mean(verified == same) >= MASTER_ACCURACY
 

@@ -8,7 +8,7 @@ import io
 import threading
 import zipfile
 from pathlib import Path
-from typing import Dict, Iterator
+from typing import Dict, Iterator, List
 
 import pytest
 
@@ -17,13 +17,16 @@ from deepbatch.weights import WeightFile, cache_dir, download_file, find_weights
 
 PAYLOAD = b"onnx weights " * 4096
 DIGEST = hashlib.sha256(PAYLOAD).hexdigest()
+OTHER = b"other weights " * 4096  # a second model in the same archive, as buffalo_sc holds detector and recognizer
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):
     routes: Dict[str, bytes] = {}
     lie_about_length: set = set()
+    served: List[str] = []
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+        self.served.append(self.path)
         body = self.routes.get(self.path)
         if body is None:
             self.send_error(404)
@@ -43,7 +46,9 @@ def server() -> Iterator[str]:
     archive = io.BytesIO()
     with zipfile.ZipFile(archive, "w") as zf:
         zf.writestr("pack/det.onnx", PAYLOAD)
+        zf.writestr("pack/rec.onnx", OTHER)
     _Handler.routes = {"/model.onnx": PAYLOAD, "/pack.zip": archive.getvalue(), "/short.onnx": PAYLOAD}
+    _Handler.served = []
     _Handler.lie_about_length = {"/short.onnx"}
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
@@ -96,6 +101,25 @@ def test_archive_member_is_extracted(server, home):  # type: ignore[no-untyped-d
     path = resolve_weights(spec)
     assert path.name == "det.onnx" and path.read_bytes() == PAYLOAD
     assert find_weights(spec) == path
+
+
+def archive_spec(server: str, member: str, archive_sha256: str) -> WeightFile:
+    return WeightFile(member, url=f"{server}/pack.zip", archive_member=member, archive_sha256=archive_sha256)
+
+
+def test_two_models_of_one_archive_download_it_once(server, home):  # type: ignore[no-untyped-def]
+    digest = hashlib.sha256(_Handler.routes["/pack.zip"]).hexdigest()
+    _Handler.served.clear()
+    first = resolve_weights(archive_spec(server, "det.onnx", digest))
+    second = resolve_weights(archive_spec(server, "rec.onnx", digest))
+    assert (first.read_bytes(), second.read_bytes()) == (PAYLOAD, OTHER)
+    assert _Handler.served == ["/pack.zip"]
+
+
+def test_archive_with_another_digest_is_refused(server, home):  # type: ignore[no-untyped-def]
+    with pytest.raises(ChecksumError, match="expected 1111"):
+        resolve_weights(archive_spec(server, "det.onnx", "1" * 64))
+    assert list(cache_dir().iterdir()) == []
 
 
 def test_offline_error_says_what_where_and_from_where(home):  # type: ignore[no-untyped-def]

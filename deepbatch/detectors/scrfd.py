@@ -17,17 +17,16 @@ from ..errors import ModelFormatError
 from ..ops.boxes import anchor_centers, distance_to_boxes, distance_to_points, split_by_image
 from ..ops.letterbox import InputSpec, Letterboxed
 from ..structures import OBSERVER_TO_PERSON
-from ..weights import WeightFile
+from ..weights import BUFFALO_SC_SHA256, BUFFALO_SC_URL, WeightFile
 from .base import DETECTORS, OnnxDetector, RawDetections
 
 _INSIGHTFACE_RELEASES = "https://github.com/deepinsight/insightface/releases/download/v0.7"
 _HOMEPAGE = "https://github.com/deepinsight/insightface/tree/master/detection/scrfd"
 
 SCRFD_WEIGHTS: Dict[str, WeightFile] = {
-    "scrfd_500m": WeightFile("scrfd_500m_kps.onnx", ("det_500m.onnx",), f"{_INSIGHTFACE_RELEASES}/buffalo_sc.zip",
+    "scrfd_500m": WeightFile("scrfd_500m_kps.onnx", ("det_500m.onnx",), BUFFALO_SC_URL,
                              sha256="5e4447f50245bbd7966bd6c0fa52938c61474a04ec7def48753668a9d8b4ea3a",
-                             archive_member="det_500m.onnx", homepage=_HOMEPAGE,
-                             archive_sha256="57d31b56b6ffa911c8a73cfc1707c73cab76efe7f13b675a05223bf42de47c72"),
+                             archive_member="det_500m.onnx", homepage=_HOMEPAGE, archive_sha256=BUFFALO_SC_SHA256),
     "scrfd_2.5g": WeightFile("scrfd_2.5g_kps.onnx", ("scrfd_2.5g_bnkps.onnx", "det_2.5g.onnx"),
                              f"{_INSIGHTFACE_RELEASES}/buffalo_m.zip",
                              sha256="041f73f47371333d1d17a6fee6c8ab4e6aecabefe398ff32cca4e2d5eaee0af9",

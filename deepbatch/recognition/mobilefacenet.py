@@ -41,12 +41,18 @@ from ..weights import WeightFile
 from .base import RECOGNIZERS, OnnxRecognizer
 from .calibration import ConfidenceModel
 
+# Nobody publishes these exports at a stable address, so nothing is downloaded: the user supplies the file.
+_MANUAL = ("export a MobileFaceNet trained on faces aligned to the ArcFace 112x112 five-point template to ONNX, "
+           "input (N, 3, 112, 112) RGB (x - 127.5) / 127.5, output (N, 128); or use the default recognizer "
+           "arcface_mbf, which is downloaded")
 MOBILEFACENET_WEIGHTS = {
     "mobilefacenet": WeightFile(
-        "mobilefacenet_dyn.onnx", sha256="6ced4e0c36abba9dd24b48d725f7dbb94089f75b3d3445d3d67b85157cb64743"
+        "mobilefacenet_dyn.onnx", sha256="6ced4e0c36abba9dd24b48d725f7dbb94089f75b3d3445d3d67b85157cb64743",
+        manual=_MANUAL,
     ),
     "mobilefacenet_b1": WeightFile(
-        "mobilefacenet_b1.onnx", sha256="f055d9c9a4d826d198c42666590fdefa0fdc1374a75ccb6306c3d1b1bf8f74c5"
+        "mobilefacenet_b1.onnx", sha256="f055d9c9a4d826d198c42666590fdefa0fdc1374a75ccb6306c3d1b1bf8f74c5",
+        manual=_MANUAL,
     ),
 }
 
