@@ -8,14 +8,25 @@ HERE = Path(__file__).parent
 version = {}
 exec((HERE / "deepbatch" / "_version.py").read_text(), version)
 
+# Exactly one ONNX Runtime on every install path: `onnxruntime` and `onnxruntime-gpu` write the same package, so a
+# machine with both ends up with whichever was unpacked last. onnxruntime-gpu also runs on CPU and carries the CUDA and
+# TensorRT providers; it is published for Linux x86_64 and Windows x64, and elsewhere (macOS, Linux aarch64) the CPU
+# package is chosen. The two markers below are exact complements (PEP 508 markers have no `not`).
+GPU_RUNTIME = ('(platform_system == "Linux" and platform_machine == "x86_64") or '
+               '(platform_system == "Windows" and platform_machine == "AMD64")')
+CPU_RUNTIME = ('(platform_system != "Linux" or platform_machine != "x86_64") and '
+               '(platform_system != "Windows" or platform_machine != "AMD64")')
+RUNTIME = [f"onnxruntime-gpu>=1.17; {GPU_RUNTIME}", f"onnxruntime>=1.16; {CPU_RUNTIME}"]
+
 EXTRAS = {
     "test": ["pytest>=7", "hypothesis>=6"],
     "dev": ["pytest>=7", "hypothesis>=6", "ruff>=0.4", "mypy>=1.8", "ray[data]>=2.55,<3", "pillow>=9"],
-    "gpu": ["onnxruntime-gpu>=1.17"],
-    # ultralytics itself is installed with `pip install --no-deps ultralytics`: it requires opencv-python, which
-    # clashes with opencv-python-headless; these are the packages it really needs.
-    "yolo": ["torch>=2.0", "torchvision>=0.15", "matplotlib>=3.3", "pillow>=7.1.2", "pyyaml>=5.3.1",
-             "requests>=2.23", "psutil>=5.8", "polars>=0.20", "ultralytics-thop>=2.2.3",
+    # The runtime is already onnxruntime-gpu; this adds the CUDA and cuDNN libraries it loads, from pip, so no
+    # system-wide CUDA install is needed (TensorRT's libraries still come from NVIDIA's own packages).
+    "gpu": [f"onnxruntime-gpu[cuda,cudnn]>=1.19; {GPU_RUNTIME}"],
+    # ultralytics' own build that depends on opencv-python-headless (plain `ultralytics` pulls in opencv-python,
+    # which would overwrite the headless cv2 deepbatch uses).
+    "yolo": ["ultralytics-opencv-headless>=8.3", "torch>=2.0", "torchvision>=0.15",
              "onnxslim>=0.1.71"],  # ultralytics' ONNX exporter simplifies with it (the tests export models)
     "mtcnn": ["mtcnn>=1.0", "tensorflow-cpu>=2.12"],
     # a prebuilt dlib (the 'dlib' sdist compiles for many minutes), and the Dlib recognizer's weights
@@ -46,7 +57,7 @@ setup(
     install_requires=[
         "numpy>=1.23",
         "opencv-python-headless>=4.8,<5",  # 4.x ships the Haar cascades the opencv backend uses; 5.x does not
-        "onnxruntime>=1.16",
+        *RUNTIME,
         "onnx>=1.14",
         "tqdm>=4.60",
     ],

@@ -1,14 +1,26 @@
 """deepbatch: find, align and embed faces in batches of images, on GPU or CPU.
 
 ``import deepbatch`` is cheap: OpenCV, ONNX Runtime and optional frameworks are imported when a model is built.
+Type checkers see the public functions through the imports under ``TYPE_CHECKING``; at run time the module's
+``__getattr__`` imports them on first use.
 """
 
 from __future__ import annotations
 
 import importlib
-from typing import Any
+import warnings
+from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
+from .optional import runtime_conflict
+
+if TYPE_CHECKING:
+    from .detection import extract_faces, iter_extract_faces
+    from .detectors.base import Detector, build_detector, list_detectors
+    from .recognition.base import Recognizer, build_recognizer, list_recognizers
+    from .representation import represent
+    from .structures import Face, Faces
+    from .verification import verify, verify_pairs
 
 _EXPORTS = {
     "extract_faces": "deepbatch.detection",
@@ -32,14 +44,21 @@ _EXPORTS = {
 __all__ = ["__version__", *_EXPORTS]
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module 'deepbatch' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
+if not TYPE_CHECKING:  # hidden from type checkers, which would otherwise type every attribute, typos too, as Any
+
+    def __getattr__(name: str) -> Any:
+        module = _EXPORTS.get(name)
+        if module is None:
+            raise AttributeError(f"module 'deepbatch' has no attribute {name!r}")
+        value = getattr(importlib.import_module(module), name)
+        globals()[name] = value
+        return value
 
 
 def __dir__() -> list:
     return sorted(list(globals()) + list(_EXPORTS))
+
+
+_conflict = runtime_conflict()
+if _conflict is not None:
+    warnings.warn(_conflict, RuntimeWarning, stacklevel=2)

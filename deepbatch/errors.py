@@ -117,11 +117,13 @@ class MissingDependencyError(DeepbatchError, ImportError):
     """An optional package needed by a backend is not installed; the message names the extra to install."""
 
     def __init__(self, package: str, extra: str, purpose: str):
+        from .optional import install_command  # here, not at the top: optional.py imports this module
+
         self.package = package
         self.extra = extra
         super().__init__(
-            f"{purpose} needs the package {package!r}, which is not installed. "
-            f"Install it with: pip install 'deepbatch[{extra}]'"
+            f"{purpose} needs the package {package!r}, which is not installed. Install it with: "
+            f"{install_command(extra)}"
         )
 
 

@@ -1,17 +1,128 @@
-"""Importing a package a backend needs only when it is built, with an error that names the extra to install."""
+"""Optional packages: imported only when a backend is built, with an install command that works where deepbatch is.
+
+:func:`install_command` writes the ``pip`` line for an extra that fits how this copy of deepbatch was installed
+(an editable clone, a local folder, a git URL or a package index). :func:`runtime_conflict` spots the two ONNX
+Runtime distributions installed side by side, which overwrite each other's files.
+"""
 
 from __future__ import annotations
 
 import importlib
+import importlib.util
+import os
+import sys
+from pathlib import Path
 from types import ModuleType
+from typing import Dict, List, Optional, Tuple
 
 from .errors import MissingDependencyError
+
+# The modules each extra brings, checked by `deepbatch models` without importing them.
+EXTRA_MODULES: Dict[str, Tuple[str, ...]] = {
+    "mtcnn": ("mtcnn", "tensorflow"),
+    "dlib": ("dlib",),
+    "yolo": ("ultralytics", "torch"),
+    "ray": ("ray", "pyarrow"),
+}
+_CPU_RUNTIME, _GPU_RUNTIME = "onnxruntime", "onnxruntime-gpu"
 
 
 def require(module: str, extra: str, purpose: str, package: str = "") -> ModuleType:
     """``import module``, or :class:`MissingDependencyError` saying that ``purpose`` needs ``package`` (default:
-    the module's name) from ``pip install 'deepbatch[extra]'``."""
+    the module's name) and giving the :func:`install_command` for ``extra``."""
     try:
         return importlib.import_module(module)
     except ImportError as exc:
         raise MissingDependencyError(package or module.split(".")[0], extra, purpose) from exc
+
+
+def missing_modules(extra: str) -> List[str]:
+    """The modules of ``extra`` (see :data:`EXTRA_MODULES`) that cannot be imported here; nothing is imported."""
+    return [m for m in EXTRA_MODULES.get(extra, ()) if importlib.util.find_spec(m) is None]
+
+
+def _source_tree() -> Optional[Path]:
+    root = Path(__file__).resolve().parent.parent
+    return root if (root / "setup.py").is_file() else None
+
+
+def _direct_url() -> Optional[dict]:
+    import json
+    from importlib import metadata
+
+    try:
+        text = metadata.distribution("deepbatch").read_text("direct_url.json")
+    except metadata.PackageNotFoundError:
+        return None
+    return json.loads(text) if text else None
+
+
+def install_command(extra: str = "") -> str:
+    """A ``pip install`` command that adds ``extra`` to this deepbatch, wherever it was installed from.
+
+    Code running from a clone (editable or on ``PYTHONPATH``) gives ``pip install -e '/path/to/clone[extra]'``; an
+    install from a local folder ``pip install '/path/to/folder[extra]'``; an install from a git URL gives ``pip install 'deepbatch[extra] @ git+URL'``; otherwise ``pip install 'deepbatch[extra]'``.
+    """
+    suffix = f"[{extra}]" if extra else ""
+    tree = _source_tree()
+    if tree is not None:  # running from a clone (installed editable, or on PYTHONPATH)
+        return f"pip install -e '{tree}{suffix}'"
+    origin = _direct_url()
+    if origin is not None:
+        url = str(origin.get("url", ""))
+        vcs = origin.get("vcs_info")
+        if vcs:
+            revision = f"@{vcs['requested_revision']}" if vcs.get("requested_revision") else ""
+            return f"pip install 'deepbatch{suffix} @ {vcs.get('vcs', 'git')}+{url}{revision}'"
+        if url.startswith("file://"):
+            return f"pip install '{url[len('file://'):]}{suffix}'"
+        return f"pip install 'deepbatch{suffix} @ {url}'"
+    return f"pip install 'deepbatch{suffix}'"
+
+
+def gpu_runtime_supported() -> bool:
+    """Whether ``onnxruntime-gpu`` is published for this platform (Linux x86_64, Windows x64): the markers of
+    ``setup.py`` choose it there and ``onnxruntime`` elsewhere."""
+    import platform
+
+    machine = platform.machine().lower()
+    return (sys.platform.startswith("linux") and machine == "x86_64") or (
+        sys.platform == "win32" and machine in ("amd64", "x86_64"))
+
+
+def _installed_runtimes() -> List[str]:
+    """The ONNX Runtime distributions whose metadata lies on ``sys.path`` (a directory listing, no imports)."""
+    found = set()
+    for entry in sys.path:
+        try:
+            names = os.listdir(entry or ".")
+        except OSError:
+            continue
+        for name in names:
+            if name.endswith(".dist-info"):
+                project = name[: -len(".dist-info")].rsplit("-", 1)[0].lower().replace("_", "-")
+                if project in (_CPU_RUNTIME, _GPU_RUNTIME):
+                    found.add(project)
+    return sorted(found)
+
+
+def runtime_conflict() -> Optional[str]:
+    """A message with the fix when ``onnxruntime`` and ``onnxruntime-gpu`` are both installed, else ``None``.
+
+    Both write the same ``onnxruntime`` package, so the last one installed wins file by file and uninstalling either
+    breaks the other; the fix removes both and reinstalls the one this platform should have.
+    """
+    if len(_installed_runtimes()) < 2:
+        return None
+    from importlib import metadata
+
+    try:
+        versions = {name: metadata.version(name) for name in (_CPU_RUNTIME, _GPU_RUNTIME)}
+    except metadata.PackageNotFoundError:
+        return None
+    keep = _GPU_RUNTIME if gpu_runtime_supported() else _CPU_RUNTIME
+    return (
+        f"both onnxruntime {versions[_CPU_RUNTIME]} and onnxruntime-gpu {versions[_GPU_RUNTIME]} are installed; they "
+        "overwrite each other's files, so ONNX Runtime may lack its GPU providers or fail to import. Fix it with: "
+        f"pip uninstall -y onnxruntime onnxruntime-gpu && pip install '{keep}'"
+    )

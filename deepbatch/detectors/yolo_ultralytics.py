@@ -27,10 +27,7 @@ def import_ultralytics() -> Any:
     try:
         import ultralytics
     except ImportError as exc:
-        error = MissingDependencyError("ultralytics", "yolo", "The ultralytics YOLO face backend")
-        error.args = (f"{error} && pip install --no-deps ultralytics (without --no-deps it pulls in opencv-python, "
-                      "which clashes with deepbatch's opencv-python-headless)",)
-        raise error from exc
+        raise MissingDependencyError("ultralytics", "yolo", "The ultralytics YOLO face backend") from exc
     return ultralytics
 
 

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 from ..errors import DeepbatchError
-from ..optional import require
+from ..optional import gpu_runtime_supported, require, runtime_conflict
 
 logger = logging.getLogger(__name__)
 
@@ -53,7 +53,17 @@ class ProviderError(DeepbatchError, ValueError):
 
 
 def import_onnxruntime():  # type: ignore[no-untyped-def]
-    return require("onnxruntime", "gpu", "running ONNX models")
+    try:
+        return require("onnxruntime", "", "running ONNX models", package="onnxruntime-gpu")
+    except ImportError as exc:
+        conflict = runtime_conflict()  # a half-uninstalled pair of runtimes breaks the import: say how to repair it
+        if conflict is not None:
+            raise RuntimeConflictError(conflict) from exc
+        raise
+
+
+class RuntimeConflictError(DeepbatchError, ImportError):
+    """``onnxruntime`` and ``onnxruntime-gpu`` are both installed and ONNX Runtime cannot be imported."""
 
 
 def tensorrt_cache_dir() -> Path:
@@ -117,6 +127,17 @@ def _announce(message: str, level: int = logging.WARNING) -> None:
         logger.log(level, message)
 
 
+def _gpu_runtime_hint() -> str:
+    """Why this onnxruntime has no CUDA or TensorRT, and the command that gives it them where there is one."""
+    conflict = runtime_conflict()
+    if conflict is not None:
+        return conflict
+    if not gpu_runtime_supported():
+        return "onnxruntime-gpu is not published for this platform"
+    return ("this is the CPU-only onnxruntime package; for CUDA and TensorRT: pip uninstall -y onnxruntime && "
+            "pip install onnxruntime-gpu")
+
+
 def resolve_providers(providers: ProviderList = "auto") -> Resolved:
     """The requested providers (see :func:`requested_providers`) that this onnxruntime build offers.
 
@@ -130,7 +151,7 @@ def resolve_providers(providers: ProviderList = "auto") -> Resolved:
     missing = [name for name, _ in wanted if name not in available]
     if missing:
         level = logging.INFO if isinstance(providers, str) and providers.lower() == "auto" else logging.WARNING
-        hint = " (pip install 'deepbatch[gpu]' for CUDA and TensorRT)" if set(missing) & set(GPU_PROVIDERS) else ""
+        hint = f" ({_gpu_runtime_hint()})" if set(missing) & set(GPU_PROVIDERS) else ""
         _announce(f"{', '.join(missing)} not in this onnxruntime build{hint}; using {kept[0][0]}", level)
     return kept
 
