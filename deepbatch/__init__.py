@@ -41,7 +41,10 @@ _EXPORTS = {
     "find": "deepbatch.search",
 }
 
-__all__ = ["__version__", *_EXPORTS]
+__all__ = [
+    "__version__", "extract_faces", "iter_extract_faces", "build_detector", "list_detectors", "Detector", "Faces",
+    "Face", "represent", "verify", "verify_pairs", "build_recognizer", "list_recognizers", "Recognizer",
+]
 
 
 if not TYPE_CHECKING:  # hidden from type checkers, which would otherwise type every attribute, typos too, as Any

@@ -581,15 +581,22 @@ def _built_batching(registry: Any, name: str) -> str:
     return str(getattr(built, "batching", None) or getattr(model, "batching", "native"))
 
 
-def _weights_status(spec: Any) -> str:
-    from .weights import find_weights
+def _weights_status(spec: Any, extra: str = "") -> str:
+    """Found weights' path, or what is missing (packages first) and the command or source that gives it."""
+    from .optional import install_command, missing_modules
+    from .weights import find_weights, supply_note
 
+    packages = missing_modules(extra) if extra else []
+    if packages:
+        return f"missing package {', '.join(packages)}: {install_command(extra)}"
     if spec is None:
-        return "none needed"
+        return "none needed" + (f" (packages of deepbatch[{extra}] installed)" if extra else "")
     found = find_weights(spec)
     if found is not None:
         return str(found)
-    return f"missing ({' or '.join(spec.names)}; from {spec.source})"
+    if not spec.url:
+        return f"missing ({' or '.join(spec.names)}; {supply_note(spec)})"
+    return f"not downloaded yet ({' or '.join(spec.names)}; fetched on first use from {spec.source})"
 
 
 def _registry_rows(registry: Any, batching: bool = False) -> List[Tuple[str, ...]]:
@@ -601,10 +608,10 @@ def _registry_rows(registry: Any, batching: bool = False) -> List[Tuple[str, ...
         entry = registry.entry(name)
         label = name + (f" (= {', '.join(sorted(aliases[name]))})" if name in aliases else "")
         spec = entry.defaults.get("weights") or getattr(entry.factory, "weights", None)
-        status = _weights_status(spec)
+        status = _weights_status(spec, getattr(entry.factory, "extra", ""))
         row: Tuple[str, ...] = (label, entry.summary, status)
         if batching:
-            found = spec is None or not status.startswith("missing")
+            found = not status.startswith(("missing", "not downloaded"))
             row = (label, entry.summary, _built_batching(registry, name) if found else "-", status)
         rows.append(row)
     return rows

@@ -61,7 +61,8 @@ def install_command(extra: str = "") -> str:
     """A ``pip install`` command that adds ``extra`` to this deepbatch, wherever it was installed from.
 
     Code running from a clone (editable or on ``PYTHONPATH``) gives ``pip install -e '/path/to/clone[extra]'``; an
-    install from a local folder ``pip install '/path/to/folder[extra]'``; an install from a git URL gives ``pip install 'deepbatch[extra] @ git+URL'``; otherwise ``pip install 'deepbatch[extra]'``.
+    install from a local folder ``pip install '/path/to/folder[extra]'``; an install from a git URL
+    ``pip install 'deepbatch[extra] @ git+URL'``; otherwise ``pip install 'deepbatch[extra]'``.
     """
     suffix = f"[{extra}]" if extra else ""
     tree = _source_tree()

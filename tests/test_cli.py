@@ -16,6 +16,7 @@ import pytest
 from models import batch_mixing
 
 import deepbatch
+from deepbatch import optional
 from deepbatch._version import __version__
 from deepbatch.cli import main
 from deepbatch.detectors import DETECTORS
@@ -23,7 +24,9 @@ from deepbatch.errors import ImageNotFoundError
 from deepbatch.io.video import VideoError, read_frames
 from deepbatch.structures import Faces
 from deepbatch.visualize import BOX_COLOR, LANDMARK_COLORS, draw_faces
+from deepbatch.weights import BUFFALO_SC_URL
 
+ROOT = Path(__file__).resolve().parent.parent
 COMMANDS = ["detect", "represent", "batchify", "check-batch", "models", "bench"]
 
 # Photos for the folder run: group shots, portraits, large and small files; two in sub-folders (recursion).
@@ -123,6 +126,29 @@ def test_models_lists_every_registered_detector() -> None:
 def test_models_says_where_weights_were_found(weights_dir: Path) -> None:
     line = next(row for row in run_cli(["models"]).stdout.splitlines() if row.strip().startswith("scrfd_500m"))
     assert str(weights_dir / "scrfd_500m_kps.onnx") in line
+
+
+def models_row(name: str) -> str:
+    return next(row for row in run_cli(["models"]).stdout.splitlines() if row.strip().startswith(name))
+
+
+@pytest.fixture
+def no_weights(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("DEEPBATCH_WEIGHTS", str(tmp_path / "empty"))
+    monkeypatch.setenv("DEEPBATCH_HOME", str(tmp_path / "home"))
+
+
+def test_models_reports_a_missing_package_with_the_command_that_installs_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(optional.EXTRA_MODULES, "dlib", ("deepbatch_absent_module",))
+    assert f"missing package deepbatch_absent_module: pip install -e '{ROOT}[dlib]'" in models_row("dlib")
+
+
+@pytest.mark.parametrize("name, says", [
+    ("mobilefacenet ", "no download source: you must supply 'mobilefacenet_dyn.onnx' yourself (export a MobileFaceNet"),
+    ("arcface_mbf", "not downloaded yet (w600k_mbf.onnx; fetched on first use from " + BUFFALO_SC_URL),
+])
+def test_models_says_how_missing_weights_are_obtained(name: str, says: str, no_weights: None) -> None:
+    assert says in models_row(name)
 
 
 def test_unknown_backend_is_a_usage_error(dataset_dir: Path) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import sys
 
 import cv2
@@ -10,6 +11,7 @@ import pytest
 
 from deepbatch.detectors import DETECTORS
 from deepbatch.errors import MissingDependencyError
+from deepbatch.optional import install_command
 
 
 @pytest.fixture(scope="module")
@@ -29,5 +31,5 @@ def test_finds_the_faces_of_a_photo(detector, dataset_dir, name, expected):  # t
 
 def test_missing_package_names_the_extra(monkeypatch):  # type: ignore[no-untyped-def]
     monkeypatch.setitem(sys.modules, "dlib", None)  # makes `import dlib` raise ImportError
-    with pytest.raises(MissingDependencyError, match=r"deepbatch\[dlib\]"):
+    with pytest.raises(MissingDependencyError, match=re.escape(install_command("dlib"))):
         DETECTORS.create("dlib")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import functools
 import logging
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -24,6 +25,7 @@ pq = pytest.importorskip("pyarrow.parquet")
 
 import deepbatch.ray as dray  # noqa: E402  (after the skip: the module itself imports ray lazily)
 from deepbatch import cli  # noqa: E402
+from deepbatch.optional import install_command  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning:ray.data.context")  # Ray's own settings
@@ -413,7 +415,7 @@ def test_missing_ray_names_the_extra(monkeypatch):  # type: ignore[no-untyped-de
     from deepbatch.errors import MissingDependencyError
 
     monkeypatch.setitem(sys.modules, "ray", None)
-    with pytest.raises(MissingDependencyError, match=r"deepbatch\[ray\]"):
+    with pytest.raises(MissingDependencyError, match=re.escape(install_command("ray"))):
         dray.import_ray()
 
 

@@ -26,8 +26,8 @@ from deepbatch.verification import EmbeddingSizeError, EmbeddingTypeError
 
 DEEPFACE_KEYS = {"verified", "distance", "threshold", "confidence", "model", "detector_backend", "similarity_metric",
                  "facial_areas", "time"}
-# ArcFace MobileFaceNet + SCRFD separate all 300 labelled pairs at the documented thresholds; allow one pair in a hundred
-# for numerical drift across ONNX Runtime builds before calling it a regression.
+# ArcFace MobileFaceNet + SCRFD separate all 300 labelled pairs at the documented thresholds; allow one pair in a
+# hundred for numerical drift across ONNX Runtime builds before calling it a regression.
 MASTER_ACCURACY = 0.99
 # The same distance computed from the same float32 embeddings by two routes (list round trip, other formula).
 DISTANCE_ATOL = 1e-6

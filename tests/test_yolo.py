@@ -3,6 +3,7 @@ YOLO-layout graph derived from it, and the ultralytics runtime against the ONNX 
 
 from __future__ import annotations
 
+import re
 import sys
 from pathlib import Path
 from typing import Dict, List
@@ -17,6 +18,7 @@ from onnx import helper, numpy_helper
 from deepbatch.detectors import DETECTORS, build_detector
 from deepbatch.detectors.yolo import DFL_BINS, YOLO_ALIASES, YOLO_VARIANTS, YoloFace
 from deepbatch.errors import MissingDependencyError, ModelFormatError, WeightsNotFoundError
+from deepbatch.optional import install_command
 
 # Decoding is float32 arithmetic on exactly representable inputs: results agree to rounding.
 DECODE_TOLERANCE_PX = 1e-3
@@ -208,7 +210,7 @@ def test_missing_weights_name_the_file_and_its_source(tmp_path, monkeypatch):  #
 
 def test_missing_ultralytics_names_the_extra(monkeypatch):  # type: ignore[no-untyped-def]
     monkeypatch.setitem(sys.modules, "ultralytics", None)  # makes `import ultralytics` raise ImportError
-    with pytest.raises(MissingDependencyError, match=r"deepbatch\[yolo\]"):
+    with pytest.raises(MissingDependencyError, match=re.escape(install_command("yolo"))):
         DETECTORS.create("yolov8n_pt", model_path=__file__)
 
 

@@ -48,6 +48,7 @@ class Detector(ABC):  # noqa: B024 (abstract by contract: __init_subclass__ dema
 
     name: ClassVar[str] = ""
     native_batching: ClassVar[bool] = False
+    extra: ClassVar[str] = ""  # the deepbatch extra whose packages the backend needs ("" when none)
     has_landmarks: bool = False  # instances may decide (an export without keypoint outputs has none)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:

@@ -26,6 +26,7 @@ class DlibHOG(Detector):
     search; ``score_threshold`` the SVM margin a face must reach (dlib's own default is 0)."""
 
     name = "dlib"
+    extra = "dlib"
     has_landmarks = False
 
     def __init__(self, upsample: int = 1, score_threshold: float = 0.0):

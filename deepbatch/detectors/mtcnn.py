@@ -65,6 +65,7 @@ class MTCNNDetector(Detector):
     """
 
     name = "mtcnn"
+    extra = "mtcnn"
     native_batching = True
     has_landmarks = True
 

@@ -51,6 +51,7 @@ class UltralyticsYoloFace(Detector):
     """
 
     name = "yolo_pt"
+    extra = "yolo"
     native_batching = True
     has_landmarks = True
     weights: WeightFile = yolo_weights("yolov8n", "pt")

@@ -57,6 +57,7 @@ class Recognizer(ABC):
 
     name: ClassVar[str] = ""
     display_name: ClassVar[str] = ""
+    extra: ClassVar[str] = ""  # the deepbatch extra whose packages the backend needs ("" when none)
     embedding_size: ClassVar[int] = 0
     input_spec: ClassVar[InputSpec] = InputSpec(size=(112, 112), mean=127.5, std=127.5, rgb=True, center=True)
     thresholds: ClassVar[Mapping[str, float]] = {}

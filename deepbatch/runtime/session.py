@@ -23,6 +23,9 @@ CPU threads
 
 from __future__ import annotations
 
+import contextlib
+import importlib.util
+import io
 import logging
 import os
 from pathlib import Path
@@ -195,6 +198,26 @@ def session_options(threads: Optional[int] = None):  # type: ignore[no-untyped-d
     return options
 
 
+_gpu_prepared: List[bool] = []
+
+
+def _prepare_gpu_runtime(ort: Any) -> None:
+    """Once per process, before the first GPU session: load the CUDA and cuDNN libraries that ``deepbatch[gpu]``
+    installs from pip (ONNX Runtime does not search there by itself), and keep ONNX Runtime's own provider-failure
+    warnings off stderr: :func:`create_session` reports a provider that cannot start in one line of its own."""
+    if _gpu_prepared:
+        return
+    _gpu_prepared.append(True)
+    ort.set_default_logger_severity(3)
+    nvidia = importlib.util.find_spec("nvidia")
+    if nvidia is None or not hasattr(ort, "preload_dlls"):
+        return
+    with contextlib.redirect_stdout(io.StringIO()) as said:  # it prints what it could not load
+        ort.preload_dlls()
+    if said.getvalue().strip():
+        logger.debug("onnxruntime.preload_dlls: %s", said.getvalue().strip())
+
+
 def create_session(model: Union[str, bytes], providers: ProviderList = "auto", threads: Optional[int] = None):  # type: ignore[no-untyped-def]
     """An ``InferenceSession`` over a model path or serialized bytes, on the first provider that really starts.
 
@@ -203,6 +226,9 @@ def create_session(model: Union[str, bytes], providers: ProviderList = "auto", t
     """
     ort = import_onnxruntime()
     chosen = resolve_providers(providers)
+    level = logging.INFO if isinstance(providers, str) and providers.lower() == "auto" else logging.WARNING
+    if any(name in GPU_PROVIDERS for name, _ in chosen):
+        _prepare_gpu_runtime(ort)
     if any(name == TENSORRT for name, _ in chosen):
         tensorrt_cache_dir().mkdir(parents=True, exist_ok=True)
     while True:
@@ -213,13 +239,13 @@ def create_session(model: Union[str, bytes], providers: ProviderList = "auto", t
         except Exception as exc:  # ONNX Runtime raises its own Fail/RuntimeException types
             if names[0] == CPU:
                 raise
-            _announce(f"{names[0]} could not start ({str(exc).strip().splitlines()[0]}); trying {names[1]}")
+            _announce(f"{names[0]} could not start ({str(exc).strip().splitlines()[0]}); trying {names[1]}", level)
             chosen = chosen[1:]
             continue
         taken = set(session.get_providers())
         dropped = [name for name in names if name not in taken]
         if dropped:
             _announce(f"{', '.join(dropped)} could not start (CUDA, cuDNN or TensorRT libraries missing or no GPU); "
-                      f"running on {session.get_providers()[0]}")
+                      f"running on {session.get_providers()[0]}", level)
         logger.debug("ONNX Runtime session on %s", session.get_providers())
         return session
