@@ -1,26 +1,44 @@
-# deepbatch developer commands. Real test assets live in ../shared (see tests/README.md).
+# deepbatch developer commands. Real test assets live in ../shared (see tests/README.md); without them the demo runs
+# on the photos in samples/ and downloads the default models, and the tests that need the assets skip.
 PYTHON ?= python3
 SHARED ?= $(abspath ../shared)
 export DEEPBATCH_WEIGHTS ?= $(SHARED)/weights
 export DEEPBATCH_TEST_DATA ?= $(SHARED)/dataset
+DEMO_PHOTOS ?= $(if $(wildcard $(DEEPBATCH_TEST_DATA)/*.jpg),$(DEEPBATCH_TEST_DATA),samples)
 
-.PHONY: install install-test install-bench demo test lint bench bench-stream test-data bench-gpu
+# pip does not swap one distribution for another: where deepbatch's runtime is onnxruntime-gpu (Linux x86_64), a
+# CPU-only onnxruntime left from an earlier install would overwrite its files, so both go and the right one returns.
+ONE_RUNTIME = if [ "$$(uname -sm)" = "Linux x86_64" ] && $(PYTHON) -m pip show -q onnxruntime 2>/dev/null; then \
+	$(PYTHON) -m pip uninstall -q -y onnxruntime onnxruntime-gpu; fi
+
+.PHONY: install install-test install-bench demo test test-fast lint bench bench-stream test-data bench-gpu
 
 install:
+	@$(ONE_RUNTIME)
 	$(PYTHON) -m pip install -q -e .
 
 install-test:
+	@$(ONE_RUNTIME)
+	@# the plain `ultralytics` once installed here writes the same package as the yolo extra's headless build
+	@if $(PYTHON) -m pip show -q ultralytics 2>/dev/null; then \
+		$(PYTHON) -m pip uninstall -q -y ultralytics ultralytics-opencv-headless; fi
 	$(PYTHON) -m pip install -q -e ".[dev]"
 	$(PYTHON) -m pip install -q -e ".[yolo,mtcnn,dlib]"
-	$(PYTHON) -m pip install -q --no-deps "ultralytics>=8.3"
 	$(PYTHON) -m pip install -q -e ".[fastmtcnn,find]"
 	$(PYTHON) -m pip install -q --no-deps "facenet-pytorch>=2.5"
 
 demo: install
-	deepbatch detect $(DEEPBATCH_TEST_DATA) --output out/faces.jsonl --draw out/annotated
+	deepbatch detect $(DEMO_PHOTOS) --output out/faces.jsonl --draw out/annotated
+	deepbatch represent $(DEMO_PHOTOS) --output out/embeddings.jsonl
 
 test: install-test
 	$(PYTHON) -m pytest -q
+
+# The inner loop: the core API on ONNX Runtime and OpenCV, without the slow tests and without torch, TensorFlow or
+# Ray (the `heavy` tests); a few minutes on 2 cores.
+test-fast:
+	$(PYTHON) -m pip install -q -e ".[test]"
+	$(PYTHON) -m pytest -q -m "not slow and not heavy"
 
 lint: install-test
 	ruff check deepbatch tests

@@ -3,6 +3,10 @@
 Real weights and photos come from ``$DEEPBATCH_WEIGHTS`` and ``$DEEPBATCH_TEST_DATA`` (``make test`` points them at
 ``../shared``). Backends whose weights are too large to keep here are built from small graphs that
 ``tests/models.py`` derives or generates, keyed by detector name in ``generated_models``.
+
+Without those assets (a fresh clone) every test that needs them skips and says why: the ``weights_dir`` and
+``dataset_dir`` fixtures skip, and nothing is downloaded. Tests that run torch, TensorFlow or Ray are marked
+``heavy``; ``make test-fast`` leaves them and the ``slow`` ones out.
 """
 
 from __future__ import annotations
@@ -37,11 +41,29 @@ from models import (  # noqa: E402  (tests/ is on sys.path)
 )
 
 ALL_DETECTORS = [name for name in DETECTORS.names(aliases=False) if name not in same_test_model_as_another()]
+# Backends that run on torch or TensorFlow, and test files that start Ray or TensorFlow: the `heavy` tier.
+HEAVY_EXTRAS = ("mtcnn", "yolo")
+HEAVY_DETECTORS = {name for name in DETECTORS.names() if getattr(DETECTORS.entry(name).factory, "extra", "") in
+                   HEAVY_EXTRAS}
+HEAVY_FILES = {"test_ray.py", "test_mtcnn.py"}
+HEAVY_WORDS = ("ultralytics",)
 PARITY_MAX_SIDE = 1024  # photos are scaled down to this: sizes stay mixed, looped backends stay affordable
 
 # Images of different sizes and face counts used by the parity tests (small, large, portrait, group shots).
 PARITY_IMAGES = ["couple.jpg", "selfie-many-people.jpg", "img1.jpg", "img12.jpg", "img25.jpg", "img45.jpg",
                  "img54.jpg", "img62.jpg", "img6.jpg"]
+
+
+def is_heavy(item: pytest.Item) -> bool:
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    return (item.path.name in HEAVY_FILES or any(word in item.name for word in HEAVY_WORDS)
+            or any(isinstance(v, str) and v in HEAVY_DETECTORS for v in params.values()))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: List[pytest.Item]) -> None:
+    for item in items:
+        if is_heavy(item):
+            item.add_marker(pytest.mark.heavy)
 
 
 def dataset_path() -> Path:
