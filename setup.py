@@ -51,6 +51,7 @@ setup(
     description="Find, align and embed faces in batches of images, fast, on GPU or CPU",
     long_description=(HERE / "README.md").read_text(encoding="utf-8"),
     long_description_content_type="text/markdown",
+    license="MIT",
     python_requires=">=3.10",
     packages=find_packages(include=["deepbatch", "deepbatch.*"]),
     package_data={"deepbatch": ["py.typed"]},
@@ -65,6 +66,7 @@ setup(
     entry_points={"console_scripts": ["deepbatch=deepbatch.cli:main"]},
     classifiers=[
         "Programming Language :: Python :: 3",
+        "License :: OSI Approved :: MIT License",
         "Topic :: Scientific/Engineering :: Image Recognition",
     ],
 )
