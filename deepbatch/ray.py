@@ -85,6 +85,10 @@ class RayArgumentError(DeepbatchError, ValueError):
     """An argument of the Ray integration is out of range or inconsistent; the message says which and the fix."""
 
 
+class RayResourceError(DeepbatchError, ValueError):
+    """The Ray cluster lacks the resources the job asks for (for example GPUs), so it could never start."""
+
+
 class WorkerSpecError(DeepbatchError, TypeError):
     """A model was passed in a form that cannot be shipped to Ray workers."""
 
@@ -407,6 +411,25 @@ def _cluster_cpus(ray: Any) -> float:
     return float(ray.cluster_resources().get("CPU", 1.0))
 
 
+def check_gpus(num_workers: WorkerCount, num_gpus_per_worker: float, cluster: Mapping[str, float]) -> None:
+    """Fail at once when the cluster cannot place the smallest pool's GPU requests (Ray would wait forever).
+
+    ``cluster`` is ``ray.cluster_resources()``: the GPUs the cluster has now (an autoscaling cluster that adds GPU
+    nodes on demand must start them before the job).
+    """
+    if num_gpus_per_worker <= 0:
+        return
+    least = num_workers if isinstance(num_workers, int) else min(num_workers)
+    needed = num_gpus_per_worker * least
+    have = float(cluster.get("GPU", 0.0))
+    if have < needed:
+        raise RayResourceError(
+            f"num_gpus_per_worker={num_gpus_per_worker} for {least} worker(s) needs {needed:g} GPU(s), but the Ray "
+            f"cluster has {have:g} (its resources: {dict(cluster)}); use fewer workers, a smaller "
+            "num_gpus_per_worker (0.5 shares a GPU between two workers), or num_gpus_per_worker=0 to run on CPUs"
+        )
+
+
 def cpus_per_worker(num_workers: WorkerCount, total_cpus: float, num_gpus_per_worker: float) -> float:
     """CPUs each actor reserves by default: one, or less when the pool would leave no CPU for reading the input
     (Ray Data reads with CPU tasks; on a 2-CPU machine two 1-CPU actors would starve them and stall the job)."""
@@ -471,6 +494,10 @@ def _map(ds: Any, worker: type, constructor: Dict[str, Any], *, detector_backend
     if num_gpus_per_worker < 0:
         raise RayArgumentError(f"num_gpus_per_worker must be >= 0, got {num_gpus_per_worker}")
     _check_columns(ds, column, keep_columns)
+    if num_gpus_per_worker > 0:
+        if not ray.is_initialized():
+            ray.init()
+        check_gpus(num_workers, num_gpus_per_worker, ray.cluster_resources())
     size = int(batch_size or default_batch_size(detector_backend, num_gpus_per_worker))
     if size < 1:
         raise RayArgumentError(f"batch_size must be a positive integer, got {batch_size}")
@@ -672,9 +699,13 @@ def run_cli(args: Any, command: str) -> int:
         logger.error("nothing to process: no image files in %s", ", ".join(args.paths))
         return EXIT_FAILED
     ray = import_ray()
+    verbose = bool(getattr(args, "verbose", False))
+    if not verbose:  # Ray and Ray Data log every start and finish at INFO: keep stderr for deepbatch's summary
+        for name in ("ray", "ray.data"):
+            logging.getLogger(name).setLevel(logging.WARNING)
     started = not ray.is_initialized()
     if started:
-        ray.init(logging_level=logging.WARNING)
+        ray.init(logging_level=logging.INFO if verbose else logging.WARNING)
     ray.data.DataContext.get_current().enable_progress_bars = not getattr(args, "no_progress", False)
     began = time.perf_counter()
     try:

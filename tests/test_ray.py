@@ -411,6 +411,38 @@ def test_cpus_per_worker_leave_room_for_reading(workers, gpus, cpus):  # type: i
     assert dray.cpus_per_worker(workers, 2.0, gpus) == cpus
 
 
+@pytest.mark.parametrize("workers, gpus, cluster, fits", [
+    (1, 0, {"CPU": 2.0}, True),  # CPU workers ask for no GPU
+    (2, 0.5, {"CPU": 2.0, "GPU": 1.0}, True),  # two workers share one GPU
+    ((1, 4), 1, {"CPU": 8.0, "GPU": 1.0}, True),  # an autoscaling pool needs its smallest size placed
+    (1, 1, {"CPU": 2.0}, False),  # no GPU at all
+    (2, 1, {"CPU": 8.0, "GPU": 1.0}, False),  # one GPU short
+])
+def test_gpu_requests_are_checked_against_the_cluster(workers, gpus, cluster, fits):  # type: ignore[no-untyped-def]
+    if fits:
+        dray.check_gpus(workers, gpus, cluster)
+    else:
+        with pytest.raises(dray.RayResourceError, match="num_gpus_per_worker=0 to run on CPUs"):
+            dray.check_gpus(workers, gpus, cluster)
+
+
+def test_gpu_request_on_a_cluster_without_gpus_fails_at_once(ray_cluster):  # type: ignore[no-untyped-def]
+    ds = ray_cluster.data.from_items([{"path": "a.jpg"}])
+    with pytest.raises(dray.RayResourceError, match="needs 1 GPU"):
+        dray.extract_faces(ds, num_gpus_per_worker=1)
+
+
+@pytest.mark.slow
+def test_cli_keeps_rays_info_lines_off_stderr(weights_dir, tmp_path):  # type: ignore[no-untyped-def]
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "DEEPBATCH_WEIGHTS": str(weights_dir)}
+    result = subprocess.run([sys.executable, "-m", "deepbatch.cli", "detect", str(ROOT / "samples"), "--engine", "ray",
+                             "--output", str(tmp_path / "faces.parquet"), "--no-progress"], env=env, cwd=tmp_path,
+                            capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    assert [line for line in result.stderr.splitlines() if " INFO " in line] == []
+    assert "detect: 3 image(s) on 1 Ray worker(s): 2 face(s), 1 without a face" in result.stderr
+
+
 def test_missing_ray_names_the_extra(monkeypatch):  # type: ignore[no-untyped-def]
     from deepbatch.errors import MissingDependencyError
 
