@@ -24,6 +24,7 @@ CPU threads
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import importlib.util
 import io
 import logging
@@ -199,6 +200,32 @@ def session_options(threads: Optional[int] = None):  # type: ignore[no-untyped-d
 
 
 _gpu_prepared: List[bool] = []
+# Libraries each GPU provider cannot start without (Linux names, Windows names): the CUDA driver, which only a machine
+# with an NVIDIA GPU has, and TensorRT's runtime, which deepbatch's extras do not install.
+_GPU_LIBRARIES = {
+    CUDA: ("the CUDA driver", ("libcuda.so.1", "nvcuda.dll")),
+    TENSORRT: ("TensorRT and the CUDA driver", ("libnvinfer.so.10", "nvinfer_10.dll")),
+}
+
+
+def _loadable(names: Sequence[str]) -> bool:
+    for name in names:
+        try:
+            ctypes.CDLL(name)
+            return True
+        except OSError:
+            continue
+    return False
+
+
+def _libraries_load(provider: str) -> bool:
+    """Whether the shared libraries ``provider`` needs can be loaded here (TensorRT also needs CUDA's)."""
+    needs = [provider, CUDA] if provider == TENSORRT else [provider]
+    return all(_loadable(_GPU_LIBRARIES[name][1]) for name in needs)
+
+
+def _libraries_needed(providers: Sequence[str]) -> str:
+    return " / ".join(_GPU_LIBRARIES[name][0] for name in providers)
 
 
 def _prepare_gpu_runtime(ort: Any) -> None:
@@ -226,9 +253,16 @@ def create_session(model: Union[str, bytes], providers: ProviderList = "auto", t
     """
     ort = import_onnxruntime()
     chosen = resolve_providers(providers)
-    level = logging.INFO if isinstance(providers, str) and providers.lower() == "auto" else logging.WARNING
+    auto = isinstance(providers, str) and providers.lower() == "auto"
+    level = logging.INFO if auto else logging.WARNING
     if any(name in GPU_PROVIDERS for name, _ in chosen):
         _prepare_gpu_runtime(ort)
+        if auto:  # a GPU build on a machine without the GPU's libraries: go to the CPU without ONNX Runtime's errors
+            absent = [name for name, _ in chosen if name in GPU_PROVIDERS and not _libraries_load(name)]
+            if absent:
+                chosen = [(name, options) for name, options in chosen if name not in absent]
+                _announce(f"{', '.join(absent)} left out: {_libraries_needed(absent)} not found on this machine; "
+                          f"using {chosen[0][0]}", logging.INFO)
     if any(name == TENSORRT for name, _ in chosen):
         tensorrt_cache_dir().mkdir(parents=True, exist_ok=True)
     while True:
