@@ -289,7 +289,7 @@ def test_represent_jsonl_has_one_line_per_image(dataset_dir: Path, tmp_path: Pat
     run_cli(["represent", dataset_dir / "couple.jpg", "--output", tmp_path / "emb.jsonl", "--no-progress"])
     records = read_jsonl(tmp_path / "emb.jsonl")
     assert len(records) == 1
-    assert [len(face["embedding"]) for face in records[0]["faces"]] == [128, 128]
+    assert [len(face["embedding"]) for face in records[0]["faces"]] == [512, 512]
 
 
 # --- batchify and check-batch ---
