@@ -115,7 +115,7 @@ def test_unverifiable_batch_repair_falls_back_to_per_image(tmp_path, caplog):  #
         [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3, 4, 4])],
     )
     path = tmp_path / "mixing.onnx"
-    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)]), str(path))
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8), str(path))
     with caplog.at_level(logging.WARNING):
         model = OnnxModel(path, providers="cpu", probe_shape=(3, 4, 4))
     assert model.per_image and "one image per call" in caplog.text
