@@ -209,6 +209,12 @@ def _missing_message(spec: WeightFile, why: str) -> str:
         return (f"model weights {names} were not found in {looked}; {supply_note(spec)}. Put the file in one of "
                 "those folders (or point $DEEPBATCH_WEIGHTS at the folder that holds it, or pass its path "
                 "explicitly).")
+    if spec.archive_member:  # the archive itself, dropped in the cache, is found and unpacked there
+        return (
+            f"model weights {names} were not found ({why}). Fetch {spec.url} and put it, unchanged, in {cache_dir()} "
+            f"(deepbatch takes {spec.archive_member} out of it), or put {spec.archive_member} itself in one of: "
+            f"{looked}."
+        )
     return (
         f"model weights {names} were not found ({why}). Looked in: {looked}. "
         f"Put the file in one of those folders (or point $DEEPBATCH_WEIGHTS at the folder that holds it, or pass "

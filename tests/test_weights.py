@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import http.server
 import io
+import re
 import threading
 import zipfile
 from pathlib import Path
@@ -114,6 +115,22 @@ def test_two_models_of_one_archive_download_it_once(server, home):  # type: igno
     second = resolve_weights(archive_spec(server, "rec.onnx", digest))
     assert (first.read_bytes(), second.read_bytes()) == (PAYLOAD, OTHER)
     assert _Handler.served == ["/pack.zip"]
+
+
+def test_archive_put_in_the_cache_by_hand_is_unpacked_offline(server, home):  # type: ignore[no-untyped-def]
+    archive = _Handler.routes["/pack.zip"]
+    cache_dir().mkdir(parents=True)
+    (cache_dir() / "pack.zip").write_bytes(archive)
+    spec = WeightFile("rec.onnx", url="http://127.0.0.1:9/pack.zip", archive_member="rec.onnx",
+                      archive_sha256=hashlib.sha256(archive).hexdigest())
+    assert resolve_weights(spec).read_bytes() == OTHER
+
+
+def test_offline_error_for_an_archive_says_to_put_the_archive_in_the_cache(home):  # type: ignore[no-untyped-def]
+    spec = WeightFile("rec.onnx", url="http://127.0.0.1:9/pack.zip", archive_member="rec.onnx")
+    with pytest.raises(WeightsNotFoundError, match=rf"Fetch http://127.0.0.1:9/pack.zip and put it, unchanged, in "
+                                                   rf"{re.escape(str(cache_dir()))} \(deepbatch takes rec.onnx"):
+        resolve_weights(spec)
 
 
 def test_archive_with_another_digest_is_refused(server, home):  # type: ignore[no-untyped-def]
