@@ -107,7 +107,7 @@ def test_return_face_is_the_extracted_crop(couple: str) -> None:
 def test_minmax_normalize_maps_into_the_unit_interval(couple: str) -> None:
     raw = deepbatch.represent(couple, return_numpy=True)[0]["embedding"]
     scaled = deepbatch.represent(couple, minmax_normalize=True, return_numpy=True)[0]["embedding"]
-    low, high = deepbatch.build_recognizer("MobileFaceNet").embedding_range
+    low, high = deepbatch.build_recognizer("arcface_mbf").embedding_range
     assert raw.min() < 0 and 0 <= scaled.min() and scaled.max() <= 1
     np.testing.assert_allclose(scaled, (np.clip(raw, low, high) - low) / (high - low), atol=1e-6)
 
