@@ -23,7 +23,11 @@ EXTRA_MODULES: Dict[str, Tuple[str, ...]] = {
     "dlib": ("dlib",),
     "yolo": ("ultralytics", "torch"),
     "ray": ("ray", "pyarrow"),
+    "fastmtcnn": ("facenet_pytorch", "torch"),
+    "find": ("pandas",),
 }
+# What an extra cannot install itself: facenet-pytorch pins torch < 2.3, so it goes in without its dependencies.
+AFTER_EXTRA: Dict[str, str] = {"fastmtcnn": "pip install --no-deps 'facenet-pytorch>=2.5'"}
 _CPU_RUNTIME, _GPU_RUNTIME = "onnxruntime", "onnxruntime-gpu"
 
 
@@ -64,6 +68,11 @@ def install_command(extra: str = "") -> str:
     install from a local folder ``pip install '/path/to/folder[extra]'``; an install from a git URL
     ``pip install 'deepbatch[extra] @ git+URL'``; otherwise ``pip install 'deepbatch[extra]'``.
     """
+    after = f" && {AFTER_EXTRA[extra]}" if extra in AFTER_EXTRA else ""
+    return _install_extra(extra) + after
+
+
+def _install_extra(extra: str) -> str:
     suffix = f"[{extra}]" if extra else ""
     tree = _source_tree()
     if tree is not None:  # running from a clone (installed editable, or on PYTHONPATH)

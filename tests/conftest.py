@@ -42,7 +42,7 @@ from models import (  # noqa: E402  (tests/ is on sys.path)
 
 ALL_DETECTORS = [name for name in DETECTORS.names(aliases=False) if name not in same_test_model_as_another()]
 # Backends that run on torch or TensorFlow, and test files that start Ray or TensorFlow: the `heavy` tier.
-HEAVY_EXTRAS = ("mtcnn", "yolo")
+HEAVY_EXTRAS = ("mtcnn", "yolo", "fastmtcnn")
 HEAVY_DETECTORS = {name for name in DETECTORS.names() if getattr(DETECTORS.entry(name).factory, "extra", "") in
                    HEAVY_EXTRAS}
 HEAVY_FILES = {"test_ray.py", "test_mtcnn.py"}

@@ -38,6 +38,7 @@ class FastMTCNN(Detector):
     """
 
     name = "fastmtcnn"
+    extra = "fastmtcnn"
     native_batching = True
     has_landmarks = True
 

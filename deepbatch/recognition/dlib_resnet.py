@@ -104,6 +104,7 @@ class DlibResNet(Recognizer):
     jittered copies per face (dlib's option: slower, slightly more accurate, not deterministic)."""
 
     name = "dlib"
+    extra = "dlib"
     display_name = "Dlib"
     embedding_size = 128
     input_spec: ClassVar[InputSpec] = InputSpec(size=(CHIP_SIZE, CHIP_SIZE), mean=0.0, std=1.0, rgb=True, center=True)
