@@ -104,8 +104,12 @@ def test_archive_member_is_extracted(server, home):  # type: ignore[no-untyped-d
     assert find_weights(spec) == path
 
 
+MEMBER_DIGESTS = {"det.onnx": DIGEST, "rec.onnx": hashlib.sha256(OTHER).hexdigest()}
+
+
 def archive_spec(server: str, member: str, archive_sha256: str) -> WeightFile:
-    return WeightFile(member, url=f"{server}/pack.zip", archive_member=member, archive_sha256=archive_sha256)
+    return WeightFile(member, url=f"{server}/pack.zip", sha256=MEMBER_DIGESTS[member], archive_member=member,
+                      archive_sha256=archive_sha256)
 
 
 def test_two_models_of_one_archive_download_it_once(server, home):  # type: ignore[no-untyped-def]
@@ -121,8 +125,7 @@ def test_archive_put_in_the_cache_by_hand_is_unpacked_offline(server, home):  # 
     archive = _Handler.routes["/pack.zip"]
     cache_dir().mkdir(parents=True)
     (cache_dir() / "pack.zip").write_bytes(archive)
-    spec = WeightFile("rec.onnx", url="http://127.0.0.1:9/pack.zip", archive_member="rec.onnx",
-                      archive_sha256=hashlib.sha256(archive).hexdigest())
+    spec = archive_spec("http://127.0.0.1:9", "rec.onnx", hashlib.sha256(archive).hexdigest())
     assert resolve_weights(spec).read_bytes() == OTHER
 
 
