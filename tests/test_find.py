@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -166,9 +167,10 @@ def test_without_pandas_tables_are_lists_of_dicts(db: Path, dataset_dir: Path,
 def test_asking_for_dataframes_without_pandas_names_the_extra(db: Path, dataset_dir: Path,
                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     from deepbatch.errors import MissingDependencyError
+    from deepbatch.optional import install_command
 
     monkeypatch.setitem(sys.modules, "pandas", None)
-    with pytest.raises(MissingDependencyError, match=r"deepbatch\[find\]"):
+    with pytest.raises(MissingDependencyError, match=re.escape(install_command("find"))):
         find(str(dataset_dir / "img1.jpg"), db, silent=True, return_type="pandas")
 
 
