@@ -14,7 +14,7 @@ from __future__ import annotations
 import os
 import tempfile
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import cv2
 import numpy as np
@@ -58,6 +58,13 @@ def is_heavy(item: pytest.Item) -> bool:
     params = getattr(getattr(item, "callspec", None), "params", {})
     return (item.path.name in HEAVY_FILES or any(word in item.name for word in HEAVY_WORDS)
             or any(isinstance(v, str) and v in HEAVY_DETECTORS for v in params.values()))
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> Optional[bool]:
+    """Under ``-m "... not heavy"`` the heavy files are not even imported (importing them starts Ray or TensorFlow)."""
+    if collection_path.name in HEAVY_FILES and "not heavy" in (config.getoption("markexpr") or ""):
+        return True
+    return None
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: List[pytest.Item]) -> None:

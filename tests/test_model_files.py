@@ -99,6 +99,7 @@ def pickle_file(folder: Path) -> Path:
     return path
 
 
+@pytest.mark.heavy  # builds the ultralytics backend: imports torch
 def test_found_pickle_without_a_digest_is_never_loaded(pickle_file: Path) -> None:
     pytest.importorskip("ultralytics")
     with pytest.raises(UnverifiedWeightsError, match="loading it runs code"):
