@@ -72,7 +72,7 @@ _OUT_OF_MEMORY = textwrap.dedent("""
 """)
 
 
-def test_out_of_memory_is_3(tmp_path: Path) -> None:
+def test_out_of_memory_is_3(tmp_path: Path, weights_dir: Path) -> None:
     env = dict(os.environ, PYTHONPATH=str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     done = subprocess.run([sys.executable, "-c", _OUT_OF_MEMORY, str(tmp_path)], capture_output=True, text=True,
                           timeout=180, env=env)

@@ -288,7 +288,7 @@ _OUT_OF_MEMORY = textwrap.dedent("""
 
 
 
-def test_running_out_of_memory_while_decoding_is_not_a_corrupt_image() -> None:
+def test_running_out_of_memory_while_decoding_is_not_a_corrupt_image(weights_dir: Path) -> None:
     done = subprocess.run([sys.executable, "-c", _OUT_OF_MEMORY], capture_output=True, text=True, timeout=120)
     assert done.stdout.strip() == "MemoryError", done.stderr[-2000:]
 
