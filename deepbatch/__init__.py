@@ -15,10 +15,12 @@ from ._version import __version__
 from .optional import runtime_conflict
 
 if TYPE_CHECKING:
+    from .detect_only import detect, iter_detect
     from .detection import extract_faces, iter_extract_faces
     from .detectors.base import Detector, build_detector, list_detectors
     from .recognition.base import Recognizer, build_recognizer, list_recognizers
     from .representation import represent
+    from .search import find
     from .structures import Face, Faces
     from .verification import verify, verify_pairs
 
@@ -42,8 +44,9 @@ _EXPORTS = {
 }
 
 __all__ = [
-    "__version__", "extract_faces", "iter_extract_faces", "build_detector", "list_detectors", "Detector", "Faces",
-    "Face", "represent", "verify", "verify_pairs", "build_recognizer", "list_recognizers", "Recognizer",
+    "__version__", "extract_faces", "iter_extract_faces", "detect", "iter_detect", "build_detector", "list_detectors",
+    "Detector", "Faces", "Face", "represent", "verify", "verify_pairs", "build_recognizer", "list_recognizers",
+    "Recognizer", "find",
 ]
 
 

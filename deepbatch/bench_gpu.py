@@ -29,7 +29,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from itertools import cycle, islice
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, cast
 
 import numpy as np
 
@@ -356,7 +356,7 @@ def check_torch_decode(detector: Any, paths: List[str]) -> Dict[str, Any]:
     chosen = paths[:8]
     tensor, geometry = gpu_decode_letterbox([Path(p).read_bytes() for p in chosen], detector.input_spec, "cpu")
     found = finish(detector, preamble.run_pointer(tensor), geometry)
-    expected = deepbatch.detect(chosen, detector, batch_size=8)
+    expected = cast(List[Any], deepbatch.detect(chosen, detector, batch_size=8))  # a list in: one Faces per image
     return {"photos": len(chosen), "same_face_counts": [len(a) for a in found] == [len(b) for b in expected]}
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 
+import deepbatch
 from deepbatch.optional import install_command
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,6 +51,14 @@ def mypy_output(tmp_path_factory: pytest.TempPathFactory) -> str:
 @pytest.mark.parametrize("expected", EXPECTED_ERRORS)
 def test_mypy_sees_the_typed_api_through_import_deepbatch(mypy_output: str, expected: str) -> None:
     assert expected in mypy_output
+
+
+def test_every_lazy_export_is_typed_and_listed() -> None:
+    tree = ast.parse((ROOT / "deepbatch" / "__init__.py").read_text())
+    typed = {alias.asname or alias.name for node in ast.walk(tree) if isinstance(node, ast.If)
+             and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING"
+             for stmt in node.body if isinstance(stmt, ast.ImportFrom) for alias in stmt.names}
+    assert typed == set(deepbatch._EXPORTS) and set(deepbatch.__all__) == {"__version__", *deepbatch._EXPORTS}
 
 
 def test_both_onnx_runtimes_installed_warns_at_import_with_the_fix(tmp_path: Path) -> None:
