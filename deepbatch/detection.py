@@ -195,26 +195,58 @@ def extract_faces(
     return results[0] if single else results
 
 
+NO_FACE_RULES = ("error", "whole_image", "empty")
+
+
+def no_face_rule(enforce_detection: bool) -> str:
+    """DeepFace's ``enforce_detection`` as a rule: ``True`` makes a faceless image an error, ``False`` reports the
+    whole image as one face with confidence 0."""
+    return "error" if enforce_detection else "whole_image"
+
+
+def select_faces(faces: Faces, shape: Tuple[int, ...], no_face: str, max_faces: Optional[int],
+                 expand_percentage: float, index: Optional[int] = None, source: Optional[str] = None) -> Faces:
+    """The faces an image of ``shape`` reports, by the rules every edge shares: with none found, ``no_face`` decides
+    (``"error"`` raises :class:`FaceNotDetectedError` naming ``index`` and ``source``, ``"whole_image"`` gives the
+    whole image with score 0, ``"empty"`` gives no face); then the ``max_faces`` largest are kept, largest first,
+    and the boxes are grown by ``expand_percentage`` (clamped to the image)."""
+    if no_face not in NO_FACE_RULES:
+        raise ArgumentError(f"no_face must be one of {NO_FACE_RULES}, got {no_face!r}")
+    height, width = shape[:2]
+    if len(faces) == 0:
+        if no_face == "error":
+            raise FaceNotDetectedError(index, source)
+        if no_face == "empty":
+            return faces
+        faces = Faces(np.array([[0, 0, width, height]], np.float32), np.zeros(1, np.float32))
+    if max_faces is not None and max_faces < len(faces):
+        faces = faces.largest(max_faces)
+    if expand_percentage:
+        faces = Faces(expand_boxes(faces.boxes, expand_percentage, height, width), faces.scores, faces.landmarks)
+    return faces
+
+
 def face_dicts(
     image: np.ndarray, faces: Faces, align: bool, expand_percentage: float, color_face: str, normalize_face: bool,
     max_faces: Optional[int],
 ) -> List[Dict[str, Any]]:
     """DeepFace-style dicts for the faces of one image (the whole image with confidence 0 when there are none)."""
-    height, width = image.shape[:2]
-    if len(faces) == 0:
-        faces = Faces(np.array([[0, 0, width, height]], np.float32), np.zeros(1, np.float32))
-    if max_faces is not None and max_faces < len(faces):
-        faces = faces.largest(max_faces)
-    boxes = expand_boxes(faces.boxes, expand_percentage, height, width) if expand_percentage else faces.boxes
-    cut = face_crops(image, boxes, faces.landmarks, expand_percentage, use_landmarks=align)
-    out = []
-    for face, box, pixels in zip(faces, boxes, cut.crops):
-        out.append({
+    selected = select_faces(faces, image.shape, "whole_image", max_faces, expand_percentage)
+    return present_faces(image, selected, align, expand_percentage, color_face, normalize_face)
+
+
+def present_faces(image: np.ndarray, faces: Faces, align: bool, expand_percentage: float, color_face: str,
+                  normalize_face: bool) -> List[Dict[str, Any]]:
+    """DeepFace-style dicts for faces already chosen by :func:`select_faces`: crop, ``facial_area``, confidence."""
+    cut = face_crops(image, faces.boxes, faces.landmarks, expand_percentage, use_landmarks=align)
+    return [
+        {
             "face": present_face(pixels, color_face, normalize_face),
-            "facial_area": facial_area(box, face.landmarks, image.shape),
+            "facial_area": facial_area(face.box, face.landmarks, image.shape),
             "confidence": confidence(face.score),
-        })
-    return out
+        }
+        for face, pixels in zip(faces, cut.crops)
+    ]
 
 
 class ImageFaces(List[Dict[str, Any]]):
@@ -267,12 +299,14 @@ def iter_extract_faces(
     records = iter_detections(paths_or_frames, detector, size, "skip", workers=workers, prefetch=prefetch)
 
     def crop(record: ImageDetections) -> ImageFaces:
-        faces = record.faces
-        if record.error is None and faces is not None and len(faces) == 0 and enforce_detection:
-            record.error = FaceNotDetectedError(record.index, record.source)
-        if record.error is not None or record.image is None or faces is None:
+        if record.error is not None or record.image is None or record.faces is None:
             return ImageFaces((), record.index, record.source, record.error)
-        dicts = face_dicts(record.image, faces, align, expand_percentage, color_face, normalize_face, max_faces)
+        try:
+            faces = select_faces(record.faces, record.image.shape, no_face_rule(enforce_detection), max_faces,
+                                 expand_percentage, record.index, record.source)
+        except FaceNotDetectedError as exc:
+            return ImageFaces((), record.index, record.source, exc)
+        dicts = present_faces(record.image, faces, align, expand_percentage, color_face, normalize_face)
         return ImageFaces(dicts, record.index, record.source)
 
     # Crops are cut on the prefetch threads too, while this thread runs the model on the next chunk.

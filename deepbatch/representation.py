@@ -15,12 +15,20 @@ from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 
-from .detection import ImageDetections, check_face_options, check_on_error, iter_detections, resolve_detector
+from .detection import (
+    ImageDetections,
+    check_face_options,
+    check_on_error,
+    iter_detections,
+    no_face_rule,
+    resolve_detector,
+    select_faces,
+)
 from .detectors.base import DEFAULT_BATCH_SIZE, Detector
 from .errors import ArgumentError, DeepbatchError, FaceNotDetectedError
 from .formatting import BatchResult, confidence, facial_area, present_face
 from .io.images import as_batch
-from .ops.align import FaceCrops, alignment_methods, expand_boxes, face_crops, resize_into
+from .ops.align import FaceCrops, alignment_methods, face_crops, resize_into
 from .ops.letterbox import InputSpec
 from .pipeline import BatchSize, resolve_batch_size
 from .recognition.base import Recognizer, resolve_recognizer
@@ -64,7 +72,7 @@ def iter_embeddings(
     batch_size: int = DEFAULT_BATCH_SIZE,
     on_error: str = "raise",
     single: bool = False,
-    enforce_detection: bool = True,
+    enforce_detection: Union[bool, str] = True,
     align: bool = True,
     expand_percentage: float = 0,
     max_faces: Optional[int] = None,
@@ -74,7 +82,8 @@ def iter_embeddings(
     """Detect, align and embed ``items`` chunk by chunk, yielding one :class:`ImageEmbeddings` per item in order.
 
     ``batch_size`` images are detected together and all their faces embedded together. ``on_error`` and
-    ``enforce_detection`` behave as in :func:`deepbatch.extract_faces` (``single`` marks one image given alone: its
+    ``enforce_detection`` behave as in :func:`deepbatch.extract_faces` (``enforce_detection`` may also be one of
+    :data:`~deepbatch.detection.NO_FACE_RULES`; ``single`` marks one image given alone: its
     errors name no index and always raise); ``align=False`` embeds box crops; ``spec`` overrides the recognizer's
     normalisation; ``keep_crops`` keeps each face's crop in the result.
     """
@@ -90,7 +99,8 @@ def iter_embeddings(
 
 
 def _embed_chunk(
-    chunk: List[ImageDetections], recognizer: Recognizer, on_error: str, single: bool, enforce_detection: bool,
+    chunk: List[ImageDetections], recognizer: Recognizer, on_error: str, single: bool,
+    enforce_detection: Union[bool, str],
     align: bool, expand_percentage: float, max_faces: Optional[int], spec: Optional[InputSpec], keep_crops: bool,
 ) -> List[ImageEmbeddings]:
     results, pixels = [], []
@@ -101,29 +111,30 @@ def _embed_chunk(
         results.append(result)
         if record.error is not None or record.image is None or record.faces is None:
             continue
-        faces = record.faces
-        height, width = record.image.shape[:2]
-        if len(faces) == 0:
-            if enforce_detection:
-                result.error = FaceNotDetectedError(None if single else record.index, record.source)
-                if single or on_error == "raise":
-                    raise result.error
-                continue
-            faces = Faces(np.array([[0, 0, width, height]], np.float32), np.zeros(1, np.float32))
-        if max_faces is not None and max_faces < len(faces):
-            faces = faces.largest(max_faces)
-        boxes = expand_boxes(faces.boxes, expand_percentage, height, width) if expand_percentage else faces.boxes
-        cut = face_crops(record.image, boxes, faces.landmarks, expand_percentage, use_landmarks=align)
-        result.faces = Faces(boxes, faces.scores, faces.landmarks)
-        result.points = cut.points
         result.shape = record.image.shape
+        rule = enforce_detection if isinstance(enforce_detection, str) else no_face_rule(enforce_detection)
+        try:
+            faces = select_faces(record.faces, record.image.shape, rule, max_faces, expand_percentage,
+                                 None if single else record.index, record.source)
+        except FaceNotDetectedError as exc:
+            result.error = exc
+            if single or on_error == "raise":
+                raise
+            continue
+        boxes = faces.boxes
+        cut = face_crops(record.image, boxes, faces.landmarks, expand_percentage, use_landmarks=align)
+        result.faces = faces
+        result.points = cut.points
         result.crops = cut.crops if keep_crops else None
-        pixels.append(model_input(cut, recognizer.input_size))
+        if len(faces):
+            pixels.append(model_input(cut, recognizer.input_size))
+        else:  # no face under the "empty" rule
+            result.embeddings = np.zeros((0, int(recognizer.embedding_size)), np.float32)
     if pixels:
         embeddings = recognizer.embed(np.concatenate(pixels), spec=spec)
         start = 0
         for result in results:
-            if result.faces is not None:
+            if result.faces is not None and result.error is None and len(result.faces):
                 result.embeddings = embeddings[start : start + len(result.faces)]
                 start += len(result.faces)
     return results
