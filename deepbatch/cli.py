@@ -646,7 +646,6 @@ def build_parser() -> argparse.ArgumentParser:
                "2 bad usage or setup (bad weights included); 3 out of memory, disk full or an internal failure; "
                "130 interrupted (Ctrl-C, SIGTERM, SIGHUP).",
     )
-    parser.set_defaults(verbose=False, quiet=False)
     parser.add_argument("--version", action="version", version=f"deepbatch {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
@@ -792,6 +791,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         args.bench_args = extra
     elif extra:
         _command_parser(parser, args.command).error(f"unrecognized arguments: {' '.join(extra)}")
+    args.verbose, args.quiet = getattr(args, "verbose", False), getattr(args, "quiet", False)
     if args.quiet and hasattr(args, "no_progress"):
         args.no_progress = True
     package_logger = logging.getLogger("deepbatch")

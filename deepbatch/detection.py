@@ -251,16 +251,25 @@ def present_faces(image: np.ndarray, faces: Faces, align: bool, expand_percentag
 
 class ImageFaces(List[Dict[str, Any]]):
     """The face dicts of one image, as in :func:`extract_faces`, plus where they came from: the image's
-    ``image_index`` in the stream, its ``source`` (path or description, or None) and the ``error`` that stopped it
+    ``image_index`` in the stream, its ``source`` (path or description, or None), its ``shape`` ``(height, width,
+    ...)``, the typed ``faces`` behind the dicts (:class:`Faces`, float precision) and the ``error`` that stopped it
     (``None`` when it was processed; with ``on_error="skip"`` an unusable image gives an empty list with ``error``
-    set)."""
+    set). :meth:`row` is the image's output row (:mod:`deepbatch.rows`), as the command line and Ray write it."""
 
-    def __init__(self, faces: Iterable[Dict[str, Any]] = (), image_index: int = 0, source: Optional[str] = None,
-                 error: Optional[DeepbatchError] = None):
-        super().__init__(faces)
+    def __init__(self, dicts: Iterable[Dict[str, Any]] = (), image_index: int = 0, source: Optional[str] = None,
+                 error: Optional[DeepbatchError] = None, shape: Optional[Tuple[int, ...]] = None,
+                 faces: Optional[Faces] = None):
+        super().__init__(dicts)
         self.image_index = image_index
         self.source = source
         self.error = error
+        self.shape = shape
+        self.faces = faces
+
+    def row(self) -> Dict[str, Any]:
+        from .rows import image_row
+
+        return image_row(self.source, self.shape, self.faces, self.error)
 
 
 def iter_extract_faces(
@@ -301,13 +310,14 @@ def iter_extract_faces(
     def crop(record: ImageDetections) -> ImageFaces:
         if record.error is not None or record.image is None or record.faces is None:
             return ImageFaces((), record.index, record.source, record.error)
+        shape = record.image.shape
         try:
-            faces = select_faces(record.faces, record.image.shape, no_face_rule(enforce_detection), max_faces,
+            faces = select_faces(record.faces, shape, no_face_rule(enforce_detection), max_faces,
                                  expand_percentage, record.index, record.source)
         except FaceNotDetectedError as exc:
-            return ImageFaces((), record.index, record.source, exc)
+            return ImageFaces((), record.index, record.source, exc, shape)
         dicts = present_faces(record.image, faces, align, expand_percentage, color_face, normalize_face)
-        return ImageFaces(dicts, record.index, record.source)
+        return ImageFaces(dicts, record.index, record.source, shape=shape, faces=faces)
 
     # Crops are cut on the prefetch threads too, while this thread runs the model on the next chunk.
     results = prefetch_map(crop, records, workers, prefetch=size if prefetch else 0)

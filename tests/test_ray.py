@@ -103,7 +103,7 @@ def test_boxes_scores_and_landmarks_match_local_pipeline(binary_rows, local_face
 
 
 def test_good_images_have_an_empty_error(binary_rows):  # type: ignore[no-untyped-def]
-    assert {r["error"] for r in binary_rows.values()} == {""}
+    assert {r["error"] for r in binary_rows.values()} == {None}
 
 
 def test_faces_are_plain_lists_without_pixels(binary_rows, dataset_dir):  # type: ignore[no-untyped-def]
