@@ -177,7 +177,8 @@ class VideoFile:
         if self._writer is None:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             height, width = frame.shape[:2]
-            self._writer = cv2.VideoWriter(str(self.staging), cv2.VideoWriter_fourcc(*"mp4v"), self.fps,
+            fourcc = cv2.VideoWriter_fourcc(*"mp4v")  # type: ignore[attr-defined]
+            self._writer = cv2.VideoWriter(str(self.staging), fourcc, self.fps,
                                            (width, height))
             if not self._writer.isOpened():
                 raise OSError(f"OpenCV could not open a video writer for {self.path}")
