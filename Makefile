@@ -4,7 +4,7 @@ SHARED ?= $(abspath ../shared)
 export DEEPBATCH_WEIGHTS ?= $(SHARED)/weights
 export DEEPBATCH_TEST_DATA ?= $(SHARED)/dataset
 
-.PHONY: install install-test install-bench demo test lint bench bench-stream test-data bench-gpu
+.PHONY: install install-test install-bench demo test lint bench bench-stream test-data bench-gpu readme-tables
 
 install:
 	$(PYTHON) -m pip install -q -e .
@@ -23,7 +23,7 @@ test: install-test
 	$(PYTHON) -m pytest -q
 
 lint: install-test
-	ruff check deepbatch tests
+	ruff check deepbatch tests tools
 	mypy deepbatch
 
 # DeepFace goes in for the side-by-side benchmark without its dependencies (opencv-contrib-python-headless would
@@ -59,3 +59,6 @@ bench-gpu: install
 	fi
 	mkdir -p out
 	$(PYTHON) -m deepbatch.bench_gpu --data $(DEEPBATCH_TEST_DATA) --json out/bench_gpu.json
+
+readme-tables:
+	$(PYTHON) tools/readme_tables.py

@@ -215,3 +215,17 @@ def test_draw_on_a_video_writes_a_video(tmp_path: Path, dataset_dir: Path) -> No
     capture.release()
     assert (result.code, sorted(p.name for p in out.iterdir()), frames) == (EXIT_OK, ["clip.mp4"], 3)
     assert {row["drawn"] for row in rows(result.stdout)} == {str(out / "clip.mp4")}
+
+
+def test_represent_writes_real_parquet_without_ray(tmp_path: Path, dataset_dir: Path) -> None:
+    import pyarrow.parquet as pq
+
+    from deepbatch.recognition import build_recognizer
+    from deepbatch.rows import arrow_schema
+
+    target = tmp_path / "embeddings.parquet"
+    result = run(["represent", dataset_dir / "couple.jpg", dataset_dir / "img1.jpg", "-q", "--output", target])
+    table = pq.read_table(str(target))
+    size = build_recognizer("MobileFaceNet").embedding_size
+    assert (result.code, table.schema, [len(f) for f in table["faces"].to_pylist()]) == (
+        EXIT_OK, arrow_schema(size), [2, 1])

@@ -466,12 +466,14 @@ def every_edge_rows(ray_cluster, image_files: List[str], tmp_path_factory: pytes
     }
 
 
+@pytest.mark.slow
 def test_api_rows_find_the_faces_of_the_photos(every_edge_rows: dict, image_files: List[str]) -> None:
     faces = sum(len(row["faces"]) for row in every_edge_rows["api"].values())
     assert (sorted(every_edge_rows["api"]), faces >= len(image_files)) == (sorted(image_files), True)
     assert every_edge_rows["codes"] == [cli.EXIT_OK] * 3
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("edge", ["cli jsonl", "cli parquet", "cli ray parquet", "ray dataset"])
 def test_every_edge_gives_the_api_rows(every_edge_rows: dict, edge: str) -> None:
     got, expected = every_edge_rows[edge], every_edge_rows["api"]

@@ -91,3 +91,16 @@ def test_missing_weights_give_the_typed_error(name: str, tmp_path, monkeypatch) 
 def test_an_alias_builds_the_detector_of_its_target(alias: str) -> None:
     target = DETECTORS.canonical(alias)
     assert DETECTORS.entry(alias) is DETECTORS.entry(target)
+
+
+def test_readme_table_of_names_is_the_registry() -> None:
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent.parent / "tools" / "readme_tables.py"
+    spec = importlib.util.spec_from_file_location("readme_tables", script)
+    assert spec is not None and spec.loader is not None
+    tables = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tables)
+    text = tables.README.read_text(encoding="utf-8")
+    assert tables.render(text) == text, "README.md is out of date: run python tools/readme_tables.py"
