@@ -174,8 +174,8 @@ class Sink:
 # Engines: how the work items are run. Each takes the parsed arguments, the work items and the sink.
 
 
-def _row(item: WorkItem, shape: Any, faces: Any, error: Optional[BaseException], **embedded: Any) -> Dict[str, Any]:
-    return image_row(item.source.location, shape, faces, error, item.frame, item.timestamp, **embedded)
+def _row(item: WorkItem, shape: Any, faces: Any, error: Optional[BaseException]) -> Dict[str, Any]:
+    return image_row(item.source.location, shape, faces, error, item.frame, item.timestamp)
 
 
 def _paired(items: Iterator[WorkItem], pending: Deque[WorkItem]) -> Iterator[Any]:
@@ -238,11 +238,7 @@ def represent_local(args: argparse.Namespace, items: Iterator[WorkItem], sink: S
                                   args.no_face, not args.no_align, args.expand_percentage, args.max_faces, spec):
         flush_failed()
         item = pending.popleft()
-        if record.error is not None or record.embeddings is None:
-            sink.add(item, _row(item, record.shape, None, record.error))
-            continue
-        sink.add(item, _row(item, record.shape, record.faces, None, embeddings=record.embeddings,
-                            alignments=record.alignments))
+        sink.add(item, record.row(item.source.location, item.frame, item.timestamp))
     flush_failed()
 
 

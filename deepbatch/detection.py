@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
 from typing import Any, Dict, Generator, Iterable, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
@@ -24,24 +23,12 @@ from .pipeline import (
     prefetch_map,
     resolve_batch_size,
 )
+from .records import ImageRecord
 from .structures import Faces
 
 logger = logging.getLogger(__name__)
 
 ON_ERROR = ("raise", "skip")
-
-
-@dataclass
-class ImageDetections:
-    """One input after loading and detection: its ``image`` and ``faces``, or the ``error`` that stopped it."""
-
-    index: int
-    source: Optional[str]
-    image: Optional[np.ndarray] = None
-    faces: Optional[Faces] = None
-    error: Optional[DeepbatchError] = None
-    factor: int = 1  # ``image`` was decoded at 1 / factor of the original size; ``faces`` are in original pixels
-    shape: Optional[Tuple[int, int]] = None  # the original image's (height, width)
 
 
 def resolve_detector(detector_backend: Union[str, Detector], **options: Any) -> Detector:
@@ -68,8 +55,8 @@ def check_face_options(on_error: str, expand_percentage: float, max_faces: Optio
 def iter_detections(
     items: Iterable[Any], detector: Detector, batch_size: int = DEFAULT_BATCH_SIZE, on_error: str = "raise",
     single: bool = False, *, workers: Optional[int] = None, prefetch: int = DEFAULT_PREFETCH, reduced: bool = False,
-) -> Generator[ImageDetections, None, None]:
-    """Load and detect ``items`` chunk by chunk, yielding one :class:`ImageDetections` per item in order.
+) -> Generator[ImageRecord, None, None]:
+    """Load and detect ``items`` chunk by chunk, yielding one :class:`~deepbatch.records.ImageRecord` per item in order.
 
     ``reduced=True`` (for callers that need no full-resolution pixels) lets large JPEG files decode at a reduced
     scale that still covers the detector's canvas (:func:`deepbatch.io.images.decode_for_canvas`); faces are
@@ -87,7 +74,7 @@ def iter_detections(
     prepare, infer = detector_stages(detector, batch_size)
     canvas = detector_canvas(detector) if reduced else None
 
-    def load_chunk(numbered: Tuple[int, List[Any]]) -> Tuple[List[ImageDetections], List[ImageDetections], Any]:
+    def load_chunk(numbered: Tuple[int, List[Any]]) -> Tuple[List[ImageRecord], List[ImageRecord], Any]:
         start, chunk = numbered
         records = [_load(item, None if single else start + offset, on_error, canvas)
                    for offset, item in enumerate(chunk)]
@@ -103,7 +90,7 @@ def iter_detections(
         yield from records
 
 
-def scale_faces(faces: Faces, factor: float, shape: Optional[Tuple[int, int]]) -> Faces:
+def scale_faces(faces: Faces, factor: float, shape: Optional[Tuple[int, ...]]) -> Faces:
     """``faces`` found in an image decoded at ``1 / factor`` of its size, in the original's pixels: coordinates times
     ``factor``, boxes clipped to the original ``(height, width)`` ``shape``."""
     boxes = faces.boxes * np.float32(factor)
@@ -114,19 +101,19 @@ def scale_faces(faces: Faces, factor: float, shape: Optional[Tuple[int, int]]) -
     return Faces(boxes, faces.scores, landmarks)
 
 
-def _load(item: Any, index: Optional[int], on_error: str, canvas: Optional[InputSpec] = None) -> ImageDetections:
+def _load(item: Any, index: Optional[int], on_error: str, canvas: Optional[InputSpec] = None) -> ImageRecord:
     source = describe(item) if isinstance(item, (str, bytes)) or hasattr(item, "__fspath__") else None
     try:
         if canvas is None:
             image = load_image(item, index)
-            return ImageDetections(index or 0, source, image=image, shape=(image.shape[0], image.shape[1]))
+            return ImageRecord(index or 0, source, image=image, shape=(image.shape[0], image.shape[1]))
         loaded = load_image_for_canvas(item, (canvas.width, canvas.height), index, canvas.keep_ratio)
-        return ImageDetections(index or 0, source, image=loaded.image, factor=loaded.factor, shape=loaded.shape)
+        return ImageRecord(index or 0, source, image=loaded.image, factor=loaded.factor, shape=loaded.shape)
     except ImageError as exc:
         if on_error == "raise":
             raise
         logger.warning("unusable image: %s", exc)
-        return ImageDetections(index or 0, source, error=exc)
+        return ImageRecord(index or 0, source, error=exc)
 
 
 def extract_faces(
@@ -307,7 +294,7 @@ def iter_extract_faces(
     size = resolve_batch_size(batch_size, detector)
     records = iter_detections(paths_or_frames, detector, size, "skip", workers=workers, prefetch=prefetch)
 
-    def crop(record: ImageDetections) -> ImageFaces:
+    def crop(record: ImageRecord) -> ImageFaces:
         if record.error is not None or record.image is None or record.faces is None:
             return ImageFaces((), record.index, record.source, record.error)
         shape = record.image.shape

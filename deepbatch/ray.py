@@ -293,14 +293,9 @@ class FaceEmbeddingWorker(_Worker):
         out = []
         for record in iter_embeddings(items, self.detector, self.recognizer, self.batch_size, "skip", False,
                                       self.no_face, self.align, self.expand_percentage, self.max_faces, self.spec):
-            if record.error is not None or record.faces is None or record.embeddings is None:
-                out.append(image_row(None, record.shape, None, record.error))
-                continue
-            embeddings = record.embeddings
-            if self.l2_normalize:
-                embeddings = l2_normalize(embeddings).astype(np.float32)
-            out.append(image_row(None, record.shape, record.faces, embeddings=embeddings,
-                                 alignments=record.alignments))
+            if self.l2_normalize and record.embeddings is not None:
+                record.embeddings = l2_normalize(record.embeddings).astype(np.float32)
+            out.append(record.row())
         return out
 
 
