@@ -11,7 +11,7 @@ DEMO_PHOTOS ?= $(if $(wildcard $(DEEPBATCH_TEST_DATA)/*.jpg),$(DEEPBATCH_TEST_DA
 ONE_RUNTIME = if [ "$$(uname -sm)" = "Linux x86_64" ] && $(PYTHON) -m pip show -q onnxruntime 2>/dev/null; then \
 	$(PYTHON) -m pip uninstall -q -y onnxruntime onnxruntime-gpu; fi
 
-.PHONY: install install-test install-bench demo test test-fast lint bench bench-stream test-data bench-gpu
+.PHONY: install install-test install-bench demo test test-fast lint bench bench-stream test-data bench-gpu readme-tables
 
 install:
 	@$(ONE_RUNTIME)
@@ -41,7 +41,7 @@ test-fast:
 	$(PYTHON) -m pytest -q -m "not slow and not heavy"
 
 lint: install-test
-	ruff check deepbatch tests
+	ruff check deepbatch tests tools
 	mypy deepbatch
 
 # DeepFace goes in for the side-by-side benchmark without its dependencies (opencv-contrib-python-headless would
@@ -77,3 +77,6 @@ bench-gpu: install
 	fi
 	mkdir -p out
 	$(PYTHON) -m deepbatch.bench_gpu --data $(DEEPBATCH_TEST_DATA) --json out/bench_gpu.json
+
+readme-tables:
+	$(PYTHON) tools/readme_tables.py

@@ -40,6 +40,8 @@ EXTRAS = {
               "tensorflow-cpu>=2.12", "mtcnn>=1.0"],
     # find() returns pandas DataFrames when pandas is installed, plain dicts otherwise.
     "find": ["pandas>=1.5"],
+    # the command line's --output X.parquet on this machine (--engine ray brings pyarrow with the ray extra)
+    "parquet": ["pyarrow>=15"],
     # facenet-pytorch itself is installed with `pip install --no-deps facenet-pytorch`: its metadata pins
     # torch<2.3, but it runs on current torch; these are the packages it really needs.
     "fastmtcnn": ["torch>=2.0", "torchvision>=0.15", "pillow>=9", "requests>=2.23"],

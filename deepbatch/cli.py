@@ -1,24 +1,30 @@
-"""The ``deepbatch`` command line.
+"""The ``deepbatch`` command line (also ``python -m deepbatch``).
 
 ::
 
-    deepbatch detect PATH... [--backend scrfd] [--batch-size 32] [--output faces.jsonl] [--save-crops DIR] [--draw DIR]
-    deepbatch represent PATH... [--model arcface_mbf] [--backend scrfd] [--output embeddings.npy|.jsonl]
+    deepbatch detect PATH... [--backend scrfd] [--conf 0.5] [--input-size 640] [--device cpu|cuda|tensorrt]
+                             [--max-faces N] [--enforce-detection] [--output faces.jsonl|.parquet]
+                             [--save-crops DIR] [--draw DIR]
+    deepbatch represent PATH... [--model arcface_mbf] [--backend scrfd] [--output embeddings.npy|.jsonl|.parquet]
+    deepbatch verify IMAGE1 IMAGE2 [--model arcface_mbf] [--metric cosine] [--json]
     deepbatch batchify IN.onnx OUT.onnx [--batch-sizes 2,7,16,32] [--input-shape 3,640,640] [--dynamic-spatial]
     deepbatch check-batch MODEL.onnx [--batch-sizes 2,7,16,32] [--input-shape 3,640,640] [--tolerance 1e-4]
     deepbatch bench --backend NAME --batch-sizes 1,8,16,32 [--input-size 640]
     deepbatch models
     deepbatch --version
 
-``PATH`` is an image file, a folder (searched recursively for image files) or a video file (every frame, or every
-``--frame-step``-th, with its frame index and timestamp). Results are JSON lines on stdout or in ``--output``; the
-progress bar, warnings and the summary go to stderr.
+``PATH`` is an image file, an ``http(s)://`` URL, a folder (searched recursively for image files), a video file
+(every frame, or every ``--frame-step``-th, with its frame index and timestamp) or ``-`` (more paths on standard
+input, one per line). Every path is checked before any model loads. Results are rows of :mod:`deepbatch.rows` as
+JSON lines on stdout or in ``--output``, or Parquet; the progress bar, warnings and the summary go to stderr
+(``--quiet``: errors only; ``-v``, anywhere on the line: what is being done).
 
-Exit codes: 0 everything went through; 1 some inputs could not be read (they are reported and skipped), the batch
-check failed, or ``batchify`` refused to write an unsafe graph; 2 bad usage or setup (unknown option or model name,
-missing, corrupt or unverified weights, a missing package, an output that overlaps the inputs, a file that cannot be
-read or written); 3 a resource or internal failure (out of memory, disk full, a runtime crash); 130 interrupted
-(Ctrl-C, SIGTERM or SIGHUP).
+Exit codes: 0 everything went through; 1 some inputs failed (they are reported and skipped; with
+``--enforce-detection`` an image without a face is one), the batch check failed, or ``batchify`` refused to write
+an unsafe graph; 2 bad usage or setup (unknown option or model name, a missing input, missing, corrupt or unverified
+weights, a missing package, an output format the command cannot write, an output that overlaps the inputs, a file
+that cannot be read or written); 3 a resource or internal failure (out of memory, disk full, a runtime crash, a
+bug); 130 interrupted (Ctrl-C, SIGTERM or SIGHUP).
 
 Outputs are written under temporary names and renamed when the run completes, so a stopped run leaves the previous
 results as they were and its own rows in ``FILE.partial`` (see :mod:`deepbatch.io.outputs`).
@@ -38,137 +44,27 @@ import time
 from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Deque, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Callable, Deque, Dict, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
 from ._version import __version__
 from .errors import ArgumentError, DeepbatchError, FaceNotDetectedError, ImageError
-from .io.outputs import LineFile, UniqueNames, check_separate, is_resource_error, partial_path, write_atomic
+from .io.outputs import UniqueNames, check_separate, is_resource_error
+from .io.writers import VideoFile, open_rows, output_format, write_image
+from .pipeline import resolve_batch_size
+from .rows import image_row
+from .sources import Source, WorkItem, count_items, is_url, iter_items, plan_sources
 
 logger = logging.getLogger("deepbatch.cli")
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERNAL = 0, 1, 2, 3
 EXIT_INTERRUPTED = 130  # the shell's code for a run stopped by Ctrl-C
-_WRITABLE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
+__all__ = ["Source", "WorkItem", "build_parser", "count_items", "iter_items", "main", "plan_sources"]
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Inputs: files, folders and videos as one stream of work items
-
-
-@dataclass(frozen=True)
-class Source:
-    """One path to process: an image file, or a video whose frames are read in turn. ``name`` is the path relative to
-    the folder it was found in (or its file name), used to name annotated copies and crops."""
-
-    path: Path
-    name: Path
-    video: bool = False
-
-
-@dataclass
-class WorkItem:
-    """One image or video frame to process, in run order (``number``). ``payload`` is what the detector loads (the
-    path, or the decoded frame); ``error`` is set when the source could not be read at all."""
-
-    number: int
-    source: Source
-    payload: Any = None
-    frame: Optional[int] = None
-    timestamp: Optional[float] = None
-    error: Optional[Exception] = None
-
-    def record(self) -> Dict[str, Any]:
-        """The JSON fields that say which image or frame this is."""
-        out: Dict[str, Any] = {"index": self.number, "path": str(self.source.path)}
-        if self.source.video:
-            out["frame"] = self.frame
-            out["timestamp"] = None if self.timestamp is None else round(self.timestamp, 6)
-        return out
-
-    def output_name(self) -> Path:
-        """Relative file name for an annotated copy of this image or frame: the input's relative path, with
-        ``.jpg`` added when OpenCV cannot write its format (``x.pgm`` -> ``x.pgm.jpg``)."""
-        if self.source.video:
-            return self.source.name.with_suffix("") / f"frame_{self.frame or 0:06d}.jpg"
-        suffix = self.source.name.suffix.lower()
-        return self.source.name if suffix in _WRITABLE_SUFFIXES else self.source.name.with_name(
-            self.source.name.name + ".jpg")
-
-    def crop_stem(self) -> Path:
-        """Relative name that this image's crop files start with: its path with the suffix folded in, so that the
-        crops of ``x.jpg`` and ``x.png`` differ (``x_jpg_face0.jpg``, ``x_png_face0.jpg``)."""
-        name = self.output_name() if self.source.video else self.source.name
-        return name.with_name(f"{name.stem}_{name.suffix.lstrip('.').lower()}" if name.suffix else name.name)
-
-
-def plan_sources(paths: Sequence[str]) -> List[Source]:
-    """Expand command-line paths: folders into their image files (recursive, sorted), video files by extension;
-    any other path is taken as an image (a missing or unreadable one is reported when it is loaded)."""
-    from .io.images import list_image_files
-    from .io.video import is_video
-
-    sources: List[Source] = []
-    for text in paths:
-        path = Path(text).expanduser()
-        if path.is_dir():
-            found = list_image_files(path)
-            if not found:
-                logger.warning("no image files under %s", path)
-            sources.extend(Source(p, p.relative_to(path)) for p in found)
-        else:
-            name = path if not path.is_absolute() and ".." not in path.parts else Path(path.name)
-            sources.append(Source(path, name, video=is_video(path)))
-    return sources
-
-
-def count_items(sources: Sequence[Source], frame_step: int) -> Optional[int]:
-    """How many images and frames the run will give, as declared (None when a video does not say)."""
-    from .io.video import video_info
-
-    total = 0
-    for source in sources:
-        if not source.video:
-            total += 1
-            continue
-        try:
-            frames = video_info(source.path).frame_count
-        except ImageError:
-            total += 1  # reported as one failed item
-            continue
-        if frames <= 0:
-            return None
-        total += -(-frames // frame_step)
-    return total
-
-
-def iter_items(sources: Sequence[Source], frame_step: int = 1) -> Iterator[WorkItem]:
-    """One :class:`WorkItem` per image file and per video frame, lazily (one frame decoded at a time)."""
-    from .io.video import read_frames
-
-    number = 0
-    for source in sources:
-        if not source.video:
-            yield WorkItem(number, source, payload=str(source.path))
-            number += 1
-            continue
-        try:
-            for frame in read_frames(source.path, step=frame_step):
-                yield WorkItem(number, source, payload=frame.image, frame=frame.index, timestamp=frame.timestamp)
-                number += 1
-        except ImageError as exc:
-            yield WorkItem(number, source, error=exc)
-            number += 1
-
-
-def problem_of(error: Exception) -> str:
-    """The error's message without the batch position (which means nothing on the command line)."""
-    return str(getattr(error, "problem", None) or error)
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Output sinks
+# The tally and the detect sink
 
 
 @dataclass
@@ -182,15 +78,15 @@ class Tally:
     failures: List[Tuple[str, str]] = field(default_factory=list)
     started: float = field(default_factory=time.perf_counter)
 
-    def add(self, item: WorkItem, faces: int, error: Optional[Exception]) -> None:
+    def add(self, item: WorkItem, row: Dict[str, Any]) -> None:
         self.items += 1
         self.frames += int(item.source.video and item.frame is not None)
-        if error is not None:
-            where = str(item.source.path) + (f" frame {item.frame}" if item.frame is not None else "")
-            self.failures.append((where, problem_of(error)))
+        if row["error"] is not None:
+            where = item.source.location + (f" frame {item.frame}" if item.frame is not None else "")
+            self.failures.append((where, row["error"]))
             return
-        self.faces += faces
-        self.no_face += int(faces == 0)
+        self.faces += len(row["faces"])
+        self.no_face += int(not row["faces"])
 
     def summary(self, verb: str) -> str:
         elapsed = max(time.perf_counter() - self.started, 1e-9)
@@ -202,172 +98,196 @@ class Tally:
         )
 
 
-class JsonLines:
-    """JSON lines to a file (``path``) or to stdout (``None`` or ``-``). A file is written as ``path.partial`` and
-    renamed to ``path`` by ``close(complete=True)``; stdout is flushed after every row."""
+class Sink:
+    """Where the rows of ``detect`` and ``represent`` go: the ``--output`` writer, face crops and annotated copies
+    (``detect``), the progress bar and the tally. A row names the files written for it (``drawn``, and ``crop``
+    per face); no two images write the same file; the frames of a video are drawn into one annotated video."""
 
-    def __init__(self, path: Optional[str]):
-        self.path = None if path in (None, "-") else Path(path)
-        self._file = None if self.path is None else LineFile(self.path)
-
-    def write(self, record: Dict[str, Any]) -> None:
-        line = json.dumps(record)
-        if self._file is None:
-            sys.stdout.write(line + "\n")
-            sys.stdout.flush()
-        else:
-            self._file.write(line)
-
-    def close(self, complete: bool = True) -> None:
-        if self._file is None:
-            sys.stdout.flush()
-        elif complete:
-            self._file.commit()
-        else:
-            self._file.abort()
-
-
-def write_image(path: Path, image: np.ndarray) -> None:
-    """Encode ``image`` (BGR uint8) by the suffix of ``path`` and write it whole or not at all (through a temporary
-    file and a rename; works for any path encoding)."""
-    import cv2
-
-    ok, data = cv2.imencode(path.suffix or ".jpg", image)
-    if not ok:
-        raise OSError(f"OpenCV could not encode {path.name}")
-    write_atomic(path, data.tobytes())
-
-
-class DetectSink:
-    """Where ``detect`` results go: JSON lines, face crops, annotated copies, the progress bar and the tally.
-
-    Each row names the files written for it (``drawn``, and ``crop`` per face); no two images write the same file.
-    """
-
-    def __init__(self, args: argparse.Namespace, total: Optional[int]):
+    def __init__(self, args: argparse.Namespace, kind: str, total: Optional[int], embedding_size: int = 0):
         from tqdm import tqdm
 
-        self.lines = JsonLines(args.output)
-        self.crops = Path(args.save_crops) if args.save_crops else None
-        self.draw = Path(args.draw) if args.draw else None
+        self.rows = open_rows(args.output, kind, embedding_size)
+        self.crops = Path(args.save_crops) if getattr(args, "save_crops", None) else None
+        self.draw = Path(args.draw) if getattr(args, "draw", None) else None
         self.names = UniqueNames()
         self.crop_names = UniqueNames()
         self.align = not args.no_align
+        self.expand_percentage = args.expand_percentage
+        self.frame_step = args.frame_step
+        self.video: Optional[Tuple[Source, VideoFile]] = None
         self.tally = Tally()
         self.progress = tqdm(total=total, unit="img", file=sys.stderr, disable=args.no_progress, dynamic_ncols=True,
-                             desc="detect")
+                             desc=args.command)
 
-    def add(self, item: WorkItem, faces: Any, image: Optional[np.ndarray], error: Optional[Exception]) -> None:
-        """Record one image or frame: its ``faces`` (:class:`~deepbatch.structures.Faces`) or its ``error``."""
-        from .formatting import confidence, facial_area
-
-        record = item.record()
-        if error is not None:
-            record.update(faces=[], error=problem_of(error))
-        else:
-            record.update(
-                faces=[{"facial_area": facial_area(face.box, face.landmarks, None if image is None else image.shape),
-                        "confidence": confidence(face.score)}
-                       for face in faces],
-                error=None,
-            )
-            if image is not None:
-                self._write_images(item, faces, image, record)
-        self.lines.write(record)
-        self.tally.add(item, 0 if error is not None else len(faces), error)
+    def add(self, item: WorkItem, row: Dict[str, Any], image: Optional[np.ndarray] = None, faces: Any = None) -> None:
+        """Record one image or frame: its ``row``, and the ``image`` and chosen ``faces`` to draw or crop."""
+        if image is not None and faces is not None:
+            self._write_images(item, faces, image, row)
+        self.rows.write(row)
+        self.tally.add(item, row)
         self.progress.update(1)
 
-    def _write_images(self, item: WorkItem, faces: Any, image: np.ndarray, record: Dict[str, Any]) -> None:
-        from .ops.align import aligned_crop, crop
+    def _write_images(self, item: WorkItem, faces: Any, image: np.ndarray, row: Dict[str, Any]) -> None:
+        from .ops.align import face_crops
         from .visualize import draw_faces
 
-        if self.draw is not None:
+        if self.draw is not None and item.source.video:
+            row["drawn"] = str(self._video(item.source).path)
+            self._video(item.source).write(draw_faces(image, faces))
+        elif self.draw is not None:
             drawn = self.draw / self.names.claim(item.output_name())
             write_image(drawn, draw_faces(image, faces))
-            record["drawn"] = str(drawn)
-        if self.crops is not None:
+            row["drawn"] = str(drawn)
+        if self.crops is not None and len(faces):
             stem = self.crop_names.claim(item.crop_stem())
-            for k, (face, entry) in enumerate(zip(faces, record["faces"])):
-                pixels = aligned_crop(image, face.box, face.landmarks) if self.align else crop(image, face.box)
+            cut = face_crops(image, faces.boxes, faces.landmarks, self.expand_percentage, use_landmarks=self.align)
+            for k, (pixels, entry) in enumerate(zip(cut.crops, row["faces"])):
                 path = self.crops / stem.parent / f"{stem.name}_face{k}.jpg"
                 write_image(path, pixels)
                 entry["crop"] = str(path)
 
+    def _video(self, source: Source) -> VideoFile:
+        """The annotated video of ``source`` (the previous one is finished when the next begins)."""
+        if self.video is not None and self.video[0] == source:
+            return self.video[1]
+        from .io.video import video_info
+
+        self._finish_video(complete=True)
+        target = self.draw / self.names.claim(source.name.with_suffix(".mp4"))  # type: ignore[operator]
+        writer = VideoFile(target, video_info(source.path).fps / self.frame_step)
+        self.video = (source, writer)
+        return writer
+
+    def _finish_video(self, complete: bool) -> None:
+        if self.video is not None:
+            self.video[1].close(complete)
+            self.video = None
+
     def close(self, complete: bool = True) -> None:
         self.progress.close()
-        self.lines.close(complete)
+        try:
+            self._finish_video(complete)
+        finally:
+            self.rows.close(complete)
 
 
 # ----------------------------------------------------------------------------------------------------------------
-# Engines: how the work items are run. Each takes the parsed arguments, the work items and a callback per item.
-
-DetectEmit = Callable[[WorkItem, Any, Optional[np.ndarray], Optional[Exception]], None]
-RepresentEmit = Callable[[WorkItem, List[Dict[str, Any]], Optional[Exception]], None]
+# Engines: how the work items are run. Each takes the parsed arguments, the work items and the sink.
 
 
-def detect_local(args: argparse.Namespace, items: Iterator[WorkItem], emit: DetectEmit) -> None:
-    """Detection in this process: :func:`deepbatch.iter_detect` over the stream, ``batch_size`` images per model
-    call, a few chunks of images in memory at a time; images are decoded in full only for ``--draw`` and
-    ``--save-crops``."""
-    from .detect_only import iter_detect
-    from .detection import resolve_detector
+def _row(item: WorkItem, shape: Any, faces: Any, error: Optional[BaseException]) -> Dict[str, Any]:
+    return image_row(item.source.location, shape, faces, error, item.frame, item.timestamp)
 
-    detector = resolve_detector(args.backend)
+
+def _paired(items: Iterator[WorkItem], pending: Deque[WorkItem]) -> Iterator[Any]:
+    """The payloads of the readable ``items``, each item queued in ``pending`` as it is read."""
+    for item in items:
+        pending.append(item)
+        if item.error is None:
+            yield item.payload
+
+
+def detect_local(args: argparse.Namespace, items: Iterator[WorkItem], sink: Sink) -> None:
+    """Detection in this process: :func:`~deepbatch.detection.iter_detections` over the stream, ``batch_size``
+    images per model call, a few chunks of images in memory at a time; faces chosen by
+    :func:`~deepbatch.detection.select_faces`. Images are decoded in full only for ``--draw`` and
+    ``--save-crops`` (else a large JPEG is decoded at the scale the detector's canvas needs)."""
+    from .detection import iter_detections, select_faces
+
+    detector = build_cli_detector(args)
+    pending: Deque[WorkItem] = deque()
+    full_resolution = bool(args.save_crops or args.draw)
+
+    def flush_failed() -> None:
+        while pending and pending[0].error is not None:
+            failed = pending.popleft()
+            sink.add(failed, _row(failed, None, None, failed.error))
+
+    for record in iter_detections(_paired(items, pending), detector, resolve_batch_size(args.batch_size, detector),
+                                  on_error="skip",
+                                  reduced=not full_resolution):
+        flush_failed()
+        item = pending.popleft()
+        if record.error is not None or record.shape is None or record.faces is None:
+            sink.add(item, _row(item, None, None, record.error))
+            continue
+        try:
+            faces = select_faces(record.faces, record.shape, args.no_face, args.max_faces,
+                                 args.expand_percentage, source=item.source.location)
+        except FaceNotDetectedError as exc:
+            sink.add(item, _row(item, record.shape, None, exc))
+            continue
+        sink.add(item, _row(item, record.shape, faces, None), record.image if full_resolution else None, faces)
+    flush_failed()
+
+
+def represent_local(args: argparse.Namespace, items: Iterator[WorkItem], sink: Sink) -> None:
+    """Embeddings in this process: :func:`~deepbatch.representation.iter_embeddings` over the stream, the faces
+    of ``batch_size`` images embedded together."""
+    from .representation import iter_embeddings
+
+    detector = build_cli_detector(args)
+    recognizer = build_cli_recognizer(args)
+    spec = recognizer.spec_for(args.normalization)
     pending: Deque[WorkItem] = deque()
 
-    def payloads() -> Iterator[Any]:
-        for item in items:
-            pending.append(item)
-            if item.error is None:
-                yield item.payload
-
-    full_resolution = bool(args.save_crops or args.draw)
-    for detection in iter_detect(payloads(), detector, batch_size=args.batch_size, on_error="skip",
-                                 full_resolution=full_resolution):
-        while pending[0].error is not None:
+    def flush_failed() -> None:
+        while pending and pending[0].error is not None:
             failed = pending.popleft()
-            emit(failed, None, None, failed.error)
-        emit(pending.popleft(), detection.faces, detection.image, detection.error)
-    while pending:
-        failed = pending.popleft()
-        emit(failed, None, None, failed.error)
+            sink.add(failed, _row(failed, None, None, failed.error))
+
+    for record in iter_embeddings(_paired(items, pending), detector, recognizer,
+                                  resolve_batch_size(args.batch_size, detector), "skip", False,
+                                  args.no_face, not args.no_align, args.expand_percentage, args.max_faces, spec):
+        flush_failed()
+        item = pending.popleft()
+        sink.add(item, record.row(item.source.location, item.frame, item.timestamp))
+    flush_failed()
 
 
-def represent_local(args: argparse.Namespace, items: Iterator[WorkItem], emit: RepresentEmit) -> None:
-    """Embeddings in this process: ``deepbatch.represent`` over chunks of ``batch_size`` images."""
-    import deepbatch
-
-    represent = getattr(deepbatch, "represent", None)
-    if represent is None:
-        raise DeepbatchError("this installation of deepbatch has no deepbatch.represent")
-    from itertools import islice
-
-    while True:
-        chunk = list(islice(items, args.batch_size))
-        if not chunk:
-            return
-        ready = [item for item in chunk if item.error is None]
-        results = represent([item.payload for item in ready], model_name=args.model, detector_backend=args.backend,
-                            align=not args.no_align, normalization=args.normalization, max_faces=args.max_faces,
-                            batch_size=args.batch_size, on_error="skip") if ready else []
-        errors = getattr(results, "errors", {})
-        by_number = {item.number: (faces, errors.get(i)) for i, (item, faces) in enumerate(zip(ready, results))}
-        for item in chunk:
-            if item.error is not None:
-                emit(item, [], item.error)
-            else:
-                faces, error = by_number[item.number]
-                emit(item, faces, error)
-
-
-DETECT_ENGINES: Dict[str, Callable[[argparse.Namespace, Iterator[WorkItem], DetectEmit], None]] = {
-    "local": detect_local,
+LOCAL_ENGINES: Dict[str, Callable[[argparse.Namespace, Iterator[WorkItem], Sink], None]] = {
+    "detect": detect_local,
+    "represent": represent_local,
 }
-REPRESENT_ENGINES: Dict[str, Callable[[argparse.Namespace, Iterator[WorkItem], RepresentEmit], None]] = {
-    "local": represent_local,
-}
-# Engines that run the whole job on a cluster and write Parquet there: ``deepbatch.ray.run_cli(args, command)``.
+# Engines that run the whole job on a cluster and write Parquet there: ``deepbatch.ray.run_cli(args, command, ...)``.
 CLUSTER_ENGINES = ("ray",)
+
+
+def _model_options(args: argparse.Namespace, factory: Any, which: str) -> Dict[str, Any]:
+    """The command line's model options that ``factory`` takes; an :class:`ArgumentError` for one it does not."""
+    from .registry import accepts
+
+    given = {"providers": (args.providers, "--device")} if args.providers != "auto" else {}
+    if which == "detector":
+        given.update({key: (value, flag) for key, value, flag in (
+            ("score_threshold", args.conf, "--conf"), ("input_size", args.input_size, "--input-size"))
+            if value is not None})
+    options = {}
+    for key, (value, flag) in given.items():
+        if not accepts(factory, key):
+            if which == "detector":
+                raise ArgumentError(f"{flag} does not apply to the {args.backend} detector")
+            continue  # a recognizer without ONNX Runtime providers runs where it runs
+        options[key] = value
+    return options
+
+
+def detector_options(args: argparse.Namespace) -> Dict[str, Any]:
+    from .detectors.base import DETECTORS
+
+    return _model_options(args, DETECTORS.entry(args.backend).factory, "detector")
+
+
+def build_cli_detector(args: argparse.Namespace) -> Any:
+    from .detectors.base import build_detector
+
+    return build_detector(args.backend, **args.detector_options)
+
+
+def build_cli_recognizer(args: argparse.Namespace) -> Any:
+    from .recognition.base import RECOGNIZERS, build_recognizer
+
+    return build_recognizer(args.model, **_model_options(args, RECOGNIZERS.entry(args.model).factory, "recognizer"))
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -380,152 +300,103 @@ def _report_failures(tally: Tally) -> int:
     return EXIT_FAILED if tally.failures else EXIT_OK
 
 
-def _dispatch(args: argparse.Namespace, command: str,
-              run_local: Callable[[argparse.Namespace, List[Source]], int]) -> int:
-    """Hand ``command`` to a cluster engine, or find the files it names and run it in this process."""
-    from dataclasses import asdict
-
-    from .io.images import set_image_limits
-
-    previous = set_image_limits(max_pixels=args.max_pixels, max_bytes=args.max_bytes)
-    try:
-        if args.engine in CLUSTER_ENGINES:
-            from .ray import run_cli
-
-            return run_cli(args, command)
-        sources = plan_sources(args.paths)
-        if not sources:
-            logger.error("nothing to process: no image or video files in %s", ", ".join(args.paths))
-            return EXIT_FAILED
-        return run_local(args, sources)
-    finally:
-        set_image_limits(**asdict(previous))
-
-
-def cmd_detect(args: argparse.Namespace) -> int:
-    return _dispatch(args, "detect", _detect_here)
-
-
 def check_outputs(args: argparse.Namespace, folders: Dict[str, Optional[str]]) -> None:
     """Refuse output folders that overlap the inputs, and an output file that is one of the inputs."""
-    check_separate([Path(p) for p in args.paths], {option: Path(f) for option, f in folders.items() if f})
+    local = [p for p in args.paths if p != "-" and not is_url(p)]
+    check_separate([Path(p) for p in local], {option: Path(f) for option, f in folders.items() if f})
     output = getattr(args, "output", None)
     if output not in (None, "-"):
         real = os.path.realpath(output)
-        for given in args.paths:
+        for given in local:
             if os.path.realpath(given) == real:
                 raise ArgumentError(f"--output {output} is one of the inputs; writing it would destroy that input")
 
 
-def _detect_here(args: argparse.Namespace, sources: List[Source]) -> int:
-    check_outputs(args, {"--draw": args.draw, "--save-crops": args.save_crops})
-    sink = DetectSink(args, None if args.no_progress else count_items(sources, args.frame_step))
+def _run_images(args: argparse.Namespace) -> int:
+    """``detect`` and ``represent``: check everything the command line says, then run it here or on a cluster."""
+    from dataclasses import asdict
+
+    from .io.images import set_image_limits
+
+    if args.command == "represent" and (args.draw or args.save_crops):
+        raise ArgumentError("--draw and --save-crops belong to detect")
+    kind = output_format(args.output, ("jsonl", "parquet", "npy") if args.command == "represent"
+                         else ("jsonl", "parquet"))
+    args.no_face = "error" if args.enforce_detection else "empty"
+    args.detector_options = detector_options(args)
+    sources = plan_sources(args.paths)
+    if args.engine in CLUSTER_ENGINES:
+        from .ray import check_cli, run_cli
+
+        check_cli(args, sources)
+    else:
+        check_outputs(args, {"--draw": args.draw, "--save-crops": args.save_crops})
+    if not sources:
+        logger.error("nothing to process: no image or video files in %s", ", ".join(args.paths))
+        return EXIT_FAILED
+    if args.engine in CLUSTER_ENGINES:
+        return EXIT_FAILED if run_cli(args, args.command, sources) else EXIT_OK
+    previous = set_image_limits(max_pixels=args.max_pixels, max_bytes=args.max_bytes)
     try:
-        DETECT_ENGINES[args.engine](args, iter_items(sources, args.frame_step), sink.add)
+        return _run_here(args, kind, sources)
+    finally:
+        set_image_limits(**asdict(previous))
+
+
+def _run_here(args: argparse.Namespace, kind: str, sources: List[Source]) -> int:
+    embedding_size = 0
+    if args.command == "represent":
+        embedding_size = int(build_cli_recognizer(args).embedding_size)
+    sink = Sink(args, kind, None if args.no_progress else count_items(sources, args.frame_step), embedding_size)
+    try:
+        LOCAL_ENGINES[args.command](args, iter_items(sources, args.frame_step), sink)
     except BaseException:
         sink.close(complete=False)
         raise
     sink.close()
     code = _report_failures(sink.tally)
-    _say(sink.tally.summary("detect:") + (f"; results in {args.output}" if args.output not in (None, "-") else ""),
-         err=True)
+    if not args.quiet:
+        where = f"; results in {args.output}" if args.output not in (None, "-") else ""
+        _say(sink.tally.summary(f"{args.command}:") + where, err=True)
     return code
 
 
-class EmbeddingWriter:
-    """``represent`` output: JSON lines (one per image, with each face's embedding), or a ``.npy`` matrix with one
-    row per face plus ``<name>.index.jsonl`` saying which image, frame and face each row is.
+def cmd_detect(args: argparse.Namespace) -> int:
+    return _run_images(args)
 
-    The matrix and its index are renamed into place together when the run completes: the old index is removed
-    first, then the matrix and then the index are renamed, so a run killed in between leaves a ``.npy`` without an
-    index (which the next run reports), never a matrix beside an index of other images.
-    """
 
-    def __init__(self, path: Optional[str]):
-        self.npy = path is not None and path.lower().endswith(".npy")
-        self.path = Path(path) if path not in (None, "-") else None
-        self.rows: List[np.ndarray] = []
-        if self.npy and self.path is not None:
-            self.index = self.path.with_suffix(".index.jsonl")
-            if self.path.exists() != self.index.exists():
-                logger.warning("%s and %s do not both exist: left by an interrupted run, and replaced by this one",
-                               self.path, self.index)
-        self.lines = JsonLines(str(self.index) if self.npy and self.path else path)
-        self.tally = Tally()
+def cmd_represent(args: argparse.Namespace) -> int:
+    return _run_images(args)
 
-    def add(self, item: WorkItem, faces: List[Dict[str, Any]], error: Optional[Exception]) -> None:
-        no_face = isinstance(error, FaceNotDetectedError)
-        failed = None if no_face else error
-        self.tally.add(item, len(faces), failed)
-        record = item.record()
-        if not self.npy:
-            record.update(faces=[_plain(face) for face in faces], error=None if failed is None else problem_of(failed))
-            self.lines.write(record)
-            return
-        for k, face in enumerate(faces):
-            self.lines.write({"row": len(self.rows), **record, "face": k,
-                              **{key: _plain(value) for key, value in face.items() if key != "embedding"}})
-            self.rows.append(np.asarray(face["embedding"], np.float32))
 
-    def close(self, complete: bool = True) -> None:
-        if not (self.npy and self.path is not None and complete):
-            self.lines.close(complete)
-            return
-        width = len(self.rows[0]) if self.rows else 0
-        matrix = partial_path(self.path)
-        try:
-            with open(matrix, "wb") as out:
-                np.save(out, np.stack(self.rows) if self.rows else np.zeros((0, width), np.float32))
-                out.flush()
-                os.fsync(out.fileno())
-        except BaseException:
-            matrix.unlink(missing_ok=True)
-            self.lines.close(complete=False)
-            raise
-        self.index.unlink(missing_ok=True)
-        os.replace(matrix, self.path)
-        self.lines.close(complete=True)
+def cmd_verify(args: argparse.Namespace) -> int:
+    """``deepbatch verify A B``: :func:`deepbatch.verify` on two images; exit 0 whether or not they match."""
+    from .verification import verify
+
+    for path in (args.image1, args.image2):
+        if not is_url(path) and not Path(path).expanduser().exists():
+            raise ArgumentError(f"no such file: {path}")
+    args.detector_options = detector_options(args)
+    result = verify(args.image1, args.image2, model_name=build_cli_recognizer(args),
+                    detector_backend=build_cli_detector(args), distance_metric=args.metric,
+                    enforce_detection=args.enforce_detection, align=not args.no_align, threshold=args.threshold)
+    result["model"], result["detector_backend"] = args.model, args.backend
+    if args.json:
+        _say(json.dumps(result, default=_plain))
+    else:
+        verdict = "same person" if result["verified"] else "different people"
+        _say(f"{verdict}: {result['similarity_metric']} distance {result['distance']:.4f} "
+             f"(threshold {result['threshold']:.4f}, confidence {result['confidence']:.0f}%)")
+    return EXIT_OK
 
 
 def _plain(value: Any) -> Any:
-    """``value`` with numpy arrays and scalars turned into JSON-serialisable lists and numbers."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
+    """A numpy value or tuple as JSON can hold it."""
     if isinstance(value, np.ndarray):
         return value.tolist()
     if isinstance(value, np.generic):
         return value.item()
-    return value
-
-
-def cmd_represent(args: argparse.Namespace) -> int:
-    return _dispatch(args, "represent", _represent_here)
-
-
-def _represent_here(args: argparse.Namespace, sources: List[Source]) -> int:
-    check_outputs(args, {})
-    writer = EmbeddingWriter(args.output)
-    from tqdm import tqdm
-
-    total = None if args.no_progress else count_items(sources, args.frame_step)
-    with tqdm(total=total, unit="img", file=sys.stderr, disable=args.no_progress, desc="represent") as progress:
-
-        def emit(item: WorkItem, faces: List[Dict[str, Any]], error: Optional[Exception]) -> None:
-            writer.add(item, faces, error)
-            progress.update(1)
-
-        try:
-            REPRESENT_ENGINES[args.engine](args, iter_items(sources, args.frame_step), emit)
-        except BaseException:
-            writer.close(complete=False)
-            raise
-        writer.close()
-    code = _report_failures(writer.tally)
-    rows = f"; {len(writer.rows)} embedding row(s) in {args.output}" if writer.npy else ""
-    _say(writer.tally.summary("represent:") + rows, err=True)
-    return code
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
 
 
 def cmd_batchify(args: argparse.Namespace) -> int:
@@ -678,14 +549,65 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _add_input_options(parser: argparse.ArgumentParser, engines: Dict[str, Any]) -> None:
-    parser.add_argument("paths", nargs="+", metavar="PATH", help="image files, folders (recursive) or video files")
+def _batch_size(text: str) -> Union[int, str]:
+    """``auto`` (chosen for the device, see :func:`deepbatch.pipeline.resolve_batch_size`) or a positive integer."""
+    return "auto" if text == "auto" else _positive_int(text)
+
+
+def _input_size(text: str) -> Any:
+    """``640`` (square) or ``640x480`` (width x height)."""
+    try:
+        values = [int(v) for v in text.lower().replace("x", ",").split(",")]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a size such as 640 or 640x480, got {text!r}") from None
+    if len(values) not in (1, 2) or min(values) < 1:
+        raise argparse.ArgumentTypeError(f"expected a size such as 640 or 640x480, got {text!r}")
+    return values[0] if len(values) == 1 else (values[0], values[1])
+
+
+def _fraction(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {text!r}") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"expected a number between 0 and 1, got {value}")
+    return value
+
+
+DEVICES = ("auto", "cpu", "cuda", "tensorrt")
+
+
+def _add_model_options(parser: argparse.ArgumentParser, recognizer: bool) -> None:
     parser.add_argument("--backend", default="scrfd", help="detector name (see `deepbatch models`; default scrfd)")
-    parser.add_argument("--batch-size", type=_positive_int, default=32, help="images per model call (default 32)")
+    parser.add_argument("--conf", type=_fraction, default=None, metavar="P",
+                        help="keep faces scored at least P (the detector's score_threshold; default: its own)")
+    parser.add_argument("--input-size", type=_input_size, default=None, metavar="N|WxH",
+                        help="the detector's input canvas in pixels (default: its own)")
+    parser.add_argument("--device", "--providers", dest="providers", choices=DEVICES, default="auto",
+                        help="ONNX Runtime providers: auto (the best available), cpu, cuda or tensorrt")
+    parser.add_argument("--no-align", action="store_true", help="box crops instead of eye-levelled crops")
+    parser.add_argument("--enforce-detection", action="store_true",
+                        help="an image without a face is a failure (exit code 1), as enforce_detection=True in "
+                             "the Python API; by default it is a row without faces")
+    if recognizer:
+        parser.add_argument("--model", default="arcface_mbf", help="recognizer name (default arcface_mbf)")
+
+
+def _add_input_options(parser: argparse.ArgumentParser, output: str) -> None:
+    parser.add_argument("paths", nargs="+", metavar="PATH",
+                        help="image files, URLs, folders (recursive), video files, or - to read paths from stdin")
+    _add_model_options(parser, recognizer=parser.prog.endswith("represent"))
+    parser.add_argument("--batch-size", type=_batch_size, default="auto", metavar="N|auto",
+                        help="images per model call (default auto: chosen for the device)")
+    parser.add_argument("--max-faces", type=_positive_int, default=None, metavar="N",
+                        help="keep the N largest faces per image")
+    parser.add_argument("--expand-percentage", type=float, default=0, metavar="P",
+                        help="grow each box by P percent (default 0)")
     parser.add_argument("--frame-step", type=_positive_int, default=1, metavar="N",
                         help="read every N-th frame of videos (default 1: every frame)")
-    parser.add_argument("--no-align", action="store_true", help="box crops instead of eye-levelled crops")
-    parser.add_argument("--engine", choices=sorted([*engines, *CLUSTER_ENGINES]), default="local",
+    parser.add_argument("--output", "-o", default=None, metavar=output, help="where to write (default: stdout)")
+    parser.add_argument("--engine", choices=["local", *CLUSTER_ENGINES], default="local",
                         help="where the work runs (ray: on a Ray cluster, writing --output X.parquet)")
     parser.add_argument("--workers", type=_positive_int, default=1, metavar="N",
                         help="--engine ray: model actors, each loading the models once (default 1)")
@@ -717,44 +639,69 @@ def _add_model_check_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed of the random frames (default 0)")
 
 
+def _common_options() -> argparse.ArgumentParser:
+    """``-v`` and ``-q``, accepted before or after the command (SUPPRESS keeps the value given before it)."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                        help="log what is being done (and the traceback of an internal failure)")
+    common.add_argument("-q", "--quiet", action="store_true", default=argparse.SUPPRESS,
+                        help="no progress bar, no summary: errors only")
+    return common
+
+
 def build_parser() -> argparse.ArgumentParser:
+    common = _common_options()
     parser = argparse.ArgumentParser(
-        prog="deepbatch",
+        prog="deepbatch", parents=[common],
         description="Find, align and embed faces in batches of images, on ONNX Runtime.",
         epilog="Exit codes: 0 success; 1 some inputs failed, a batch check failed or batchify refused; "
                "2 bad usage or setup (bad weights included); 3 out of memory, disk full or an internal failure; "
                "130 interrupted (Ctrl-C, SIGTERM, SIGHUP).",
     )
     parser.add_argument("--version", action="version", version=f"deepbatch {__version__}")
-    parser.add_argument("-v", "--verbose", action="store_true", help="log what is being done")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
-    detect = commands.add_parser(
+    def command(name: str, **kwargs: Any) -> argparse.ArgumentParser:
+        return commands.add_parser(name, parents=[common], **kwargs)
+
+    detect = command(
         "detect", help="detect faces in images, folders and videos",
-        description="Detect faces; one JSON line per image or video frame (faces as DeepFace-style facial_area and "
-                    "confidence), on stdout or in --output. Unreadable files are reported and skipped.",
+        description="Detect faces; one row per image or video frame (see the README's output schema) as JSON lines "
+                    "on stdout or in --output FILE.jsonl, or Parquet in --output FILE.parquet. Unreadable files "
+                    "are reported and skipped.",
     )
-    _add_input_options(detect, DETECT_ENGINES)
-    detect.add_argument("--output", "-o", default=None, metavar="FILE.jsonl", help="write JSON lines here")
+    _add_input_options(detect, "FILE.jsonl|FILE.parquet")
     detect.add_argument("--save-crops", metavar="DIR", help="save each face crop as a JPEG under DIR")
-    detect.add_argument("--draw", metavar="DIR", help="save copies annotated with boxes, scores, landmarks under DIR")
+    detect.add_argument("--draw", metavar="DIR", help="save copies annotated with boxes, scores, landmarks under DIR "
+                        "(a video gives an annotated DIR/NAME.mp4)")
     detect.set_defaults(handler=cmd_detect)
 
-    represent = commands.add_parser(
+    represent = command(
         "represent", help="face embeddings of images, folders and videos",
-        description="Embed every face: JSON lines (one per image) on stdout or in --output FILE.jsonl, or a matrix "
-                    "--output FILE.npy (one row per face) with FILE.index.jsonl naming each row's image and face.",
+        description="Embed every face: rows (one per image, each face with its embedding) as JSON lines on stdout "
+                    "or in --output FILE.jsonl, Parquet in FILE.parquet, or a matrix --output FILE.npy (one row "
+                    "per face) with FILE.index.jsonl naming each row's image and face.",
     )
-    _add_input_options(represent, REPRESENT_ENGINES)
-    represent.add_argument("--model", default="arcface_mbf", help="recognizer name (default arcface_mbf)")
+    _add_input_options(represent, "FILE.jsonl|FILE.parquet|FILE.npy")
     represent.add_argument("--normalization", default="base",
                            help="input normalisation, as DeepFace: base (the model's own), raw, Facenet, Facenet2018, "
                                 "VGGFace, VGGFace2 or ArcFace")
-    represent.add_argument("--max-faces", type=_positive_int, default=None, help="keep the N largest faces per image")
-    represent.add_argument("--output", "-o", default=None, metavar="FILE.jsonl|FILE.npy", help="where to write")
-    represent.set_defaults(handler=cmd_represent)
+    represent.set_defaults(handler=cmd_represent, draw=None, save_crops=None)
 
-    batchify = commands.add_parser(
+    verify = command("verify", help="whether two images show the same person",
+                     description="Compare the faces of two images (deepbatch.verify): prints the verdict, the "
+                                 "distance and the threshold, or the whole result as JSON with --json. Exit code 0 "
+                                 "whether or not they match.")
+    verify.add_argument("image1", metavar="IMAGE1")
+    verify.add_argument("image2", metavar="IMAGE2")
+    _add_model_options(verify, recognizer=True)
+    verify.add_argument("--metric", default="cosine", choices=("cosine", "euclidean", "euclidean_l2", "angular"),
+                        help="distance metric (default cosine)")
+    verify.add_argument("--threshold", type=float, default=None, help="distance threshold (default: the model's)")
+    verify.add_argument("--json", action="store_true", help="print the result as JSON")
+    verify.set_defaults(handler=cmd_verify)
+
+    batchify = command(
         "batchify", help="give an ONNX face model a true dynamic batch axis",
         description="Rewrite a model whose batch is declared as 1, or whose outputs flatten the batch into rows "
                     "([-1, C] Reshapes), into one with a dynamic batch axis on its input and every output. The "
@@ -766,7 +713,7 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_check_options(batchify)
     batchify.set_defaults(handler=cmd_batchify)
 
-    check = commands.add_parser(
+    check = command(
         "check-batch", help="test an ONNX model for cross-frame contamination",
         description="Run random frames alone and at several positions of batches of several sizes; print the "
                     "largest difference per output and PASS or FAIL (exit code 1 on FAIL).",
@@ -779,8 +726,8 @@ def build_parser() -> argparse.ArgumentParser:
                                 "--help)")
     bench.set_defaults(handler=cmd_bench)
 
-    models = commands.add_parser("models", help="registered detectors and recognizers, and where their weights are",
-                                 description="List the registered models and whether their weights were found.")
+    models = command("models", help="registered detectors and recognizers, and where their weights are",
+                     description="List the registered models and whether their weights were found.")
     models.add_argument("--batching", action="store_true", help="load each model whose weights are found and show "
                         "how it batches: native, repaired or per_image (with the reason)")
     models.set_defaults(handler=cmd_models)
@@ -840,6 +787,14 @@ def _restore_signals(handlers: Dict[int, Any]) -> None:
         signal.signal(signum, previous)
 
 
+def _command_parser(parser: argparse.ArgumentParser, name: str) -> argparse.ArgumentParser:
+    """The parser of command ``name``, whose usage an error about its options should print."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return action.choices.get(name, parser)
+    return parser
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     """Run the command line with ``argv`` (default ``sys.argv[1:]``); returns the exit code."""
     parser = build_parser()
@@ -847,13 +802,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.command == "bench":
         args.bench_args = extra
     elif extra:
-        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+        _command_parser(parser, args.command).error(f"unrecognized arguments: {' '.join(extra)}")
+    args.verbose, args.quiet = getattr(args, "verbose", False), getattr(args, "quiet", False)
+    if args.quiet and hasattr(args, "no_progress"):
+        args.no_progress = True
     package_logger = logging.getLogger("deepbatch")
     handler = _ProgressAwareHandler()
     handler.setFormatter(logging.Formatter("%(levelname)s: %(message)s"))
     previous_level = package_logger.level
     package_logger.addHandler(handler)
-    package_logger.setLevel(logging.INFO if args.verbose else logging.WARNING)
+    package_logger.setLevel(logging.INFO if args.verbose else logging.ERROR if args.quiet else logging.WARNING)
     previous_handlers = _stop_on_signals()
     try:
         return int(args.handler(args))
@@ -867,13 +825,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         _say(f"error: out of memory{f' ({exc})' if str(exc) else ''}; use a smaller --batch-size, or fewer or "
              "smaller images", err=True)
         return EXIT_INTERNAL
-    except OSError as exc:
-        if is_resource_error(exc):
-            _say(f"error: {exc}", err=True)
-            return EXIT_INTERNAL
+    except (ImageError, FaceNotDetectedError) as exc:  # an input of `verify` could not be used
         _say(f"error: {exc}", err=True)
-        return EXIT_USAGE
-    except (DeepbatchError, ValueError) as exc:
+        return EXIT_FAILED
+    except OSError as exc:  # a file that cannot be read or written is the setup's; a full disk is a resource
+        _say(f"error: {exc}", err=True)
+        return EXIT_INTERNAL if is_resource_error(exc) else EXIT_USAGE
+    except DeepbatchError as exc:  # deepbatch's own refusals: a bad option, name, setup or model file
         _say(f"error: {exc}", err=True)
         return EXIT_USAGE
     except Exception as exc:  # a runtime (ONNX Runtime, Ray) or internal failure: no traceback unless -v

@@ -15,12 +15,13 @@ from typing import Any, Iterable, Iterator, Optional, Union
 
 import numpy as np
 
-from .detection import ImageDetections, check_face_options, check_on_error, iter_detections, resolve_detector
+from .detection import check_face_options, check_on_error, iter_detections, resolve_detector, select_faces
 from .detectors.base import Detector
 from .errors import ImageError
 from .formatting import BatchResult
 from .io.images import as_batch
 from .pipeline import DEFAULT_PREFETCH, BatchSize, resolve_batch_size
+from .records import ImageRecord
 from .structures import Faces
 
 logger = logging.getLogger(__name__)
@@ -77,8 +78,8 @@ def iter_detect(
     full_resolution: bool = False,
     workers: Optional[int] = None,
     prefetch: int = DEFAULT_PREFETCH,
-) -> Iterator[ImageDetections]:
-    """Stream :func:`detect` over any number of images: one :class:`~deepbatch.detection.ImageDetections` per
+) -> Iterator[ImageRecord]:
+    """Stream :func:`detect` over any number of images: one :class:`~deepbatch.records.ImageRecord` per
     input, in order, with ``index``, ``source``, ``faces`` (original-image pixels), the original ``shape``
     ``(height, width)`` and ``error``.
 
@@ -98,8 +99,8 @@ def iter_detect(
                               workers=workers, prefetch=prefetch, reduced=not full_resolution)
     try:
         for record in records:
-            if max_faces is not None and record.faces is not None and max_faces < len(record.faces):
-                record.faces = record.faces.largest(max_faces)
+            if record.faces is not None and record.shape is not None:
+                record.faces = select_faces(record.faces, record.shape, "empty", max_faces, 0)
             yield record
     finally:
         records.close()

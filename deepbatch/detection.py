@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
 from typing import Any, Dict, Generator, Iterable, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
@@ -24,24 +23,12 @@ from .pipeline import (
     prefetch_map,
     resolve_batch_size,
 )
+from .records import ImageRecord
 from .structures import Faces
 
 logger = logging.getLogger(__name__)
 
 ON_ERROR = ("raise", "skip")
-
-
-@dataclass
-class ImageDetections:
-    """One input after loading and detection: its ``image`` and ``faces``, or the ``error`` that stopped it."""
-
-    index: int
-    source: Optional[str]
-    image: Optional[np.ndarray] = None
-    faces: Optional[Faces] = None
-    error: Optional[DeepbatchError] = None
-    factor: int = 1  # ``image`` was decoded at 1 / factor of the original size; ``faces`` are in original pixels
-    shape: Optional[Tuple[int, int]] = None  # the original image's (height, width)
 
 
 def resolve_detector(detector_backend: Union[str, Detector], **options: Any) -> Detector:
@@ -68,8 +55,8 @@ def check_face_options(on_error: str, expand_percentage: float, max_faces: Optio
 def iter_detections(
     items: Iterable[Any], detector: Detector, batch_size: int = DEFAULT_BATCH_SIZE, on_error: str = "raise",
     single: bool = False, *, workers: Optional[int] = None, prefetch: int = DEFAULT_PREFETCH, reduced: bool = False,
-) -> Generator[ImageDetections, None, None]:
-    """Load and detect ``items`` chunk by chunk, yielding one :class:`ImageDetections` per item in order.
+) -> Generator[ImageRecord, None, None]:
+    """Load and detect ``items`` chunk by chunk, yielding one :class:`~deepbatch.records.ImageRecord` per item in order.
 
     ``reduced=True`` (for callers that need no full-resolution pixels) lets large JPEG files decode at a reduced
     scale that still covers the detector's canvas (:func:`deepbatch.io.images.decode_for_canvas`); faces are
@@ -87,7 +74,7 @@ def iter_detections(
     prepare, infer = detector_stages(detector, batch_size)
     canvas = detector_canvas(detector) if reduced else None
 
-    def load_chunk(numbered: Tuple[int, List[Any]]) -> Tuple[List[ImageDetections], List[ImageDetections], Any]:
+    def load_chunk(numbered: Tuple[int, List[Any]]) -> Tuple[List[ImageRecord], List[ImageRecord], Any]:
         start, chunk = numbered
         records = [_load(item, None if single else start + offset, on_error, canvas)
                    for offset, item in enumerate(chunk)]
@@ -103,7 +90,7 @@ def iter_detections(
         yield from records
 
 
-def scale_faces(faces: Faces, factor: float, shape: Optional[Tuple[int, int]]) -> Faces:
+def scale_faces(faces: Faces, factor: float, shape: Optional[Tuple[int, ...]]) -> Faces:
     """``faces`` found in an image decoded at ``1 / factor`` of its size, in the original's pixels: coordinates times
     ``factor``, boxes clipped to the original ``(height, width)`` ``shape``."""
     boxes = faces.boxes * np.float32(factor)
@@ -114,19 +101,19 @@ def scale_faces(faces: Faces, factor: float, shape: Optional[Tuple[int, int]]) -
     return Faces(boxes, faces.scores, landmarks)
 
 
-def _load(item: Any, index: Optional[int], on_error: str, canvas: Optional[InputSpec] = None) -> ImageDetections:
+def _load(item: Any, index: Optional[int], on_error: str, canvas: Optional[InputSpec] = None) -> ImageRecord:
     source = describe(item) if isinstance(item, (str, bytes)) or hasattr(item, "__fspath__") else None
     try:
         if canvas is None:
             image = load_image(item, index)
-            return ImageDetections(index or 0, source, image=image, shape=(image.shape[0], image.shape[1]))
+            return ImageRecord(index or 0, source, image=image, shape=(image.shape[0], image.shape[1]))
         loaded = load_image_for_canvas(item, (canvas.width, canvas.height), index, canvas.keep_ratio)
-        return ImageDetections(index or 0, source, image=loaded.image, factor=loaded.factor, shape=loaded.shape)
+        return ImageRecord(index or 0, source, image=loaded.image, factor=loaded.factor, shape=loaded.shape)
     except ImageError as exc:
         if on_error == "raise":
             raise
         logger.warning("unusable image: %s", exc)
-        return ImageDetections(index or 0, source, error=exc)
+        return ImageRecord(index or 0, source, error=exc)
 
 
 def extract_faces(
@@ -199,40 +186,81 @@ def extract_faces(
     return results[0] if single else results
 
 
+NO_FACE_RULES = ("error", "whole_image", "empty")
+
+
+def no_face_rule(enforce_detection: bool) -> str:
+    """DeepFace's ``enforce_detection`` as a rule: ``True`` makes a faceless image an error, ``False`` reports the
+    whole image as one face with confidence 0."""
+    return "error" if enforce_detection else "whole_image"
+
+
+def select_faces(faces: Faces, shape: Tuple[int, ...], no_face: str, max_faces: Optional[int],
+                 expand_percentage: float, index: Optional[int] = None, source: Optional[str] = None) -> Faces:
+    """The faces an image of ``shape`` reports, by the rules every edge shares: with none found, ``no_face`` decides
+    (``"error"`` raises :class:`FaceNotDetectedError` naming ``index`` and ``source``, ``"whole_image"`` gives the
+    whole image with score 0, ``"empty"`` gives no face); then the ``max_faces`` largest are kept, largest first,
+    and the boxes are grown by ``expand_percentage`` (clamped to the image)."""
+    if no_face not in NO_FACE_RULES:
+        raise ArgumentError(f"no_face must be one of {NO_FACE_RULES}, got {no_face!r}")
+    height, width = shape[:2]
+    if len(faces) == 0:
+        if no_face == "error":
+            raise FaceNotDetectedError(index, source)
+        if no_face == "empty":
+            return faces
+        faces = Faces(np.array([[0, 0, width, height]], np.float32), np.zeros(1, np.float32))
+    if max_faces is not None and max_faces < len(faces):
+        faces = faces.largest(max_faces)
+    if expand_percentage:
+        faces = Faces(expand_boxes(faces.boxes, expand_percentage, height, width), faces.scores, faces.landmarks)
+    return faces
+
+
 def face_dicts(
     image: np.ndarray, faces: Faces, align: bool, expand_percentage: float, color_face: str, normalize_face: bool,
     max_faces: Optional[int],
 ) -> List[Dict[str, Any]]:
     """DeepFace-style dicts for the faces of one image (the whole image with confidence 0 when there are none)."""
-    height, width = image.shape[:2]
-    if len(faces) == 0:
-        faces = Faces(np.array([[0, 0, width, height]], np.float32), np.zeros(1, np.float32))
-    if max_faces is not None and max_faces < len(faces):
-        faces = faces.largest(max_faces)
-    boxes = expand_boxes(faces.boxes, expand_percentage, height, width) if expand_percentage else faces.boxes
-    cut = face_crops(image, boxes, faces.landmarks, expand_percentage, use_landmarks=align)
-    out = []
-    for face, box, pixels in zip(faces, boxes, cut.crops):
-        out.append({
+    selected = select_faces(faces, image.shape, "whole_image", max_faces, expand_percentage)
+    return present_faces(image, selected, align, expand_percentage, color_face, normalize_face)
+
+
+def present_faces(image: np.ndarray, faces: Faces, align: bool, expand_percentage: float, color_face: str,
+                  normalize_face: bool) -> List[Dict[str, Any]]:
+    """DeepFace-style dicts for faces already chosen by :func:`select_faces`: crop, ``facial_area``, confidence."""
+    cut = face_crops(image, faces.boxes, faces.landmarks, expand_percentage, use_landmarks=align)
+    return [
+        {
             "face": present_face(pixels, color_face, normalize_face),
-            "facial_area": facial_area(box, face.landmarks, image.shape),
+            "facial_area": facial_area(face.box, face.landmarks, image.shape),
             "confidence": confidence(face.score),
-        })
-    return out
+        }
+        for face, pixels in zip(faces, cut.crops)
+    ]
 
 
 class ImageFaces(List[Dict[str, Any]]):
     """The face dicts of one image, as in :func:`extract_faces`, plus where they came from: the image's
-    ``image_index`` in the stream, its ``source`` (path or description, or None) and the ``error`` that stopped it
+    ``image_index`` in the stream, its ``source`` (path or description, or None), its ``shape`` ``(height, width,
+    ...)``, the typed ``faces`` behind the dicts (:class:`Faces`, float precision) and the ``error`` that stopped it
     (``None`` when it was processed; with ``on_error="skip"`` an unusable image gives an empty list with ``error``
-    set)."""
+    set). :meth:`row` is the image's output row (:mod:`deepbatch.rows`), as the command line and Ray write it."""
 
-    def __init__(self, faces: Iterable[Dict[str, Any]] = (), image_index: int = 0, source: Optional[str] = None,
-                 error: Optional[DeepbatchError] = None):
-        super().__init__(faces)
+    def __init__(self, dicts: Iterable[Dict[str, Any]] = (), image_index: int = 0, source: Optional[str] = None,
+                 error: Optional[DeepbatchError] = None, shape: Optional[Tuple[int, ...]] = None,
+                 faces: Optional[Faces] = None):
+        super().__init__(dicts)
         self.image_index = image_index
         self.source = source
         self.error = error
+        self.shape = shape
+        self.faces = faces
+
+    def row(self) -> Dict[str, Any]:
+        from .rows import image_row
+
+        return image_row(self.source, self.shape, self.faces, self.error)
 
 
 def iter_extract_faces(
@@ -270,14 +298,17 @@ def iter_extract_faces(
     size = resolve_batch_size(batch_size, detector)
     records = iter_detections(paths_or_frames, detector, size, "skip", workers=workers, prefetch=prefetch)
 
-    def crop(record: ImageDetections) -> ImageFaces:
-        faces = record.faces
-        if record.error is None and faces is not None and len(faces) == 0 and enforce_detection:
-            record.error = FaceNotDetectedError(record.index, record.source)
-        if record.error is not None or record.image is None or faces is None:
+    def crop(record: ImageRecord) -> ImageFaces:
+        if record.error is not None or record.image is None or record.faces is None:
             return ImageFaces((), record.index, record.source, record.error)
-        dicts = face_dicts(record.image, faces, align, expand_percentage, color_face, normalize_face, max_faces)
-        return ImageFaces(dicts, record.index, record.source)
+        shape = record.image.shape
+        try:
+            faces = select_faces(record.faces, shape, no_face_rule(enforce_detection), max_faces,
+                                 expand_percentage, record.index, record.source)
+        except FaceNotDetectedError as exc:
+            return ImageFaces((), record.index, record.source, exc, shape)
+        dicts = present_faces(record.image, faces, align, expand_percentage, color_face, normalize_face)
+        return ImageFaces(dicts, record.index, record.source, shape=shape, faces=faces)
 
     # Crops are cut on the prefetch threads too, while this thread runs the model on the next chunk.
     results = prefetch_map(crop, records, workers, prefetch=size if prefetch else 0)

@@ -80,6 +80,7 @@ class FaceNotDetectedError(DeepbatchError, ValueError):
     def __init__(self, index: Optional[int] = None, source: Optional[str] = None):
         self.index = index
         self.source = source
+        self.problem = "no face was detected"
         where = _where(index, source) or "the image"
         super().__init__(
             f"Face could not be detected in {where}. Confirm that the picture is a face photo, "
@@ -95,9 +96,13 @@ class UnknownModelError(DeepbatchError, ValueError):
     """A model name is not registered; the message lists the valid names."""
 
     def __init__(self, kind: str, name: str, valid: list[str]):
+        import difflib
+
         self.name = name
         self.valid = valid
-        super().__init__(f"unknown {kind} {name!r}; valid names are: {', '.join(valid)}")
+        close = difflib.get_close_matches(str(name).lower(), [v.lower() for v in valid], n=3, cutoff=0.6)
+        hint = f"; did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+        super().__init__(f"unknown {kind} {name!r}{hint}; valid names are: {', '.join(valid)}")
 
 
 class WeightsNotFoundError(DeepbatchError, FileNotFoundError):

@@ -13,19 +13,13 @@ Input rows are read from the first of these columns that the dataset has (or fro
   file becomes a row with its ``error`` set instead of failing the job;
 * ``path``: a path or URL that every worker can read (a shared file system), loaded on the worker.
 
-Output columns (Arrow types, so they write to Parquet as they are):
-
-* ``path`` (string) when the input has one, then the columns named in ``keep_columns``;
-* ``faces``: a list with one struct per face, largest faces first only when ``max_faces`` is given, else in the
-  detector's order: ``box`` ``[x, y, w, h]`` float32 in original-image pixels; ``confidence`` float32, the
-  detector's score (not rounded); ``landmarks`` five ``[x, y]`` points in the person-relative order ``left_eye,
-  right_eye, nose, mouth_left, mouth_right`` (NaN for a point the detector does not give), or null for detectors
-  without landmarks. :func:`represent` adds ``embedding``, a fixed-length float32 list, and ``alignment``
-  (``five_point``, ``partial_points`` or ``box_crop``); ``include_face=True`` adds ``face``, the aligned crop as
-  PNG bytes;
-* ``error`` (string): empty when the image was processed, else ``"<ErrorType>: <problem>"``. An image without a
-  face is not an error: its ``faces`` is empty (with ``enforce_detection=False`` it is instead the whole image as
-  one face with confidence 0, as DeepFace does).
+Output columns: the columns named in ``keep_columns``, then the row of :mod:`deepbatch.rows` (the same fields and
+Arrow types as the command line's JSON lines and Parquet): ``path``, ``frame``, ``timestamp``, ``width``,
+``height``, ``faces`` (``box`` ``[x, y, w, h]``, ``confidence``, ``landmarks``; :func:`represent` adds
+``embedding`` and ``alignment``; ``include_face=True`` adds ``face``, the aligned crop as PNG bytes) and ``error``
+(null when the image was processed). ``enforce_detection`` means what it means in :func:`deepbatch.extract_faces`:
+``True`` makes an image without a face an error row (``FaceNotDetectedError``), ``False`` gives the whole image as
+one face with confidence 0.
 
 Ray Data does not keep row order unless ``DataContext.get_current().execution_options.preserve_order`` is set;
 rows carry their ``path`` so that order does not matter. An actor that dies is restarted and its batch re-run
@@ -35,7 +29,6 @@ duplicated.
 
 from __future__ import annotations
 
-import inspect
 import logging
 import math
 import os
@@ -48,8 +41,9 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, 
 
 import numpy as np
 
-from .errors import DeepbatchError, FaceNotDetectedError, ImageError, MissingDependencyError
-from .optional import require
+from .errors import DeepbatchError, FaceNotDetectedError, MissingDependencyError
+from .registry import accepts
+from .rows import arrow_schema, image_row, import_pyarrow
 from .structures import Faces
 
 if TYPE_CHECKING:
@@ -103,10 +97,6 @@ def import_ray() -> Any:
     return ray
 
 
-def _import_pyarrow() -> Any:
-    return require("pyarrow", "ray", "Writing deepbatch results as Arrow tables")
-
-
 # ----------------------------------------------------------------------------------------------------------------
 # Building models on the worker
 
@@ -124,18 +114,10 @@ def _check_spec(spec: Any, kind: str, base: type) -> None:
         )
 
 
-def _accepts(factory: Any, name: str) -> bool:
-    try:
-        parameters = inspect.signature(factory).parameters
-    except (TypeError, ValueError):
-        return False
-    return name in parameters or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
-
-
 def _options_with_threads(registry: Any, name: str, options: Mapping[str, Any], threads: Optional[int]) -> Dict:
     """``options`` plus ONNX Runtime's ``threads`` sized to the worker's CPUs, when the backend takes it."""
     out = dict(options)
-    if threads is not None and "threads" not in out and _accepts(registry.entry(name).factory, "threads"):
+    if threads is not None and "threads" not in out and accepts(registry.entry(name).factory, "threads"):
         out["threads"] = threads
     return out
 
@@ -190,83 +172,6 @@ def _items(batch: Mapping[str, Any], column: str, channels: str) -> List[Any]:
     return [v if v is None or isinstance(v, (bytes, bytearray)) else str(v) for v in values]
 
 
-def _error_text(error: Optional[BaseException]) -> str:
-    if error is None:
-        return ""
-    problem = getattr(error, "problem", None) if isinstance(error, ImageError) else None
-    return f"{type(error).__name__}: {problem or error}"
-
-
-# ----------------------------------------------------------------------------------------------------------------
-# Output rows as Arrow arrays, built from the batch's concatenated face arrays (no per-face Python objects)
-
-
-class _RowResult:
-    """What one row produced: its ``faces`` (boxes already expanded), ``embeddings`` (N, D) and ``alignments``, and
-    ``crops`` (PNG bytes per face) when asked; or the ``error`` that stopped it."""
-
-    __slots__ = ("faces", "embeddings", "alignments", "crops", "error")
-
-    def __init__(self, faces: Optional[Faces] = None, error: Optional[BaseException] = None):
-        self.faces = faces
-        self.embeddings: Optional[np.ndarray] = None
-        self.alignments: List[str] = []
-        self.crops: List[bytes] = []
-        self.error = error
-
-
-def _fixed_list(pa: Any, values: np.ndarray, size: int, mask: Optional[np.ndarray] = None) -> Any:
-    flat = pa.array(np.ascontiguousarray(values, dtype=np.float32).reshape(-1), type=pa.float32())
-    return pa.FixedSizeListArray.from_arrays(flat, size, mask=None if mask is None else pa.array(mask))
-
-
-def _faces_column(results: Sequence[_RowResult], embedding_size: int, include_face: bool) -> Any:
-    pa = _import_pyarrow()
-    found = [r.faces for r in results if r.faces is not None and len(r.faces)]
-    counts = np.array([0 if r.faces is None else len(r.faces) for r in results], np.int32)
-    offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
-    total = int(offsets[-1])
-    boxes = np.concatenate([f.xywh for f in found]) if found else np.zeros((0, 4), np.float32)
-    scores = np.concatenate([f.scores for f in found]) if found else np.zeros(0, np.float32)
-    landmarks = np.full((total, 5, 2), np.nan, np.float32)
-    missing = np.ones(total, bool)
-    start = 0
-    for faces in found:  # one slice assignment per image, not per face
-        if faces.landmarks is not None:
-            landmarks[start : start + len(faces)] = faces.landmarks
-            missing[start : start + len(faces)] = False
-        start += len(faces)
-    arrays = [
-        _fixed_list(pa, boxes, 4),
-        pa.array(scores, type=pa.float32()),
-        pa.FixedSizeListArray.from_arrays(_fixed_list(pa, landmarks, 2), 5, mask=pa.array(missing)),
-    ]
-    names = ["box", "confidence", "landmarks"]
-    if embedding_size:
-        vectors = [r.embeddings for r in results if r.embeddings is not None and len(r.embeddings)]
-        matrix = np.concatenate(vectors) if vectors else np.zeros((0, embedding_size), np.float32)
-        arrays += [_fixed_list(pa, matrix, embedding_size),
-                   pa.array([a for r in results for a in r.alignments], type=pa.string())]
-        names += ["embedding", "alignment"]
-    if include_face:
-        arrays.append(pa.array([c for r in results for c in r.crops], type=pa.binary()))
-        names.append("face")
-    faces = pa.StructArray.from_arrays(arrays, names=names)
-    return pa.ListArray.from_arrays(pa.array(offsets, type=pa.int32()), faces)
-
-
-def _table(batch: Mapping[str, Any], keep: Sequence[str], results: Sequence[_RowResult], embedding_size: int,
-           include_face: bool) -> pyarrow.Table:
-    pa = _import_pyarrow()
-    columns: Dict[str, Any] = {}
-    for name in keep:
-        values = batch[name]
-        columns[name] = pa.array([str(v) for v in values], pa.string()) if name == "path" else pa.array(list(values))
-    columns["faces"] = _faces_column(results, embedding_size, include_face)
-    columns["error"] = pa.array([_error_text(r.error) for r in results], type=pa.string())
-    return pa.table(columns)
-
-
 def _encode_crops(image: np.ndarray, faces: Faces, align: bool, expand_percentage: float) -> List[bytes]:
     import cv2
 
@@ -280,19 +185,18 @@ def _encode_crops(image: np.ndarray, faces: Faces, align: bool, expand_percentag
     return out
 
 
-def _select(faces: Faces, height: int, width: int, enforce_detection: bool, max_faces: Optional[int],
-            expand_percentage: float) -> Faces:
-    """The faces reported for one image: the whole image when none was found and detection is not enforced, the
-    ``max_faces`` largest, boxes grown by ``expand_percentage``."""
-    from .ops.align import expand_boxes
-
-    if len(faces) == 0 and not enforce_detection:
-        return Faces(np.array([[0, 0, width, height]], np.float32), np.zeros(1, np.float32))
-    if max_faces is not None and max_faces < len(faces):
-        faces = faces.largest(max_faces)
-    if expand_percentage and len(faces):
-        faces = Faces(expand_boxes(faces.boxes, expand_percentage, height, width), faces.scores, faces.landmarks)
-    return faces
+def _table(batch: Mapping[str, Any], keep: Sequence[str], rows: List[Dict[str, Any]], embedding_size: int,
+           include_face: bool) -> pyarrow.Table:
+    """The rows (:func:`deepbatch.rows.image_row`) as an Arrow table of :func:`deepbatch.rows.arrow_schema`, after
+    the ``keep`` columns of the input batch."""
+    pa = import_pyarrow()
+    paths = batch.get("path")
+    for k, row in enumerate(rows):
+        row["path"] = None if paths is None else str(paths[k])
+    table = pa.Table.from_pylist(rows, schema=arrow_schema(embedding_size, include_face))
+    for position, name in enumerate(c for c in keep if c != "path"):
+        table = table.add_column(position, name, pa.array(list(batch[name])))
+    return table
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -305,15 +209,17 @@ class _Worker(ABC):
     embedding_size = 0
 
     def __init__(self, column: Optional[str], channels: str, keep_columns: Sequence[str], batch_size: int,
-                 include_face: bool, align: bool, enforce_detection: bool, max_faces: Optional[int],
+                 include_face: bool, align: bool, enforce_detection: Union[bool, str], max_faces: Optional[int],
                  expand_percentage: float):
+        from .detection import no_face_rule
+
         self.column = column
         self.channels = channels
         self.keep_columns = list(keep_columns)
         self.batch_size = batch_size
         self.include_face = include_face
         self.align = align
-        self.enforce_detection = enforce_detection
+        self.no_face = enforce_detection if isinstance(enforce_detection, str) else no_face_rule(enforce_detection)
         self.max_faces = max_faces
         self.expand_percentage = expand_percentage
 
@@ -329,15 +235,15 @@ class _Worker(ABC):
             results = [self._process_alone(item) for item in items]
         return _table(batch, keep, results, self.embedding_size, self.include_face)
 
-    def _process_alone(self, item: Any) -> _RowResult:
+    def _process_alone(self, item: Any) -> Dict[str, Any]:
         try:
             return self.process([item])[0]
         except Exception as exc:  # recorded in the row's error column
-            return _RowResult(error=exc)
+            return image_row(None, None, None, exc)
 
     @abstractmethod
-    def process(self, items: List[Any]) -> List[_RowResult]:
-        """One result per item: the model work of a subclass."""
+    def process(self, items: List[Any]) -> List[Dict[str, Any]]:
+        """One row (:func:`deepbatch.rows.image_row`, its ``path`` filled in later) per item."""
 
 
 class FaceDetectionWorker(_Worker):
@@ -348,21 +254,26 @@ class FaceDetectionWorker(_Worker):
         super().__init__(**settings)
         self.detector = _build_detector(detector_backend, detector_options, threads)
 
-    def process(self, items: List[Any]) -> List[_RowResult]:
-        from .detection import iter_detections
+    def process(self, items: List[Any]) -> List[Dict[str, Any]]:
+        from .detection import iter_detections, select_faces
 
         out = []
         for record in iter_detections(items, self.detector, self.batch_size, on_error="skip"):
             if record.error is not None or record.image is None or record.faces is None:
-                out.append(_RowResult(error=record.error))
+                out.append(image_row(None, None, None, record.error))
                 continue
-            height, width = record.image.shape[:2]
-            faces = _select(record.faces, height, width, self.enforce_detection, self.max_faces,
-                            self.expand_percentage)
-            result = _RowResult(faces)
+            try:
+                faces = select_faces(record.faces, record.image.shape, self.no_face, self.max_faces,
+                                     self.expand_percentage)
+            except FaceNotDetectedError as exc:
+                out.append(image_row(None, record.image.shape, None, exc))
+                continue
+            row = image_row(None, record.image.shape, faces)
             if self.include_face:
-                result.crops = _encode_crops(record.image, faces, self.align, self.expand_percentage)
-            out.append(result)
+                crops = _encode_crops(record.image, faces, self.align, self.expand_percentage)
+                for face, crop in zip(row["faces"], crops):
+                    face["face"] = crop
+            out.append(row)
         return out
 
 
@@ -379,25 +290,16 @@ class FaceEmbeddingWorker(_Worker):
         self.l2_normalize = l2_normalize
         self.embedding_size = int(self.recognizer.embedding_size)
 
-    def process(self, items: List[Any]) -> List[_RowResult]:
+    def process(self, items: List[Any]) -> List[Dict[str, Any]]:
         from .recognition.distance import l2_normalize
         from .representation import iter_embeddings
 
         out = []
         for record in iter_embeddings(items, self.detector, self.recognizer, self.batch_size, "skip", False,
-                                      self.enforce_detection, self.align, self.expand_percentage, self.max_faces,
-                                      self.spec):
-            if isinstance(record.error, FaceNotDetectedError):  # no face is an empty row, not a failure
-                out.append(_RowResult(Faces.empty()))
-                continue
-            if record.error is not None or record.faces is None or record.embeddings is None:
-                out.append(_RowResult(error=record.error))
-                continue
-            result = _RowResult(record.faces)
-            embeddings = record.embeddings
-            result.embeddings = l2_normalize(embeddings).astype(np.float32) if self.l2_normalize else embeddings
-            result.alignments = record.alignments
-            out.append(result)
+                                      self.no_face, self.align, self.expand_percentage, self.max_faces, self.spec):
+            if self.l2_normalize and record.embeddings is not None:
+                record.embeddings = l2_normalize(record.embeddings).astype(np.float32)
+            out.append(record.row())
         return out
 
 
@@ -479,7 +381,7 @@ def _check_columns(ds: Any, column: Optional[str], keep_columns: Sequence[str]) 
 def _map(ds: Any, worker: type, constructor: Dict[str, Any], *, detector_backend: DetectorSpec,
          column: Optional[str], channels: str, keep_columns: Sequence[str], batch_size: Optional[int],
          num_workers: WorkerCount, num_gpus_per_worker: float, num_cpus_per_worker: Optional[float],
-         include_face: bool, align: bool, enforce_detection: bool, max_faces: Optional[int],
+         include_face: bool, align: bool, enforce_detection: Union[bool, str], max_faces: Optional[int],
          expand_percentage: float) -> Any:
     from .detectors.base import Detector
 
@@ -529,7 +431,7 @@ def extract_faces(
     column: Optional[str] = None,
     channels: str = "rgb",
     keep_columns: Sequence[str] = (),
-    enforce_detection: bool = True,
+    enforce_detection: Union[bool, str] = True,
     align: bool = True,
     expand_percentage: float = 0,
     max_faces: Optional[int] = None,
@@ -565,7 +467,7 @@ def represent(
     column: Optional[str] = None,
     channels: str = "rgb",
     keep_columns: Sequence[str] = (),
-    enforce_detection: bool = True,
+    enforce_detection: Union[bool, str] = True,
     align: bool = True,
     expand_percentage: float = 0,
     normalization: str = "base",
@@ -662,7 +564,7 @@ def write_parquet(ds: Any, output: Union[str, Path]) -> Path:
 
 def summarize(output: Union[str, Path]) -> Tuple[int, int, int, List[Tuple[str, str]]]:
     """``(images, faces, images without a face, [(path, error), ...])`` read back from a written Parquet dataset."""
-    _import_pyarrow()
+    import_pyarrow()
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
@@ -674,30 +576,13 @@ def summarize(output: Union[str, Path]) -> Tuple[int, int, int, List[Tuple[str, 
     return table.num_rows, int(counts[ok].sum()), int(((counts == 0) & ok).sum()), failed
 
 
-def run_cli(args: Any, command: str) -> int:
+def run_cli(args: Any, command: str, sources: Sequence[Any]) -> int:
     """``deepbatch detect|represent PATH... --engine ray --workers N [--gpus-per-worker G] --output X.parquet``.
 
-    Expands the paths as the local engine does, runs :func:`extract_faces` or :func:`represent` on Ray (the
-    cluster at ``$RAY_ADDRESS``, else a local one started for the run) and writes the rows as Parquet. Returns
-    the exit code: 0, or 1 when some images failed (each is logged).
+    Runs :func:`extract_faces` or :func:`represent` on the image ``sources`` (:class:`deepbatch.sources.Source`, as
+    the command line planned them) on Ray (the cluster at ``$RAY_ADDRESS``, else a local one started for the run)
+    and writes the rows as Parquet. Returns how many images failed (each is logged).
     """
-    from .cli import EXIT_FAILED, EXIT_OK, plan_sources
-
-    if getattr(args, "output", None) in (None, "-"):
-        raise RayArgumentError("--engine ray writes a Parquet dataset: pass --output results.parquet")
-    for option in ("draw", "save_crops"):
-        if getattr(args, option, None):
-            raise RayArgumentError(f"--{option.replace('_', '-')} needs the images on this machine; use --engine local")
-    parquet_target(args.output)
-    sources = plan_sources(args.paths)
-    videos = [str(s.path) for s in sources if s.video]
-    if videos:
-        raise RayArgumentError(
-            f"--engine ray reads image files only, got video {videos[0]}; use --engine local for video"
-        )
-    if not sources:
-        logger.error("nothing to process: no image files in %s", ", ".join(args.paths))
-        return EXIT_FAILED
     ray = import_ray()
     verbose = bool(getattr(args, "verbose", False))
     if not verbose:  # Ray and Ray Data log every start and finish at INFO: keep stderr for deepbatch's summary
@@ -709,12 +594,14 @@ def run_cli(args: Any, command: str) -> int:
     ray.data.DataContext.get_current().enable_progress_bars = not getattr(args, "no_progress", False)
     began = time.perf_counter()
     try:
-        ds = paths_dataset([s.path for s in sources])
-        common = dict(detector_backend=args.backend, batch_size=args.batch_size, num_workers=args.workers,
-                      num_gpus_per_worker=getattr(args, "gpus_per_worker", 0) or 0, align=not args.no_align)
+        ds = paths_dataset([s.location for s in sources])
+        common = dict(detector_backend=args.backend, detector_options=args.detector_options,
+                      batch_size=None if args.batch_size == "auto" else args.batch_size,
+                      num_workers=args.workers,
+                      num_gpus_per_worker=getattr(args, "gpus_per_worker", 0) or 0, align=not args.no_align,
+                      enforce_detection=args.no_face, max_faces=args.max_faces)
         if command == "represent":
-            result = represent(ds, model_name=args.model, normalization=args.normalization, max_faces=args.max_faces,
-                               **common)
+            result = represent(ds, model_name=args.model, normalization=args.normalization, **common)
         else:
             result = extract_faces(ds, **common)
         target = write_parquet(result, args.output)
@@ -725,8 +612,25 @@ def run_cli(args: Any, command: str) -> int:
     images, faces, no_face, failed = summarize(target)
     for path, problem in failed:
         logger.error("failed: %s: %s", path, problem)
-    sys.stderr.write(
-        f"{command}: {images} image(s) on {args.workers} Ray worker(s): {faces} face(s), {no_face} without a face, "
-        f"{len(failed)} failed; {elapsed:.1f} s ({images / elapsed:.1f} images/s); results in {target}\n"
-    )
-    return EXIT_FAILED if failed else EXIT_OK
+    if not getattr(args, "quiet", False):
+        sys.stderr.write(
+            f"{command}: {images} image(s) on {args.workers} Ray worker(s): {faces} face(s), {no_face} without a "
+            f"face, {len(failed)} failed; {elapsed:.1f} s ({images / elapsed:.1f} images/s); results in {target}\n"
+        )
+    return len(failed)
+
+
+def check_cli(args: Any, sources: Sequence[Any]) -> None:
+    """Refuse, before anything runs, what ``--engine ray`` cannot do: no Parquet ``--output``, images written on
+    this machine (``--draw``, ``--save-crops``), videos."""
+    if getattr(args, "output", None) in (None, "-"):
+        raise RayArgumentError("--engine ray writes a Parquet dataset: pass --output results.parquet")
+    for option in ("draw", "save_crops"):
+        if getattr(args, option, None):
+            raise RayArgumentError(f"--{option.replace('_', '-')} needs the images on this machine; use --engine local")
+    parquet_target(args.output)
+    videos = [s.location for s in sources if s.video]
+    if videos:
+        raise RayArgumentError(
+            f"--engine ray reads image files only, got video {videos[0]}; use --engine local for video"
+        )

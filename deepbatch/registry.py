@@ -42,8 +42,9 @@ def _freeze(value: Any) -> Hashable:
 class Registry(Generic[T]):
     """Maps names (and aliases) to factories. ``plugins`` is the package whose import registers the backends."""
 
-    def __init__(self, kind: str, plugins: str):
+    def __init__(self, kind: str, plugins: str, name_instances: bool = False):
         self.kind = kind
+        self.name_instances = name_instances  # set each built instance's ``name`` to the name it was built by
         self._plugins = plugins
         self._entries: Dict[str, Entry[T]] = {}
         self._aliases: Dict[str, str] = {}
@@ -104,8 +105,15 @@ class Registry(Generic[T]):
         return self._entries[self.canonical(name)]
 
     def create(self, name: str, **kwargs: Any) -> T:
-        """A new, uncached instance."""
-        return self.entry(name).create(**kwargs)
+        """A new, uncached instance (named by its canonical name when the registry names instances)."""
+        entry = self.entry(name)
+        instance = entry.create(**kwargs)
+        if self.name_instances:
+            try:
+                instance.name = entry.name  # type: ignore[attr-defined]
+            except AttributeError:  # a read-only name (a property) stays the backend's own
+                pass
+        return instance
 
     def build(self, name: str, **kwargs: Any) -> T:
         """The cached instance for ``name`` and ``kwargs``, built on first use (thread-safe)."""
@@ -124,3 +132,14 @@ class Registry(Generic[T]):
     def clear_cache(self) -> None:
         with self._lock:
             self._cache.clear()
+
+
+def accepts(factory: Any, name: str) -> bool:
+    """Whether ``factory`` takes a keyword argument ``name`` (by name or through ``**kwargs``)."""
+    import inspect
+
+    try:
+        parameters = inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        return False
+    return name in parameters or any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())

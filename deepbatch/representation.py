@@ -9,52 +9,32 @@ recognition model together, ``recognizer.batch_size`` faces per model call.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from itertools import islice
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 
-from .detection import ImageDetections, check_face_options, check_on_error, iter_detections, resolve_detector
+from .detection import (
+    check_face_options,
+    check_on_error,
+    iter_detections,
+    no_face_rule,
+    resolve_detector,
+    select_faces,
+)
 from .detectors.base import DEFAULT_BATCH_SIZE, DETECTORS, Detector
-from .errors import ArgumentError, DeepbatchError, FaceNotDetectedError
+from .errors import ArgumentError, FaceNotDetectedError
 from .formatting import BatchResult, confidence, facial_area, present_face
 from .io.images import as_batch
-from .ops.align import FaceCrops, alignment_methods, expand_boxes, face_crops, resize_into
+from .ops.align import FaceCrops, face_crops, resize_into
 from .ops.letterbox import InputSpec
 from .pipeline import BatchSize, resolve_batch_size
 from .recognition.base import RECOGNIZERS, Recognizer, resolve_recognizer
 from .recognition.normalization import l2_normalize as unit_rows
 from .recognition.normalization import minmax_normalize as scale_to_range
-from .structures import Faces
+from .records import ImageRecord
 
 logger = logging.getLogger(__name__)
-
-
-@dataclass
-class ImageEmbeddings:
-    """One input after detection, alignment and embedding, or the ``error`` that stopped it.
-
-    ``faces`` holds the faces embedded (the whole image with score 0 when none was found and detection is not
-    enforced), with ``boxes`` after ``expand_percentage``; ``embeddings`` is ``(N, D)`` float32 in face order;
-    ``points`` ``(N,)`` int is how many landmarks placed each face on the template (5, 2 to 4, or 0 for a box crop;
-    see :class:`deepbatch.ops.align.AlignedFaces`); ``shape`` is the image's ``(height, width, 3)``; ``crops`` the
-    faces as ``extract_faces`` cuts them (uint8 BGR), kept only when asked for.
-    """
-
-    index: int
-    source: Optional[str]
-    faces: Optional[Faces] = None
-    embeddings: Optional[np.ndarray] = None
-    points: Optional[np.ndarray] = None
-    error: Optional[DeepbatchError] = None
-    shape: Optional[Tuple[int, ...]] = None
-    crops: Optional[List[np.ndarray]] = None
-
-    @property
-    def alignments(self) -> List[str]:
-        """Per face ``"five_point"``, ``"partial_points"`` or ``"box_crop"``."""
-        return [] if self.points is None else alignment_methods(self.points)
 
 
 def iter_embeddings(
@@ -64,17 +44,19 @@ def iter_embeddings(
     batch_size: int = DEFAULT_BATCH_SIZE,
     on_error: str = "raise",
     single: bool = False,
-    enforce_detection: bool = True,
+    enforce_detection: Union[bool, str] = True,
     align: bool = True,
     expand_percentage: float = 0,
     max_faces: Optional[int] = None,
     spec: Optional[InputSpec] = None,
     keep_crops: bool = False,
-) -> Iterator[ImageEmbeddings]:
-    """Detect, align and embed ``items`` chunk by chunk, yielding one :class:`ImageEmbeddings` per item in order.
+) -> Iterator[ImageRecord]:
+    """Detect, align and embed ``items`` chunk by chunk, yielding one
+    :class:`~deepbatch.records.ImageRecord` per item in order.
 
     ``batch_size`` images are detected together and all their faces embedded together. ``on_error`` and
-    ``enforce_detection`` behave as in :func:`deepbatch.extract_faces` (``single`` marks one image given alone: its
+    ``enforce_detection`` behave as in :func:`deepbatch.extract_faces` (``enforce_detection`` may also be one of
+    :data:`~deepbatch.detection.NO_FACE_RULES`; ``single`` marks one image given alone: its
     errors name no index and always raise); ``align=False`` embeds box crops; ``spec`` overrides the recognizer's
     normalisation; ``keep_crops`` keeps each face's crop in the result.
     """
@@ -90,43 +72,45 @@ def iter_embeddings(
 
 
 def _embed_chunk(
-    chunk: List[ImageDetections], recognizer: Recognizer, on_error: str, single: bool, enforce_detection: bool,
+    chunk: List[ImageRecord], recognizer: Recognizer, on_error: str, single: bool,
+    enforce_detection: Union[bool, str],
     align: bool, expand_percentage: float, max_faces: Optional[int], spec: Optional[InputSpec], keep_crops: bool,
-) -> List[ImageEmbeddings]:
-    results, pixels = [], []
+) -> List[ImageRecord]:
+    """The chunk's records, each completed in place: faces chosen by the face rules, cut, embedded together; the
+    decoded image is dropped once its faces are cut."""
+    rule = enforce_detection if isinstance(enforce_detection, str) else no_face_rule(enforce_detection)
+    pixels = []
     for record in chunk:
-        result = ImageEmbeddings(record.index, record.source, error=record.error)
         if record.error is not None and (single or on_error == "raise"):
             raise record.error
-        results.append(result)
-        if record.error is not None or record.image is None or record.faces is None:
+        image, record.image = record.image, None
+        if record.error is not None or image is None or record.faces is None:
+            record.faces = None
             continue
-        faces = record.faces
-        height, width = record.image.shape[:2]
-        if len(faces) == 0:
-            if enforce_detection:
-                result.error = FaceNotDetectedError(None if single else record.index, record.source)
-                if single or on_error == "raise":
-                    raise result.error
-                continue
-            faces = Faces(np.array([[0, 0, width, height]], np.float32), np.zeros(1, np.float32))
-        if max_faces is not None and max_faces < len(faces):
-            faces = faces.largest(max_faces)
-        boxes = expand_boxes(faces.boxes, expand_percentage, height, width) if expand_percentage else faces.boxes
-        cut = face_crops(record.image, boxes, faces.landmarks, expand_percentage, use_landmarks=align)
-        result.faces = Faces(boxes, faces.scores, faces.landmarks)
-        result.points = cut.points
-        result.shape = record.image.shape
-        result.crops = cut.crops if keep_crops else None
-        pixels.append(model_input(cut, recognizer.input_size))
+        try:
+            faces = select_faces(record.faces, image.shape, rule, max_faces, expand_percentage,
+                                 None if single else record.index, record.source)
+        except FaceNotDetectedError as exc:
+            record.error, record.faces = exc, None
+            if single or on_error == "raise":
+                raise
+            continue
+        cut = face_crops(image, faces.boxes, faces.landmarks, expand_percentage, use_landmarks=align)
+        record.faces = faces
+        record.points = cut.points
+        record.crops = cut.crops if keep_crops else None
+        if len(faces):
+            pixels.append(model_input(cut, recognizer.input_size))
+        else:  # no face under the "empty" rule
+            record.embeddings = np.zeros((0, int(recognizer.embedding_size)), np.float32)
     if pixels:
         embeddings = recognizer.embed(np.concatenate(pixels), spec=spec)
         start = 0
-        for result in results:
-            if result.faces is not None:
-                result.embeddings = embeddings[start : start + len(result.faces)]
-                start += len(result.faces)
-    return results
+        for record in chunk:
+            if record.faces is not None and record.error is None and len(record.faces):
+                record.embeddings = embeddings[start : start + len(record.faces)]
+                start += len(record.faces)
+    return chunk
 
 
 def model_input(cut: FaceCrops, size: int) -> np.ndarray:
@@ -138,7 +122,7 @@ def model_input(cut: FaceCrops, size: int) -> np.ndarray:
     return pixels
 
 
-def embedding_dicts(result: ImageEmbeddings, return_numpy: bool = False, l2_normalize: bool = False,
+def embedding_dicts(result: ImageRecord, return_numpy: bool = False, l2_normalize: bool = False,
                     minmax_range: Optional[Tuple[float, float]] = None) -> List[Dict[str, Any]]:
     """DeepFace-style dicts for one image's faces: ``embedding``, ``facial_area``, ``face_confidence``, and
     ``alignment`` (``"five_point"``, ``"partial_points"`` or ``"box_crop"``); ``face`` (RGB float in [0, 1]) when

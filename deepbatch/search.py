@@ -29,7 +29,8 @@ from .io.images import as_batch, list_image_files
 from .pipeline import BatchSize, resolve_batch_size
 from .recognition.base import Recognizer, resolve_recognizer
 from .recognition.distance import check_metric, distance_matrix
-from .representation import ImageEmbeddings, iter_embeddings
+from .records import ImageRecord
+from .representation import iter_embeddings
 
 logger = logging.getLogger(__name__)
 
@@ -156,7 +157,7 @@ def file_signature(path: Path, change_detection: str) -> str:
     return f"{stat.st_size}:{stat.st_mtime_ns}"
 
 
-def _rows(results: List[ImageEmbeddings], names: Sequence[str], signatures: Sequence[str], dim: int,
+def _rows(results: List[ImageRecord], names: Sequence[str], signatures: Sequence[str], dim: int,
           key: str, update: IndexUpdate) -> FaceIndex:
     identities, hashes, embeddings, boxes, valid = [], [], [], [], []
     for result in results:
@@ -185,7 +186,7 @@ def _rows(results: List[ImageEmbeddings], names: Sequence[str], signatures: Sequ
 
 def update_index(
     db_path: Union[str, os.PathLike],
-    model_name: Union[str, Recognizer] = "MobileFaceNet",
+    model_name: Union[str, Recognizer] = "arcface_mbf",
     detector_backend: Union[str, Detector] = "scrfd",
     enforce_detection: bool = True,
     align: bool = True,
@@ -251,7 +252,7 @@ def update_index(
 
 def _embed_files(paths: List[Path], detector: Detector, recognizer: Recognizer, batch_size: int,
                  enforce_detection: bool, align: bool, expand_percentage: float, spec: Any,
-                 silent: bool) -> List[ImageEmbeddings]:
+                 silent: bool) -> List[ImageRecord]:
     from tqdm import tqdm
 
     stream = iter_embeddings([str(p) for p in paths], detector, recognizer, batch_size, "skip", False,
@@ -276,7 +277,7 @@ def _resolve_threshold(recognizer: Recognizer, metric: str, threshold: Optional[
 def find(
     img_path: Any,
     db_path: Union[str, os.PathLike],
-    model_name: Union[str, Recognizer] = "MobileFaceNet",
+    model_name: Union[str, Recognizer] = "arcface_mbf",
     distance_metric: str = "cosine",
     enforce_detection: bool = True,
     detector_backend: Union[str, Detector] = "scrfd",

@@ -17,7 +17,8 @@ from .formatting import BatchResult, facial_area
 from .pipeline import BatchSize, resolve_batch_size
 from .recognition.base import Recognizer, resolve_recognizer
 from .recognition.distance import check_metric, distance_matrix
-from .representation import ImageEmbeddings, iter_embeddings
+from .records import ImageRecord
+from .representation import iter_embeddings
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +56,7 @@ def _at_pair(error: Exception, pair: int, side: str, single: bool) -> Exception:
     return new
 
 
-def _best_pair(first: ImageEmbeddings, second: ImageEmbeddings, metric: str) -> Tuple[float, int, int]:
+def _best_pair(first: ImageRecord, second: ImageRecord, metric: str) -> Tuple[float, int, int]:
     """Smallest distance over every face of one image against every face of the other, and its face indices."""
     assert first.embeddings is not None and second.embeddings is not None
     distances = distance_matrix(first.embeddings, second.embeddings, metric)
@@ -63,7 +64,7 @@ def _best_pair(first: ImageEmbeddings, second: ImageEmbeddings, metric: str) -> 
     return float(distances[i, j]), int(i), int(j)
 
 
-def _area(result: ImageEmbeddings, index: int) -> Dict[str, Any]:
+def _area(result: ImageRecord, index: int) -> Dict[str, Any]:
     if result.faces is None:
         return dict(NO_FACIAL_AREA)
     return facial_area(result.faces.boxes[index], None if result.faces.landmarks is None else
@@ -149,7 +150,7 @@ def _verify(
     spec = recognizer.spec_for(normalization)
     detector = resolve_detector(detector_backend)
 
-    embedded: Dict[Hashable, ImageEmbeddings] = {}
+    embedded: Dict[Hashable, ImageRecord] = {}
     distinct: Dict[Hashable, Any] = {}
     for index, pair in enumerate(pairs):
         for side, item in enumerate(pair, start=1):
@@ -200,7 +201,7 @@ def _verify(
     return results
 
 
-def _given_embedding(item: Any, recognizer: Recognizer, where: Union[int, str]) -> ImageEmbeddings:
+def _given_embedding(item: Any, recognizer: Recognizer, where: Union[int, str]) -> ImageRecord:
     name = where if isinstance(where, str) else f"img{where}_path"
     values = list(item)
     if not values or not all(isinstance(v, (int, float, np.number)) and not isinstance(v, (bool, np.bool_))
@@ -209,7 +210,7 @@ def _given_embedding(item: Any, recognizer: Recognizer, where: Union[int, str]) 
     vector = np.asarray(values, dtype=np.float32).reshape(1, -1)
     if vector.shape[1] != recognizer.embedding_size:
         raise EmbeddingSizeError(vector.shape[1], recognizer, name)
-    return ImageEmbeddings(0, None, faces=None, embeddings=vector, points=np.zeros(1, np.int64))
+    return ImageRecord(0, None, faces=None, embeddings=vector, points=np.zeros(1, np.int64))
 
 
 class EmbeddingTypeError(DeepbatchError, ValueError):

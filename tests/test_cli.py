@@ -22,6 +22,7 @@ from deepbatch.cli import main
 from deepbatch.detectors import DETECTORS
 from deepbatch.errors import ImageNotFoundError
 from deepbatch.io.video import VideoError, read_frames
+from deepbatch.rows import IMAGE_FIELDS
 from deepbatch.structures import Faces
 from deepbatch.visualize import BOX_COLOR, LANDMARK_COLORS, draw_faces
 from deepbatch.weights import BUFFALO_SC_URL
@@ -177,10 +178,11 @@ def test_detect_face_counts_match_python_api(folder_run: dict) -> None:
     assert [len(r["faces"]) for r in records] == [len(faces) for faces in api]
 
 
-def test_detect_facial_areas_match_python_api(folder_run: dict) -> None:
+def test_detect_rows_match_python_api_rows(folder_run: dict) -> None:
     record = next(r for r in folder_run["records"] if r["path"].endswith("selfie.jpg"))
-    api = deepbatch.extract_faces(record["path"])
-    assert [f["facial_area"] for f in record["faces"]] == [json.loads(json.dumps(f["facial_area"])) for f in api]
+    api = next(deepbatch.iter_extract_faces([record["path"]]))
+    written = {**record, "faces": [{k: v for k, v in face.items() if k != "crop"} for face in record["faces"]]}
+    assert json.loads(json.dumps(api.row())) == {key: written[key] for key in IMAGE_FIELDS}
 
 
 def test_detect_reports_unreadable_file_and_goes_on(folder_run: dict) -> None:

@@ -41,6 +41,11 @@ def assert_same_faces(batched: Faces, alone: Faces, tolerance: float) -> None:
         np.testing.assert_allclose(batched.landmarks, alone.landmarks, atol=tolerance, rtol=0)
 
 
+def assert_found_faces(results: List[Faces], detector) -> None:  # type: ignore[no-untyped-def]
+    """A comparison of empty results proves nothing: the parity photos hold faces every backend finds."""
+    assert sum(len(faces) for faces in results) > 0, f"{detector.name} found no face; the comparison would be vacuous"
+
+
 @pytest.fixture(scope="module")
 def same_size_frames(parity_images: List[np.ndarray]) -> np.ndarray:
     return np.stack([cv2.resize(image, (480, 360)) for image in parity_images[:6]])
@@ -48,6 +53,7 @@ def same_size_frames(parity_images: List[np.ndarray]) -> np.ndarray:
 
 def test_batch_matches_single_image(detector, parity_images):  # type: ignore[no-untyped-def]
     batched = detector.detect_faces(parity_images, batch_size=len(parity_images))
+    assert_found_faces(batched, detector)
     for image, faces in zip(parity_images, batched):
         assert_same_faces(faces, detector.detect_faces([image])[0], tolerance_for(detector))
 
@@ -56,6 +62,7 @@ def test_one_result_per_image_in_input_order(detector, parity_images):  # type: 
     forward = detector.detect_faces(parity_images[:4], batch_size=4)
     backward = detector.detect_faces(parity_images[:4][::-1], batch_size=4)
     assert len(forward) == 4
+    assert_found_faces(forward, detector)
     for a, b in zip(forward, backward[::-1]):
         assert_same_faces(a, b, tolerance_for(detector))
 
@@ -63,6 +70,7 @@ def test_one_result_per_image_in_input_order(detector, parity_images):  # type: 
 def test_chunking_does_not_change_results(detector, parity_images):  # type: ignore[no-untyped-def]
     whole = detector.detect_faces(parity_images, batch_size=len(parity_images))
     chunked = detector.detect_faces(parity_images, batch_size=4)
+    assert_found_faces(whole, detector)
     for a, b in zip(whole, chunked):
         assert_same_faces(a, b, tolerance_for(detector))
 
@@ -70,6 +78,7 @@ def test_chunking_does_not_change_results(detector, parity_images):  # type: ign
 def test_4d_array_matches_list(detector, same_size_frames):  # type: ignore[no-untyped-def]
     from_array = detector.detect_faces(same_size_frames)
     from_list = detector.detect_faces(list(same_size_frames))
+    assert_found_faces(from_array, detector)
     for a, b in zip(from_array, from_list):
         assert_same_faces(a, b, 0.0)
 

@@ -4,6 +4,7 @@ a worker that dies mid-job, and the command line's Parquet output."""
 from __future__ import annotations
 
 import functools
+import json
 import logging
 import os
 import re
@@ -105,7 +106,7 @@ def test_boxes_scores_and_landmarks_match_local_pipeline(binary_rows, local_face
 
 
 def test_good_images_have_an_empty_error(binary_rows):  # type: ignore[no-untyped-def]
-    assert {r["error"] for r in binary_rows.values()} == {""}
+    assert {r["error"] for r in binary_rows.values()} == {None}
 
 
 def test_faces_are_plain_lists_without_pixels(binary_rows, dataset_dir):  # type: ignore[no-untyped-def]
@@ -281,7 +282,7 @@ def test_image_that_breaks_the_model_fails_alone(ray_cluster, dataset_dir, tmp_p
     ds = ray_cluster.data.read_binary_files(paths, include_paths=True)
     rows = rows_by_path(dray.extract_faces(ds, detector_backend=functools.partial(RejectsSizeDetector, 77)))
     errors = {Path(p).name: r["error"] for p, r in rows.items()}
-    assert errors == {**{name: "" for name in SUBSET[:3]}, "odd.png": "RuntimeError: cannot run on an image 77 "
+    assert errors == {**{name: None for name in SUBSET[:3]}, "odd.png": "RuntimeError: cannot run on an image 77 "
                       "pixels tall"}
 
 
@@ -454,3 +455,66 @@ def test_missing_ray_names_the_extra(monkeypatch):  # type: ignore[no-untyped-de
 def test_importing_deepbatch_ray_imports_no_heavy_package():
     code = "import sys, deepbatch.ray; sys.exit(bool({'ray', 'pyarrow', 'onnxruntime', 'cv2'} & set(sys.modules)))"
     assert subprocess.run([sys.executable, "-c", code], cwd=ROOT).returncode == 0
+
+
+# --- one row schema: the Python API, the command line (JSON lines, Parquet, --engine ray) and Ray datasets ---
+
+ROW_BOX_TOLERANCE_PX = 1.0  # rows of differently batched runs: float noise only, far below a pixel
+ROW_SCORE_TOLERANCE = 1e-4
+
+
+def _rows_by_path(rows: Sequence[dict]) -> Dict[str, dict]:
+    return {row["path"]: row for row in rows}
+
+
+def _assert_rows_equal(got: dict, expected: dict) -> None:
+    assert {k: v for k, v in got.items() if k != "faces"} == {k: v for k, v in expected.items() if k != "faces"}
+    assert len(got["faces"]) == len(expected["faces"])
+    for face, reference in zip(got["faces"], expected["faces"]):
+        assert set(face) == set(reference)
+        np.testing.assert_allclose(face["box"], reference["box"], atol=ROW_BOX_TOLERANCE_PX, rtol=0)
+        np.testing.assert_allclose(face["confidence"], reference["confidence"], atol=ROW_SCORE_TOLERANCE, rtol=0)
+        np.testing.assert_allclose(np.array(face["landmarks"], float), np.array(reference["landmarks"], float),
+                                   atol=ROW_BOX_TOLERANCE_PX, rtol=0)
+
+
+@pytest.fixture(scope="module")
+def every_edge_rows(ray_cluster, image_files: List[str], tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """The rows of all the photos from each edge, with enforce_detection on everywhere."""
+    import deepbatch
+
+    out = tmp_path_factory.mktemp("rows")
+    api = [r.row() for r in deepbatch.iter_extract_faces(image_files, enforce_detection=True, on_error="skip")]
+    # `detect` without --draw or --save-crops decodes large JPEGs at a reduced scale, as deepbatch.iter_detect does
+    reduced = [r.row() for r in deepbatch.iter_detect(image_files, on_error="skip")]
+    common = ["detect", *image_files, "--enforce-detection", "-q"]
+    codes = [cli.main([*common, "--output", str(out / name), *extra]) for name, extra in (
+        ("rows.jsonl", []), ("rows.parquet", []), ("ray.parquet", ["--engine", "ray"]))]
+    dataset = dray.extract_faces(dray.paths_dataset(image_files), enforce_detection=True).take_all()
+    jsonl = [json.loads(line) for line in (out / "rows.jsonl").read_text().splitlines()]
+    return {
+        "codes": codes,
+        "api": _rows_by_path(api),
+        "api reduced": _rows_by_path(reduced),
+        "cli jsonl": _rows_by_path(jsonl),
+        "cli parquet": _rows_by_path(pq.read_table(str(out / "rows.parquet")).to_pylist()),
+        "cli ray parquet": _rows_by_path(pq.read_table(str(out / "ray.parquet")).to_pylist()),
+        "ray dataset": _rows_by_path(dataset),
+    }
+
+
+@pytest.mark.slow
+def test_api_rows_find_the_faces_of_the_photos(every_edge_rows: dict, image_files: List[str]) -> None:
+    faces = sum(len(row["faces"]) for row in every_edge_rows["api"].values())
+    assert (sorted(every_edge_rows["api"]), faces >= len(image_files)) == (sorted(image_files), True)
+    assert every_edge_rows["codes"] == [cli.EXIT_OK] * 3
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("edge, reference", [("cli jsonl", "api reduced"), ("cli parquet", "api reduced"),
+                                             ("cli ray parquet", "api"), ("ray dataset", "api")])
+def test_every_edge_gives_the_api_rows(every_edge_rows: dict, edge: str, reference: str) -> None:
+    got, expected = every_edge_rows[edge], every_edge_rows[reference]
+    assert sorted(got) == sorted(expected)
+    for path in expected:
+        _assert_rows_equal(got[path], expected[path])

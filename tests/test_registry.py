@@ -54,3 +54,53 @@ def test_import_is_cheap():  # type: ignore[no-untyped-def]
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == "[]"
     assert deepbatch.__version__
+
+
+def _weights_of(name: str):  # type: ignore[no-untyped-def]
+    entry = DETECTORS.entry(name)
+    return entry.defaults.get("weights") or getattr(entry.factory, "weights", None)
+
+
+@pytest.mark.parametrize("name", DETECTORS.names(aliases=False))
+def test_every_registered_name_builds_under_its_own_name(name: str) -> None:
+    from deepbatch.errors import MissingDependencyError
+    from deepbatch.weights import find_weights
+
+    spec = _weights_of(name)
+    if spec is not None and find_weights(spec) is None:
+        pytest.skip(f"no weights for {name} here (see test_missing_weights_give_the_typed_error)")
+    try:
+        detector = DETECTORS.create(name)
+    except MissingDependencyError as exc:
+        pytest.skip(str(exc))
+    assert detector.name == name
+
+
+@pytest.mark.parametrize("name", [n for n in DETECTORS.names(aliases=False) if _weights_of(n) is not None])
+def test_missing_weights_give_the_typed_error(name: str, tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from deepbatch.errors import WeightsNotFoundError
+    from deepbatch.weights import resolve_weights
+
+    monkeypatch.setenv("DEEPBATCH_WEIGHTS", str(tmp_path))
+    monkeypatch.setenv("DEEPBATCH_HOME", str(tmp_path))
+    with pytest.raises(WeightsNotFoundError, match="|".join(_weights_of(name).names)):
+        resolve_weights(_weights_of(name), download=False)
+
+
+@pytest.mark.parametrize("alias", sorted(DETECTORS.aliases()))
+def test_an_alias_builds_the_detector_of_its_target(alias: str) -> None:
+    target = DETECTORS.canonical(alias)
+    assert DETECTORS.entry(alias) is DETECTORS.entry(target)
+
+
+def test_readme_table_of_names_is_the_registry() -> None:
+    import importlib.util
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parent.parent / "tools" / "readme_tables.py"
+    spec = importlib.util.spec_from_file_location("readme_tables", script)
+    assert spec is not None and spec.loader is not None
+    tables = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tables)
+    text = tables.README.read_text(encoding="utf-8")
+    assert tables.render(text) == text, "README.md is out of date: run python tools/readme_tables.py"

@@ -31,7 +31,7 @@ from ..weights import WeightFile, resolve_weights
 
 logger = logging.getLogger(__name__)
 
-DETECTORS: Registry[Detector] = Registry("detector", "deepbatch.detectors")
+DETECTORS: Registry[Detector] = Registry("detector", "deepbatch.detectors", name_instances=True)
 DEFAULT_BATCH_SIZE = 32
 
 

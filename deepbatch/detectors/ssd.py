@@ -55,6 +55,7 @@ class OpenCVSSD(Detector):
     name = "ssd"
     native_batching = True
     has_landmarks = False
+    weights = SSD_WEIGHTS  # what `deepbatch models` and the registry's tests look up
 
     def __init__(self, model_path: Optional[Union[str, Path]] = None,
                  config_path: Optional[Union[str, Path]] = None, score_threshold: float = 0.5):
