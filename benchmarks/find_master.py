@@ -1,6 +1,6 @@
 """``find`` over DeepFace's test photos: time to index the folder, time per query batch, and top-1 identity accuracy.
 
-    python benchmarks/find_master.py                      # MobileFaceNet + SCRFD, batch size 32
+    python benchmarks/find_master.py                      # arcface_mbf + SCRFD
     python benchmarks/find_master.py --model mobilefacenet_b1 --detector scrfd_2.5g --batch-size 16
 
 The photos of ``--data`` (default ``$DEEPBATCH_TEST_DATA``, else ``../shared/dataset``) are copied into a temporary
@@ -109,7 +109,7 @@ def best_of(repeat: int, run: Callable[[], object]) -> float:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data", default=os.environ["DEEPBATCH_TEST_DATA"])
-    parser.add_argument("--model", default="MobileFaceNet")
+    parser.add_argument("--model", default="arcface_mbf")
     parser.add_argument("--detector", default="scrfd")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--repeat", type=int, default=2, help="query timings: best of this many runs")

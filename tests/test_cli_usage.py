@@ -226,6 +226,6 @@ def test_represent_writes_real_parquet_without_ray(tmp_path: Path, dataset_dir: 
     target = tmp_path / "embeddings.parquet"
     result = run(["represent", dataset_dir / "couple.jpg", dataset_dir / "img1.jpg", "-q", "--output", target])
     table = pq.read_table(str(target))
-    size = build_recognizer("MobileFaceNet").embedding_size
+    size = build_recognizer("arcface_mbf").embedding_size
     assert (result.code, table.schema, [len(f) for f in table["faces"].to_pylist()]) == (
         EXIT_OK, arrow_schema(size), [2, 1])

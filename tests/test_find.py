@@ -189,7 +189,7 @@ def test_an_unreadable_index_names_the_file_and_the_fix(db: Path) -> None:
 def test_confidence_is_verifys_for_the_same_distance(db: Path, dataset_dir: Path) -> None:
     from deepbatch.recognition import build_recognizer
 
-    recognizer = build_recognizer("MobileFaceNet")
+    recognizer = build_recognizer("arcface_mbf")
     table = find(str(dataset_dir / "img1.jpg"), db, return_type="dict", silent=True, similarity_search=True)[0]
     for row in table:
         verified = row["distance"] <= row["threshold"]
