@@ -30,15 +30,16 @@ SSD_HOME = "https://github.com/opencv/opencv/tree/4.x/samples/dnn/face_detector"
 SSD_WEIGHTS = WeightFile(
     "res10_300x300_ssd_iter_140000.caffemodel",
     ("opencv_face_detector.caffemodel",),
-    url="https://github.com/opencv/opencv_3rdparty/raw/dnn_samples_face_detector_20170830/"
-        "res10_300x300_ssd_iter_140000.caffemodel",
     homepage=SSD_HOME,
+    # OpenCV publishes only a SHA-1 for it, so it is not downloaded automatically: the user fetches it
+    manual="fetch https://github.com/opencv/opencv_3rdparty/raw/dnn_samples_face_detector_20170830/"
+           "res10_300x300_ssd_iter_140000.caffemodel (SHA-1 15aa726b4d46d9f023526d85537db81cbc8dd566)",
 )
 SSD_CONFIG = WeightFile(
     "deploy.prototxt",
     ("opencv_face_detector.prototxt", "res10_300x300_ssd_deploy.prototxt"),
-    url="https://raw.githubusercontent.com/opencv/opencv/4.10.0/samples/dnn/face_detector/deploy.prototxt",
     homepage=SSD_HOME,
+    manual="fetch https://raw.githubusercontent.com/opencv/opencv/4.10.0/samples/dnn/face_detector/deploy.prototxt",
 )
 INPUT_SIZE = (300, 300)
 MEAN_BGR = (104.0, 177.0, 123.0)
