@@ -25,6 +25,7 @@ def test_uint8_preamble_equals_cpu_normalisation(scrfd_cpu, dataset_dir: Path) -
     assert report["output_max_abs_diff"] <= PREAMBLE_OUTPUT_TOLERANCE
 
 
+@pytest.mark.heavy  # imports torch and torchvision
 def test_torch_jpeg_decoding_finds_the_same_faces(scrfd_cpu, dataset_dir: Path) -> None:  # type: ignore[no-untyped-def]
     pytest.importorskip("torchvision", reason="the torch decoding path needs torchvision (the yolo extra)")
     report = check_torch_decode(scrfd_cpu, [str(p) for p in list_image_files(dataset_dir)])
