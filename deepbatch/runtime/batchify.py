@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import logging
 import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional, Sequence, Tuple, Union
@@ -22,6 +21,7 @@ from typing import Any, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from ..errors import ArgumentError, ModelFormatError
+from ..io.outputs import write_atomic
 from .isolation import DEFAULT_TOLERANCE, IsolationReport, check_against_original, check_batch_isolation
 from .session import ProviderList, create_session
 from .surgery import BatchRepair, batch_layout, import_onnx, make_batch_dynamic
@@ -206,17 +206,7 @@ def batchify(
             f"result is not safe and nothing was written. Run this model one image per call.\n{report.table()}",
             report,
         )
-    _write_atomically(data, target)
+    write_atomic(target, data)
     logger.info("%s -> %s: %s", source, target, repair.describe())
     return BatchifyResult(source, target, layout, repair, report)
 
-
-def _write_atomically(data: bytes, target: Path) -> None:
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-        os.replace(tmp_name, target)
-    finally:
-        Path(tmp_name).unlink(missing_ok=True)

@@ -12,12 +12,11 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
-import tempfile
 from pathlib import Path
 from typing import Any, Dict, Optional, Tuple
 
 from .._version import __version__
+from ..io.outputs import write_atomic
 
 logger = logging.getLogger(__name__)
 
@@ -68,18 +67,9 @@ def store_entry(file_digest: str, options: Dict[str, Any], verdict: Dict[str, An
     try:
         folder.mkdir(parents=True, exist_ok=True)
         if graph is not None:
-            _write_atomically(folder / f"{key}.onnx", graph)
-        _write_atomically(folder / f"{key}.json", json.dumps(record, indent=1).encode())
+            write_atomic(folder / f"{key}.onnx", graph)
+        write_atomic(folder / f"{key}.json", json.dumps(record, indent=1).encode())
     except OSError as exc:
         logger.warning("could not cache the prepared model in %s (%s); it will be prepared again next time",
                        folder, exc)
 
-
-def _write_atomically(target: Path, data: bytes) -> None:
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".part", dir=target.parent)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            out.write(data)
-        os.replace(tmp_name, target)
-    finally:
-        Path(tmp_name).unlink(missing_ok=True)
