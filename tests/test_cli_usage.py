@@ -154,7 +154,7 @@ def test_input_size_reaches_the_detector(dataset_dir: Path) -> None:
     assert len(small) == len(large) == 2 and small != large
 
 
-def test_enforce_detection_makes_a_faceless_image_a_failure(blank: Path) -> None:
+def test_enforce_detection_makes_a_faceless_image_a_failure(blank: Path, weights_dir: Path) -> None:
     default, enforced = run(["detect", blank, "-q"]), run(["detect", blank, "-q", "--enforce-detection"])
     assert (default.code, rows(default.stdout)[0]["faces"], rows(default.stdout)[0]["error"]) == (EXIT_OK, [], None)
     assert (enforced.code, rows(enforced.stdout)[0]["error"]) == (EXIT_FAILED, "FaceNotDetectedError: no face was "

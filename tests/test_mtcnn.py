@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import re
 import sys
 from pathlib import Path
@@ -20,9 +21,15 @@ from deepbatch.optional import install_command
 STACKED_TOLERANCE_PX = 1e-3
 
 
+def skip_without_mtcnn() -> None:
+    """Skip without importing the package: the backend imports it itself, after triton (see import_mtcnn)."""
+    if importlib.util.find_spec("mtcnn") is None:
+        pytest.skip("the MTCNN backend needs deepbatch[mtcnn]")
+
+
 @pytest.fixture(scope="module")
 def detector():  # type: ignore[no-untyped-def]
-    pytest.importorskip("mtcnn", reason="the MTCNN backend needs deepbatch[mtcnn]")
+    skip_without_mtcnn()
     return DETECTORS.create("mtcnn")
 
 
@@ -34,7 +41,7 @@ def photo(dataset_dir: Path, name: str, width: int = 800) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def unpadded():  # type: ignore[no-untyped-def]
-    pytest.importorskip("mtcnn", reason="the MTCNN backend needs deepbatch[mtcnn]")
+    skip_without_mtcnn()
     return DETECTORS.create("mtcnn", border=0.0)
 
 
