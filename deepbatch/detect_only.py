@@ -9,7 +9,6 @@ reading a photo; faces are reported in the original image's pixels all the same.
 
 from __future__ import annotations
 
-import logging
 import os
 from typing import Any, Iterable, Iterator, Optional, Union
 
@@ -17,14 +16,11 @@ import numpy as np
 
 from .detection import check_face_options, check_on_error, iter_detections, resolve_detector, select_faces
 from .detectors.base import Detector
-from .errors import ImageError
-from .formatting import BatchResult
+from .formatting import BatchResult, collect_batch
 from .io.images import as_batch
 from .pipeline import DEFAULT_PREFETCH, BatchSize, resolve_batch_size
 from .records import ImageRecord
 from .structures import Faces
-
-logger = logging.getLogger(__name__)
 
 
 def detect(
@@ -50,22 +46,10 @@ def detect(
     """
     check_on_error(on_error)
     items, single = as_batch(img_path)
-    results = BatchResult()
     stream = iter_detect(items, detector_backend, max_faces, batch_size=batch_size,
                          on_error="raise" if single else on_error, workers=workers, prefetch=prefetch)
-    try:
-        for record in stream:
-            if record.error is not None:
-                results.errors[record.index] = record.error
-            results.append(record.faces if record.faces is not None else Faces.empty())
-    except ImageError as exc:
-        if single:
-            raise exc.at(None) from exc.__cause__
-        raise
-    if results.errors:
-        logger.warning("%d of %d images were skipped: %s", len(results.errors), len(items),
-                       "; ".join(str(e) for e in results.errors.values()))
-    return results[0] if single else results
+    return collect_batch(((record.index, record.error, record.faces if record.faces is not None else Faces.empty())
+                          for record in stream), single, len(items))
 
 
 def iter_detect(

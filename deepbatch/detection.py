@@ -10,7 +10,7 @@ import numpy as np
 
 from .detectors.base import DEFAULT_BATCH_SIZE, DETECTORS, Detector, build_detector
 from .errors import ArgumentError, DeepbatchError, FaceNotDetectedError, ImageError
-from .formatting import BatchResult, confidence, facial_area, present_face
+from .formatting import BatchResult, collect_batch, confidence, facial_area, present_face
 from .io.images import as_batch, describe, load_image, load_image_for_canvas
 from .ops.align import expand_boxes, face_crops
 from .ops.letterbox import InputSpec
@@ -171,19 +171,7 @@ def extract_faces(
     stream = iter_extract_faces(items, detector_backend, enforce_detection, align, expand_percentage, color_face,
                                 normalize_face, max_faces, batch_size=batch_size,
                                 on_error="raise" if single else on_error)
-    try:
-        for faces in stream:
-            if faces.error is not None:
-                results.errors[faces.image_index] = faces.error
-            results.append(list(faces))
-    except (ImageError, FaceNotDetectedError) as exc:
-        if single:
-            raise exc.at(None) from exc.__cause__
-        raise
-    if results.errors:
-        logger.warning("%d of %d images were skipped: %s", len(results.errors), len(items),
-                       "; ".join(str(e) for e in results.errors.values()))
-    return results[0] if single else results
+    return collect_batch(((faces.image_index, faces.error, list(faces)) for faces in stream), single, len(items))
 
 
 NO_FACE_RULES = ("error", "whole_image", "empty")

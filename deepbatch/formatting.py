@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Tuple
+import logging
+from typing import Any, Dict, Iterable, List, Optional, Tuple
 
 import numpy as np
 
-from .errors import ArgumentError
+from .errors import ArgumentError, FaceNotDetectedError, ImageError
 from .structures import LANDMARK_NAMES
+
+logger = logging.getLogger("deepbatch")
 
 OPTIONAL_POINTS = LANDMARK_NAMES[2:]  # nose and mouth corners: reported only when the detector gives them
 
@@ -80,3 +83,23 @@ class BatchResult(List[Any]):
     def __init__(self, *args: Any):
         super().__init__(*args)
         self.errors: Dict[int, Exception] = {}
+
+
+def collect_batch(entries: Iterable[Tuple[int, Optional[Exception], Any]], single: bool, count: int) -> Any:
+    """The batch API's return value from ``(index, error, entry)`` per image, in input order: the entry itself for a
+    single image, else a :class:`BatchResult` whose ``errors`` maps each failed image's index to its exception
+    (logged once). A single image's error is raised without the batch index it was given."""
+    results = BatchResult()
+    try:
+        for index, error, entry in entries:
+            if error is not None:
+                results.errors[index] = error
+            results.append(entry)
+    except (ImageError, FaceNotDetectedError) as exc:
+        if single:
+            raise exc.at(None) from exc.__cause__
+        raise
+    if results.errors:
+        logger.warning("%d of %d images were skipped: %s", len(results.errors), count,
+                       "; ".join(str(e) for e in results.errors.values()))
+    return results[0] if single else results

@@ -8,7 +8,6 @@ recognition model together, ``recognizer.batch_size`` faces per model call.
 
 from __future__ import annotations
 
-import logging
 from itertools import islice
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
@@ -24,7 +23,7 @@ from .detection import (
 )
 from .detectors.base import DEFAULT_BATCH_SIZE, DETECTORS, Detector
 from .errors import ArgumentError, FaceNotDetectedError
-from .formatting import BatchResult, confidence, facial_area, present_face
+from .formatting import BatchResult, collect_batch, confidence, facial_area, present_face
 from .io.images import as_batch
 from .ops.align import FaceCrops, face_crops, resize_into
 from .ops.letterbox import InputSpec
@@ -33,8 +32,6 @@ from .recognition.base import RECOGNIZERS, Recognizer, resolve_recognizer
 from .recognition.normalization import l2_normalize as unit_rows
 from .recognition.normalization import minmax_normalize as scale_to_range
 from .records import ImageRecord
-
-logger = logging.getLogger(__name__)
 
 
 def iter_embeddings(
@@ -207,19 +204,12 @@ def represent(
     spec = recognizer.spec_for(normalization)
     minmax_range = _embedding_range(recognizer) if minmax_normalize else None
     detector = resolve_detector(detector_backend)
-    results = BatchResult()
-    for record in iter_embeddings(items, detector, recognizer, resolve_batch_size(batch_size, detector), on_error,
-                                  single, enforce_detection, align, expand_percentage, max_faces, spec,
-                                  keep_crops=return_face):
-        if record.error is not None:
-            results.errors[record.index] = record.error
-            results.append([])
-            continue
-        results.append(embedding_dicts(record, return_numpy, l2_normalize, minmax_range))
-    if results.errors and on_error == "skip":
-        logger.warning("%d of %d images were skipped: %s", len(results.errors), len(items),
-                       "; ".join(str(e) for e in results.errors.values()))
-    return results[0] if single else results
+    records = iter_embeddings(items, detector, recognizer, resolve_batch_size(batch_size, detector), on_error,
+                              single, enforce_detection, align, expand_percentage, max_faces, spec,
+                              keep_crops=return_face)
+    return collect_batch(((record.index, record.error, [] if record.error is not None else
+                           embedding_dicts(record, return_numpy, l2_normalize, minmax_range)) for record in records),
+                         single, len(items))
 
 
 def _embedding_range(recognizer: Recognizer) -> Tuple[float, float]:
