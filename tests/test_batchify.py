@@ -235,3 +235,18 @@ def test_an_unproven_repair_still_rewrites_the_flattening_head(graphs: dict) -> 
     model = OnnxModel(graphs["flattening_head"], "cpu", verify_batch=False, cache=False)
     assert model.mode == "repaired" and "not proven" in model.mode_reason
     assert model.run(np.zeros((2, 3, 32, 32), np.float32))[0].shape[0] == 2
+
+
+def test_missing_onnx_asks_for_deepbatch_itself(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``onnx`` is a base requirement, not part of an extra: the hint reinstalls deepbatch without naming one."""
+    import re
+    import sys
+
+    from deepbatch.errors import MissingDependencyError
+    from deepbatch.optional import install_command
+    from deepbatch.runtime.surgery import import_onnx
+
+    monkeypatch.setitem(sys.modules, "onnx", None)
+    with pytest.raises(MissingDependencyError, match=re.escape(install_command(""))) as raised:
+        import_onnx()
+    assert raised.value.extra == "" and "[" not in install_command("")

@@ -21,6 +21,7 @@ def detector_table() -> str:
     """Markdown: one line per registered detector with its aliases, batching and summary."""
     sys.path.insert(0, str(ROOT))
     from deepbatch.detectors import DETECTORS
+    from deepbatch.detectors.base import OnnxDetector
 
     aliases: dict = {}
     for alias, target in DETECTORS.aliases().items():
@@ -28,7 +29,11 @@ def detector_table() -> str:
     lines: List[str] = ["| name | aliases | batching | model |", "|---|---|---|---|"]
     for name in DETECTORS.names(aliases=False):
         entry = DETECTORS.entry(name)
-        batching = "native" if getattr(entry.factory, "native_batching", False) else "per-image loop"
+        factory = entry.factory
+        if isinstance(factory, type) and issubclass(factory, OnnxDetector):
+            batching = "one call per chunk (a file's fixed batch axis is repaired)"
+        else:
+            batching = "native" if getattr(factory, "native_batching", False) else "per-image loop"
         also = ", ".join(f"`{a}`" for a in sorted(aliases.get(name, []))) or "-"
         lines.append(f"| `{name}` | {also} | {batching} | {entry.summary} |")
     return "\n".join(lines)

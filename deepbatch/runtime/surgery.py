@@ -27,7 +27,9 @@ _SHAPE_PRESERVING = {"Sigmoid", "Softmax", "Identity", "Relu", "Exp", "Cast", "M
 
 
 def import_onnx():  # type: ignore[no-untyped-def]
-    return require("onnx", "gpu", "rewriting ONNX graphs")
+    """The ``onnx`` package, a base requirement: without it the install is incomplete, so the hint reinstalls
+    deepbatch itself."""
+    return require("onnx", "", "rewriting ONNX graphs")
 
 
 @dataclass
