@@ -53,8 +53,10 @@ from .errors import ArgumentError, DeepbatchError, FaceNotDetectedError, ImageEr
 from .io.outputs import UniqueNames, check_separate, is_resource_error
 from .io.writers import VideoFile, open_rows, output_format, write_image
 from .pipeline import resolve_batch_size
+from .records import ImageRecord
 from .rows import image_row
 from .sources import Source, WorkItem, count_items, is_url, iter_items, plan_sources
+from .structures import Faces
 
 logger = logging.getLogger("deepbatch.cli")
 
@@ -111,24 +113,27 @@ class Sink:
         self.draw = Path(args.draw) if getattr(args, "draw", None) else None
         self.names = UniqueNames()
         self.crop_names = UniqueNames()
-        self.align = not args.no_align
-        self.expand_percentage = args.expand_percentage
         self.frame_step = args.frame_step
         self.video: Optional[Tuple[Source, VideoFile]] = None
         self.tally = Tally()
         self.progress = tqdm(total=total, unit="img", file=sys.stderr, disable=args.no_progress, dynamic_ncols=True,
                              desc=args.command)
 
-    def add(self, item: WorkItem, row: Dict[str, Any], image: Optional[np.ndarray] = None, faces: Any = None) -> None:
-        """Record one image or frame: its ``row``, and the ``image`` and chosen ``faces`` to draw or crop."""
-        if image is not None and faces is not None:
-            self._write_images(item, faces, image, row)
+    def add(self, item: WorkItem, record: Optional[ImageRecord]) -> None:
+        """Record one image or frame: the row of its ``record`` (the ``item``'s own error when it could not be
+        read), and the drawn copy and crops ``detect`` asks for."""
+        if record is None:
+            row = image_row(item.source.location, None, None, item.error, item.frame, item.timestamp)
+        else:
+            row = record.row(item.source.location, item.frame, item.timestamp)
+            if record.error is None and record.image is not None and record.faces is not None:
+                self._write_images(item, record.image, record.faces, record.crops, row)
         self.rows.write(row)
         self.tally.add(item, row)
         self.progress.update(1)
 
-    def _write_images(self, item: WorkItem, faces: Any, image: np.ndarray, row: Dict[str, Any]) -> None:
-        from .ops.align import face_crops
+    def _write_images(self, item: WorkItem, image: np.ndarray, faces: Faces, crops: Optional[List[np.ndarray]],
+                      row: Dict[str, Any]) -> None:
         from .visualize import draw_faces
 
         if self.draw is not None and item.source.video:
@@ -138,10 +143,9 @@ class Sink:
             drawn = self.draw / self.names.claim(item.output_name())
             write_image(drawn, draw_faces(image, faces))
             row["drawn"] = str(drawn)
-        if self.crops is not None and len(faces):
+        if self.crops is not None and crops:
             stem = self.crop_names.claim(item.crop_stem())
-            cut = face_crops(image, faces.boxes, faces.landmarks, self.expand_percentage, use_landmarks=self.align)
-            for k, (pixels, entry) in enumerate(zip(cut.crops, row["faces"])):
+            for k, (pixels, entry) in enumerate(zip(crops, row["faces"])):
                 path = self.crops / stem.parent / f"{stem.name}_face{k}.jpg"
                 write_image(path, pixels)
                 entry["crop"] = str(path)
@@ -175,10 +179,6 @@ class Sink:
 # Engines: how the work items are run. Each takes the parsed arguments, the work items and the sink.
 
 
-def _row(item: WorkItem, shape: Any, faces: Any, error: Optional[BaseException]) -> Dict[str, Any]:
-    return image_row(item.source.location, shape, faces, error, item.frame, item.timestamp)
-
-
 def _paired(items: Iterator[WorkItem], pending: Deque[WorkItem]) -> Iterator[Any]:
     """The payloads of the readable ``items``, each item queued in ``pending`` as it is read."""
     for item in items:
@@ -187,67 +187,35 @@ def _paired(items: Iterator[WorkItem], pending: Deque[WorkItem]) -> Iterator[Any
             yield item.payload
 
 
-def detect_local(args: argparse.Namespace, items: Iterator[WorkItem], sink: Sink) -> None:
-    """Detection in this process: :func:`~deepbatch.detection.iter_detections` over the stream, ``batch_size``
-    images per model call, a few chunks of images in memory at a time; faces chosen by
-    :func:`~deepbatch.detection.select_faces`. Images are decoded in full only for ``--draw`` and
-    ``--save-crops`` (else a large JPEG is decoded at the scale the detector's canvas needs)."""
-    from .detection import iter_detections, select_faces
+def run_local(args: argparse.Namespace, items: Iterator[WorkItem], sink: Sink) -> None:
+    """``detect`` or ``represent`` in this process: :func:`~deepbatch.stream.iter_records` over the stream,
+    ``batch_size`` images per model call (and, for ``represent``, their faces embedded together), a few chunks of
+    images in memory at a time. ``detect`` decodes images in full only for ``--draw`` and ``--save-crops`` (else
+    a large JPEG is decoded at the scale the detector's canvas needs)."""
+    from .stream import FaceRules, iter_records
 
     detector = build_cli_detector(args)
-    pending: Deque[WorkItem] = deque()
-    full_resolution = bool(args.save_crops or args.draw)
-
-    def flush_failed() -> None:
-        while pending and pending[0].error is not None:
-            failed = pending.popleft()
-            sink.add(failed, _row(failed, None, None, failed.error))
-
-    for record in iter_detections(_paired(items, pending), detector, resolve_batch_size(args.batch_size, detector),
-                                  on_error="skip",
-                                  reduced=not full_resolution):
-        flush_failed()
-        item = pending.popleft()
-        if record.error is not None or record.shape is None or record.faces is None:
-            sink.add(item, _row(item, None, None, record.error))
-            continue
-        try:
-            faces = select_faces(record.faces, record.shape, args.no_face, args.max_faces,
-                                 args.expand_percentage, source=item.source.location)
-        except FaceNotDetectedError as exc:
-            sink.add(item, _row(item, record.shape, None, exc))
-            continue
-        sink.add(item, _row(item, record.shape, faces, None), record.image if full_resolution else None, faces)
-    flush_failed()
-
-
-def represent_local(args: argparse.Namespace, items: Iterator[WorkItem], sink: Sink) -> None:
-    """Embeddings in this process: :func:`~deepbatch.representation.iter_embeddings` over the stream, the faces
-    of ``batch_size`` images embedded together."""
-    from .representation import iter_embeddings
-
-    detector = build_cli_detector(args)
-    recognizer = build_cli_recognizer(args)
-    spec = recognizer.spec_for(args.normalization)
+    recognizer = build_cli_recognizer(args) if args.command == "represent" else None
+    full_resolution = recognizer is not None or bool(args.save_crops or args.draw)
+    rules = FaceRules(args.no_face, args.max_faces, args.expand_percentage, not args.no_align)
     pending: Deque[WorkItem] = deque()
 
     def flush_failed() -> None:
         while pending and pending[0].error is not None:
-            failed = pending.popleft()
-            sink.add(failed, _row(failed, None, None, failed.error))
+            sink.add(pending.popleft(), None)
 
-    for record in iter_embeddings(_paired(items, pending), detector, recognizer,
-                                  resolve_batch_size(args.batch_size, detector), "skip", False,
-                                  args.no_face, not args.no_align, args.expand_percentage, args.max_faces, spec):
+    for record in iter_records(_paired(items, pending), detector, resolve_batch_size(args.batch_size, detector),
+                               rules, recognizer=recognizer,
+                               spec=None if recognizer is None else recognizer.spec_for(args.normalization),
+                               crops=bool(args.save_crops), reduced=not full_resolution, on_error="skip"):
         flush_failed()
-        item = pending.popleft()
-        sink.add(item, record.row(item.source.location, item.frame, item.timestamp))
+        sink.add(pending.popleft(), record)
     flush_failed()
 
 
 LOCAL_ENGINES: Dict[str, Callable[[argparse.Namespace, Iterator[WorkItem], Sink], None]] = {
-    "detect": detect_local,
-    "represent": represent_local,
+    "detect": run_local,
+    "represent": run_local,
 }
 # Engines that run the whole job on a cluster and write Parquet there: ``deepbatch.ray.run_cli(args, command, ...)``.
 CLUSTER_ENGINES = ("ray",)

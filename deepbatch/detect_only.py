@@ -1,6 +1,6 @@
 """``detect`` and ``iter_detect``: boxes, landmarks and scores without crops, over one image or a stream.
 
-Both run the same pipelined core as :func:`deepbatch.extract_faces` (:func:`deepbatch.detection.iter_detections`):
+Both run the same pipelined core as :func:`deepbatch.extract_faces` (:func:`deepbatch.stream.iter_records`):
 prefetch threads read, decode and letterbox the next chunks while the model runs the current one. Since no
 full-resolution pixels are returned, a JPEG much larger than the detector's canvas is decoded at 1/2, 1/4 or 1/8 of
 its size by the JPEG decoder itself (:func:`deepbatch.io.images.decode_for_canvas`), which is most of the cost of
@@ -9,18 +9,19 @@ reading a photo; faces are reported in the original image's pixels all the same.
 
 from __future__ import annotations
 
-import os
+import logging
 from typing import Any, Iterable, Iterator, Optional, Union
 
-import numpy as np
-
-from .detection import check_face_options, check_on_error, iter_detections, resolve_detector, select_faces
+from .detection import as_stream, resolve_detector
 from .detectors.base import Detector
 from .formatting import BatchResult, collect_batch
 from .io.images import as_batch
 from .pipeline import DEFAULT_PREFETCH, BatchSize, resolve_batch_size
 from .records import ImageRecord
+from .stream import FaceRules, check_on_error, iter_records
 from .structures import Faces
+
+logger = logging.getLogger(__name__)
 
 
 def detect(
@@ -46,8 +47,10 @@ def detect(
     """
     check_on_error(on_error)
     items, single = as_batch(img_path)
-    stream = iter_detect(items, detector_backend, max_faces, batch_size=batch_size,
-                         on_error="raise" if single else on_error, workers=workers, prefetch=prefetch)
+    rules = FaceRules("empty", max_faces)
+    detector = resolve_detector(detector_backend)
+    stream = iter_records(items, detector, resolve_batch_size(batch_size, detector), rules, reduced=True,
+                          on_error=on_error, single=single, workers=workers, prefetch=prefetch)
     return collect_batch(((record.index, record.error, record.faces if record.faces is not None else Faces.empty())
                           for record in stream), single, len(items))
 
@@ -73,19 +76,14 @@ def iter_detect(
     asks for full-size decoding (for drawing on it or cutting crops). ``on_error`` works as in :func:`detect`:
     ``"skip"`` yields an unusable image with ``error`` set and ``faces`` None.
     """
-    check_face_options(on_error, 0, max_faces)
-    if isinstance(paths_or_frames, (str, bytes, os.PathLike)) or (
-        isinstance(paths_or_frames, np.ndarray) and paths_or_frames.ndim != 4
-    ):
-        paths_or_frames = [paths_or_frames]
+    rules = FaceRules("empty", max_faces)
     detector = resolve_detector(detector_backend)
-    records = iter_detections(paths_or_frames, detector, resolve_batch_size(batch_size, detector), on_error,
-                              workers=workers, prefetch=prefetch, reduced=not full_resolution)
+    records = iter_records(as_stream(paths_or_frames), detector, resolve_batch_size(batch_size, detector), rules,
+                           reduced=not full_resolution, on_error=on_error, workers=workers, prefetch=prefetch)
     try:
         for record in records:
-            if record.faces is not None and record.shape is not None:
-                record.faces = select_faces(record.faces, record.shape, "empty", max_faces, 0)
+            if record.error is not None:
+                logger.warning("skipped: %s", record.error)
             yield record
     finally:
         records.close()
-

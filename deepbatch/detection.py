@@ -4,31 +4,22 @@ from __future__ import annotations
 
 import logging
 import os
-from typing import Any, Dict, Generator, Iterable, Iterator, List, Optional, Tuple, Union
+from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 
-from .detectors.base import DEFAULT_BATCH_SIZE, DETECTORS, Detector, build_detector
-from .errors import ArgumentError, DeepbatchError, FaceNotDetectedError, ImageError
+from .detectors.base import DETECTORS, Detector, build_detector
+from .errors import ArgumentError, DeepbatchError
 from .formatting import BatchResult, collect_batch, confidence, facial_area, present_face
-from .io.images import as_batch, describe, load_image, load_image_for_canvas
-from .ops.align import expand_boxes, face_crops
-from .ops.letterbox import InputSpec
-from .pipeline import (
-    DEFAULT_PREFETCH,
-    BatchSize,
-    detector_canvas,
-    detector_stages,
-    numbered_chunks,
-    prefetch_map,
-    resolve_batch_size,
-)
+from .io.images import as_batch
+from .pipeline import DEFAULT_PREFETCH, BatchSize, resolve_batch_size
 from .records import ImageRecord
+from .stream import FaceRules, check_on_error, iter_detections, iter_records
 from .structures import Faces
 
 logger = logging.getLogger(__name__)
 
-ON_ERROR = ("raise", "skip")
+__all__ = ["ImageFaces", "extract_faces", "face_dicts", "iter_detections", "iter_extract_faces", "resolve_detector"]
 
 
 def resolve_detector(detector_backend: Union[str, Detector], **options: Any) -> Detector:
@@ -36,84 +27,6 @@ def resolve_detector(detector_backend: Union[str, Detector], **options: Any) -> 
     if isinstance(detector_backend, Detector):
         return detector_backend
     return build_detector(detector_backend, **options)
-
-
-def check_on_error(on_error: str) -> None:
-    if on_error not in ON_ERROR:
-        raise ArgumentError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
-
-
-def check_face_options(on_error: str, expand_percentage: float, max_faces: Optional[int]) -> None:
-    """Validate the arguments shared by the face-extracting and face-embedding APIs."""
-    check_on_error(on_error)
-    if expand_percentage < 0:
-        raise ArgumentError(f"expand_percentage must be >= 0, got {expand_percentage}")
-    if max_faces is not None and max_faces < 1:
-        raise ArgumentError(f"max_faces must be a positive integer or None, got {max_faces}")
-
-
-def iter_detections(
-    items: Iterable[Any], detector: Detector, batch_size: int = DEFAULT_BATCH_SIZE, on_error: str = "raise",
-    single: bool = False, *, workers: Optional[int] = None, prefetch: int = DEFAULT_PREFETCH, reduced: bool = False,
-) -> Generator[ImageRecord, None, None]:
-    """Load and detect ``items`` chunk by chunk, yielding one :class:`~deepbatch.records.ImageRecord` per item in order.
-
-    ``reduced=True`` (for callers that need no full-resolution pixels) lets large JPEG files decode at a reduced
-    scale that still covers the detector's canvas (:func:`deepbatch.io.images.decode_for_canvas`); faces are
-    reported in original pixels all the same, and ``image`` is the reduced one (see ``factor``).
-
-    With ``on_error="raise"`` the first unusable image raises its :class:`ImageError`; with ``"skip"`` it is yielded
-    with ``error`` set and the rest go on. While the model runs one chunk, ``workers`` threads read, decode and
-    letterbox up to ``prefetch`` next chunks (:mod:`deepbatch.pipeline`; ``workers=0`` does it all in this thread).
-    ``items`` may be any iterable, a generator included: it is read lazily, and memory holds at most
-    ``prefetch + 1`` chunks of images at a time whatever its length.
-    """
-    check_on_error(on_error)
-    if batch_size < 1:
-        raise ArgumentError(f"batch_size must be a positive integer, got {batch_size}")
-    prepare, infer = detector_stages(detector, batch_size)
-    canvas = detector_canvas(detector) if reduced else None
-
-    def load_chunk(numbered: Tuple[int, List[Any]]) -> Tuple[List[ImageRecord], List[ImageRecord], Any]:
-        start, chunk = numbered
-        records = [_load(item, None if single else start + offset, on_error, canvas)
-                   for offset, item in enumerate(chunk)]
-        for offset, record in enumerate(records):
-            record.index = start + offset
-        good = [r for r in records if r.error is None]
-        return records, good, prepare([r.image for r in good]) if good else None
-
-    for records, good, prepared in prefetch_map(load_chunk, numbered_chunks(items, batch_size), workers, prefetch):
-        if good:
-            for record, faces in zip(good, infer(prepared)):
-                record.faces = faces if record.factor == 1 else scale_faces(faces, record.factor, record.shape)
-        yield from records
-
-
-def scale_faces(faces: Faces, factor: float, shape: Optional[Tuple[int, ...]]) -> Faces:
-    """``faces`` found in an image decoded at ``1 / factor`` of its size, in the original's pixels: coordinates times
-    ``factor``, boxes clipped to the original ``(height, width)`` ``shape``."""
-    boxes = faces.boxes * np.float32(factor)
-    if shape is not None:
-        np.clip(boxes[:, 0::2], 0, shape[1], out=boxes[:, 0::2])
-        np.clip(boxes[:, 1::2], 0, shape[0], out=boxes[:, 1::2])
-    landmarks = None if faces.landmarks is None else faces.landmarks * np.float32(factor)
-    return Faces(boxes, faces.scores, landmarks)
-
-
-def _load(item: Any, index: Optional[int], on_error: str, canvas: Optional[InputSpec] = None) -> ImageRecord:
-    source = describe(item) if isinstance(item, (str, bytes)) or hasattr(item, "__fspath__") else None
-    try:
-        if canvas is None:
-            image = load_image(item, index)
-            return ImageRecord(index or 0, source, image=image, shape=(image.shape[0], image.shape[1]))
-        loaded = load_image_for_canvas(item, (canvas.width, canvas.height), index, canvas.keep_ratio)
-        return ImageRecord(index or 0, source, image=loaded.image, factor=loaded.factor, shape=loaded.shape)
-    except ImageError as exc:
-        if on_error == "raise":
-            raise
-        logger.warning("unusable image: %s", exc)
-        return ImageRecord(index or 0, source, error=exc)
 
 
 def extract_faces(
@@ -161,71 +74,46 @@ def extract_faces(
     if grayscale:
         logger.warning("grayscale is deprecated (as in DeepFace); use color_face='gray'")
         color_face = "gray"
-    check_on_error(on_error)  # a single image always raises, so the stream below may not see the caller's choice
+    rules = FaceRules.of(enforce_detection, max_faces, expand_percentage, align)
+    check_on_error(on_error)
     items, single = as_batch(img_path)
-    results = BatchResult()
     if not items:  # nothing to detect: no model is loaded, but a misspelt name still fails
         if isinstance(detector_backend, str):
             DETECTORS.canonical(detector_backend)
-        return results
-    stream = iter_extract_faces(items, detector_backend, enforce_detection, align, expand_percentage, color_face,
-                                normalize_face, max_faces, batch_size=batch_size,
-                                on_error="raise" if single else on_error)
-    return collect_batch(((faces.image_index, faces.error, list(faces)) for faces in stream), single, len(items))
+        return BatchResult()
+    detector = resolve_detector(detector_backend)
+    records = iter_records(items, detector, resolve_batch_size(batch_size, detector), rules, crops=True,
+                           on_error=on_error, single=single)
+    return collect_batch(((r.index, r.error, record_dicts(r, color_face, normalize_face)) for r in records), single,
+                         len(items))
 
 
-NO_FACE_RULES = ("error", "whole_image", "empty")
-
-
-def no_face_rule(enforce_detection: bool) -> str:
-    """DeepFace's ``enforce_detection`` as a rule: ``True`` makes a faceless image an error, ``False`` reports the
-    whole image as one face with confidence 0."""
-    return "error" if enforce_detection else "whole_image"
-
-
-def select_faces(faces: Faces, shape: Tuple[int, ...], no_face: str, max_faces: Optional[int],
-                 expand_percentage: float, index: Optional[int] = None, source: Optional[str] = None) -> Faces:
-    """The faces an image of ``shape`` reports, by the rules every edge shares: with none found, ``no_face`` decides
-    (``"error"`` raises :class:`FaceNotDetectedError` naming ``index`` and ``source``, ``"whole_image"`` gives the
-    whole image with score 0, ``"empty"`` gives no face); then the ``max_faces`` largest are kept, largest first,
-    and the boxes are grown by ``expand_percentage`` (clamped to the image)."""
-    if no_face not in NO_FACE_RULES:
-        raise ArgumentError(f"no_face must be one of {NO_FACE_RULES}, got {no_face!r}")
-    height, width = shape[:2]
-    if len(faces) == 0:
-        if no_face == "error":
-            raise FaceNotDetectedError(index, source)
-        if no_face == "empty":
-            return faces
-        faces = Faces(np.array([[0, 0, width, height]], np.float32), np.zeros(1, np.float32))
-    if max_faces is not None and max_faces < len(faces):
-        faces = faces.largest(max_faces)
-    if expand_percentage:
-        faces = Faces(expand_boxes(faces.boxes, expand_percentage, height, width), faces.scores, faces.landmarks)
-    return faces
+def record_dicts(record: ImageRecord, color_face: str, normalize_face: bool) -> List[Dict[str, Any]]:
+    """DeepFace-style dicts for the faces of a record cut by :func:`~deepbatch.stream.iter_records`
+    (``crops=True``): ``face`` (the crop as ``color_face`` asks), ``facial_area`` and ``confidence``; none for a
+    record with an ``error``."""
+    if record.error is not None or record.faces is None or record.crops is None:
+        return []
+    return [
+        {
+            "face": present_face(pixels, color_face, normalize_face),
+            "facial_area": facial_area(face.box, face.landmarks, record.shape),
+            "confidence": confidence(face.score),
+        }
+        for face, pixels in zip(record.faces, record.crops)
+    ]
 
 
 def face_dicts(
     image: np.ndarray, faces: Faces, align: bool, expand_percentage: float, color_face: str, normalize_face: bool,
     max_faces: Optional[int],
 ) -> List[Dict[str, Any]]:
-    """DeepFace-style dicts for the faces of one image (the whole image with confidence 0 when there are none)."""
-    selected = select_faces(faces, image.shape, "whole_image", max_faces, expand_percentage)
-    return present_faces(image, selected, align, expand_percentage, color_face, normalize_face)
-
-
-def present_faces(image: np.ndarray, faces: Faces, align: bool, expand_percentage: float, color_face: str,
-                  normalize_face: bool) -> List[Dict[str, Any]]:
-    """DeepFace-style dicts for faces already chosen by :func:`select_faces`: crop, ``facial_area``, confidence."""
-    cut = face_crops(image, faces.boxes, faces.landmarks, expand_percentage, use_landmarks=align)
-    return [
-        {
-            "face": present_face(pixels, color_face, normalize_face),
-            "facial_area": facial_area(face.box, face.landmarks, image.shape),
-            "confidence": confidence(face.score),
-        }
-        for face, pixels in zip(faces, cut.crops)
-    ]
+    """DeepFace-style dicts for the faces of one decoded image (the whole image with confidence 0 when there are
+    none), by the same rules and crops as :func:`extract_faces`."""
+    rules = FaceRules("whole_image", max_faces, expand_percentage, align)
+    chosen = rules.select(faces, image.shape)
+    record = ImageRecord(0, None, shape=image.shape, faces=chosen, crops=rules.cut(image, chosen).crops)
+    return record_dicts(record, color_face, normalize_face)
 
 
 class ImageFaces(List[Dict[str, Any]]):
@@ -244,6 +132,12 @@ class ImageFaces(List[Dict[str, Any]]):
         self.error = error
         self.shape = shape
         self.faces = faces
+
+    @classmethod
+    def of(cls, record: ImageRecord, color_face: str = "rgb", normalize_face: bool = True) -> ImageFaces:
+        """The presentation of one record of :func:`~deepbatch.stream.iter_records` (``crops=True``)."""
+        return cls(record_dicts(record, color_face, normalize_face), record.index, record.source, record.error,
+                   record.shape, record.faces)
 
     def row(self) -> Dict[str, Any]:
         from .rows import image_row
@@ -277,34 +171,23 @@ def iter_extract_faces(
     faceless image's error when the stream reaches it; ``"skip"`` logs it and yields an empty :class:`ImageFaces`
     with its ``error``.
     """
-    check_face_options(on_error, expand_percentage, max_faces)
+    rules = FaceRules.of(enforce_detection, max_faces, expand_percentage, align)
+    detector = resolve_detector(detector_backend)
+    records = iter_records(as_stream(paths_or_frames), detector, resolve_batch_size(batch_size, detector), rules,
+                           crops=True, on_error=on_error, workers=workers, prefetch=prefetch)
+    try:
+        for record in records:
+            if record.error is not None:
+                logger.warning("skipped: %s", record.error)
+            yield ImageFaces.of(record, color_face, normalize_face)
+    finally:
+        records.close()
+
+
+def as_stream(paths_or_frames: Any) -> Iterable[Any]:
+    """A streaming API's input as an iterable of inputs: a single path or image is a stream of one."""
     if isinstance(paths_or_frames, (str, bytes, os.PathLike)) or (
         isinstance(paths_or_frames, np.ndarray) and paths_or_frames.ndim != 4
     ):
-        paths_or_frames = [paths_or_frames]
-    detector = resolve_detector(detector_backend)
-    size = resolve_batch_size(batch_size, detector)
-    records = iter_detections(paths_or_frames, detector, size, "skip", workers=workers, prefetch=prefetch)
-
-    def crop(record: ImageRecord) -> ImageFaces:
-        if record.error is not None or record.image is None or record.faces is None:
-            return ImageFaces((), record.index, record.source, record.error)
-        shape = record.image.shape
-        try:
-            faces = select_faces(record.faces, shape, no_face_rule(enforce_detection), max_faces,
-                                 expand_percentage, record.index, record.source)
-        except FaceNotDetectedError as exc:
-            return ImageFaces((), record.index, record.source, exc, shape)
-        dicts = present_faces(record.image, faces, align, expand_percentage, color_face, normalize_face)
-        return ImageFaces(dicts, record.index, record.source, shape=shape, faces=faces)
-
-    # Crops are cut on the prefetch threads too, while this thread runs the model on the next chunk.
-    results = prefetch_map(crop, records, workers, prefetch=size if prefetch else 0)
-    try:
-        for result in results:
-            if result.error is not None and on_error == "raise":
-                raise result.error
-            yield result
-    finally:
-        results.close()
-        records.close()
+        return [paths_or_frames]
+    return paths_or_frames  # type: ignore[no-any-return]

@@ -41,10 +41,9 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, 
 
 import numpy as np
 
-from .errors import DeepbatchError, FaceNotDetectedError, MissingDependencyError
+from .errors import DeepbatchError, MissingDependencyError
 from .registry import accepts
 from .rows import arrow_schema, image_row, import_pyarrow
-from .structures import Faces
 
 if TYPE_CHECKING:
     import pyarrow
@@ -172,14 +171,11 @@ def _items(batch: Mapping[str, Any], column: str, channels: str) -> List[Any]:
     return [v if v is None or isinstance(v, (bytes, bytearray)) else str(v) for v in values]
 
 
-def _encode_crops(image: np.ndarray, faces: Faces, align: bool, expand_percentage: float) -> List[bytes]:
+def _encode_crops(crops: List[np.ndarray]) -> List[bytes]:
     import cv2
 
-    from .ops.align import face_crops
-
     out = []
-    cut = face_crops(image, faces.boxes, faces.landmarks, expand_percentage, use_landmarks=align)
-    for pixels in cut.crops:  # crops differ in size: encoding is one OpenCV call per face
+    for pixels in crops:  # crops differ in size: encoding is one OpenCV call per face
         ok, data = cv2.imencode(".png", pixels)
         out.append(data.tobytes() if ok else b"")
     return out
@@ -211,17 +207,14 @@ class _Worker(ABC):
     def __init__(self, column: Optional[str], channels: str, keep_columns: Sequence[str], batch_size: int,
                  include_face: bool, align: bool, enforce_detection: Union[bool, str], max_faces: Optional[int],
                  expand_percentage: float):
-        from .detection import no_face_rule
+        from .stream import FaceRules
 
         self.column = column
         self.channels = channels
         self.keep_columns = list(keep_columns)
         self.batch_size = batch_size
         self.include_face = include_face
-        self.align = align
-        self.no_face = enforce_detection if isinstance(enforce_detection, str) else no_face_rule(enforce_detection)
-        self.max_faces = max_faces
-        self.expand_percentage = expand_percentage
+        self.rules = FaceRules.of(enforce_detection, max_faces, expand_percentage, align)
 
     def __call__(self, batch: Dict[str, Any]) -> pyarrow.Table:
         column = input_column(list(batch), self.column)
@@ -255,23 +248,14 @@ class FaceDetectionWorker(_Worker):
         self.detector = _build_detector(detector_backend, detector_options, threads)
 
     def process(self, items: List[Any]) -> List[Dict[str, Any]]:
-        from .detection import iter_detections, select_faces
+        from .stream import iter_records
 
         out = []
-        for record in iter_detections(items, self.detector, self.batch_size, on_error="skip"):
-            if record.error is not None or record.image is None or record.faces is None:
-                out.append(image_row(None, None, None, record.error))
-                continue
-            try:
-                faces = select_faces(record.faces, record.image.shape, self.no_face, self.max_faces,
-                                     self.expand_percentage)
-            except FaceNotDetectedError as exc:
-                out.append(image_row(None, record.image.shape, None, exc))
-                continue
-            row = image_row(None, record.image.shape, faces)
-            if self.include_face:
-                crops = _encode_crops(record.image, faces, self.align, self.expand_percentage)
-                for face, crop in zip(row["faces"], crops):
+        for record in iter_records(items, self.detector, self.batch_size, self.rules, crops=self.include_face,
+                                   on_error="skip"):
+            row = record.row()
+            if record.crops is not None:
+                for face, crop in zip(row["faces"], _encode_crops(record.crops)):
                     face["face"] = crop
             out.append(row)
         return out
@@ -292,11 +276,11 @@ class FaceEmbeddingWorker(_Worker):
 
     def process(self, items: List[Any]) -> List[Dict[str, Any]]:
         from .recognition.distance import l2_normalize
-        from .representation import iter_embeddings
+        from .stream import iter_records
 
         out = []
-        for record in iter_embeddings(items, self.detector, self.recognizer, self.batch_size, "skip", False,
-                                      self.no_face, self.align, self.expand_percentage, self.max_faces, self.spec):
+        for record in iter_records(items, self.detector, self.batch_size, self.rules, recognizer=self.recognizer,
+                                   spec=self.spec, on_error="skip"):
             if self.l2_normalize and record.embeddings is not None:
                 record.embeddings = l2_normalize(record.embeddings).astype(np.float32)
             out.append(record.row())

@@ -1,11 +1,9 @@
 """The one per-image record that the streaming core yields and every edge consumes.
 
-Detection (:func:`deepbatch.detection.iter_detections`) fills ``image``, ``shape`` and ``faces``; embedding
-(:func:`deepbatch.representation.iter_embeddings`) replaces ``faces`` by those chosen by the face rules
-(:func:`deepbatch.detection.select_faces`) and adds ``embeddings``, ``points`` and, when asked, ``crops``. The
-Python API turns a record into DeepFace-style dicts; the command line and Ray turn it into a row with
-:meth:`ImageRecord.row` (:mod:`deepbatch.rows`).
-"""
+:func:`deepbatch.stream.iter_records` fills ``image``, ``shape`` and ``faces`` (chosen by the face rules,
+:class:`deepbatch.stream.FaceRules`), and, when asked, ``crops``, ``points`` and ``embeddings``. The Python API
+turns a record into DeepFace-style dicts; the command line and Ray turn it into a row with :meth:`ImageRecord.row`
+(:mod:`deepbatch.rows`)."""
 
 from __future__ import annotations
 

@@ -1,122 +1,25 @@
 """``represent``: DeepFace's face embeddings over one image or a batch, batched end to end.
 
-Images are loaded and detected chunk by chunk (:func:`deepbatch.detection.iter_detections`); every face of every
-image in the chunk is cut as ``extract_faces`` cuts it (:func:`deepbatch.ops.align.face_crops`) and resized into
-the model's square and the chunk's faces go through the
-recognition model together, ``recognizer.batch_size`` faces per model call.
+:func:`deepbatch.stream.iter_records` loads and detects the images chunk by chunk, cuts every face as
+``extract_faces`` cuts it and embeds the faces of a chunk together (``recognizer.batch_size`` faces per model
+call); this module turns its records into DeepFace-style dicts.
 """
 
 from __future__ import annotations
 
-from itertools import islice
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple, Union
+from typing import Any, Dict, List, Optional, Tuple, Union
 
-import numpy as np
-
-from .detection import (
-    check_face_options,
-    check_on_error,
-    iter_detections,
-    no_face_rule,
-    resolve_detector,
-    select_faces,
-)
-from .detectors.base import DEFAULT_BATCH_SIZE, DETECTORS, Detector
-from .errors import ArgumentError, FaceNotDetectedError
+from .detection import resolve_detector
+from .detectors.base import DETECTORS, Detector
+from .errors import ArgumentError
 from .formatting import BatchResult, collect_batch, confidence, facial_area, present_face
 from .io.images import as_batch
-from .ops.align import FaceCrops, face_crops, resize_into
-from .ops.letterbox import InputSpec
 from .pipeline import BatchSize, resolve_batch_size
 from .recognition.base import RECOGNIZERS, Recognizer, resolve_recognizer
 from .recognition.normalization import l2_normalize as unit_rows
 from .recognition.normalization import minmax_normalize as scale_to_range
 from .records import ImageRecord
-
-
-def iter_embeddings(
-    items: Iterable[Any],
-    detector: Detector,
-    recognizer: Recognizer,
-    batch_size: int = DEFAULT_BATCH_SIZE,
-    on_error: str = "raise",
-    single: bool = False,
-    enforce_detection: Union[bool, str] = True,
-    align: bool = True,
-    expand_percentage: float = 0,
-    max_faces: Optional[int] = None,
-    spec: Optional[InputSpec] = None,
-    keep_crops: bool = False,
-) -> Iterator[ImageRecord]:
-    """Detect, align and embed ``items`` chunk by chunk, yielding one
-    :class:`~deepbatch.records.ImageRecord` per item in order.
-
-    ``batch_size`` images are detected together and all their faces embedded together. ``on_error`` and
-    ``enforce_detection`` behave as in :func:`deepbatch.extract_faces` (``enforce_detection`` may also be one of
-    :data:`~deepbatch.detection.NO_FACE_RULES`; ``single`` marks one image given alone: its
-    errors name no index and always raise); ``align=False`` embeds box crops; ``spec`` overrides the recognizer's
-    normalisation; ``keep_crops`` keeps each face's crop in the result.
-    """
-    check_face_options(on_error, expand_percentage, max_faces)
-    # Errors come back per image and are raised in input order by _embed_chunk, whatever the batch size.
-    detections = iter_detections(items, detector, batch_size, "skip", single=single)
-    while True:
-        chunk = list(islice(detections, batch_size))
-        if not chunk:
-            return
-        yield from _embed_chunk(chunk, recognizer, on_error, single, enforce_detection, align, expand_percentage,
-                                max_faces, spec, keep_crops)
-
-
-def _embed_chunk(
-    chunk: List[ImageRecord], recognizer: Recognizer, on_error: str, single: bool,
-    enforce_detection: Union[bool, str],
-    align: bool, expand_percentage: float, max_faces: Optional[int], spec: Optional[InputSpec], keep_crops: bool,
-) -> List[ImageRecord]:
-    """The chunk's records, each completed in place: faces chosen by the face rules, cut, embedded together; the
-    decoded image is dropped once its faces are cut."""
-    rule = enforce_detection if isinstance(enforce_detection, str) else no_face_rule(enforce_detection)
-    pixels = []
-    for record in chunk:
-        if record.error is not None and (single or on_error == "raise"):
-            raise record.error
-        image, record.image = record.image, None
-        if record.error is not None or image is None or record.faces is None:
-            record.faces = None
-            continue
-        try:
-            faces = select_faces(record.faces, image.shape, rule, max_faces, expand_percentage,
-                                 None if single else record.index, record.source)
-        except FaceNotDetectedError as exc:
-            record.error, record.faces = exc, None
-            if single or on_error == "raise":
-                raise
-            continue
-        cut = face_crops(image, faces.boxes, faces.landmarks, expand_percentage, use_landmarks=align)
-        record.faces = faces
-        record.points = cut.points
-        record.crops = cut.crops if keep_crops else None
-        if len(faces):
-            pixels.append(model_input(cut, recognizer.input_size))
-        else:  # no face under the "empty" rule
-            record.embeddings = np.zeros((0, int(recognizer.embedding_size)), np.float32)
-    if pixels:
-        embeddings = recognizer.embed(np.concatenate(pixels), spec=spec)
-        start = 0
-        for record in chunk:
-            if record.faces is not None and record.error is None and len(record.faces):
-                record.embeddings = embeddings[start : start + len(record.faces)]
-                start += len(record.faces)
-    return chunk
-
-
-def model_input(cut: FaceCrops, size: int) -> np.ndarray:
-    """``(N, size, size, 3)`` uint8: each crop resized into the model's square, exactly as
-    :func:`deepbatch.ops.align.align_faces` does, so a stored crop embedded with ``"skip"`` gives the same input."""
-    pixels = np.empty((len(cut), size, size, 3), np.uint8)
-    for i, face in enumerate(cut.crops):
-        resize_into(pixels[i], face)
-    return pixels
+from .stream import FaceRules, check_on_error, iter_records
 
 
 def embedding_dicts(result: ImageRecord, return_numpy: bool = False, l2_normalize: bool = False,
@@ -193,6 +96,7 @@ def represent(
     if anti_spoofing:
         raise ArgumentError("anti_spoofing is not supported by deepbatch")
     check_on_error(on_error)
+    rules = FaceRules.of(enforce_detection, max_faces, expand_percentage, align)
     items, single = as_batch(img_path)
     if not items:  # nothing to embed: no model is loaded, but misspelt names still fail
         if isinstance(model_name, str):
@@ -204,9 +108,8 @@ def represent(
     spec = recognizer.spec_for(normalization)
     minmax_range = _embedding_range(recognizer) if minmax_normalize else None
     detector = resolve_detector(detector_backend)
-    records = iter_embeddings(items, detector, recognizer, resolve_batch_size(batch_size, detector), on_error,
-                              single, enforce_detection, align, expand_percentage, max_faces, spec,
-                              keep_crops=return_face)
+    records = iter_records(items, detector, resolve_batch_size(batch_size, detector), rules, recognizer=recognizer,
+                           spec=spec, crops=return_face, on_error=on_error, single=single)
     return collect_batch(((record.index, record.error, [] if record.error is not None else
                            embedding_dicts(record, return_numpy, l2_normalize, minmax_range)) for record in records),
                          single, len(items))

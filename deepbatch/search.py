@@ -30,7 +30,7 @@ from .pipeline import BatchSize, resolve_batch_size
 from .recognition.base import Recognizer, resolve_recognizer
 from .recognition.distance import check_metric, distance_matrix
 from .records import ImageRecord
-from .representation import iter_embeddings
+from .stream import FaceRules, iter_records
 
 logger = logging.getLogger(__name__)
 
@@ -255,8 +255,9 @@ def _embed_files(paths: List[Path], detector: Detector, recognizer: Recognizer, 
                  silent: bool) -> List[ImageRecord]:
     from tqdm import tqdm
 
-    stream = iter_embeddings([str(p) for p in paths], detector, recognizer, batch_size, "skip", False,
-                             enforce_detection, align, expand_percentage, None, spec)
+    stream = iter_records([str(p) for p in paths], detector, batch_size,
+                          FaceRules.of(enforce_detection, None, expand_percentage, align), recognizer=recognizer,
+                          spec=spec, on_error="skip")
     with tqdm(total=len(paths), desc="Embedding the database", unit="img", disable=silent) as progress:
         results = []
         for result in stream:
@@ -327,8 +328,9 @@ def find(
     index, _ = update_index(db_path, recognizer, detector, enforce_detection, align, expand_percentage,
                             normalization, silent, refresh_database, batch_size, change_detection)
     items, single = as_batch(img_path)
-    queries = list(iter_embeddings(items, detector, recognizer, batch_size, "raise", single, enforce_detection,
-                                   align, expand_percentage, None, recognizer.spec_for(normalization)))
+    queries = list(iter_records(items, detector, batch_size, FaceRules.of(enforce_detection, None, expand_percentage,
+                                                                          align),
+                                recognizer=recognizer, spec=recognizer.spec_for(normalization), single=single))
     query_embeddings = [q.embeddings for q in queries if q.embeddings is not None and len(q.embeddings)]
     distances = np.zeros((0, len(index)))
     if query_embeddings and len(index):

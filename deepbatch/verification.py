@@ -10,7 +10,7 @@ from typing import Any, Dict, Hashable, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from .detection import check_on_error, resolve_detector
+from .detection import resolve_detector
 from .detectors.base import DEFAULT_BATCH_SIZE, Detector
 from .errors import ArgumentError, DeepbatchError, FaceNotDetectedError, ImageError
 from .formatting import BatchResult, facial_area
@@ -18,7 +18,7 @@ from .pipeline import BatchSize, resolve_batch_size
 from .recognition.base import Recognizer, resolve_recognizer
 from .recognition.distance import check_metric, distance_matrix
 from .records import ImageRecord
-from .representation import iter_embeddings
+from .stream import FaceRules, check_on_error, iter_records
 
 logger = logging.getLogger(__name__)
 
@@ -139,6 +139,7 @@ def _verify(
     started = time.perf_counter()
     check_metric(distance_metric)
     check_on_error(on_error)
+    rules = FaceRules.of(enforce_detection, None, expand_percentage, align)
     pairs = [tuple(pair) for pair in pairs]
     for index, pair in enumerate(pairs):
         if len(pair) != 2:
@@ -162,9 +163,10 @@ def _verify(
     keys = list(distinct)
     size = resolve_batch_size(batch_size, detector)
     # Errors are collected per distinct image and re-addressed to the first pair that uses it (see _at_pair).
-    for key, result in zip(keys, iter_embeddings(list(distinct.values()), detector, recognizer, size, "skip",
-                                                 False, enforce_detection, align, expand_percentage, None, spec)):
-        embedded[key] = result
+    records = iter_records(list(distinct.values()), detector, size, rules, recognizer=recognizer, spec=spec,
+                           on_error="skip")
+    for key, record in zip(keys, records):
+        embedded[key] = record
 
     results = BatchResult()
     model = model_name if isinstance(model_name, str) else (recognizer.display_name or recognizer.name)
