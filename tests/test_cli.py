@@ -18,7 +18,7 @@ from models import batch_mixing
 import deepbatch
 from deepbatch import optional
 from deepbatch._version import __version__
-from deepbatch.cli import main
+from deepbatch.cli import EXIT_FAILED, EXIT_OK, main
 from deepbatch.detectors import DETECTORS
 from deepbatch.errors import ImageNotFoundError
 from deepbatch.io.video import VideoError, read_frames
@@ -192,6 +192,11 @@ def test_detect_reports_unreadable_file_and_goes_on(folder_run: dict) -> None:
     assert len(folder_run["records"]) == len(PHOTOS) + 1
 
 
+def test_an_unreadable_file_is_reported_once_with_its_problem(folder_run: dict) -> None:
+    lines = [line for line in folder_run["run"].stderr.splitlines() if BROKEN in line]
+    assert len(lines) == 1 and "ImageDecodeError: " in lines[0]
+
+
 def test_detect_exit_code_says_some_input_failed(folder_run: dict) -> None:
     assert folder_run["run"].code == 1
 
@@ -292,6 +297,37 @@ def test_represent_jsonl_has_one_line_per_image(dataset_dir: Path, tmp_path: Pat
     records = read_jsonl(tmp_path / "emb.jsonl")
     assert len(records) == 1
     assert [len(face["embedding"]) for face in records[0]["faces"]] == [512, 512]
+
+
+@pytest.fixture(scope="module")
+def faceless_set(tmp_path_factory: pytest.TempPathFactory, dataset_dir: Path) -> List[Path]:
+    """Two photos with faces and one gray image without a face."""
+    blank = tmp_path_factory.mktemp("faceless") / "blank.jpg"
+    cv2.imwrite(str(blank), np.full((240, 320, 3), 128, np.uint8))
+    return [dataset_dir / "couple.jpg", blank, dataset_dir / "img12.jpg"]
+
+
+# Without --enforce-detection a faceless image is a row without faces; with it, a failed image (and exit code 1).
+FACELESS = [
+    ([], "1 without a face, 0 failed", EXIT_OK),
+    (["--enforce-detection"], "0 without a face, 1 failed", EXIT_FAILED),
+]
+
+
+@pytest.mark.parametrize("command", ["detect", "represent"])
+@pytest.mark.parametrize("flags, counts, code", FACELESS)
+def test_a_faceless_image_is_counted_one_way(command: str, flags: List[str], counts: str, code: int,
+                                             faceless_set: List[Path], tmp_path: Path) -> None:
+    result = run_cli([command, *faceless_set, "--output", tmp_path / "out.jsonl", "--no-progress", *flags])
+    assert (result.code, counts in result.stderr, "skipped" in result.stderr) == (code, True, False)
+
+
+@pytest.mark.parametrize("command", ["detect", "represent"])
+def test_an_enforced_faceless_image_is_reported_once(command: str, faceless_set: List[Path], tmp_path: Path) -> None:
+    result = run_cli([command, *faceless_set, "--output", tmp_path / "out.jsonl", "--no-progress",
+                      "--enforce-detection"])
+    lines = [line for line in result.stderr.splitlines() if "blank.jpg" in line]
+    assert len(lines) == 1 and "FaceNotDetectedError: " in lines[0]
 
 
 # --- batchify and check-batch ---
