@@ -328,9 +328,9 @@ def find(
     index, _ = update_index(db_path, recognizer, detector, enforce_detection, align, expand_percentage,
                             normalization, silent, refresh_database, batch_size, change_detection)
     items, single = as_batch(img_path)
-    queries = list(iter_records(items, detector, batch_size, FaceRules.of(enforce_detection, None, expand_percentage,
-                                                                          align),
-                                recognizer=recognizer, spec=recognizer.spec_for(normalization), single=single))
+    rules = FaceRules.of(enforce_detection, None, expand_percentage, align)
+    queries = list(iter_records(items, detector, batch_size, rules, recognizer=recognizer,
+                                spec=recognizer.spec_for(normalization), single=single))
     query_embeddings = [q.embeddings for q in queries if q.embeddings is not None and len(q.embeddings)]
     distances = np.zeros((0, len(index)))
     if query_embeddings and len(index):
