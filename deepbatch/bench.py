@@ -240,8 +240,7 @@ def time_stages(detector: Any, paths: Sequence[Path], repeat: int = 1) -> Dict[s
         t2 = time.perf_counter()
         outputs = detector.model.run(batch.blob)
         t3 = time.perf_counter()
-        raw = detector.decode(outputs, batch)
-        faces = detector._finish(raw[0], batch, 0)
+        faces = detector.faces(outputs, batch)[0]
         t4 = time.perf_counter()
         face_dicts(image, faces, True, 0, "rgb", True, None)
         t5 = time.perf_counter()

@@ -142,11 +142,6 @@ def _repaired_model(detector: Any) -> Any:
     return model
 
 
-def finish(detector: Any, outputs: List[np.ndarray], geometry: Any) -> List[Any]:
-    """Faces per image from raw outputs: the detector's own decode, NMS and mapping back."""
-    return [detector._finish(raw, geometry, i) for i, raw in enumerate(detector.decode(outputs, geometry))]
-
-
 def gpu_decode_letterbox(datas: Sequence[bytes], spec: Any, device: str) -> Tuple[Any, Any]:
     """JPEG bytes decoded in one batched ``torchvision.io.decode_jpeg`` call on ``device`` (EXIF orientation
     applied), letterboxed there with bilinear resizing into an (N, H, W, 3) uint8 BGR canvas tensor; returns the
@@ -306,7 +301,7 @@ def measure_cell(cell: Cell, detector: Any, providers: Any, device: str, paths: 
     def frames_uint8() -> None:
         for start in range(0, len(stream_frames), size):
             canvas, geometry = letterbox_uint8(stream_frames[start : start + size], detector.input_spec)
-            finish(detector, preamble.run_numpy(canvas), geometry)
+            detector.faces(preamble.run_numpy(canvas), geometry)
 
     cell.frames_uint8 = rate(len(stream_frames), frames_uint8)
     cell.files = rate(len(stream_paths), lambda: deepbatch.detect(stream_paths, detector, batch_size=size))
@@ -317,7 +312,7 @@ def measure_cell(cell: Cell, detector: Any, providers: Any, device: str, paths: 
             for start in range(0, len(stream_paths), size):
                 chunk_paths = stream_paths[start : start + size]
                 tensor, geometry = gpu_decode_letterbox([datas[p] for p in chunk_paths], detector.input_spec, device)
-                finish(detector, preamble.run_pointer(tensor), geometry)
+                detector.faces(preamble.run_pointer(tensor), geometry)
 
         cell.files_gpu_decode = rate(len(stream_paths), files_gpu)
 
@@ -355,7 +350,7 @@ def check_torch_decode(detector: Any, paths: List[str]) -> Dict[str, Any]:
     preamble = PreambleRunner(detector, "cpu", "cpu")
     chosen = paths[:8]
     tensor, geometry = gpu_decode_letterbox([Path(p).read_bytes() for p in chosen], detector.input_spec, "cpu")
-    found = finish(detector, preamble.run_pointer(tensor), geometry)
+    found = detector.faces(preamble.run_pointer(tensor), geometry)
     expected = cast(List[Any], deepbatch.detect(chosen, detector, batch_size=8))  # a list in: one Faces per image
     return {"photos": len(chosen), "same_face_counts": [len(a) for a in found] == [len(b) for b in expected]}
 

@@ -111,23 +111,14 @@ Stages = Tuple[Callable[[List[Any]], Any], Callable[[Any], List[Any]]]
 
 
 def detector_stages(detector: Any, batch_size: int) -> Stages:
-    """``(prepare, infer)`` for one chunk of validated images: ``infer(prepare(images))`` is one ``Faces`` per image.
-
-    ONNX detectors split into letterboxing (thread-safe, run ahead on prefetch threads) and the model half; other
-    detectors, and ONNX detectors that replace ``detect_batch``, do all their work in ``infer``.
-    """
-    from .detectors.base import OnnxDetector
-
-    if isinstance(detector, OnnxDetector) and type(detector).detect_batch is OnnxDetector.detect_batch:
-        return detector.prepare_batch, detector.infer_batch
-    return list, lambda images: detector.detect_faces(images, batch_size)
+    """``(prepare, infer)`` for one chunk of validated images (at most ``batch_size``): ``infer(prepare(images))``
+    is one ``Faces`` per image. ``prepare`` is thread-safe and runs ahead on prefetch threads (letterboxing, for
+    ONNX detectors); a detector without a CPU half does all its work in ``infer``. See
+    :meth:`deepbatch.detectors.base.Detector.prepare_batch`."""
+    return detector.prepare_batch, detector.infer_batch
 
 
 def detector_canvas(detector: Any) -> Any:
     """The :class:`~deepbatch.ops.letterbox.InputSpec` of the canvas a detector fits every image onto, or None when
     it looks at images at their own size (then nothing may be decoded smaller than it is)."""
-    from .detectors.base import OnnxDetector
-
-    if isinstance(detector, OnnxDetector) and type(detector).detect_batch is OnnxDetector.detect_batch:
-        return detector.input_spec
-    return None
+    return detector.canvas

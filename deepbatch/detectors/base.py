@@ -3,17 +3,21 @@
 * :class:`Detector` is the contract: ``detect_faces(images)`` takes a list of HxWx3 uint8 BGR arrays of any sizes
   (or a 4-D array) and returns one :class:`~deepbatch.structures.Faces` per image, in order. The framework chunks
   the input into ``batch_size`` pieces; a backend implements either ``detect_batch`` (one chunk at once: native
-  batching) or ``detect_image`` (one image; the base class loops).
-* :class:`OnnxDetector` is the template for ONNX Runtime detectors: letterbox the chunk onto one canvas, one
-  ``session.run``, a model-specific vectorised ``decode`` to canvas pixels, NMS per image, and the mapping back to
-  each original image. A backend file declares its :class:`InputSpec` and writes ``decode``; nothing else.
+  batching) or ``detect_image`` (one image; the base class loops). A chunk runs in two halves,
+  ``infer_batch(prepare_batch(images))``: :mod:`deepbatch.pipeline` runs the thread-safe ``prepare_batch`` ahead on
+  prefetch threads. By default all the work is in ``infer_batch``.
+* :class:`OnnxDetector` is the template for ONNX Runtime detectors: letterbox the chunk onto one canvas
+  (``prepare_batch``), then one ``session.run``, the score threshold, the backend's decoding of the kept candidates,
+  the landmark order, NMS per image and the mapping back to each original image (``infer_batch``). A backend file
+  declares its pre-processing (:attr:`~OnnxDetector.default_input`) and landmark order, and writes ``scores`` and
+  ``decode`` over the whole chunk; nothing else.
 """
 
 from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, ClassVar, Iterator, List, Optional, Sequence, Tuple, Union
 
@@ -21,11 +25,13 @@ import numpy as np
 
 from ..errors import ArgumentError
 from ..io.images import validate_arrays
+from ..ops.boxes import split_by_image
 from ..ops.letterbox import BufferPool, InputSpec, Letterboxed, letterbox
 from ..ops.nms import nms
 from ..registry import Registry
-from ..runtime.model import OnnxModel
+from ..runtime.model import OnnxModel, load_onnx
 from ..runtime.session import ProviderList
+from ..runtime.surgery import _dims
 from ..structures import Faces
 from ..weights import WeightFile, resolve_weights
 
@@ -85,6 +91,21 @@ class Detector(ABC):  # noqa: B024 (abstract by contract: __init_subclass__ dema
         """Faces in one validated image; by default a chunk of one through ``detect_batch``."""
         return self.detect_batch([image])[0]
 
+    def prepare_batch(self, images: Sequence[np.ndarray]) -> Any:
+        """The CPU half of a chunk of validated images, safe to run on another thread while the model runs the
+        previous chunk; by default the images themselves (the detector does all its work in :meth:`infer_batch`)."""
+        return images
+
+    def infer_batch(self, prepared: Any) -> List[Faces]:
+        """One :class:`Faces` per image of a chunk from :meth:`prepare_batch`; by default :meth:`detect_batch`."""
+        return self.detect_batch(prepared)
+
+    @property
+    def canvas(self) -> Optional[InputSpec]:
+        """The :class:`InputSpec` of the canvas every image is fitted onto, or None when the detector looks at images
+        at their own size (then nothing may be decoded smaller than it is)."""
+        return None
+
     @property
     def batching(self) -> str:
         """How a chunk runs: ``native``, ``repaired`` or ``per_image`` with the reason (ONNX models), or
@@ -98,33 +119,33 @@ class Detector(ABC):  # noqa: B024 (abstract by contract: __init_subclass__ dema
         return f"{type(self).__name__}(name={self.name!r}, batching={self.batching.split(' ')[0]!r})"
 
 
-@dataclass
-class RawDetections:
-    """Decoded candidates of one image before NMS, in canvas pixels (landmarks person-relative or None)."""
-
-    boxes: np.ndarray
-    scores: np.ndarray
-    landmarks: Optional[np.ndarray] = None
-    suppressed: bool = False  # True when the model already removed duplicates (NMS-free exports): no NMS runs
-
-
 class OnnxDetector(Detector):
-    """Template for ONNX Runtime detectors: letterbox, one ``session.run`` per chunk, ``decode``, NMS, map back.
+    """Template for ONNX Runtime detectors: letterbox, one ``session.run`` per chunk, threshold, ``decode``, NMS, map
+    back.
 
     ``model_path`` overrides the weights lookup; ``input_size`` is the canvas ``(width, height)`` or one int for a
-    square canvas; ``providers`` and ``threads`` configure ONNX Runtime. Exports whose batch axis is declared as 1 or
-    flattened are repaired in memory and checked (see :class:`OnnxModel`, ``verify_batch``).
+    square canvas (default: the size of :attr:`default_input`); ``providers`` and ``threads`` configure ONNX
+    Runtime. Exports whose batch axis is declared as 1 or flattened are repaired in memory and checked (see
+    :class:`OnnxModel`, ``verify_batch``).
+
+    A backend declares :attr:`default_input` (its pre-processing and default canvas) and :attr:`landmark_order`, and
+    implements :meth:`scores` and :meth:`decode`.
     """
 
     native_batching = True
     weights: WeightFile
+    default_input: ClassVar[InputSpec] = InputSpec()  # pre-processing; its size is the default canvas
+    # Permutation from the model's landmark order to the person-relative one (OBSERVER_TO_PERSON for models that
+    # put the eye on the image's left first); None when the model already gives person order or no landmarks.
+    landmark_order: ClassVar[Optional[np.ndarray]] = None
+    nms_free: bool = False  # True when the export already removed duplicate candidates: no NMS runs
     dynamic_spatial: bool = True  # free the declared height/width so any input_size works
     size_multiple: int = 32  # canvas sides must be multiples of the coarsest stride
 
     def __init__(
         self,
         model_path: Optional[Union[str, Path]] = None,
-        input_size: Union[int, Tuple[int, int]] = 640,
+        input_size: Optional[Union[int, Tuple[int, int]]] = None,
         score_threshold: float = 0.5,
         nms_threshold: float = 0.4,
         providers: ProviderList = "auto",
@@ -134,48 +155,80 @@ class OnnxDetector(Detector):
     ):
         if weights is not None:
             self.weights = weights
-        self.input_spec = self.build_input_spec(_as_size(input_size, self.size_multiple))
+        path = resolve_weights(self.weights, model_path)
+        declared = None if self.dynamic_spatial else _declared_canvas(path)
+        size = input_size if input_size is not None else declared or self.default_input.size
+        self.input_spec = replace(self.default_input, size=_as_size(size, self.size_multiple))
+        if declared is not None and self.input_spec.size != declared:
+            raise ArgumentError(
+                f"{path.name} runs only on the {declared[0]}x{declared[1]} canvas it was exported for (its graph "
+                f"holds constants of that size), got input_size={input_size!r}; leave input_size out or pass "
+                f"{declared}")
         self.score_threshold = float(score_threshold)
         self.nms_threshold = float(nms_threshold)
-        path = resolve_weights(self.weights, model_path)
         self._buffers = BufferPool()
         self.model = OnnxModel(path, providers, threads, dynamic_spatial=self.dynamic_spatial,
                                probe_shape=(3, self.input_spec.height, self.input_spec.width),
                                verify_batch=verify_batch)
 
-    @abstractmethod
-    def build_input_spec(self, size: Tuple[int, int]) -> InputSpec:
-        """The model's pre-processing for a ``(width, height)`` canvas."""
+    @property
+    def canvas(self) -> InputSpec:
+        return self.input_spec
 
     @abstractmethod
-    def decode(self, outputs: List[np.ndarray], batch: Letterboxed) -> List[RawDetections]:
-        """Turn the raw outputs of one chunk into per-image candidates above ``score_threshold``, canvas pixels."""
+    def scores(self, outputs: List[np.ndarray]) -> np.ndarray:
+        """(B, N) float scores of every candidate of a chunk, from its raw ``outputs``."""
+
+    @abstractmethod
+    def decode(self, outputs: List[np.ndarray], image_index: np.ndarray,
+               candidate: np.ndarray) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+        """Boxes (M, 4) xyxy and landmarks (M, K, 2) ``x, y`` in the model's own point order (or None), in canvas
+        pixels, of the M kept candidates: candidate ``candidate[i]`` (a column of :meth:`scores`) of image
+        ``image_index[i]`` of the chunk."""
 
     def detect_batch(self, images: Sequence[np.ndarray]) -> List[Faces]:
         return self.infer_batch(self.prepare_batch(images))
 
     def prepare_batch(self, images: Sequence[np.ndarray]) -> Letterboxed:
-        """The CPU half of :meth:`detect_batch`: letterbox one chunk of validated images into a pooled blob.
-
-        Thread-safe, so :mod:`deepbatch.pipeline` runs it on prefetch threads while the model runs the previous
-        chunk. The blob belongs to the caller until it is passed to :meth:`infer_batch`.
-        """
+        """Letterbox one chunk of validated images into a pooled blob. Thread-safe; the blob belongs to the caller
+        until it is passed to :meth:`infer_batch`."""
         return letterbox(images, self.input_spec, self._buffers)
 
-    def infer_batch(self, batch: Letterboxed) -> List[Faces]:
-        """The model half of :meth:`detect_batch`: one ``session.run``, ``decode``, NMS and mapping back for a
-        chunk from :meth:`prepare_batch`, whose blob then returns to the pool."""
+    def infer_batch(self, prepared: Letterboxed) -> List[Faces]:
+        """One ``session.run`` on a chunk from :meth:`prepare_batch` (whose blob then returns to the pool), and
+        :meth:`faces` of its outputs."""
         try:
-            outputs = self.model.run(batch.blob)
-            return [self._finish(raw, batch, index) for index, raw in enumerate(self.decode(outputs, batch))]
+            outputs = self.model.run(prepared.blob)
         finally:
-            self._buffers.give(batch.buffer)
+            self._buffers.give(prepared.buffer)
+        return self.faces(outputs, prepared)
 
-    def _finish(self, raw: RawDetections, batch: Letterboxed, index: int) -> Faces:
-        keep = np.arange(len(raw.scores)) if raw.suppressed else nms(raw.boxes, raw.scores, self.nms_threshold)
-        boxes = batch.boxes_to_original(index, raw.boxes[keep])
-        landmarks = None if raw.landmarks is None else batch.to_original(index, raw.landmarks[keep])
-        return Faces(boxes, raw.scores[keep], landmarks)
+    def faces(self, outputs: List[np.ndarray], batch: Letterboxed) -> List[Faces]:
+        """One :class:`Faces` per image of a chunk from its raw model ``outputs``: candidates at or above
+        ``score_threshold``, decoded, landmarks put in person order, NMS per image (unless :attr:`nms_free`), mapped
+        back to each image's original pixels (``batch`` holds the geometry)."""
+        scores = self.scores(outputs)
+        image_index, candidate = np.nonzero(scores >= self.score_threshold)
+        boxes, landmarks = self.decode(outputs, image_index, candidate)
+        if landmarks is not None and self.landmark_order is not None:
+            landmarks = landmarks[:, self.landmark_order]
+        picked = scores[image_index, candidate]
+        found = []
+        for index, part in enumerate(split_by_image(image_index, len(scores))):
+            kept = np.arange(part.start, part.stop)
+            if not self.nms_free:
+                kept = kept[nms(boxes[part], picked[part], self.nms_threshold)]
+            found.append(Faces(batch.boxes_to_original(index, boxes[kept]), picked[kept],
+                               None if landmarks is None else batch.to_original(index, landmarks[kept])))
+        return found
+
+
+def _declared_canvas(path: Path) -> Optional[Tuple[int, int]]:
+    """The ``(width, height)`` an ONNX file declares for its input, or None when either is not a fixed number."""
+    dims = _dims(load_onnx(path).graph.input[0])
+    if len(dims) != 4 or not all(isinstance(d, int) and d > 0 for d in dims[2:]):
+        return None
+    return int(dims[3]), int(dims[2])
 
 
 def _as_size(size: Union[int, Sequence[int]], multiple: int = 32) -> Tuple[int, int]:

@@ -14,16 +14,15 @@ observer order (the eye on the image's left first) and are returned person-relat
 
 from __future__ import annotations
 
-from typing import Dict, List, Tuple
+from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
 from ..errors import ModelFormatError
-from ..ops.boxes import split_by_image
-from ..ops.letterbox import InputSpec, Letterboxed
+from ..ops.letterbox import InputSpec
 from ..structures import OBSERVER_TO_PERSON
 from ..weights import WeightFile
-from .base import DETECTORS, OnnxDetector, RawDetections
+from .base import DETECTORS, OnnxDetector
 
 CENTERFACE_WEIGHTS = WeightFile(
     "centerface.onnx",
@@ -42,27 +41,26 @@ class CenterFace(OnnxDetector):
     name = "centerface"
     weights = CENTERFACE_WEIGHTS
     has_landmarks = True
+    default_input = InputSpec(size=(640, 640), mean=0.0, std=1.0, rgb=True)
+    landmark_order = OBSERVER_TO_PERSON
 
-    def build_input_spec(self, size: Tuple[int, int]) -> InputSpec:
-        return InputSpec(size=size, mean=0.0, std=1.0, rgb=True)
+    def scores(self, outputs: List[np.ndarray]) -> np.ndarray:
+        heat = _maps(outputs)["heatmap"]
+        return heat.reshape(len(heat), -1)  # cells row-major: candidate = row * (W / 4) + col
 
-    def decode(self, outputs: List[np.ndarray], batch: Letterboxed) -> List[RawDetections]:
+    def decode(self, outputs: List[np.ndarray], image_index: np.ndarray,
+               cell: np.ndarray) -> Tuple[np.ndarray, Optional[np.ndarray]]:
         maps = _maps(outputs)
-        height, width = batch.blob.shape[2:]
-        heat = maps["heatmap"][:, 0]
-        image_index, row, col = np.nonzero(heat >= self.score_threshold)
+        row, col = np.divmod(cell, maps["heatmap"].shape[3])
         size = np.exp(maps["scale"][image_index, :, row, col]) * STRIDE  # (M, 2): height, width
         offset = maps["offset"][image_index, :, row, col]  # (M, 2): dy, dx
         center = (np.stack([col, row], axis=1) + offset[:, ::-1] + 0.5) * STRIDE
         extent = size[:, ::-1]  # width, height
-        canvas = np.array([width, height], np.float32)
+        canvas = np.array(self.input_spec.size, np.float32)
         top_left = np.minimum(np.maximum(center - extent / 2, 0), canvas)
         boxes = np.concatenate([top_left, np.minimum(top_left + extent, canvas)], axis=1)
         relative = maps["landmarks"][image_index, :, row, col].reshape(-1, 5, 2)[..., ::-1]  # y, x -> x, y
-        landmarks = (relative * extent[:, None, :] + top_left[:, None, :])[:, OBSERVER_TO_PERSON]
-        scores = heat[image_index, row, col]
-        return [RawDetections(boxes[part], scores[part], landmarks[part])
-                for part in split_by_image(image_index, len(heat))]
+        return boxes, relative * extent[:, None, :] + top_left[:, None, :]
 
 
 def _maps(outputs: List[np.ndarray]) -> Dict[str, np.ndarray]:

@@ -18,10 +18,10 @@ from typing import Any, List, Optional, Tuple, Union
 import numpy as np
 
 from ..errors import ModelFormatError
-from ..ops.boxes import anchor_centers, split_by_image
-from ..ops.letterbox import InputSpec, Letterboxed
+from ..ops.boxes import anchor_centers
+from ..ops.letterbox import InputSpec
 from ..weights import WeightFile
-from .base import DETECTORS, OnnxDetector, RawDetections
+from .base import DETECTORS, OnnxDetector
 
 _HOMEPAGE = "https://github.com/YonghaoHe/LFFD-A-Light-and-Fast-Face-Detector-for-Edge-Devices"
 
@@ -62,15 +62,18 @@ class LFFD(OnnxDetector):
 
     name = "lffd"
     weights = LFFD_WEIGHTS["lffd_v1"]
+    default_input = InputSpec(size=(640, 640), mean=0.0, std=1.0, rgb=False)
 
     def __init__(self, model_path: Optional[Union[str, Path]] = None, spec: LFFDSpec = LFFD_V1, **kwargs: Any):
         self.spec = spec
         super().__init__(model_path, **kwargs)
 
-    def build_input_spec(self, size: Tuple[int, int]) -> InputSpec:
-        return InputSpec(size=size, mean=0.0, std=1.0, rgb=False)
+    def scores(self, outputs: List[np.ndarray]) -> np.ndarray:
+        scores, _ = self._branches(outputs)
+        return np.concatenate([s.reshape(len(s), -1) for s in scores], axis=1)
 
-    def decode(self, outputs: List[np.ndarray], batch: Letterboxed) -> List[RawDetections]:
+    def decode(self, outputs: List[np.ndarray], image_index: np.ndarray,
+               cell: np.ndarray) -> Tuple[np.ndarray, Optional[np.ndarray]]:
         scores, maps = self._branches(outputs)
         points, halves = [], []
         for (rows, cols), stride, start, size in zip((s.shape[1:] for s in scores), self.spec.strides,
@@ -79,13 +82,9 @@ class LFFD(OnnxDetector):
             halves.append(np.full(rows * cols, size / 2, np.float32))
         all_points = np.concatenate(points)
         all_halves = np.concatenate(halves)[:, None]
-        flat_scores = np.concatenate([s.reshape(len(s), -1) for s in scores], axis=1)
         flat_maps = np.concatenate([m.reshape(len(m), 4, -1) for m in maps], axis=2)
-        image_index, cell = np.nonzero(flat_scores >= self.score_threshold)
         offsets = flat_maps[image_index, :, cell] * all_halves[cell]
-        boxes = np.tile(all_points[cell], 2) - offsets
-        picked = flat_scores[image_index, cell]
-        return [RawDetections(boxes[part], picked[part]) for part in split_by_image(image_index, len(flat_scores))]
+        return np.tile(all_points[cell], 2) - offsets, None
 
     def _branches(self, outputs: List[np.ndarray]) -> Tuple[List[np.ndarray], List[np.ndarray]]:
         """Per branch, the score map (B, h, w) and the box map (B, 4, h, w), in branch order."""

@@ -17,12 +17,11 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 import numpy as np
 
 from ..errors import ModelFormatError
-from ..ops.boxes import split_by_image
-from ..ops.letterbox import InputSpec, Letterboxed
+from ..ops.letterbox import InputSpec
 from ..ops.priors import PriorSpec, decode_priors
 from ..structures import OBSERVER_TO_PERSON
 from ..weights import WeightFile
-from .base import DETECTORS, OnnxDetector, RawDetections, _as_size
+from .base import DETECTORS, OnnxDetector, _as_size
 
 RETINAFACE_PRIORS = PriorSpec(steps=(8, 16, 32), min_sizes=((16, 32), (64, 128), (256, 512)), variances=(0.1, 0.2))
 EXPORT_SIZE = (640, 640)
@@ -46,35 +45,23 @@ class RetinaFace(OnnxDetector):
     weights = RETINAFACE_WEIGHTS
     has_landmarks = True
     priors: PriorSpec = RETINAFACE_PRIORS
+    default_input = InputSpec(size=EXPORT_SIZE, mean=(104.0, 117.0, 123.0), std=1.0, rgb=False)
+    landmark_order = OBSERVER_TO_PERSON
 
     def __init__(self, model_path: Optional[Union[str, Path]] = None,
-                 input_size: Union[int, Tuple[int, int]] = 640, **kwargs: Any):
+                 input_size: Optional[Union[int, Tuple[int, int]]] = None, **kwargs: Any):
         # Free the declared 640x640 only when another canvas is asked for (a per-instance choice of the base's flag).
-        self.dynamic_spatial = _as_size(input_size) != EXPORT_SIZE
-        try:
-            super().__init__(model_path, input_size=input_size, **kwargs)
-        except Exception as exc:
-            if not self.dynamic_spatial or type(exc).__module__.split(".")[0] != "onnxruntime":
-                raise
-            raise ModelFormatError(
-                f"this RetinaFace export does not run at input_size={input_size!r}: its upsampling sizes are fixed "
-                f"for a {EXPORT_SIZE[0]}x{EXPORT_SIZE[1]} canvas. Use input_size=640, or an export with dynamic "
-                "height and width"
-            ) from exc
+        self.dynamic_spatial = input_size is not None and _as_size(input_size) != EXPORT_SIZE
+        super().__init__(model_path, input_size=input_size, **kwargs)
 
-    def build_input_spec(self, size: Tuple[int, int]) -> InputSpec:
-        return InputSpec(size=size, mean=(104.0, 117.0, 123.0), std=1.0, rgb=False)
+    def scores(self, outputs: List[np.ndarray]) -> np.ndarray:
+        return _by_channels(outputs)["conf"][..., 1]
 
-    def decode(self, outputs: List[np.ndarray], batch: Letterboxed) -> List[RawDetections]:
+    def decode(self, outputs: List[np.ndarray], image_index: np.ndarray,
+               anchor: np.ndarray) -> Tuple[np.ndarray, Optional[np.ndarray]]:
         named = _by_channels(outputs)
-        height, width = batch.blob.shape[2:]
-        found = decode_priors(self.priors, named["loc"], named["conf"][..., 1], self.score_threshold,
-                              (width, height), named.get("landmarks"))
-        landmarks = None if found.landmarks is None else found.landmarks[:, OBSERVER_TO_PERSON]
-        return [
-            RawDetections(found.boxes[part], found.scores[part], None if landmarks is None else landmarks[part])
-            for part in split_by_image(found.image_index, len(batch.blob))
-        ]
+        return decode_priors(self.priors, named["loc"], self.input_spec.size, image_index, anchor,
+                             named.get("landmarks"))
 
 
 def _by_channels(outputs: List[np.ndarray]) -> Dict[str, np.ndarray]:

@@ -9,16 +9,16 @@ keypoint outputs give ``landmarks=None``.
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
 from ..errors import ModelFormatError
-from ..ops.boxes import anchor_centers, distance_to_boxes, distance_to_points, split_by_image
-from ..ops.letterbox import InputSpec, Letterboxed
+from ..ops.boxes import anchor_centers, distance_to_boxes, distance_to_points
+from ..ops.letterbox import InputSpec
 from ..structures import OBSERVER_TO_PERSON
 from ..weights import BUFFALO_SC_SHA256, BUFFALO_SC_URL, WeightFile
-from .base import DETECTORS, OnnxDetector, RawDetections
+from .base import DETECTORS, OnnxDetector
 
 _INSIGHTFACE_RELEASES = "https://github.com/deepinsight/insightface/releases/download/v0.7"
 _HOMEPAGE = "https://github.com/deepinsight/insightface/tree/master/detection/scrfd"
@@ -49,6 +49,8 @@ class SCRFD(OnnxDetector):
     name = "scrfd"
     has_landmarks = True
     weights = SCRFD_WEIGHTS["scrfd_500m"]
+    default_input = InputSpec(size=(640, 640), mean=127.5, std=128.0, rgb=True)
+    landmark_order = OBSERVER_TO_PERSON
 
     def __init__(self, **kwargs: Any):
         super().__init__(**kwargs)
@@ -58,37 +60,33 @@ class SCRFD(OnnxDetector):
         else:
             self.has_landmarks = any(s and s[-1] == _CHANNELS["kps"] for s in shapes)
 
-    def build_input_spec(self, size: Tuple[int, int]) -> InputSpec:
-        return InputSpec(size=size, mean=127.5, std=128.0, rgb=True)
+    def scores(self, outputs: List[np.ndarray]) -> np.ndarray:
+        return np.concatenate([s[..., 0] for s in _group_outputs(outputs)["score"]], axis=1)
 
-    def decode(self, outputs: List[np.ndarray], batch: Letterboxed) -> List[RawDetections]:
+    def decode(self, outputs: List[np.ndarray], image_index: np.ndarray,
+               anchor: np.ndarray) -> Tuple[np.ndarray, Optional[np.ndarray]]:
         groups = _group_outputs(outputs)
-        strides = _STRIDES.get(len(groups["score"]))
-        if strides is None:
-            raise ModelFormatError(f"SCRFD export has {len(groups['score'])} score outputs; expected 3 or 5")
-        height, width = batch.blob.shape[2:]
-        centers, stride_of = [], []
-        for stride, score in zip(strides, groups["score"]):
-            cells = -(-height // stride) * -(-width // stride)
-            centers.append(anchor_centers(-(-height // stride), -(-width // stride), stride, score.shape[1] // cells))
-            stride_of.append(np.full(score.shape[1], stride, np.float32))
-        all_centers = np.concatenate(centers)
-        all_strides = np.concatenate(stride_of)[:, None]
-
-        scores = np.concatenate([s[..., 0] for s in groups["score"]], axis=1)
-        image_index, anchor = np.nonzero(scores >= self.score_threshold)
-        points = all_centers[anchor]
-        box_dist = np.concatenate(groups["box"], axis=1)[image_index, anchor] * all_strides[anchor]
-        boxes = distance_to_boxes(points, box_dist)
+        centers, strides = self._anchors(tuple(s.shape[1] for s in groups["score"]))
+        points = centers[anchor]
+        box_dist = np.concatenate(groups["box"], axis=1)[image_index, anchor] * strides[anchor]
         landmarks = None
         if groups["kps"]:
-            kps_dist = np.concatenate(groups["kps"], axis=1)[image_index, anchor] * all_strides[anchor]
-            landmarks = distance_to_points(points, kps_dist)[:, OBSERVER_TO_PERSON]
-        picked = scores[image_index, anchor]
-        return [
-            RawDetections(boxes[part], picked[part], None if landmarks is None else landmarks[part])
-            for part in split_by_image(image_index, len(scores))
-        ]
+            kps_dist = np.concatenate(groups["kps"], axis=1)[image_index, anchor] * strides[anchor]
+            landmarks = distance_to_points(points, kps_dist)
+        return distance_to_boxes(points, box_dist), landmarks
+
+    def _anchors(self, counts: Tuple[int, ...]) -> Tuple[np.ndarray, np.ndarray]:
+        """(N, 2) anchor centres and (N, 1) strides of every row, for score outputs of ``counts`` rows per stride."""
+        strides = _STRIDES.get(len(counts))
+        if strides is None:
+            raise ModelFormatError(f"SCRFD export has {len(counts)} score outputs; expected 3 or 5")
+        width, height = self.input_spec.size
+        centers, stride_of = [], []
+        for stride, count in zip(strides, counts):
+            rows, cols = -(-height // stride), -(-width // stride)
+            centers.append(anchor_centers(rows, cols, stride, count // (rows * cols)))
+            stride_of.append(np.full(count, stride, np.float32))
+        return np.concatenate(centers), np.concatenate(stride_of)[:, None]
 
 
 def _rows_from_maps(outputs: List[np.ndarray]) -> List[np.ndarray]:

@@ -19,11 +19,10 @@ from typing import Any, List, Optional, Tuple, Union
 import numpy as np
 
 from ..errors import ModelFormatError
-from ..ops.boxes import split_by_image
-from ..ops.letterbox import InputSpec, Letterboxed
+from ..ops.letterbox import InputSpec
 from ..ops.priors import PriorSpec, decode_priors
 from ..weights import WeightFile
-from .base import DETECTORS, OnnxDetector, RawDetections
+from .base import DETECTORS, OnnxDetector
 
 _RELEASES = ("https://github.com/Linzaer/Ultra-Light-Fast-Generic-Face-Detector-1MB/raw/"
              "dffdddda9794a50607cba8f318507a28c1c27cab/models/onnx")  # a fixed commit, not a moving branch
@@ -39,7 +38,6 @@ ULTRALIGHT_WEIGHTS = {
                                  sha256="8f4c659275977e7a3bfbfa339a9c769ad793df50f9c0baa8c14b11baa1646430",
                                  homepage=_HOMEPAGE),
 }
-CANVAS = {"ultralight_320": (320, 240), "ultralight_640": (640, 480)}
 # The priors the exports bake in (vision/ssd/config/fd_config.py of the reference code).
 ULTRALIGHT_PRIORS = PriorSpec(steps=(8, 16, 32, 64), min_sizes=((10, 16, 24), (32, 48), (64, 96), (128, 192, 256)),
                               variances=(0.1, 0.2), clip=True, fit_cells=True)
@@ -48,45 +46,32 @@ ULTRALIGHT_PRIORS = PriorSpec(steps=(8, 16, 32, 64), min_sizes=((10, 16, 24), (3
 class UltraLight(OnnxDetector):
     """Ultra-Light RFB face detector on its fixed export canvas, native batching, no landmarks.
 
-    ``canvas`` is the export's ``(width, height)`` (set per registered variant); ``input_size`` may only repeat it.
-    ``priors`` decodes exports that output raw regressions instead of boxes.
+    ``input_size`` defaults to the canvas the export declares; another size raises
+    :class:`~deepbatch.errors.ArgumentError`. ``priors`` decodes exports that output raw regressions instead of
+    boxes.
     """
 
     name = "ultralight"
     weights = ULTRALIGHT_WEIGHTS["ultralight_320"]
+    default_input = InputSpec(size=(320, 240), mean=127.0, std=128.0, rgb=True, keep_ratio=False)
     dynamic_spatial = False  # the priors are constants of the graph
     size_multiple = 16  # 320x240 and 640x480 canvases
 
-    def __init__(self, model_path: Optional[Union[str, Path]] = None, canvas: Tuple[int, int] = (320, 240),
-                 input_size: Optional[Union[int, Tuple[int, int]]] = None, priors: Optional[PriorSpec] = None,
+    def __init__(self, model_path: Optional[Union[str, Path]] = None, priors: Optional[PriorSpec] = None,
                  **kwargs: Any):
-        self.canvas = (int(canvas[0]), int(canvas[1]))
-        if input_size is not None and _pair(input_size) != self.canvas:
-            raise ValueError(f"Ultra-Light runs on the fixed {self.canvas[0]}x{self.canvas[1]} canvas its export "
-                             f"was made for, got input_size={input_size!r}; leave input_size out, or pick the other "
-                             "variant (ultralight_320: 320x240, ultralight_640: 640x480)")
         self.priors = priors
-        super().__init__(model_path, input_size=self.canvas, **kwargs)
+        super().__init__(model_path, **kwargs)
 
-    def build_input_spec(self, size: Tuple[int, int]) -> InputSpec:
-        return InputSpec(size=self.canvas, mean=127.0, std=128.0, rgb=True, keep_ratio=False)
+    def scores(self, outputs: List[np.ndarray]) -> np.ndarray:
+        return _scores_and_boxes(outputs)[0][..., 1]
 
-    def decode(self, outputs: List[np.ndarray], batch: Letterboxed) -> List[RawDetections]:
-        scores, boxes = _scores_and_boxes(outputs)
-        face = scores[..., 1]
-        width, height = self.canvas
+    def decode(self, outputs: List[np.ndarray], image_index: np.ndarray,
+               anchor: np.ndarray) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+        boxes = _scores_and_boxes(outputs)[1]
         if self.priors is not None:
-            found = decode_priors(self.priors, boxes, face, self.score_threshold, self.canvas)
-            image_index, picked, decoded = found.image_index, found.scores, found.boxes
-        else:
-            image_index, anchor = np.nonzero(face >= self.score_threshold)
-            picked = face[image_index, anchor]
-            decoded = boxes[image_index, anchor] * np.array([width, height, width, height], np.float32)
-        return [RawDetections(decoded[part], picked[part]) for part in split_by_image(image_index, len(face))]
-
-
-def _pair(size: Union[int, Tuple[int, int]]) -> Tuple[int, int]:
-    return (int(size), int(size)) if isinstance(size, (int, np.integer)) else (int(size[0]), int(size[1]))
+            return decode_priors(self.priors, boxes, self.input_spec.size, image_index, anchor)
+        width, height = self.input_spec.size
+        return boxes[image_index, anchor] * np.array([width, height, width, height], np.float32), None
 
 
 def _scores_and_boxes(outputs: List[np.ndarray]) -> Tuple[np.ndarray, np.ndarray]:
@@ -99,5 +84,5 @@ def _scores_and_boxes(outputs: List[np.ndarray]) -> Tuple[np.ndarray, np.ndarray
 
 for _variant, _weights in ULTRALIGHT_WEIGHTS.items():
     DETECTORS.register(_variant, summary=f"Ultra-Light RFB-{_variant.split('_')[1]}, no landmarks",
-                       weights=_weights, canvas=CANVAS[_variant])(UltraLight)
+                       weights=_weights)(UltraLight)
 DETECTORS.alias("ultralight", "ultralight_320")

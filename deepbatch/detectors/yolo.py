@@ -26,11 +26,11 @@ from typing import Any, Dict, List, Optional, Tuple
 import numpy as np
 
 from ..errors import ModelFormatError
-from ..ops.boxes import anchor_centers, split_by_image
-from ..ops.letterbox import InputSpec, Letterboxed
+from ..ops.boxes import anchor_centers
+from ..ops.letterbox import InputSpec
 from ..structures import OBSERVER_TO_PERSON
 from ..weights import WeightFile
-from .base import DETECTORS, OnnxDetector, RawDetections
+from .base import DETECTORS, OnnxDetector
 
 AKANAMETOV_RELEASES = "https://github.com/akanametov/yolo-face/releases/download/v0.0.0"
 
@@ -76,79 +76,65 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 class YoloFace(OnnxDetector):
-    """YOLO face detector on ONNX Runtime with native batching; reads decoded and raw-head exports."""
+    """YOLO face detector on ONNX Runtime with native batching; reads decoded, end-to-end and raw-head exports."""
 
     name = "yolo"
     has_landmarks = True
     weights = yolo_weights("yolov8n", "onnx")
+    default_input = InputSpec(size=(640, 640), mean=0.0, std=255.0, rgb=True, keep_ratio=True, center=True,
+                              pad_value=114)
+    landmark_order = OBSERVER_TO_PERSON
 
     def __init__(self, **kwargs: Any):
         super().__init__(**kwargs)
-        self.has_landmarks = not _declares_no_keypoints([o.shape for o in self.model.session.get_outputs()])
+        shapes = [o.shape for o in self.model.session.get_outputs()]
+        self.has_landmarks = not _declares_no_keypoints(shapes)
+        self.nms_free = len(shapes) == 1 and len(shapes[0]) == 3 and shapes[0][2] in _END_TO_END_CHANNELS
 
-    def build_input_spec(self, size: Tuple[int, int]) -> InputSpec:
-        return InputSpec(size=size, mean=0.0, std=255.0, rgb=True, keep_ratio=True, center=True, pad_value=114)
-
-    def decode(self, outputs: List[np.ndarray], batch: Letterboxed) -> List[RawDetections]:
-        if len(outputs) == 1 and outputs[0].ndim == 3 and outputs[0].shape[2] in _END_TO_END_CHANNELS:
-            return self._decode_end_to_end(outputs[0])
+    def scores(self, outputs: List[np.ndarray]) -> np.ndarray:
+        if self.nms_free:
+            return _end_to_end(outputs)[:, :, 4]
         if len(outputs) == 1 and outputs[0].ndim == 3:
-            return self._decode_decoded(outputs[0])
-        if outputs and all(o.ndim == 4 for o in outputs):
-            return self._decode_raw_heads(outputs, batch.blob.shape[2])
-        shapes = [o.shape for o in outputs]
-        raise ModelFormatError(
-            f"unexpected YOLO output shapes {shapes}: expected one (batch, 4+1+K*D, anchors) output (ultralytics "
-            "export) or one (batch, 64+1+3K, H/s, W/s) output per stride (raw heads)"
-        )
+            return _decoded(outputs[0])[:, 4, :]
+        heads = _raw_heads(outputs)
+        return _sigmoid(np.concatenate([o[:, 4 * DFL_BINS].reshape(len(o), -1) for o in heads], axis=1))
 
-    def _decode_decoded(self, out: np.ndarray) -> List[RawDetections]:
-        """One ``(B, C, N)`` (or ``(B, N, C)``) output whose boxes and keypoints are already in canvas pixels."""
-        if out.shape[1] in _DECODED_CHANNELS:
-            pred = out
-        elif out.shape[2] in _DECODED_CHANNELS:
-            pred = out.transpose(0, 2, 1)
+    def decode(self, outputs: List[np.ndarray], image_index: np.ndarray,
+               anchor: np.ndarray) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+        if self.nms_free:
+            boxes, landmarks = self._decode_end_to_end(_end_to_end(outputs), image_index, anchor)
+        elif len(outputs) == 1 and outputs[0].ndim == 3:
+            boxes, landmarks = self._decode_decoded(_decoded(outputs[0]), image_index, anchor)
         else:
-            raise ModelFormatError(
-                f"YOLO output {out.shape}: expected 5 (box, score), 15 or 20 (and 5 keypoints) channels"
-            )
+            boxes, landmarks = self._decode_raw_heads(_raw_heads(outputs), image_index, anchor)
+        return boxes.astype(np.float32), None if landmarks is None else landmarks.astype(np.float32)
+
+    @staticmethod
+    def _decode_decoded(pred: np.ndarray, image_index: np.ndarray,
+                        anchor: np.ndarray) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+        """``(B, C, N)`` rows whose boxes (centre, size) and keypoints are already in canvas pixels."""
         count, values = _DECODED_CHANNELS[pred.shape[1]]
-        scores = pred[:, 4, :]
-        image_index, anchor = np.nonzero(scores >= self.score_threshold)
         rows = pred[image_index, :, anchor]  # (M, C): advanced indices around a slice come first
-        boxes = cxcywh_to_xyxy(rows[:, :4])
-        landmarks = None
-        if count:
-            landmarks = keypoints_to_landmarks(rows[:, 5:].reshape(len(rows), count, values)[:, :, :2])
-        return _per_image(image_index, len(pred), boxes, rows[:, 4], landmarks)
+        landmarks = rows[:, 5:].reshape(len(rows), count, values)[:, :, :2] if count else None
+        return cxcywh_to_xyxy(rows[:, :4]), landmarks
 
-    def _decode_end_to_end(self, out: np.ndarray) -> List[RawDetections]:
-        """One NMS-free ``(B, K, 6 + 3P)`` output: ``x1, y1, x2, y2`` in canvas pixels, score, class, then ``P``
-        keypoints ``(x, y, visibility)``; the model has already suppressed duplicates, so no NMS runs."""
+    @staticmethod
+    def _decode_end_to_end(out: np.ndarray, image_index: np.ndarray,
+                           row: np.ndarray) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+        """``(B, K, 6 + 3P)`` rows: ``x1, y1, x2, y2`` in canvas pixels, score, class, then ``P`` keypoints
+        ``(x, y, visibility)``."""
         count = _END_TO_END_CHANNELS[out.shape[2]]
-        image_index, row = np.nonzero(out[:, :, 4] >= self.score_threshold)
         rows = out[image_index, row]
-        landmarks = keypoints_to_landmarks(rows[:, 6:].reshape(len(rows), count, 3)[:, :, :2]) if count else None
-        found = _per_image(image_index, len(out), rows[:, :4], rows[:, 4], landmarks)
-        for raw in found:
-            raw.suppressed = True
-        return found
+        return rows[:, :4], rows[:, 6:].reshape(len(rows), count, 3)[:, :, :2] if count else None
 
-    def _decode_raw_heads(self, outputs: List[np.ndarray], canvas_height: int) -> List[RawDetections]:
+    def _decode_raw_heads(self, heads: List[np.ndarray], image_index: np.ndarray,
+                          anchor: np.ndarray) -> Tuple[np.ndarray, Optional[np.ndarray]]:
         """One ``(B, 4*R + 1 + 3K, h, w)`` output per stride: DFL box bins, a score logit, keypoint offsets."""
-        heads = sorted(outputs, key=lambda o: -o.shape[2] * o.shape[3])
-        channels = {o.shape[1] for o in heads}
-        keypoint_channels = channels.pop() - 4 * DFL_BINS - 1 if len(channels) == 1 else -1
-        if keypoint_channels not in (0, 15):
-            raise ModelFormatError(f"YOLO raw-head outputs with {sorted(o.shape[1] for o in heads)} channels: "
-                                   f"expected {4 * DFL_BINS + 1} or {4 * DFL_BINS + 16} on every stride")
+        canvas_height = self.input_spec.height
         strides = np.concatenate([np.full(o.shape[2] * o.shape[3], canvas_height // o.shape[2], np.float32)
                                   for o in heads])
         cells = np.concatenate([anchor_centers(o.shape[2], o.shape[3], canvas_height // o.shape[2], 1) for o in heads])
         flat = np.concatenate([o.reshape(o.shape[0], o.shape[1], -1) for o in heads], axis=2)  # (B, C, N)
-
-        scores = _sigmoid(flat[:, 4 * DFL_BINS, :])
-        image_index, anchor = np.nonzero(scores >= self.score_threshold)
         rows = flat[image_index, :, anchor]  # (M, C)
         stride = strides[anchor][:, None]
         bins = rows[:, : 4 * DFL_BINS].reshape(len(rows), 4, DFL_BINS)
@@ -156,11 +142,42 @@ class YoloFace(OnnxDetector):
         sides = (bins / bins.sum(axis=2, keepdims=True)) @ np.arange(DFL_BINS, dtype=np.float32) * stride
         centers = cells[anchor] + stride / 2
         boxes = np.concatenate([centers - sides[:, :2], centers + sides[:, 2:]], axis=1)
-        landmarks = None
-        if keypoint_channels:
-            offsets = rows[:, 4 * DFL_BINS + 1 :].reshape(len(rows), 5, 3)[:, :, :2]
-            landmarks = keypoints_to_landmarks(cells[anchor][:, None, :] + 2 * offsets * stride[:, :, None])
-        return _per_image(image_index, len(flat), boxes, scores[image_index, anchor], landmarks)
+        if heads[0].shape[1] == 4 * DFL_BINS + 1:
+            return boxes, None
+        offsets = rows[:, 4 * DFL_BINS + 1 :].reshape(len(rows), 5, 3)[:, :, :2]
+        return boxes, cells[anchor][:, None, :] + 2 * offsets * stride[:, :, None]
+
+
+def _end_to_end(outputs: List[np.ndarray]) -> np.ndarray:
+    """The one ``(B, K, 6 | 21)`` output of an NMS-free export."""
+    if len(outputs) != 1 or outputs[0].ndim != 3 or outputs[0].shape[2] not in _END_TO_END_CHANNELS:
+        raise ModelFormatError(f"YOLO end-to-end export gave {[o.shape for o in outputs]}; expected one "
+                               "(batch, detections, 6 or 21) output")
+    return outputs[0]
+
+
+def _decoded(out: np.ndarray) -> np.ndarray:
+    """One decoded ``(B, C, N)`` (or ``(B, N, C)``) output as ``(B, C, N)``."""
+    if out.shape[1] in _DECODED_CHANNELS:
+        return out
+    if out.shape[2] in _DECODED_CHANNELS:
+        return out.transpose(0, 2, 1)
+    raise ModelFormatError(f"YOLO output {out.shape}: expected 5 (box, score), 15 or 20 (and 5 keypoints) channels")
+
+
+def _raw_heads(outputs: List[np.ndarray]) -> List[np.ndarray]:
+    """Raw per-stride heads, from the finest stride; any other layout raises :class:`ModelFormatError`."""
+    if not outputs or not all(o.ndim == 4 for o in outputs):
+        raise ModelFormatError(
+            f"unexpected YOLO output shapes {[o.shape for o in outputs]}: expected one (batch, 4+1+K*D, anchors) "
+            "output (ultralytics export) or one (batch, 64+1+3K, H/s, W/s) output per stride (raw heads)"
+        )
+    heads = sorted(outputs, key=lambda o: -o.shape[2] * o.shape[3])
+    channels = {o.shape[1] for o in heads}
+    if len(channels) != 1 or channels.pop() - 4 * DFL_BINS - 1 not in (0, 15):
+        raise ModelFormatError(f"YOLO raw-head outputs with {sorted(o.shape[1] for o in heads)} channels: "
+                               f"expected {4 * DFL_BINS + 1} or {4 * DFL_BINS + 16} on every stride")
+    return heads
 
 
 def _declares_no_keypoints(shapes: List[List[Any]]) -> bool:
@@ -168,15 +185,6 @@ def _declares_no_keypoints(shapes: List[List[Any]]) -> bool:
     if len(shapes) == 1 and len(shapes[0]) == 3:
         return 5 in shapes[0][1:] or shapes[0][2] == 6
     return bool(shapes) and all(len(s) == 4 and s[1] == 4 * DFL_BINS + 1 for s in shapes)
-
-
-def _per_image(image_index: np.ndarray, count: int, boxes: np.ndarray, scores: np.ndarray,
-               landmarks: Optional[np.ndarray]) -> List[RawDetections]:
-    return [
-        RawDetections(boxes[part].astype(np.float32), scores[part].astype(np.float32),
-                      None if landmarks is None else landmarks[part].astype(np.float32))
-        for part in split_by_image(image_index, count)
-    ]
 
 
 for _variant in YOLO_VARIANTS:

@@ -10,16 +10,16 @@ top-left letterbox ``FaceDetectorYN`` applies). Height and width are dynamic; th
 
 from __future__ import annotations
 
-from typing import List, Tuple
+from typing import List, Optional, Tuple
 
 import numpy as np
 
 from ..errors import ModelFormatError
-from ..ops.boxes import anchor_centers, split_by_image
-from ..ops.letterbox import InputSpec, Letterboxed
+from ..ops.boxes import anchor_centers
+from ..ops.letterbox import InputSpec
 from ..structures import OBSERVER_TO_PERSON
 from ..weights import WeightFile
-from .base import DETECTORS, OnnxDetector, RawDetections
+from .base import DETECTORS, OnnxDetector
 
 YUNET_WEIGHTS = WeightFile(
     "face_detection_yunet_2026may.onnx",
@@ -41,26 +41,25 @@ class YuNet(OnnxDetector):
     name = "yunet"
     weights = YUNET_WEIGHTS
     has_landmarks = True
+    default_input = InputSpec(size=(640, 640), mean=0.0, std=1.0, rgb=False)
+    landmark_order = OBSERVER_TO_PERSON
 
-    def build_input_spec(self, size: Tuple[int, int]) -> InputSpec:
-        return InputSpec(size=size, mean=0.0, std=1.0, rgb=False)
-
-    def decode(self, outputs: List[np.ndarray], batch: Letterboxed) -> List[RawDetections]:
+    def scores(self, outputs: List[np.ndarray]) -> np.ndarray:
         heads = self._heads(outputs)
-        height, width = batch.blob.shape[2:]
-        cells, strides = [], []
-        for stride in STRIDES:
-            grid = anchor_centers(height // stride, width // stride, 1, 1)  # (col, row) of every cell
-            cells.append(grid)
-            strides.append(np.full(len(grid), stride, np.float32))
-        all_cells = np.concatenate(cells)
-        all_strides = np.concatenate(strides)[:, None]
-        cls, obj, bbox, kps = (np.concatenate(heads[key], axis=1) for key in _HEADS)
-        if cls.shape[1] != len(all_cells):
-            raise ModelFormatError(f"YuNet gave {cls.shape[1]} cells for a {width}x{height} canvas; expected "
+        cls, obj = (np.concatenate(heads[key], axis=1)[..., 0] for key in ("cls", "obj"))
+        return np.sqrt(np.clip(cls, 0, 1) * np.clip(obj, 0, 1))
+
+    def decode(self, outputs: List[np.ndarray], image_index: np.ndarray,
+               cell: np.ndarray) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+        heads = self._heads(outputs)
+        width, height = self.input_spec.size
+        grids = [anchor_centers(height // stride, width // stride, 1, 1) for stride in STRIDES]  # (col, row)
+        all_cells = np.concatenate(grids)
+        all_strides = np.concatenate([np.full(len(g), s, np.float32) for g, s in zip(grids, STRIDES)])[:, None]
+        bbox, kps = (np.concatenate(heads[key], axis=1) for key in ("bbox", "kps"))
+        if bbox.shape[1] != len(all_cells):
+            raise ModelFormatError(f"YuNet gave {bbox.shape[1]} cells for a {width}x{height} canvas; expected "
                                    f"{len(all_cells)} (strides {STRIDES})")
-        scores = np.sqrt(np.clip(cls[..., 0], 0, 1) * np.clip(obj[..., 0], 0, 1))
-        image_index, cell = np.nonzero(scores >= self.score_threshold)
         cell_stride = all_strides[cell]
         origin = all_cells[cell]
         box = bbox[image_index, cell]
@@ -68,10 +67,7 @@ class YuNet(OnnxDetector):
         sizes = np.exp(box[:, 2:]) * cell_stride
         boxes = np.concatenate([centers - sizes / 2, centers + sizes / 2], axis=1)
         points = (origin[:, None, :] + kps[image_index, cell].reshape(-1, 5, 2)) * cell_stride[:, None, :]
-        landmarks = points[:, OBSERVER_TO_PERSON]
-        picked = scores[image_index, cell]
-        return [RawDetections(boxes[part], picked[part], landmarks[part])
-                for part in split_by_image(image_index, len(scores))]
+        return boxes, points
 
     def _heads(self, outputs: List[np.ndarray]) -> dict:
         by_name = dict(zip(self.model.output_names, outputs))

@@ -88,43 +88,29 @@ def decode_points(offsets: np.ndarray, priors: np.ndarray, variances: Tuple[floa
     return priors[:, None, :2] + points * variances[0] * priors[:, None, 2:]
 
 
-@dataclass
-class PriorDetections:
-    """Candidates above a score threshold from a batch of prior-based outputs, in canvas pixels.
-
-    ``image_index`` (M,) is sorted by image (as :func:`numpy.nonzero` returns it); ``boxes`` (M, 4) xyxy;
-    ``scores`` (M,); ``landmarks`` (M, K, 2) in the model's own point order, or ``None``.
-    """
-
-    image_index: np.ndarray
-    boxes: np.ndarray
-    scores: np.ndarray
-    landmarks: Optional[np.ndarray]
-
-
 def decode_priors(
     spec: PriorSpec,
     loc: np.ndarray,
-    scores: np.ndarray,
-    threshold: float,
     canvas: Tuple[int, int],
+    image_index: np.ndarray,
+    anchor: np.ndarray,
     point_offsets: Optional[np.ndarray] = None,
-) -> PriorDetections:
-    """Decode a whole batch at once: only priors whose score is at least ``threshold`` are decoded.
+) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+    """Boxes (M, 4) xyxy and landmarks (M, K, 2) (or None) in canvas pixels of the M candidates ``anchor[i]`` of
+    image ``image_index[i]``, decoded for the whole batch at once.
 
-    ``loc`` (B, N, 4), ``scores`` (B, N) face probabilities, ``point_offsets`` (B, N, 2K) or ``None``; ``canvas`` is
-    ``(width, height)`` in pixels. Raises ``ValueError`` when N is not the prior count of ``spec`` on that canvas.
+    ``loc`` (B, N, 4), ``point_offsets`` (B, N, 2K) or ``None``; ``canvas`` is ``(width, height)`` in pixels. Raises
+    ``ValueError`` when N is not the prior count of ``spec`` on that canvas.
     """
     width, height = canvas
     priors = prior_boxes(spec, height, width)
     if loc.shape[1] != len(priors):
         raise ValueError(f"the model gives {loc.shape[1]} boxes per image but {spec} has {len(priors)} priors on a "
                          f"{width}x{height} canvas: the spec does not describe this model or canvas")
-    image_index, anchor = np.nonzero(scores >= threshold)
     picked = priors[anchor]
     scale = np.array([width, height], np.float32)
     boxes = decode_boxes(loc[image_index, anchor], picked, spec.variances) * np.tile(scale, 2)
     landmarks = None
     if point_offsets is not None:
         landmarks = decode_points(point_offsets[image_index, anchor], picked, spec.variances) * scale
-    return PriorDetections(image_index, boxes.astype(np.float32), scores[image_index, anchor], landmarks)
+    return boxes.astype(np.float32), landmarks
