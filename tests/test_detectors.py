@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from conftest import ALL_DETECTORS, make_detector
 
-from deepbatch.detectors import DETECTORS, OnnxDetector
+from deepbatch.detectors import DETECTORS, OnnxDetector, build_detector
 from deepbatch.ops.letterbox import letterbox
 from deepbatch.structures import Faces
 
@@ -124,3 +124,37 @@ def test_left_eye_is_the_persons_left(detector, dataset_dir):  # type: ignore[no
     found = eyes[np.all(np.isfinite(eyes), axis=(1, 2))]
     assert len(found) >= 1
     assert np.all(found[:, 0, 0] > found[:, 1, 0])
+
+
+@pytest.mark.parametrize("name", ONNX_DETECTORS)
+def test_score_threshold_above_one_keeps_no_candidate(name, generated_models, parity_images, monkeypatch):  # type: ignore[no-untyped-def]
+    """Every ONNX backend's scores go through the base class's one threshold (scores are at most 1)."""
+    detector = make_detector(name, generated_models)
+    outputs = detector.model.run(letterbox(parity_images[:2], detector.input_spec).blob)
+    assert detector.candidates(outputs).scores.size > 0  # there are faces to lose
+    monkeypatch.setattr(detector, "score_threshold", 1.01)
+    assert detector.candidates(outputs).scores.size == 0
+
+
+# The chunk protocol: infer_batch(prepare_batch(images)) is detect_batch, split where the detector can.
+
+@pytest.mark.parametrize("name", ["opencv", "scrfd_500m"])
+def test_infer_of_prepared_chunk_equals_detect_faces(name, parity_images, weights_dir):  # type: ignore[no-untyped-def]
+    detector = build_detector(name)
+    images = parity_images[:3]
+    expected = detector.detect_faces(images)
+    assert_found_faces(expected, detector)
+    for mine, theirs in zip(detector.infer_batch(detector.prepare_batch(images)), expected):
+        assert_same_faces(mine, theirs, LOOP_TOLERANCE_PX)
+
+
+def test_looped_detector_prepares_nothing_and_has_no_canvas(parity_images):  # type: ignore[no-untyped-def]
+    detector = build_detector("opencv")
+    images = parity_images[:2]
+    assert detector.prepare_batch(images) is images and detector.canvas is None
+
+
+def test_onnx_detector_prepares_a_blob_on_its_canvas(parity_images, weights_dir):  # type: ignore[no-untyped-def]
+    detector = build_detector("scrfd_500m", input_size=(480, 320))
+    prepared = detector.prepare_batch(parity_images[:2])
+    assert detector.canvas is detector.input_spec and prepared.blob.shape == (2, 3, 320, 480)

@@ -22,7 +22,7 @@ from deepbatch.detectors import DETECTORS, build_detector
 from deepbatch.detectors.lffd import LFFD_SPECS
 from deepbatch.detectors.retinaface import RETINAFACE_PRIORS
 from deepbatch.detectors.ultralight import ULTRALIGHT_PRIORS, UltraLight
-from deepbatch.errors import ModelFormatError, WeightsNotFoundError
+from deepbatch.errors import ArgumentError, ModelFormatError, WeightsNotFoundError
 from deepbatch.ops.letterbox import letterbox
 from deepbatch.ops.priors import PriorSpec, prior_boxes
 from deepbatch.structures import OBSERVER_TO_PERSON
@@ -90,8 +90,8 @@ def test_missing_weights_name_the_file_and_where_to_get_it(name, filename, homep
 # --- canvas rules ---------------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("name, kwargs, error", [
-    ("ultralight_320", {"input_size": 640}, ValueError),
-    ("ultralight_640", {"input_size": (320, 240)}, ValueError),
+    ("ultralight_320", {"input_size": 640}, ArgumentError),
+    ("ultralight_640", {"input_size": (320, 240)}, ArgumentError),
     ("retinaface", {"input_size": 320}, ModelFormatError),
 ])
 def test_fixed_canvas_refuses_another_size(name, kwargs, error, weights_dir):  # type: ignore[no-untyped-def]
@@ -99,9 +99,10 @@ def test_fixed_canvas_refuses_another_size(name, kwargs, error, weights_dir):  #
         DETECTORS.create(name, **kwargs)
 
 
-@pytest.mark.parametrize("name, canvas", [("ultralight_320", (320, 240)), ("ultralight_640", (640, 480))])
-def test_ultralight_runs_on_its_export_canvas(name, canvas, weights_dir):  # type: ignore[no-untyped-def]
-    assert build_detector(name).input_spec.size == canvas
+@pytest.mark.parametrize("filename, canvas", [("ultralight_rfb_320.onnx", (320, 240)),
+                                              ("ultralight_rfb_640.onnx", (640, 480))])
+def test_ultralight_runs_on_the_canvas_its_export_declares(filename, canvas, weights_dir):  # type: ignore[no-untyped-def]
+    assert UltraLight(weights_dir / filename).input_spec.size == canvas
 
 
 # --- priors ---------------------------------------------------------------------------------------------------------
@@ -173,7 +174,7 @@ def ultralight_raw(tmp_path_factory: pytest.TempPathFactory, weights_dir: Path) 
 
 def test_prior_decoding_matches_the_graphs_own(ultralight_raw: str, photos: List[np.ndarray]) -> None:
     published = build_detector("ultralight_320").detect_faces(photos)
-    decoded_here = UltraLight(ultralight_raw, canvas=(320, 240), priors=ULTRALIGHT_PRIORS).detect_faces(photos)
+    decoded_here = UltraLight(ultralight_raw, priors=ULTRALIGHT_PRIORS).detect_faces(photos)
     for ours, theirs in zip(decoded_here, published):
         assert len(ours) == len(theirs)
         np.testing.assert_allclose(ours.boxes, theirs.boxes, atol=PRIOR_DECODING_PX, rtol=0)
@@ -228,14 +229,15 @@ def test_centerface_decode_matches_the_reference(generated_models: Dict[str, dic
     heat = rng.uniform(0, 0.6, (2, 1, h, w)).astype(np.float32)
     outputs = [heat, rng.normal(2, 0.5, (2, 2, h, w)).astype(np.float32),
                rng.uniform(0, 1, (2, 2, h, w)).astype(np.float32), rng.uniform(0, 1, (2, 10, h, w)).astype(np.float32)]
-    decoded = detector.decode(outputs, batch)
-    for i, raw in enumerate(decoded):
+    found = detector.candidates(outputs)
+    for i in range(2):
+        mine = found.image_index == i
         boxes, points = centerface_reference(*(o[i : i + 1] for o in outputs), batch.blob.shape[2:],
                                              detector.score_threshold)
-        assert len(raw.boxes) == len(boxes) > 0
-        np.testing.assert_allclose(raw.boxes, boxes[:, :4], atol=SAME_OUTPUTS_PX, rtol=0)
-        np.testing.assert_allclose(raw.scores, boxes[:, 4], atol=0, rtol=0)
-        np.testing.assert_allclose(raw.landmarks, points[:, OBSERVER_TO_PERSON], atol=SAME_OUTPUTS_PX, rtol=0)
+        assert mine.sum() == len(boxes) > 0
+        np.testing.assert_allclose(found.boxes[mine], boxes[:, :4], atol=SAME_OUTPUTS_PX, rtol=0)
+        np.testing.assert_allclose(found.scores[mine], boxes[:, 4], atol=0, rtol=0)
+        np.testing.assert_allclose(found.landmarks[mine], points[:, OBSERVER_TO_PERSON], atol=SAME_OUTPUTS_PX, rtol=0)
 
 
 def lffd_reference(outputs, spec, threshold):  # type: ignore[no-untyped-def]
@@ -267,12 +269,13 @@ def test_lffd_decode_matches_the_reference(name: str, generated_models: Dict[str
         size = (2, (batch.blob.shape[2] - 3) // stride + 1, (batch.blob.shape[3] - 3) // stride + 1)
         outputs += [rng.uniform(0, 0.55, (size[0], 1, *size[1:])).astype(np.float32),
                     rng.normal(0, 1, (size[0], 4, *size[1:])).astype(np.float32)]
-    decoded = detector.decode(outputs, batch)
-    for i, raw in enumerate(decoded):
+    found = detector.candidates(outputs)
+    for i in range(2):
         expected = lffd_reference([o[i : i + 1] for o in outputs], spec, detector.score_threshold)
-        assert len(raw.boxes) == len(expected) > 0
+        of_image = found.image_index == i
+        assert of_image.sum() == len(expected) > 0
         order = np.lexsort(expected[:, ::-1].T)
-        mine = np.concatenate([raw.boxes, raw.scores[:, None]], axis=1)
+        mine = np.concatenate([found.boxes[of_image], found.scores[of_image, None]], axis=1)
         np.testing.assert_allclose(mine[np.lexsort(mine[:, ::-1].T)], expected[order], atol=SAME_OUTPUTS_PX, rtol=0)
 
 

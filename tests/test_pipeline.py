@@ -180,8 +180,10 @@ def test_onnx_detectors_split_into_letterbox_and_model_stages(scrfd: OnnxDetecto
 
 
 def test_other_detectors_run_whole_in_the_model_stage():
-    prepare, _ = detector_stages(build_detector("skip"), 8)
-    assert prepare is list
+    detector = build_detector("skip")
+    prepare, infer = detector_stages(detector, 8)
+    images = [np.zeros((8, 8, 3), np.uint8)]
+    assert prepare(images) is images and infer == detector.infer_batch
 
 
 def test_threads_sharing_one_detector_get_their_own_results(scrfd: OnnxDetector, parity_images: List[np.ndarray]):

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, ClassVar, Iterator, List, Optional, Sequence, Tuple, Union
 
@@ -119,13 +119,24 @@ class Detector(ABC):  # noqa: B024 (abstract by contract: __init_subclass__ dema
         return f"{type(self).__name__}(name={self.name!r}, batching={self.batching.split(' ')[0]!r})"
 
 
+@dataclass(frozen=True)
+class Candidates:
+    """The candidates of one chunk before NMS, in canvas pixels: ``image_index`` (M,) sorted, the image of the chunk
+    each belongs to; ``boxes`` (M, 4) xyxy; ``scores`` (M,); ``landmarks`` (M, K, 2) person-relative, or None."""
+
+    image_index: np.ndarray
+    boxes: np.ndarray
+    scores: np.ndarray
+    landmarks: Optional[np.ndarray]
+
+
 class OnnxDetector(Detector):
     """Template for ONNX Runtime detectors: letterbox, one ``session.run`` per chunk, threshold, ``decode``, NMS, map
     back.
 
     ``model_path`` overrides the weights lookup; ``input_size`` is the canvas ``(width, height)`` or one int for a
-    square canvas (default: the size of :attr:`default_input`); ``providers`` and ``threads`` configure ONNX
-    Runtime. Exports whose batch axis is declared as 1 or flattened are repaired in memory and checked (see
+    square canvas (default: the size of :attr:`default_input`, or for a model without :attr:`dynamic_spatial` the
+    canvas its file declares, the only one it accepts); ``providers`` and ``threads`` configure ONNX Runtime. Exports whose batch axis is declared as 1 or flattened are repaired in memory and checked (see
     :class:`OnnxModel`, ``verify_batch``).
 
     A backend declares :attr:`default_input` (its pre-processing and default canvas) and :attr:`landmark_order`, and
@@ -203,24 +214,28 @@ class OnnxDetector(Detector):
             self._buffers.give(prepared.buffer)
         return self.faces(outputs, prepared)
 
-    def faces(self, outputs: List[np.ndarray], batch: Letterboxed) -> List[Faces]:
-        """One :class:`Faces` per image of a chunk from its raw model ``outputs``: candidates at or above
-        ``score_threshold``, decoded, landmarks put in person order, NMS per image (unless :attr:`nms_free`), mapped
-        back to each image's original pixels (``batch`` holds the geometry)."""
+    def candidates(self, outputs: List[np.ndarray]) -> Candidates:
+        """The candidates of a chunk at or above ``score_threshold``, decoded, landmarks in person order."""
         scores = self.scores(outputs)
         image_index, candidate = np.nonzero(scores >= self.score_threshold)
         boxes, landmarks = self.decode(outputs, image_index, candidate)
         if landmarks is not None and self.landmark_order is not None:
             landmarks = landmarks[:, self.landmark_order]
-        picked = scores[image_index, candidate]
-        found = []
-        for index, part in enumerate(split_by_image(image_index, len(scores))):
+        return Candidates(image_index, boxes, scores[image_index, candidate], landmarks)
+
+    def faces(self, outputs: List[np.ndarray], batch: Letterboxed) -> List[Faces]:
+        """One :class:`Faces` per image of a chunk from its raw model ``outputs``: the :meth:`candidates`, NMS per
+        image (unless :attr:`nms_free`), mapped back to each image's original pixels (``batch`` holds the
+        geometry)."""
+        found = self.candidates(outputs)
+        result = []
+        for index, part in enumerate(split_by_image(found.image_index, len(batch.shapes))):
             kept = np.arange(part.start, part.stop)
             if not self.nms_free:
-                kept = kept[nms(boxes[part], picked[part], self.nms_threshold)]
-            found.append(Faces(batch.boxes_to_original(index, boxes[kept]), picked[kept],
-                               None if landmarks is None else batch.to_original(index, landmarks[kept])))
-        return found
+                kept = kept[nms(found.boxes[part], found.scores[part], self.nms_threshold)]
+            landmarks = None if found.landmarks is None else batch.to_original(index, found.landmarks[kept])
+            result.append(Faces(batch.boxes_to_original(index, found.boxes[kept]), found.scores[kept], landmarks))
+        return result
 
 
 def _declared_canvas(path: Path) -> Optional[Tuple[int, int]]:
