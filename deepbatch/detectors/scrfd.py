@@ -61,19 +61,19 @@ class SCRFD(OnnxDetector):
             self.has_landmarks = any(s and s[-1] == _CHANNELS["kps"] for s in shapes)
 
     def scores(self, outputs: List[np.ndarray]) -> np.ndarray:
-        return np.concatenate([s[..., 0] for s in _group_outputs(outputs)["score"]], axis=1)
+        return np.concatenate([_rows(s, "score")[..., 0] for s in _group_outputs(outputs)["score"]], axis=1)
 
     def decode(self, outputs: List[np.ndarray], image_index: np.ndarray,
                anchor: np.ndarray) -> Tuple[np.ndarray, Optional[np.ndarray]]:
         groups = _group_outputs(outputs)
-        centers, strides = self._anchors(tuple(s.shape[1] for s in groups["score"]))
+        centers, strides = self._anchors(tuple(_row_count(s, "score") for s in groups["score"]))
         points = centers[anchor]
-        box_dist = np.concatenate(groups["box"], axis=1)[image_index, anchor] * strides[anchor]
-        landmarks = None
-        if groups["kps"]:
-            kps_dist = np.concatenate(groups["kps"], axis=1)[image_index, anchor] * strides[anchor]
-            landmarks = distance_to_points(points, kps_dist)
-        return distance_to_boxes(points, box_dist), landmarks
+        rows = {key: np.concatenate([_rows(o, key) for o in groups[key]], axis=1) for key in ("box", "kps")
+                if groups[key]}
+        boxes = distance_to_boxes(points, rows["box"][image_index, anchor] * strides[anchor])
+        if "kps" not in rows:
+            return boxes, None
+        return boxes, distance_to_points(points, rows["kps"][image_index, anchor] * strides[anchor])
 
     def _anchors(self, counts: Tuple[int, ...]) -> Tuple[np.ndarray, np.ndarray]:
         """(N, 2) anchor centres and (N, 1) strides of every row, for score outputs of ``counts`` rows per stride."""
@@ -89,39 +89,43 @@ class SCRFD(OnnxDetector):
         return np.concatenate(centers), np.concatenate(stride_of)[:, None]
 
 
-def _rows_from_maps(outputs: List[np.ndarray]) -> List[np.ndarray]:
-    """Raw NCHW heads ``(B, A*C, H/s, W/s)`` as ``(B, H/s * W/s * A, C)`` rows, the anchor order of InsightFace's
-    own reshape (cell by cell, then anchor). The heads of one stride share a map size; the smallest channel count
-    among them is the score head's, ``A``."""
-    anchors: Dict[Tuple[int, int], int] = {}
-    for out in outputs:
-        anchors[out.shape[2:]] = min(anchors.get(out.shape[2:], out.shape[1]), out.shape[1])
-    rows = []
-    for out in outputs:
-        count = anchors[out.shape[2:]]
-        if out.shape[1] % count or out.shape[1] // count not in _CHANNELS.values():
-            raise ModelFormatError(f"unexpected SCRFD head shape {out.shape}: with {count} anchors per cell the "
-                                   "heads of a stride have A, 4A and 10A channels")
-        rows.append(out.transpose(0, 2, 3, 1).reshape(out.shape[0], -1, out.shape[1] // count))
-    return rows
-
-
 def _group_outputs(outputs: List[np.ndarray]) -> Dict[str, List[np.ndarray]]:
-    """Outputs as ``(B, N, C)`` grouped into score / box / kps lists, each ordered from the finest stride; raw NCHW
-    heads are turned into rows first."""
+    """Outputs grouped into score / box / kps lists, each ordered from the finest stride: ``(B, N, C)`` rows as they
+    are, raw NCHW heads ``(B, A*C, H/s, W/s)`` still as maps (:func:`_rows` turns either into rows). The heads of one
+    stride share a map size; the smallest channel count among them is the score head's, ``A``."""
     groups: Dict[str, List[np.ndarray]] = {key: [] for key in _CHANNELS}
     by_channels = {c: key for key, c in _CHANNELS.items()}
     if outputs and all(out.ndim == 4 for out in outputs):
-        outputs = _rows_from_maps(outputs)
-    for out in outputs:
-        if out.ndim != 3 or out.shape[2] not in by_channels:
-            raise ModelFormatError(f"unexpected SCRFD output shape {out.shape}; expected (batch, anchors, 1|4|10)")
-        groups[by_channels[out.shape[2]]].append(out)
+        anchors: Dict[Tuple[int, int], int] = {}
+        for out in outputs:
+            anchors[out.shape[2:]] = min(anchors.get(out.shape[2:], out.shape[1]), out.shape[1])
+        for out in outputs:
+            count = anchors[out.shape[2:]]
+            if out.shape[1] % count or out.shape[1] // count not in by_channels:
+                raise ModelFormatError(f"unexpected SCRFD head shape {out.shape}: with {count} anchors per cell the "
+                                       "heads of a stride have A, 4A and 10A channels")
+            groups[by_channels[out.shape[1] // count]].append(out)
+    else:
+        for out in outputs:
+            if out.ndim != 3 or out.shape[2] not in by_channels:
+                raise ModelFormatError(f"unexpected SCRFD output shape {out.shape}; expected (batch, anchors, 1|4|10)")
+            groups[by_channels[out.shape[2]]].append(out)
     for key in groups:
-        groups[key].sort(key=lambda o: -o.shape[1])
+        groups[key].sort(key=lambda o: -_row_count(o, key))
     if not groups["score"] or len(groups["box"]) != len(groups["score"]):
         raise ModelFormatError("SCRFD export needs one score and one box output per stride")
     return groups
+
+
+def _row_count(out: np.ndarray, key: str) -> int:
+    """Anchors in one output of group ``key``."""
+    return out.shape[1] if out.ndim == 3 else out.shape[1] // _CHANNELS[key] * out.shape[2] * out.shape[3]
+
+
+def _rows(out: np.ndarray, key: str) -> np.ndarray:
+    """One output of group ``key`` as ``(B, N, C)`` rows; a raw NCHW head in the anchor order of InsightFace's own
+    reshape (cell by cell, then anchor)."""
+    return out if out.ndim == 3 else out.transpose(0, 2, 3, 1).reshape(out.shape[0], -1, _CHANNELS[key])
 
 
 for _variant, _weights in SCRFD_WEIGHTS.items():

@@ -56,8 +56,9 @@ def yolo_weights(variant: str, suffix: str) -> WeightFile:
 # Channels of a decoded output row: box (4) + score (1) + keypoints -> (number of keypoints, values per keypoint).
 _DECODED_CHANNELS: Dict[int, Tuple[int, int]] = {5: (0, 0), 15: (5, 2), 20: (5, 3)}
 DFL_BINS = 16
-# Channels of an NMS-free end-to-end row (YOLOv10 and later): box (4) + score + class + keypoints -> keypoints.
-_END_TO_END_CHANNELS: Dict[int, int] = {6: 0, 21: 5}
+# Channels of an NMS-free end-to-end row (YOLOv10 and later): box (4) + score + class + keypoints -> (number of
+# keypoints, values per keypoint).
+_END_TO_END_CHANNELS: Dict[int, Tuple[int, int]] = {6: (0, 3), 21: (5, 3)}
 
 
 def keypoints_to_landmarks(points: np.ndarray) -> np.ndarray:
@@ -92,40 +93,38 @@ class YoloFace(OnnxDetector):
         self.nms_free = len(shapes) == 1 and len(shapes[0]) == 3 and shapes[0][2] in _END_TO_END_CHANNELS
 
     def scores(self, outputs: List[np.ndarray]) -> np.ndarray:
-        if self.nms_free:
-            return _end_to_end(outputs)[:, :, 4]
         if len(outputs) == 1 and outputs[0].ndim == 3:
-            return _decoded(outputs[0])[:, 4, :]
+            return self._rows(outputs[0])[:, :, 4]
         heads = _raw_heads(outputs)
         return _sigmoid(np.concatenate([o[:, 4 * DFL_BINS].reshape(len(o), -1) for o in heads], axis=1))
 
     def decode(self, outputs: List[np.ndarray], image_index: np.ndarray,
                anchor: np.ndarray) -> Tuple[np.ndarray, Optional[np.ndarray]]:
-        if self.nms_free:
-            boxes, landmarks = self._decode_end_to_end(_end_to_end(outputs), image_index, anchor)
-        elif len(outputs) == 1 and outputs[0].ndim == 3:
-            boxes, landmarks = self._decode_decoded(_decoded(outputs[0]), image_index, anchor)
+        if len(outputs) == 1 and outputs[0].ndim == 3:
+            boxes, landmarks = self._decode_rows(self._rows(outputs[0])[image_index, anchor])
         else:
             boxes, landmarks = self._decode_raw_heads(_raw_heads(outputs), image_index, anchor)
         return boxes.astype(np.float32), None if landmarks is None else landmarks.astype(np.float32)
 
-    @staticmethod
-    def _decode_decoded(pred: np.ndarray, image_index: np.ndarray,
-                        anchor: np.ndarray) -> Tuple[np.ndarray, Optional[np.ndarray]]:
-        """``(B, C, N)`` rows whose boxes (centre, size) and keypoints are already in canvas pixels."""
-        count, values = _DECODED_CHANNELS[pred.shape[1]]
-        rows = pred[image_index, :, anchor]  # (M, C): advanced indices around a slice come first
-        landmarks = rows[:, 5:].reshape(len(rows), count, values)[:, :, :2] if count else None
-        return cxcywh_to_xyxy(rows[:, :4]), landmarks
+    def _rows(self, out: np.ndarray) -> np.ndarray:
+        """The one output of a decoded or end-to-end export as ``(B, N, C)`` candidate rows."""
+        if self.nms_free:
+            return out
+        if out.shape[1] in _DECODED_CHANNELS:
+            return out.transpose(0, 2, 1)
+        if out.shape[2] in _DECODED_CHANNELS:
+            return out
+        raise ModelFormatError(f"YOLO output {out.shape}: expected 5 (box, score), 15 or 20 (and 5 keypoints) channels")
 
-    @staticmethod
-    def _decode_end_to_end(out: np.ndarray, image_index: np.ndarray,
-                           row: np.ndarray) -> Tuple[np.ndarray, Optional[np.ndarray]]:
-        """``(B, K, 6 + 3P)`` rows: ``x1, y1, x2, y2`` in canvas pixels, score, class, then ``P`` keypoints
-        ``(x, y, visibility)``."""
-        count = _END_TO_END_CHANNELS[out.shape[2]]
-        rows = out[image_index, row]
-        return rows[:, :4], rows[:, 6:].reshape(len(rows), count, 3)[:, :, :2] if count else None
+    def _decode_rows(self, rows: np.ndarray) -> Tuple[np.ndarray, Optional[np.ndarray]]:
+        """(M, C) rows in canvas pixels: decoded ``cx, cy, w, h, score`` then ``K`` keypoints of ``D`` values;
+        end-to-end ``x1, y1, x2, y2, score, class`` then ``P`` keypoints ``(x, y, visibility)``."""
+        if self.nms_free:
+            (count, values), boxes = _END_TO_END_CHANNELS[rows.shape[1]], rows[:, :4]
+        else:
+            (count, values), boxes = _DECODED_CHANNELS[rows.shape[1]], cxcywh_to_xyxy(rows[:, :4])
+        start = rows.shape[1] - count * values
+        return boxes, rows[:, start:].reshape(len(rows), count, values)[:, :, :2] if count else None
 
     def _decode_raw_heads(self, heads: List[np.ndarray], image_index: np.ndarray,
                           anchor: np.ndarray) -> Tuple[np.ndarray, Optional[np.ndarray]]:
@@ -135,7 +134,7 @@ class YoloFace(OnnxDetector):
                                   for o in heads])
         cells = np.concatenate([anchor_centers(o.shape[2], o.shape[3], canvas_height // o.shape[2], 1) for o in heads])
         flat = np.concatenate([o.reshape(o.shape[0], o.shape[1], -1) for o in heads], axis=2)  # (B, C, N)
-        rows = flat[image_index, :, anchor]  # (M, C)
+        rows = flat[image_index, :, anchor]  # (M, C): advanced indices around a slice come first
         stride = strides[anchor][:, None]
         bins = rows[:, : 4 * DFL_BINS].reshape(len(rows), 4, DFL_BINS)
         bins = np.exp(bins - bins.max(axis=2, keepdims=True))
@@ -146,23 +145,6 @@ class YoloFace(OnnxDetector):
             return boxes, None
         offsets = rows[:, 4 * DFL_BINS + 1 :].reshape(len(rows), 5, 3)[:, :, :2]
         return boxes, cells[anchor][:, None, :] + 2 * offsets * stride[:, :, None]
-
-
-def _end_to_end(outputs: List[np.ndarray]) -> np.ndarray:
-    """The one ``(B, K, 6 | 21)`` output of an NMS-free export."""
-    if len(outputs) != 1 or outputs[0].ndim != 3 or outputs[0].shape[2] not in _END_TO_END_CHANNELS:
-        raise ModelFormatError(f"YOLO end-to-end export gave {[o.shape for o in outputs]}; expected one "
-                               "(batch, detections, 6 or 21) output")
-    return outputs[0]
-
-
-def _decoded(out: np.ndarray) -> np.ndarray:
-    """One decoded ``(B, C, N)`` (or ``(B, N, C)``) output as ``(B, C, N)``."""
-    if out.shape[1] in _DECODED_CHANNELS:
-        return out
-    if out.shape[2] in _DECODED_CHANNELS:
-        return out.transpose(0, 2, 1)
-    raise ModelFormatError(f"YOLO output {out.shape}: expected 5 (box, score), 15 or 20 (and 5 keypoints) channels")
 
 
 def _raw_heads(outputs: List[np.ndarray]) -> List[np.ndarray]:
