@@ -50,7 +50,9 @@ def chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
 
 
 class Detector(ABC):  # noqa: B024 (abstract by contract: __init_subclass__ demands one of two overrides)
-    """A face detector. Subclasses override ``detect_batch`` (native batching) or ``detect_image`` (looped)."""
+    """A face detector. Subclasses override ``detect_batch`` (native batching) or ``detect_image`` (looped); one
+    whose chunk has a CPU half that may run ahead of the model (letterboxing) also overrides ``prepare_batch`` and
+    ``infer_batch``, so that ``infer_batch(prepare_batch(images))`` is ``detect_batch(images)``."""
 
     name: ClassVar[str] = ""
     native_batching: ClassVar[bool] = False
@@ -75,13 +77,13 @@ class Detector(ABC):  # noqa: B024 (abstract by contract: __init_subclass__ dema
         arrays = validate_arrays(images)
         results: List[Faces] = []
         for chunk in chunks(arrays, batch_size):
-            found = self.detect_batch(chunk)
-            if len(found) != len(chunk):
-                raise RuntimeError(
-                    f"{type(self).__name__}.detect_batch returned {len(found)} results for {len(chunk)} images"
-                )
-            results.extend(found)
+            results.extend(self._one_per_image(self.detect_batch(chunk), len(chunk)))
         return results
+
+    def _one_per_image(self, found: List[Faces], count: int) -> List[Faces]:
+        if len(found) != count:
+            raise RuntimeError(f"{type(self).__name__}.detect_batch returned {len(found)} results for {count} images")
+        return found
 
     def detect_batch(self, images: Sequence[np.ndarray]) -> List[Faces]:
         """Faces for one chunk of validated images; by default one ``detect_image`` call per image."""
@@ -98,7 +100,7 @@ class Detector(ABC):  # noqa: B024 (abstract by contract: __init_subclass__ dema
 
     def infer_batch(self, prepared: Any) -> List[Faces]:
         """One :class:`Faces` per image of a chunk from :meth:`prepare_batch`; by default :meth:`detect_batch`."""
-        return self.detect_batch(prepared)
+        return self._one_per_image(self.detect_batch(prepared), len(prepared))
 
     @property
     def canvas(self) -> Optional[InputSpec]:
@@ -136,7 +138,8 @@ class OnnxDetector(Detector):
 
     ``model_path`` overrides the weights lookup; ``input_size`` is the canvas ``(width, height)`` or one int for a
     square canvas (default: the size of :attr:`default_input`, or for a model without :attr:`dynamic_spatial` the
-    canvas its file declares, the only one it accepts); ``providers`` and ``threads`` configure ONNX Runtime. Exports whose batch axis is declared as 1 or flattened are repaired in memory and checked (see
+    canvas its file declares, the only one it accepts); ``providers`` and ``threads`` configure ONNX Runtime.
+    Exports whose batch axis is declared as 1 or flattened are repaired in memory and checked (see
     :class:`OnnxModel`, ``verify_batch``).
 
     A backend declares :attr:`default_input` (its pre-processing and default canvas) and :attr:`landmark_order`, and
