@@ -19,12 +19,14 @@ T = TypeVar("T")
 
 @dataclass(frozen=True)
 class Entry(Generic[T]):
-    """A registered model: its canonical name, the factory that builds it and the arguments it is built with."""
+    """A registered model: its canonical name, the factory that builds it, the arguments it is built with, a
+    one-line ``summary`` and the ``licence`` its weights are published under (both shown in the README's tables)."""
 
     name: str
     factory: Callable[..., T]
     defaults: Mapping[str, Any] = field(default_factory=dict)
     summary: str = ""
+    licence: str = ""
 
     def create(self, **kwargs: Any) -> T:
         return self.factory(**{**self.defaults, **kwargs})
@@ -53,12 +55,14 @@ class Registry(Generic[T]):
         self._loaded = False
 
     def register(
-        self, name: str, *, summary: str = "", **defaults: Any
+        self, name: str, *, summary: str = "", licence: str = "", **defaults: Any
     ) -> Callable[[Callable[..., T]], Callable[..., T]]:
-        """Decorator: register ``factory`` under ``name``, built with ``defaults`` unless the caller overrides them."""
+        """Decorator: register ``factory`` under ``name``, built with ``defaults`` unless the caller overrides them;
+        ``licence`` is that of the model's weights."""
 
         def decorator(factory: Callable[..., T]) -> Callable[..., T]:
-            self.add(Entry(name, factory, dict(defaults), summary or (factory.__doc__ or "").strip().split("\n")[0]))
+            self.add(Entry(name, factory, dict(defaults), summary or (factory.__doc__ or "").strip().split("\n")[0],
+                           licence))
             return factory
 
         return decorator

@@ -83,6 +83,7 @@ class WeightFile:
 # default detector and recognizer; one download gives both. Non-commercial research licence.
 BUFFALO_SC_URL = "https://github.com/deepinsight/insightface/releases/download/v0.7/buffalo_sc.zip"
 BUFFALO_SC_SHA256 = "57d31b56b6ffa911c8a73cfc1707c73cab76efe7f13b675a05223bf42de47c72"
+INSIGHTFACE_LICENCE = "InsightFace: non-commercial research only"
 
 
 def deepbatch_home() -> Path:

@@ -7,6 +7,7 @@ import pytest
 import deepbatch
 from deepbatch.detectors import DETECTORS, build_detector, list_detectors
 from deepbatch.errors import UnknownModelError
+from deepbatch.recognition import RECOGNIZERS
 from deepbatch.registry import Registry
 
 
@@ -104,3 +105,14 @@ def test_readme_table_of_names_is_the_registry() -> None:
     spec.loader.exec_module(tables)
     text = tables.README.read_text(encoding="utf-8")
     assert tables.render(text) == text, "README.md is out of date: run python tools/readme_tables.py"
+
+
+@pytest.mark.parametrize("registry", [DETECTORS, RECOGNIZERS], ids=["detectors", "recognizers"])
+def test_every_backend_declares_what_the_readme_tables_show(registry) -> None:  # type: ignore[no-untyped-def]
+    """A new backend is one file: its registration and class data fill its README row, with no gap."""
+    for name in registry.names(aliases=False):
+        entry = registry.entry(name)
+        weights = entry.defaults.get("weights") or getattr(entry.factory, "weights", None)
+        assert entry.licence, f"{name} registers no weights licence"
+        assert entry.factory.runs_on, f"{name} does not say what runs it"
+        assert weights is not None or entry.factory.bundled_weights, f"{name} says nowhere where its weights are"

@@ -57,6 +57,9 @@ class Detector(ABC):  # noqa: B024 (abstract by contract: __init_subclass__ dema
     name: ClassVar[str] = ""
     native_batching: ClassVar[bool] = False
     extra: ClassVar[str] = ""  # the deepbatch extra whose packages the backend needs ("" when none)
+    runs_on: ClassVar[str] = ""  # what runs the model (the README's detector table)
+    bundled_weights: ClassVar[str] = ""  # where the weights are when no file is fetched (the README's table)
+    landmark_summary: ClassVar[str] = ""  # the landmarks given, when not "5 points" / "none" (the README's table)
     has_landmarks: bool = False  # instances may decide (an export without keypoint outputs has none)
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -146,6 +149,7 @@ class OnnxDetector(Detector):
     implements :meth:`scores` and :meth:`decode`.
     """
 
+    runs_on = "ONNX Runtime"
     native_batching = True
     weights: WeightFile
     default_input: ClassVar[InputSpec] = InputSpec()  # pre-processing; its size is the default canvas

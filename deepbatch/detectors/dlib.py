@@ -20,13 +20,16 @@ def import_dlib() -> Any:
     return require("dlib", "dlib", "The dlib HOG face detector")
 
 
-@DETECTORS.register("dlib", summary="dlib HOG frontal face detector (built into dlib; deepbatch[dlib]), per image")
+@DETECTORS.register("dlib", summary="dlib HOG frontal face detector (built into dlib; deepbatch[dlib]), per image",
+                     licence="Boost (dlib)")
 class DlibHOG(Detector):
     """dlib's HOG + linear SVM face detector. ``upsample`` is how many times the image is doubled before the
     search; ``score_threshold`` the SVM margin a face must reach (dlib's own default is 0)."""
 
     name = "dlib"
     extra = "dlib"
+    runs_on = "dlib"
+    bundled_weights = "built into dlib"
     has_landmarks = False
 
     def __init__(self, upsample: int = 1, score_threshold: float = 0.0):

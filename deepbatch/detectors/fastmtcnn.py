@@ -28,7 +28,8 @@ def import_facenet_pytorch() -> Any:
     return require("facenet_pytorch", "fastmtcnn", "The fastmtcnn face detector", package="facenet-pytorch")
 
 
-@DETECTORS.register("fastmtcnn", summary="MTCNN in PyTorch (facenet-pytorch; deepbatch[fastmtcnn]), batched per size")
+@DETECTORS.register("fastmtcnn", summary="MTCNN in PyTorch (facenet-pytorch; deepbatch[fastmtcnn]), batched per size",
+                     licence="MIT (facenet-pytorch)")
 class FastMTCNN(Detector):
     """facenet-pytorch's MTCNN with five landmarks; one package call per distinct image size in a chunk.
 
@@ -39,6 +40,8 @@ class FastMTCNN(Detector):
 
     name = "fastmtcnn"
     extra = "fastmtcnn"
+    runs_on = "facenet-pytorch (PyTorch)"
+    bundled_weights = "inside the package"
     native_batching = True
     has_landmarks = True
 

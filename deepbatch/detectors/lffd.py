@@ -104,5 +104,6 @@ class LFFD(OnnxDetector):
 
 
 for _variant, _weights in LFFD_WEIGHTS.items():
-    DETECTORS.register(_variant, summary=_SUMMARY[_variant], weights=_weights, spec=LFFD_SPECS[_variant])(LFFD)
+    DETECTORS.register(_variant, summary=_SUMMARY[_variant], weights=_weights, spec=LFFD_SPECS[_variant],
+                       licence="MIT")(LFFD)
 DETECTORS.alias("lffd", "lffd_v1")

@@ -54,7 +54,8 @@ def import_mtcnn() -> Any:
     return require("mtcnn", "mtcnn", "The MTCNN face detector")
 
 
-@DETECTORS.register("mtcnn", summary="MTCNN (mtcnn package, TensorFlow; deepbatch[mtcnn]), batched per image size")
+@DETECTORS.register("mtcnn", summary="MTCNN (mtcnn package, TensorFlow; deepbatch[mtcnn]), batched per image size",
+                     licence="MIT (the mtcnn package)")
 class MTCNNDetector(Detector):
     """MTCNN face detector with five landmarks; one package call per distinct image size in a chunk.
 
@@ -66,6 +67,8 @@ class MTCNNDetector(Detector):
 
     name = "mtcnn"
     extra = "mtcnn"
+    runs_on = "the mtcnn package on TensorFlow"
+    bundled_weights = "inside the package"
     native_batching = True
     has_landmarks = True
 

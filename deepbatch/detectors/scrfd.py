@@ -17,7 +17,7 @@ from ..errors import ModelFormatError
 from ..ops.boxes import anchor_centers, distance_to_boxes, distance_to_points
 from ..ops.letterbox import InputSpec
 from ..structures import OBSERVER_TO_PERSON
-from ..weights import BUFFALO_SC_SHA256, BUFFALO_SC_URL, WeightFile
+from ..weights import BUFFALO_SC_SHA256, BUFFALO_SC_URL, INSIGHTFACE_LICENCE, WeightFile
 from .base import DETECTORS, OnnxDetector
 
 _INSIGHTFACE_RELEASES = "https://github.com/deepinsight/insightface/releases/download/v0.7"
@@ -48,6 +48,7 @@ class SCRFD(OnnxDetector):
 
     name = "scrfd"
     has_landmarks = True
+    landmark_summary = "5 points (exports without keypoint outputs: none)"
     weights = SCRFD_WEIGHTS["scrfd_500m"]
     default_input = InputSpec(size=(640, 640), mean=127.5, std=128.0, rgb=True)
     landmark_order = OBSERVER_TO_PERSON
@@ -129,5 +130,6 @@ def _rows(out: np.ndarray, key: str) -> np.ndarray:
 
 
 for _variant, _weights in SCRFD_WEIGHTS.items():
-    DETECTORS.register(_variant, summary=f"SCRFD {_variant.split('_')[1].upper()}", weights=_weights)(SCRFD)
+    DETECTORS.register(_variant, summary=f"SCRFD {_variant.split('_')[1].upper()}", weights=_weights,
+                       licence=INSIGHTFACE_LICENCE)(SCRFD)
 DETECTORS.alias("scrfd", "scrfd_500m")

@@ -48,12 +48,14 @@ FACE_LABEL = 1
 _IMAGE, _LABEL, _SCORE, _BOX = 0, 1, 2, slice(3, 7)
 
 
-@DETECTORS.register("ssd", summary="OpenCV res10 SSD (Caffe, cv2.dnn), batched with blobFromImages")
+@DETECTORS.register("ssd", summary="OpenCV res10 SSD (Caffe, cv2.dnn), batched with blobFromImages",
+                     licence="not stated: check OpenCV's samples/dnn/face_detector before use")
 class OpenCVSSD(Detector):
     """The res10 SSD through ``cv2.dnn``. ``model_path`` and ``config_path`` override the weights lookup of the
     caffemodel and the prototxt; ``score_threshold`` is the face probability a detection must reach."""
 
     name = "ssd"
+    runs_on = "OpenCV's cv2.dnn (Caffe)"
     native_batching = True
     has_landmarks = False
     weights = SSD_WEIGHTS  # what `deepbatch models` and the registry's tests look up

@@ -84,5 +84,5 @@ def _scores_and_boxes(outputs: List[np.ndarray]) -> Tuple[np.ndarray, np.ndarray
 
 for _variant, _weights in ULTRALIGHT_WEIGHTS.items():
     DETECTORS.register(_variant, summary=f"Ultra-Light RFB-{_variant.split('_')[1]}, no landmarks",
-                       weights=_weights)(UltraLight)
+                       weights=_weights, licence="MIT")(UltraLight)
 DETECTORS.alias("ultralight", "ultralight_320")

@@ -44,6 +44,7 @@ YOLO_VARIANTS: Dict[str, str] = {
 }
 # DeepFace's name for its YOLOv8 face backend.
 YOLO_ALIASES = {"yolov8": "yolov8n"}
+YOLO_FACE_LICENCE = "not stated: check akanametov/yolo-face before use"
 
 
 def yolo_weights(variant: str, suffix: str) -> WeightFile:
@@ -81,6 +82,7 @@ class YoloFace(OnnxDetector):
 
     name = "yolo"
     has_landmarks = True
+    landmark_summary = "5 points (detection-only exports: none)"
     weights = yolo_weights("yolov8n", "onnx")
     default_input = InputSpec(size=(640, 640), mean=0.0, std=255.0, rgb=True, keep_ratio=True, center=True,
                               pad_value=114)
@@ -171,6 +173,6 @@ def _declares_no_keypoints(shapes: List[List[Any]]) -> bool:
 
 for _variant in YOLO_VARIANTS:
     DETECTORS.register(_variant, summary=f"YOLO face {_variant[4:].upper()} on ONNX Runtime",
-                       weights=yolo_weights(_variant, "onnx"))(YoloFace)
+                       weights=yolo_weights(_variant, "onnx"), licence=YOLO_FACE_LICENCE)(YoloFace)
 for _alias, _target in YOLO_ALIASES.items():
     DETECTORS.alias(_alias, _target)

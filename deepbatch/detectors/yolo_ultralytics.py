@@ -20,7 +20,7 @@ from ..errors import MissingDependencyError, ModelFormatError
 from ..structures import Faces
 from ..weights import WeightFile, resolve_weights
 from .base import DETECTORS, Detector
-from .yolo import YOLO_VARIANTS, keypoints_to_landmarks, yolo_weights
+from .yolo import YOLO_FACE_LICENCE, YOLO_VARIANTS, keypoints_to_landmarks, yolo_weights
 
 
 def import_ultralytics() -> Any:
@@ -52,6 +52,8 @@ class UltralyticsYoloFace(Detector):
 
     name = "yolo_pt"
     extra = "yolo"
+    runs_on = "ultralytics (PyTorch)"
+    landmark_summary = "5 points (detection-only checkpoints: none)"
     native_batching = True
     has_landmarks = True
     weights: WeightFile = yolo_weights("yolov8n", "pt")
@@ -97,4 +99,4 @@ class UltralyticsYoloFace(Detector):
 
 for _variant in YOLO_VARIANTS:
     DETECTORS.register(f"{_variant}_pt", summary=f"YOLO face {_variant[4:].upper()} on ultralytics (deepbatch[yolo])",
-                       weights=yolo_weights(_variant, "pt"))(UltralyticsYoloFace)
+                       weights=yolo_weights(_variant, "pt"), licence=YOLO_FACE_LICENCE)(UltralyticsYoloFace)

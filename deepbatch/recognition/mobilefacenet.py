@@ -57,7 +57,8 @@ MOBILEFACENET_WEIGHTS = {
 }
 
 
-@RECOGNIZERS.register("mobilefacenet", summary="MobileFaceNet, 128-d (dynamic-batch export)")
+@RECOGNIZERS.register("mobilefacenet", summary="MobileFaceNet, 128-d (dynamic-batch export)",
+                       licence="that of the export you supply")
 class MobileFaceNet(OnnxRecognizer):
     """MobileFaceNet with native batching over faces."""
 
@@ -77,7 +78,8 @@ class MobileFaceNet(OnnxRecognizer):
     embedding_range: ClassVar[Optional[Tuple[float, float]]] = (-5.9305, 5.9031)
 
 
-@RECOGNIZERS.register("mobilefacenet_b1", summary="MobileFaceNet, 128-d (export declared with batch 1)")
+@RECOGNIZERS.register("mobilefacenet_b1", summary="MobileFaceNet, 128-d (export declared with batch 1)",
+                       licence="that of the export you supply")
 class MobileFaceNetB1(MobileFaceNet):
     """The batch-1 MobileFaceNet export, batched by the shared runtime."""
 

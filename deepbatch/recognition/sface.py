@@ -29,7 +29,8 @@ SFACE_WEIGHTS = WeightFile(
 )
 
 
-@RECOGNIZERS.register("sface", summary="SFace (OpenCV Zoo face_recognition_sface_2021dec), 128-d")
+@RECOGNIZERS.register("sface", summary="SFace (OpenCV Zoo face_recognition_sface_2021dec), 128-d",
+                       licence="Apache-2.0 (OpenCV Zoo)")
 class SFace(OnnxRecognizer):
     """SFace with batching over faces (the batch-1 export is repaired and checked by the shared runtime)."""
 
