@@ -169,11 +169,11 @@ class BufferPool:
 def letterbox(images: Sequence[np.ndarray], spec: InputSpec, pool: Optional[BufferPool] = None) -> Letterboxed:
     """Fit each HxWx3 uint8 BGR image onto the ``spec`` canvas and normalise the batch into one NCHW float32 blob.
 
-    Each image is averaged down by :func:`shrink_factor` when it is that large, resized once and normalised straight
-    into its slot of the blob, channel by channel (reading the
-    model's channel order from the BGR pixels), with the padding written as its normalised constant; no full
-    canvas is built. With ``pool`` the blob is a view into a pooled buffer (``Letterboxed.buffer``) that the caller
-    gives back once the blob has been consumed. Thread-safe.
+    Each image is averaged down by its :func:`shrink_factor` (when it is at least twice its fit), resized once and
+    normalised straight into its slot of the blob, channel by channel (reading the model's channel order from the
+    BGR pixels), with the padding written as its normalised constant; no full canvas is built. With ``pool`` the
+    blob is a view into a pooled buffer (``Letterboxed.buffer``) that the caller gives back once the blob has been
+    consumed. Thread-safe.
     """
     n = len(images)
     frame = (3, spec.height, spec.width)
