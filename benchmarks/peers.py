@@ -18,7 +18,7 @@ Contestants (SCRFD-500M at 640 unless named otherwise; all from files unless "fr
 * ``imread`` / ``imread reduced 2``: ``cv2.imread`` alone, full and with ``IMREAD_REDUCED_COLOR_2``;
 * ``DeepFace <backend>`` / ``deepbatch <backend>``: ``extract_faces`` of both libraries with the same detector
   (``enforce_detection=False``, aligned); opencv and mtcnn are slow in both, so they run on ``--slow-images``
-  photos.
+  photos; ``deepbatch opencv, max_pixels=None`` is the Haar backend without its scan budget, every scale searched.
 
 InsightFace comes from ``make install-bench`` (installed without its dependencies) and DeepFace likewise; a
 contestant whose package is missing is left out with a log line. DeepFace's YuNet is given the YuNet file found in
@@ -155,6 +155,9 @@ def main() -> None:
         if runner is not None:
             contestants.append((f"DeepFace {backend}", len(subset), runner))
             contestants.append((f"deepbatch {backend}", len(subset), extract(subset, "auto", backend)))
+            if backend == "opencv":
+                unbounded = extract(subset, "auto", build_detector("opencv", max_pixels=None))
+                contestants.append(("deepbatch opencv, max_pixels=None", len(subset), unbounded))
 
     if args.only:
         contestants = [c for c in contestants if c[0].startswith(tuple(args.only.split(",")))]

@@ -28,15 +28,17 @@ from corpus_table import (  # noqa: E402
 from deepbatch.runtime.isolation import PROOF_ATOL  # noqa: E402
 
 # Photos (of 64) whose face count equals expected_faces.csv at score 0.5, as measured per file: the misses are small
-# background faces and profile views the lighter models do not score above 0.5.
+# background faces and profile views the lighter models do not score above 0.5. Letterboxing averages large photos
+# down before resizing them; that puts a second box on the 4600-pixel img40.jpg at 0.53 instead of 0.46 for SCRFD-2.5G
+# and at 0.60 instead of 0.36 for RFB-640 (one photo fewer each), and drops a fourth box on img54.jpg for RFB-320.
 ACCEPTED_MATCHES = {
     "scrfd_500m_kps.onnx": 64,
-    "scrfd_2.5g_kps.onnx": 62,
-    "scrfd_2.5g_fixed640_resize.onnx": 62,
+    "scrfd_2.5g_kps.onnx": 61,
+    "scrfd_2.5g_fixed640_resize.onnx": 61,
     "face_detection_yunet_2026may.onnx": 59,
     "retinaface_mnet025.onnx": 61,
-    "ultralight_rfb_320.onnx": 60,
-    "ultralight_rfb_640.onnx": 61,
+    "ultralight_rfb_320.onnx": 61,
+    "ultralight_rfb_640.onnx": 60,
     "yolov8_lite_t_face_rawheads.onnx": 60,
 }
 # Natively batched convolutions may block a batch differently from one image: float32 rounding, far below a pixel.

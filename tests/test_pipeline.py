@@ -15,7 +15,7 @@ import deepbatch
 from deepbatch.detection import ImageFaces, iter_detections, iter_extract_faces
 from deepbatch.detectors.base import OnnxDetector, build_detector
 from deepbatch.errors import FaceNotDetectedError, ImageNotFoundError
-from deepbatch.ops.letterbox import BufferPool, InputSpec, letterbox, normalize
+from deepbatch.ops.letterbox import BufferPool, InputSpec, letterbox, normalize, shrink, shrink_factor
 from deepbatch.pipeline import DEFAULT_PREFETCH, detector_stages, numbered_chunks, prefetch_map
 
 # A small canvas keeps the model fast; the pipeline does not depend on the canvas size.
@@ -120,10 +120,20 @@ LETTERBOX_SPECS = [
 ]
 
 
+def block_mean(image: np.ndarray, factor: int) -> np.ndarray:
+    """Shrinking written the plain way: pad by repeating the edges to whole blocks, average each block, round."""
+    h, w = -(-image.shape[0] // factor), -(-image.shape[1] // factor)
+    padded = np.pad(image, ((0, h * factor - image.shape[0]), (0, w * factor - image.shape[1]), (0, 0)), mode="edge")
+    return np.floor(padded.reshape(h, factor, w, factor, 3).mean(axis=(1, 3)) + 0.5).astype(np.uint8)
+
+
 def canvas_reference(images: List[np.ndarray], spec: InputSpec) -> np.ndarray:
-    """Letterboxing written the plain way: paint a full uint8 canvas per image, then normalise all of it."""
+    """Letterboxing written the plain way: average a large image down, paint a full uint8 canvas per image, then
+    normalise all of it."""
     canvas = np.full((len(images), spec.height, spec.width, 3), spec.pad_value, np.uint8)
     for i, image in enumerate(images):
+        factor = shrink_factor(image.shape[0], image.shape[1], spec.size, spec.keep_ratio)
+        image = block_mean(image, factor)
         h, w = image.shape[:2]
         if not spec.keep_ratio:
             new_w, new_h = spec.width, spec.height
@@ -141,6 +151,34 @@ def canvas_reference(images: List[np.ndarray], spec: InputSpec) -> np.ndarray:
 def test_letterbox_equals_the_full_canvas_reference(parity_images: List[np.ndarray], spec: InputSpec):
     images = parity_images[:5]
     np.testing.assert_array_equal(letterbox(images, spec, BufferPool()).blob, canvas_reference(images, spec))
+
+
+@pytest.mark.parametrize(("height", "width", "factor"), [(17, 23, 4), (16, 16, 2), (9, 30, 8), (3, 5, 8), (700, 9, 2)])
+def test_shrink_is_the_block_mean(height: int, width: int, factor: int):
+    image = np.random.default_rng(height).integers(0, 256, (height, width, 3), np.uint8)
+    np.testing.assert_allclose(shrink(image, factor), block_mean(image, factor), atol=1)
+
+
+@pytest.mark.parametrize(("height", "width", "canvas", "keep_ratio", "expected"), [
+    (640, 640, (640, 640), True, 1),
+    (1280, 900, (640, 640), True, 2),
+    (1279, 900, (640, 640), True, 2),  # halved with sides rounded up, as libjpeg does: 640x450 still covers
+    (1278, 900, (640, 640), True, 1),
+    (12000, 9000, (640, 640), True, 16),
+    (4600, 3061, (640, 480), True, 4),  # an eighth, 575x383, covers 640x480 only if not turned a quarter
+    (1000, 2000, (320, 240), False, 2),
+])
+def test_shrink_factor(height: int, width: int, canvas: tuple, keep_ratio: bool, expected: int):
+    assert shrink_factor(height, width, canvas, keep_ratio) == expected
+    assert shrink_factor(width, height, canvas, keep_ratio) == expected
+
+
+def test_shrinking_twice_is_shrinking_once_by_the_product():
+    for side in range(1200, 5200, 7):
+        total = shrink_factor(side, side * 3 // 4, (640, 640))
+        first = min(total, 8)
+        again = shrink_factor(-(-side // first), -(-(side * 3 // 4) // first), (640, 640))
+        assert first * again == total, side
 
 
 def test_buffer_pool_reuses_a_returned_buffer():

@@ -561,16 +561,16 @@ class CanvasImage(NamedTuple):
 
 
 def reduction_factor(height: int, width: int, canvas: Tuple[int, int], keep_ratio: bool = True) -> int:
-    """The largest of 8, 4, 2 by which an image can shrink and still cover its fit on a ``(width, height)`` canvas.
+    """The largest of 8, 4, 2 by which an image can shrink and still cover its fit on a ``(width, height)`` canvas
+    (:func:`deepbatch.ops.letterbox.shrink_factor`, at most 8), 1 when none does.
 
-    The fit keeps the aspect ratio (letterboxing) or stretches to the canvas (``keep_ratio=False``), taken in the
-    larger of the two orientations (EXIF may turn the stored image a quarter turn), so the image decoded at
-    ``1 / factor`` is never smaller than what the canvas would shrink it to. 1 when no factor fits.
+    Letterboxing averages a larger image down by the same power of two (or a larger one, after a reduced decode
+    too) before resizing it, so a photo decoded at ``1 / factor`` reaches the detector as nearly the same picture
+    as one decoded in full: the two differ only by the decoder's scaled IDCT against a block mean.
     """
-    canvas_w, canvas_h = canvas
-    fit = min if keep_ratio else max
-    scale = max(fit(canvas_w / width, canvas_h / height), fit(canvas_w / height, canvas_h / width))
-    return next((factor for factor in REDUCED_FACTORS if factor * scale <= 1.0), 1)
+    from ..ops.letterbox import shrink_factor
+
+    return min(shrink_factor(height, width, canvas, keep_ratio), REDUCED_FACTORS[0])
 
 
 def decode_for_canvas(data: bytes, canvas: Tuple[int, int], index: Optional[int] = None,

@@ -2,6 +2,13 @@
 
 A model declares *what* it wants in an :class:`InputSpec`; :func:`letterbox` is the one function that does it, so no
 backend resizes or normalises by itself.
+
+An image at least twice the size of its fit on the canvas is first averaged down by the largest power of two that
+keeps it at least as large as that fit (:func:`shrink_factor`, :func:`shrink`), then resized bilinearly. That is
+the picture a JPEG decoder gives when it decodes at ``1 / 2``, ``1 / 4`` or ``1 / 8`` of the size
+(:func:`deepbatch.io.images.decode_for_canvas`), so a detector finds the same faces at the same places in a file
+decoded in full or reduced; a bilinear resize straight to the canvas would skip most pixels of a large photo
+(aliasing) and place faces differently.
 """
 
 from __future__ import annotations
@@ -81,6 +88,47 @@ def fit_size(height: int, width: int, spec: InputSpec) -> Tuple[int, int, float,
     return new_h, new_w, new_w / width, new_h / height
 
 
+def shrink_factor(height: int, width: int, canvas: Tuple[int, int], keep_ratio: bool = True) -> int:
+    """The largest power of two by which an image can shrink (sides rounded up, as a JPEG decoder rounds them) and
+    still cover its fit on a ``(width, height)`` canvas; 1 when it cannot shrink.
+
+    The fit keeps the aspect ratio (letterboxing) or stretches to the canvas (``keep_ratio=False``), and must be
+    covered in both orientations (EXIF may turn a stored image a quarter turn), so the answer is the same for an
+    image and its transpose. Shrinking by ``a`` then by ``b`` covers exactly when shrinking by ``a * b`` does.
+    """
+    canvas_w, canvas_h = canvas
+    fit = min if keep_ratio else max
+
+    def covers(factor: int) -> bool:
+        h, w = -(-height // factor), -(-width // factor)
+        return max(fit(canvas_w / w, canvas_h / h), fit(canvas_w / h, canvas_h / w)) <= 1.0
+
+    factor = 1
+    while covers(factor * 2):
+        factor *= 2
+    return factor
+
+
+def shrink(image: np.ndarray, factor: int) -> np.ndarray:
+    """``image`` reduced by an integer ``factor``: each output pixel is the mean of a ``factor`` x ``factor`` block,
+    rounded; sides are rounded up, the last partial blocks padded by repeating the edge pixels."""
+    h, w = image.shape[:2]
+    rows, cols = h // factor, w // factor
+    out = np.empty((-(-h // factor), -(-w // factor), *image.shape[2:]), image.dtype)
+    if rows and cols:
+        out[:rows, :cols] = cv2.resize(image[: rows * factor, : cols * factor], (cols, rows),
+                                       interpolation=cv2.INTER_AREA).reshape(out[:rows, :cols].shape)
+    if rows and w % factor:
+        edge = cv2.copyMakeBorder(image[: rows * factor, cols * factor :], 0, 0, 0, factor - w % factor,
+                                  cv2.BORDER_REPLICATE)
+        out[:rows, cols:] = cv2.resize(edge, (1, rows), interpolation=cv2.INTER_AREA).reshape(out[:rows, cols:].shape)
+    if h % factor:
+        edge = cv2.copyMakeBorder(image[rows * factor :], 0, factor - h % factor, 0, out.shape[1] * factor - w,
+                                  cv2.BORDER_REPLICATE)
+        out[rows:] = cv2.resize(edge, (out.shape[1], 1), interpolation=cv2.INTER_AREA).reshape(out[rows:].shape)
+    return out
+
+
 def _as_channels(value: Triple) -> np.ndarray:
     return np.broadcast_to(np.asarray(value, dtype=np.float32), (3,)).reshape(1, 3, 1, 1)
 
@@ -121,10 +169,11 @@ class BufferPool:
 def letterbox(images: Sequence[np.ndarray], spec: InputSpec, pool: Optional[BufferPool] = None) -> Letterboxed:
     """Fit each HxWx3 uint8 BGR image onto the ``spec`` canvas and normalise the batch into one NCHW float32 blob.
 
-    Each image is resized once and normalised straight into its slot of the blob, channel by channel (reading the
-    model's channel order from the BGR pixels), with the padding written as its normalised constant; no full
-    canvas is built. With ``pool`` the blob is a view into a pooled buffer (``Letterboxed.buffer``) that the caller
-    gives back once the blob has been consumed. Thread-safe.
+    Each image is averaged down by its :func:`shrink_factor` (when it is at least twice its fit), resized once and
+    normalised straight into its slot of the blob, channel by channel (reading the model's channel order from the
+    BGR pixels), with the padding written as its normalised constant; no full canvas is built. With ``pool`` the
+    blob is a view into a pooled buffer (``Letterboxed.buffer``) that the caller gives back once the blob has been
+    consumed. Thread-safe.
     """
     n = len(images)
     frame = (3, spec.height, spec.width)
@@ -137,7 +186,9 @@ def letterbox(images: Sequence[np.ndarray], spec: InputSpec, pool: Optional[Buff
     scales = np.empty((n, 2), np.float32)
     offsets = np.zeros((n, 2), np.float32)
     shapes = np.empty((n, 2), np.int64)
-    for i, image in enumerate(images):
+    for i, original in enumerate(images):
+        factor = shrink_factor(original.shape[0], original.shape[1], spec.size, spec.keep_ratio)
+        image = shrink(original, factor) if factor > 1 else original
         h, w = image.shape[:2]
         new_h, new_w, sx, sy = fit_size(h, w, spec)
         top = (spec.height - new_h) // 2 if spec.center else 0
@@ -152,9 +203,9 @@ def letterbox(images: Sequence[np.ndarray], spec: InputSpec, pool: Optional[Buff
             plane[top + new_h :] = pad[channel]
             plane[top : top + new_h, :left] = pad[channel]
             plane[top : top + new_h, left + new_w :] = pad[channel]
-        scales[i] = (sx, sy)
+        scales[i] = (sx / factor, sy / factor)
         offsets[i] = (left, top)
-        shapes[i] = (h, w)
+        shapes[i] = original.shape[:2]
     return Letterboxed(blob, scales, offsets, shapes, buffer if pool is not None else None)
 
 
