@@ -43,12 +43,16 @@ def _cascade(filename: str) -> Any:
     return classifier
 
 
-@DETECTORS.register("opencv", summary="OpenCV Haar cascade, faces and eyes (ships with opencv-python 4.x)")
+@DETECTORS.register("opencv", summary="OpenCV Haar cascade, faces and eyes (ships with opencv-python 4.x)",
+                     licence="BSD-style Intel licence (in the cascade files)")
 class OpenCVHaar(Detector):
     """Haar cascade face detector with eye detection for alignment; runs image by image."""
 
     name = "opencv"
     has_landmarks = True
+    runs_on = "OpenCV (cv2.CascadeClassifier)"
+    bundled_weights = "ships with opencv-python 4.x"
+    landmark_summary = "the eyes"
 
     def __init__(self, scale_factor: float = 1.1, min_neighbors: int = 10, detect_eyes: bool = True,
                  max_pixels: Optional[int] = DEFAULT_MAX_PIXELS):

@@ -47,8 +47,8 @@ ARCFACE_R50_WEIGHTS = WeightFile(
 )
 
 
-@RECOGNIZERS.register("arcface_mbf", summary="ArcFace MobileFaceNet (InsightFace w600k_mbf, buffalo_sc), 512-d; the default",
-                       licence=INSIGHTFACE_LICENCE)
+@RECOGNIZERS.register("arcface_mbf", licence=INSIGHTFACE_LICENCE,
+                       summary="ArcFace MobileFaceNet (InsightFace w600k_mbf, buffalo_sc), 512-d; the default")
 class ArcFaceMobileFaceNet(OnnxRecognizer):
     """ArcFace MobileFaceNet with native batching over faces: the default recognizer."""
 
