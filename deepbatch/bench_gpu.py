@@ -83,21 +83,16 @@ def letterbox_uint8(images: Sequence[np.ndarray], spec: Any) -> Tuple[np.ndarray
     """``(canvas, geometry)``: images fitted onto an (N, H, W, 3) uint8 BGR canvas padded with ``spec.pad_value``,
     and a :class:`~deepbatch.ops.letterbox.Letterboxed` (whose ``blob`` is a zero-cost stand-in of the model's
     input shape) for the detector's ``decode`` and mapping back."""
-    import cv2
-
-    from .ops.letterbox import Letterboxed, fit_size
+    from .ops.letterbox import Letterboxed, place
 
     n = len(images)
     canvas = np.full((n, spec.height, spec.width, 3), spec.pad_value, np.uint8)
     scales, offsets, shapes = np.empty((n, 2), np.float32), np.zeros((n, 2), np.float32), np.empty((n, 2), np.int64)
     for i, image in enumerate(images):
-        h, w = image.shape[:2]
-        new_h, new_w, sx, sy = fit_size(h, w, spec)
-        top = (spec.height - new_h) // 2 if spec.center else 0
-        left = (spec.width - new_w) // 2 if spec.center else 0
-        canvas[i, top : top + new_h, left : left + new_w] = image if (new_h, new_w) == (h, w) else cv2.resize(
-            image, (new_w, new_h))
-        scales[i], offsets[i], shapes[i] = (sx, sy), (left, top), (h, w)
+        placed = place(image, spec)
+        new_h, new_w = placed.pixels.shape[:2]
+        canvas[i, placed.top : placed.top + new_h, placed.left : placed.left + new_w] = placed.pixels
+        scales[i], offsets[i], shapes[i] = placed.scale, (placed.left, placed.top), image.shape[:2]
     stand_in = np.broadcast_to(np.float32(0), (n, 3, spec.height, spec.width))
     return canvas, Letterboxed(stand_in, scales, offsets, shapes)
 
@@ -144,13 +139,14 @@ def _repaired_model(detector: Any) -> Any:
 
 def gpu_decode_letterbox(datas: Sequence[bytes], spec: Any, device: str) -> Tuple[Any, Any]:
     """JPEG bytes decoded in one batched ``torchvision.io.decode_jpeg`` call on ``device`` (EXIF orientation
-    applied), letterboxed there with bilinear resizing into an (N, H, W, 3) uint8 BGR canvas tensor; returns the
-    tensor and the geometry as :func:`letterbox_uint8` does."""
+    applied), letterboxed there as :func:`deepbatch.ops.letterbox.place` does (block mean by the shrink factor,
+    edges replicated, then bilinear resizing) into an (N, H, W, 3) uint8 BGR canvas tensor; returns the tensor and
+    the geometry as :func:`letterbox_uint8` does."""
     import torch
     import torch.nn.functional as F
     from torchvision.io import ImageReadMode, decode_jpeg
 
-    from .ops.letterbox import Letterboxed, fit_size
+    from .ops.letterbox import Letterboxed, fit_size, shrink_factor
 
     encoded = [torch.frombuffer(bytearray(d), dtype=torch.uint8) for d in datas]
     images = decode_jpeg(encoded, mode=ImageReadMode.RGB, device=device, apply_exif_orientation=True)
@@ -159,13 +155,18 @@ def gpu_decode_letterbox(datas: Sequence[bytes], spec: Any, device: str) -> Tupl
     scales, offsets, shapes = np.empty((n, 2), np.float32), np.zeros((n, 2), np.float32), np.empty((n, 2), np.int64)
     for i, image in enumerate(images):
         h, w = image.shape[1:]
-        new_h, new_w, sx, sy = fit_size(h, w, spec)
+        factor = shrink_factor(h, w, spec.size, spec.keep_ratio)
+        pixels = image[None].float()
+        if factor > 1:
+            padded = F.pad(pixels, (0, -w % factor, 0, -h % factor), mode="replicate")
+            pixels = F.avg_pool2d(padded, factor).round()
+        new_h, new_w, sx, sy = fit_size(pixels.shape[2], pixels.shape[3], spec)
         top = (spec.height - new_h) // 2 if spec.center else 0
         left = (spec.width - new_w) // 2 if spec.center else 0
-        resized = F.interpolate(image[None].float(), size=(new_h, new_w), mode="bilinear", align_corners=False)
+        resized = F.interpolate(pixels, size=(new_h, new_w), mode="bilinear", align_corners=False)
         canvas[i, top : top + new_h, left : left + new_w] = resized[0].flip(0).permute(1, 2, 0).round().clamp(
             0, 255).to(torch.uint8)
-        scales[i], offsets[i], shapes[i] = (sx, sy), (left, top), (h, w)
+        scales[i], offsets[i], shapes[i] = (sx / factor, sy / factor), (left, top), (h, w)
     stand_in = np.broadcast_to(np.float32(0), (n, 3, spec.height, spec.width))
     return canvas.contiguous(), Letterboxed(stand_in, scales, offsets, shapes)
 

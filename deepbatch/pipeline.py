@@ -118,6 +118,14 @@ def detector_stages(detector: Any, batch_size: int) -> Stages:
     return detector.prepare_batch, detector.infer_batch
 
 
+def parallel_workers() -> int:
+    """Threads that each run whole chunks for a detector whose ``parallel_chunks`` is True: one per usable core,
+    from two to eight (two keep a core busy while the other thread waits on a read)."""
+    from .runtime.session import usable_cpus
+
+    return min(8, max(2, usable_cpus()))
+
+
 def detector_canvas(detector: Any) -> Any:
     """The :class:`~deepbatch.ops.letterbox.InputSpec` of the canvas a detector fits every image onto, or None when
     it looks at images at their own size (then nothing may be decoded smaller than it is)."""

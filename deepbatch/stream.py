@@ -22,7 +22,14 @@ from .errors import ArgumentError, FaceNotDetectedError, ImageError
 from .io.images import describe, load_image, load_image_for_canvas
 from .ops.align import FaceCrops, expand_boxes, face_crops, resize_into
 from .ops.letterbox import InputSpec
-from .pipeline import DEFAULT_PREFETCH, detector_canvas, detector_stages, numbered_chunks, prefetch_map
+from .pipeline import (
+    DEFAULT_PREFETCH,
+    detector_canvas,
+    detector_stages,
+    numbered_chunks,
+    parallel_workers,
+    prefetch_map,
+)
 from .records import ImageRecord
 from .structures import Faces
 
@@ -226,14 +233,24 @@ def iter_detections(
     With ``on_error="raise"`` the first unusable image raises its :class:`ImageError`; with ``"skip"`` it is yielded
     with ``error`` set and the rest go on. While the model runs one chunk, ``workers`` threads read, decode and
     letterbox up to ``prefetch`` next chunks (:mod:`deepbatch.pipeline`; ``workers=0`` does it all in this thread).
-    ``items`` may be any iterable, a generator included: it is read lazily, and memory holds at most
-    ``prefetch + 1`` chunks of images at a time whatever its length.
+    A detector whose ``parallel_chunks`` is True (a model on the CPU) runs whole chunks on the threads instead, one
+    per core by default (:func:`~deepbatch.pipeline.parallel_workers`), up to ``max(prefetch, workers + 1)`` chunks
+    at a time. ``items`` may be any iterable, a generator included: it is read lazily, and memory holds at most
+    that many chunks plus one whatever its length.
     """
     check_on_error(on_error)
     if batch_size < 1:
         raise ArgumentError(f"batch_size must be a positive integer, got {batch_size}")
     prepare, infer = detector_stages(detector, batch_size)
     canvas = detector_canvas(detector) if reduced else None
+    parallel = workers != 0 and prefetch != 0 and detector.parallel_chunks
+    if parallel:
+        workers = parallel_workers() if workers is None else workers
+        prefetch = max(prefetch, workers + 1)
+
+    def detect(good: List[ImageRecord], prepared: Any) -> None:
+        for record, faces in zip(good, infer(prepared)):
+            record.faces = faces if record.factor == 1 else scale_faces(faces, record.factor, record.shape)
 
     def load_chunk(numbered: Tuple[int, List[Any]]) -> Tuple[List[ImageRecord], List[ImageRecord], Any]:
         start, chunk = numbered
@@ -242,12 +259,15 @@ def iter_detections(
         for offset, record in enumerate(records):
             record.index = start + offset
         good = [r for r in records if r.error is None]
-        return records, good, prepare([r.image for r in good]) if good else None
+        prepared = prepare([r.image for r in good]) if good else None
+        if parallel and good:
+            detect(good, prepared)
+            return records, [], None
+        return records, good, prepared
 
     for records, good, prepared in prefetch_map(load_chunk, numbered_chunks(items, batch_size), workers, prefetch):
         if good:
-            for record, faces in zip(good, infer(prepared)):
-                record.faces = faces if record.factor == 1 else scale_faces(faces, record.factor, record.shape)
+            detect(good, prepared)
         yield from records
 
 

@@ -112,6 +112,14 @@ class Detector(ABC):  # noqa: B024 (abstract by contract: __init_subclass__ dema
         return None
 
     @property
+    def parallel_chunks(self) -> bool:
+        """Whether chunks may run through :meth:`infer_batch` on several threads at once. Backends that are safe
+        to call from several threads and run on the CPU say True: the pipeline then gives each core a chunk of its
+        own (decode, letterbox, model, decode of the outputs) instead of spreading one model call over every core
+        while the next images wait to be decoded. A GPU is fed large batches from one thread instead."""
+        return False
+
+    @property
     def batching(self) -> str:
         """How a chunk runs: ``native``, ``repaired`` or ``per_image`` with the reason (ONNX models), or
         ``native`` / ``loop`` for backends that batch or loop by design."""
@@ -192,6 +200,10 @@ class OnnxDetector(Detector):
     @property
     def canvas(self) -> InputSpec:
         return self.input_spec
+
+    @property
+    def parallel_chunks(self) -> bool:
+        return self.model.providers[0] == "CPUExecutionProvider"  # ONNX Runtime sessions take concurrent runs
 
     @abstractmethod
     def scores(self, outputs: List[np.ndarray]) -> np.ndarray:

@@ -62,6 +62,10 @@ class OpenCVHaar(Detector):
         self.max_pixels = max_pixels  # None: search every scale of every image and face
         self._local = threading.local()  # CascadeClassifier objects are not safe to share between threads
 
+    @property
+    def parallel_chunks(self) -> bool:
+        return True  # each thread has cascades of its own
+
     def _classifiers(self) -> Any:
         if not hasattr(self._local, "face"):
             self._local.face = _cascade("haarcascade_frontalface_default.xml")

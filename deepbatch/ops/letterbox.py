@@ -166,6 +166,30 @@ class BufferPool:
             del idle[self.keep :]
 
 
+@dataclass
+class Placement:
+    """One image fitted for the canvas: ``pixels`` (uint8, its size on the canvas) go at ``(top, left)``; ``scale``
+    is ``(sx, sy)``, canvas pixels per original pixel."""
+
+    pixels: np.ndarray
+    top: int
+    left: int
+    scale: Tuple[float, float]
+
+
+def place(image: np.ndarray, spec: InputSpec) -> Placement:
+    """``image`` averaged down by its :func:`shrink_factor` (when it is at least twice its fit), resized bilinearly
+    to its fit on the ``spec`` canvas, with where it goes: the one geometry every canvas of deepbatch is built by."""
+    factor = shrink_factor(image.shape[0], image.shape[1], spec.size, spec.keep_ratio)
+    small = shrink(image, factor) if factor > 1 else image
+    h, w = small.shape[:2]
+    new_h, new_w, sx, sy = fit_size(h, w, spec)
+    top = (spec.height - new_h) // 2 if spec.center else 0
+    left = (spec.width - new_w) // 2 if spec.center else 0
+    pixels = small if (new_h, new_w) == (h, w) else cv2.resize(small, (new_w, new_h))
+    return Placement(pixels, top, left, (sx / factor, sy / factor))
+
+
 def letterbox(images: Sequence[np.ndarray], spec: InputSpec, pool: Optional[BufferPool] = None) -> Letterboxed:
     """Fit each HxWx3 uint8 BGR image onto the ``spec`` canvas and normalise the batch into one NCHW float32 blob.
 
@@ -187,13 +211,9 @@ def letterbox(images: Sequence[np.ndarray], spec: InputSpec, pool: Optional[Buff
     offsets = np.zeros((n, 2), np.float32)
     shapes = np.empty((n, 2), np.int64)
     for i, original in enumerate(images):
-        factor = shrink_factor(original.shape[0], original.shape[1], spec.size, spec.keep_ratio)
-        image = shrink(original, factor) if factor > 1 else original
-        h, w = image.shape[:2]
-        new_h, new_w, sx, sy = fit_size(h, w, spec)
-        top = (spec.height - new_h) // 2 if spec.center else 0
-        left = (spec.width - new_w) // 2 if spec.center else 0
-        resized = image if (new_h, new_w) == (h, w) else cv2.resize(image, (new_w, new_h))
+        placed = place(original, spec)
+        resized, top, left = placed.pixels, placed.top, placed.left
+        new_h, new_w = resized.shape[:2]
         for channel, source in enumerate(order):
             plane = blob[i, channel]
             region = plane[top : top + new_h, left : left + new_w]
@@ -203,7 +223,7 @@ def letterbox(images: Sequence[np.ndarray], spec: InputSpec, pool: Optional[Buff
             plane[top + new_h :] = pad[channel]
             plane[top : top + new_h, :left] = pad[channel]
             plane[top : top + new_h, left + new_w :] = pad[channel]
-        scales[i] = (sx / factor, sy / factor)
+        scales[i] = placed.scale
         offsets[i] = (left, top)
         shapes[i] = original.shape[:2]
     return Letterboxed(blob, scales, offsets, shapes, buffer if pool is not None else None)
