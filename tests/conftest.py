@@ -94,6 +94,12 @@ def weights_dir() -> Path:
 
 
 @pytest.fixture(scope="session")
+def scrfd_320(weights_dir: Path):  # type: ignore[no-untyped-def]
+    """SCRFD-500M on a 320x320 canvas: fast, for tests of mechanics that do not depend on the canvas size."""
+    return build_detector("scrfd", input_size=320)
+
+
+@pytest.fixture(scope="session")
 def parity_images(dataset_dir: Path) -> List[np.ndarray]:
     images = [cv2.imread(str(dataset_dir / name)) for name in PARITY_IMAGES]
     return [cv2.resize(im, None, fx=PARITY_MAX_SIDE / max(im.shape[:2]), fy=PARITY_MAX_SIDE / max(im.shape[:2]),

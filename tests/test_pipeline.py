@@ -18,17 +18,8 @@ from deepbatch.errors import FaceNotDetectedError, ImageNotFoundError
 from deepbatch.ops.letterbox import BufferPool, InputSpec, letterbox, normalize, shrink, shrink_factor
 from deepbatch.pipeline import DEFAULT_PREFETCH, detector_stages, numbered_chunks, parallel_workers, prefetch_map
 
-# A small canvas keeps the model fast; the pipeline does not depend on the canvas size.
-INPUT_SIZE = 320
 # The same chunks through the same session give bit-identical outputs whether or not they were prefetched.
 EXACT = 0.0
-
-
-@pytest.fixture(scope="module")
-def scrfd(weights_dir: Path) -> OnnxDetector:
-    detector = build_detector("scrfd", input_size=INPUT_SIZE)
-    assert isinstance(detector, OnnxDetector)
-    return detector
 
 
 @pytest.fixture(scope="module")
@@ -212,9 +203,9 @@ def test_letterbox_into_a_pooled_buffer_is_a_view_of_it(parity_images: List[np.n
 # detectors through the pipeline -----------------------------------------------------------------------------------
 
 
-def test_onnx_detectors_split_into_letterbox_and_model_stages(scrfd: OnnxDetector):
-    prepare, infer = detector_stages(scrfd, 8)
-    assert (prepare, infer) == (scrfd.prepare_batch, scrfd.infer_batch)
+def test_onnx_detectors_split_into_letterbox_and_model_stages(scrfd_320: OnnxDetector):
+    prepare, infer = detector_stages(scrfd_320, 8)
+    assert (prepare, infer) == (scrfd_320.prepare_batch, scrfd_320.infer_batch)
 
 
 def test_other_detectors_run_whole_in_the_model_stage():
@@ -224,14 +215,14 @@ def test_other_detectors_run_whole_in_the_model_stage():
     assert prepare(images) is images and infer == detector.infer_batch
 
 
-def test_threads_sharing_one_detector_get_their_own_results(scrfd: OnnxDetector, parity_images: List[np.ndarray]):
+def test_threads_sharing_one_detector_get_their_own_results(scrfd_320: OnnxDetector, parity_images: List[np.ndarray]):
     images = parity_images[:6]
-    expected = scrfd.detect_faces(images, batch_size=3)
+    expected = scrfd_320.detect_faces(images, batch_size=3)
     found: dict = {}
 
     def work(key: int) -> None:
         order = images if key % 2 == 0 else images[::-1]
-        result = scrfd.detect_faces(order, batch_size=3)
+        result = scrfd_320.detect_faces(order, batch_size=3)
         found[key] = result if key % 2 == 0 else result[::-1]
 
     threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
@@ -245,9 +236,9 @@ def test_threads_sharing_one_detector_get_their_own_results(scrfd: OnnxDetector,
             np.testing.assert_array_equal(a.boxes, b.boxes)
 
 
-def test_pipelined_detection_equals_inline_detection(scrfd: OnnxDetector, photo_paths: List[str]):
-    pipelined = list(iter_detections(photo_paths, scrfd, batch_size=3, workers=2, prefetch=2))
-    inline = list(iter_detections(photo_paths, scrfd, batch_size=3, workers=0))
+def test_pipelined_detection_equals_inline_detection(scrfd_320: OnnxDetector, photo_paths: List[str]):
+    pipelined = list(iter_detections(photo_paths, scrfd_320, batch_size=3, workers=2, prefetch=2))
+    inline = list(iter_detections(photo_paths, scrfd_320, batch_size=3, workers=0))
     assert [r.index for r in pipelined] == list(range(len(photo_paths)))
     for a, b in zip(pipelined, inline):
         assert a.faces is not None and b.faces is not None
@@ -255,18 +246,18 @@ def test_pipelined_detection_equals_inline_detection(scrfd: OnnxDetector, photo_
         np.testing.assert_allclose(a.faces.landmarks, b.faces.landmarks, atol=EXACT, rtol=0)
 
 
-def test_pipelined_detection_equals_detect_faces(scrfd: OnnxDetector, photo_paths: List[str]):
-    records = list(iter_detections(photo_paths, scrfd, batch_size=4, workers=1))
-    direct = scrfd.detect_faces([r.image for r in records], batch_size=4)
+def test_pipelined_detection_equals_detect_faces(scrfd_320: OnnxDetector, photo_paths: List[str]):
+    records = list(iter_detections(photo_paths, scrfd_320, batch_size=4, workers=1))
+    direct = scrfd_320.detect_faces([r.image for r in records], batch_size=4)
     for record, faces in zip(records, direct):
         assert record.faces is not None
         np.testing.assert_allclose(record.faces.boxes, faces.boxes, atol=EXACT, rtol=0)
 
 
-def test_iter_detections_reads_a_generator_lazily(scrfd: OnnxDetector, parity_images: List[np.ndarray]):
+def test_iter_detections_reads_a_generator_lazily(scrfd_320: OnnxDetector, parity_images: List[np.ndarray]):
     batch_size = 2
     stream = CountingStream([parity_images[i % len(parity_images)] for i in range(40)])
-    records = iter_detections(stream, scrfd, batch_size=batch_size, workers=1, prefetch=DEFAULT_PREFETCH)
+    records = iter_detections(stream, scrfd_320, batch_size=batch_size, workers=1, prefetch=DEFAULT_PREFETCH)
     next(records)
     assert stream.pulled <= (DEFAULT_PREFETCH + 1) * batch_size
     records.close()
@@ -279,79 +270,79 @@ def test_iter_extract_faces_is_exported():
     assert deepbatch.iter_extract_faces is iter_extract_faces
 
 
-def test_iter_extract_faces_yields_one_result_per_input_in_order(scrfd: OnnxDetector, photo_paths: List[str]):
-    results = list(iter_extract_faces(photo_paths, detector_backend=scrfd, batch_size=3))
+def test_iter_extract_faces_yields_one_result_per_input_in_order(scrfd_320: OnnxDetector, photo_paths: List[str]):
+    results = list(iter_extract_faces(photo_paths, detector_backend=scrfd_320, batch_size=3))
     assert [(r.image_index, r.source) for r in results] == list(enumerate(photo_paths))
 
 
-def test_iter_extract_faces_matches_extract_faces(scrfd: OnnxDetector, photo_paths: List[str]):
-    streamed = list(iter_extract_faces(photo_paths, detector_backend=scrfd, batch_size=3))
-    batched = deepbatch.extract_faces(photo_paths, detector_backend=scrfd, batch_size=3)
+def test_iter_extract_faces_matches_extract_faces(scrfd_320: OnnxDetector, photo_paths: List[str]):
+    streamed = list(iter_extract_faces(photo_paths, detector_backend=scrfd_320, batch_size=3))
+    batched = deepbatch.extract_faces(photo_paths, detector_backend=scrfd_320, batch_size=3)
     assert [[f["facial_area"] for f in faces] for faces in streamed] == [[f["facial_area"] for f in faces]
                                                                           for faces in batched]
 
 
-def test_iter_extract_faces_crops_equal_extract_faces(scrfd: OnnxDetector, photo_paths: List[str]):
-    streamed = next(iter_extract_faces(photo_paths[:1], detector_backend=scrfd))
-    batched = deepbatch.extract_faces(photo_paths[0], detector_backend=scrfd)
+def test_iter_extract_faces_crops_equal_extract_faces(scrfd_320: OnnxDetector, photo_paths: List[str]):
+    streamed = next(iter_extract_faces(photo_paths[:1], detector_backend=scrfd_320))
+    batched = deepbatch.extract_faces(photo_paths[0], detector_backend=scrfd_320)
     np.testing.assert_array_equal(streamed[0]["face"], batched[0]["face"])
 
 
-def test_iter_extract_faces_finds_the_faces_of_the_group_photos(scrfd: OnnxDetector, photo_paths: List[str]):
-    couple, selfie = list(iter_extract_faces(photo_paths[:2], detector_backend=scrfd, batch_size=2))
+def test_iter_extract_faces_finds_the_faces_of_the_group_photos(scrfd_320: OnnxDetector, photo_paths: List[str]):
+    couple, selfie = list(iter_extract_faces(photo_paths[:2], detector_backend=scrfd_320, batch_size=2))
     assert (len(couple), len(selfie)) == (2, 6)
 
 
-def test_iter_extract_faces_takes_a_generator_of_frames(scrfd: OnnxDetector, parity_images: List[np.ndarray]):
+def test_iter_extract_faces_takes_a_generator_of_frames(scrfd_320: OnnxDetector, parity_images: List[np.ndarray]):
     frames = (image.copy() for image in parity_images[:5])
-    results = list(iter_extract_faces(frames, detector_backend=scrfd, batch_size=2, enforce_detection=False))
+    results = list(iter_extract_faces(frames, detector_backend=scrfd_320, batch_size=2, enforce_detection=False))
     assert [r.image_index for r in results] == [0, 1, 2, 3, 4]
 
 
-def test_iter_extract_faces_reads_a_frame_stream_a_few_chunks_ahead(scrfd: OnnxDetector,
+def test_iter_extract_faces_reads_a_frame_stream_a_few_chunks_ahead(scrfd_320: OnnxDetector,
                                                                     parity_images: List[np.ndarray]):
     batch_size = 2
     stream = CountingStream([parity_images[i % 3] for i in range(60)])
-    results = iter_extract_faces(stream, detector_backend=scrfd, batch_size=batch_size, enforce_detection=False)
+    results = iter_extract_faces(stream, detector_backend=scrfd_320, batch_size=batch_size, enforce_detection=False)
     next(results)
     # on the CPU each core detects a chunk of its own; one more chunk is detected while crops are cut
-    ahead = max(DEFAULT_PREFETCH, parallel_workers() + 1) if scrfd.parallel_chunks else DEFAULT_PREFETCH
+    ahead = max(DEFAULT_PREFETCH, parallel_workers() + 1) if scrfd_320.parallel_chunks else DEFAULT_PREFETCH
     assert stream.pulled <= (ahead + 2) * batch_size
     results.close()
 
 
-def test_iter_extract_faces_takes_a_four_dimensional_array(scrfd: OnnxDetector, parity_images: List[np.ndarray]):
+def test_iter_extract_faces_takes_a_four_dimensional_array(scrfd_320: OnnxDetector, parity_images: List[np.ndarray]):
     frames = np.stack([cv2.resize(image, (320, 240)) for image in parity_images[:3]])
-    assert len(list(iter_extract_faces(frames, detector_backend=scrfd, enforce_detection=False))) == 3
+    assert len(list(iter_extract_faces(frames, detector_backend=scrfd_320, enforce_detection=False))) == 3
 
 
-def test_iter_extract_faces_treats_one_path_as_a_stream_of_one(scrfd: OnnxDetector, photo_paths: List[str]):
-    (only,) = list(iter_extract_faces(photo_paths[0], detector_backend=scrfd))
+def test_iter_extract_faces_treats_one_path_as_a_stream_of_one(scrfd_320: OnnxDetector, photo_paths: List[str]):
+    (only,) = list(iter_extract_faces(photo_paths[0], detector_backend=scrfd_320))
     assert isinstance(only, ImageFaces) and len(only) == 2
 
 
-def test_iter_extract_faces_skip_yields_the_error_in_place(scrfd: OnnxDetector, photo_paths: List[str],
+def test_iter_extract_faces_skip_yields_the_error_in_place(scrfd_320: OnnxDetector, photo_paths: List[str],
                                                           tmp_path: Path):
     missing = str(tmp_path / "missing.jpg")
-    results = list(iter_extract_faces([photo_paths[0], missing, photo_paths[2]], detector_backend=scrfd,
+    results = list(iter_extract_faces([photo_paths[0], missing, photo_paths[2]], detector_backend=scrfd_320,
                                       on_error="skip"))
     assert [len(r) for r in results] == [2, 0, 1]
     assert isinstance(results[1].error, ImageNotFoundError) and results[1].error.index == 1
 
 
-def test_iter_extract_faces_raise_stops_at_the_bad_image(scrfd: OnnxDetector, photo_paths: List[str],
+def test_iter_extract_faces_raise_stops_at_the_bad_image(scrfd_320: OnnxDetector, photo_paths: List[str],
                                                          tmp_path: Path):
     seen = []
     with pytest.raises(ImageNotFoundError, match="image 1"):
-        for faces in iter_extract_faces([photo_paths[0], str(tmp_path / "missing.jpg")], detector_backend=scrfd):
+        for faces in iter_extract_faces([photo_paths[0], str(tmp_path / "missing.jpg")], detector_backend=scrfd_320):
             seen.append(faces)
     assert len(seen) == 1
 
 
-def test_iter_extract_faces_enforces_detection(scrfd: OnnxDetector):
+def test_iter_extract_faces_enforces_detection(scrfd_320: OnnxDetector):
     blank = np.full((240, 320, 3), 127, np.uint8)
     with pytest.raises(FaceNotDetectedError):
-        list(iter_extract_faces([blank], detector_backend=scrfd))
+        list(iter_extract_faces([blank], detector_backend=scrfd_320))
 
 
 # the benchmark command ---------------------------------------------------------------------------------------------
