@@ -118,3 +118,28 @@ def test_missing_package_names_the_extra(monkeypatch):  # type: ignore[no-untype
     monkeypatch.setitem(sys.modules, "mtcnn", None)  # makes `import mtcnn` raise ImportError
     with pytest.raises(MissingDependencyError, match=re.escape(install_command("mtcnn"))):
         DETECTORS.create("mtcnn")
+
+
+@pytest.mark.parametrize("height, width", [(1200, 1600), (6000, 8000), (9000, 12000)])
+def test_large_images_start_the_pyramid_whole_steps_down_within_the_budget(height: int, width: int) -> None:
+    from deepbatch.detectors.mtcnn import DEFAULT_MAX_PIXELS, _pyramid_start
+
+    shrunk = _pyramid_start(height, width, 0.709, DEFAULT_MAX_PIXELS)
+    assert shrunk[0] * shrunk[1] <= DEFAULT_MAX_PIXELS
+    steps = np.log(shrunk[0] / height) / np.log(0.709)
+    assert abs(steps - round(steps)) < 0.01 and (round(steps) == 0) == (height * width <= DEFAULT_MAX_PIXELS)
+    assert _pyramid_start(height, width, 0.709, None) == (height, width)
+
+
+def test_the_pixel_budget_keeps_the_faces_of_the_largest_photo(detector, dataset_dir):  # type: ignore[no-untyped-def]
+    """img40 (14 megapixels, 56 with the border) runs 5 pyramid steps down; its faces stay where they were."""
+    image = cv2.imread(str(dataset_dir / "img40.jpg"))
+    bounded = detector.detect_faces([image])[0]
+    whole = DETECTORS.create("mtcnn", max_pixels=None).detect_faces([image])[0]
+    assert len(bounded) == len(whole) > 0
+    for box in whole.boxes:
+        x1, y1 = np.maximum(box[:2], bounded.boxes[:, :2]).T
+        x2, y2 = np.minimum(box[2:], bounded.boxes[:, 2:]).T
+        inter = np.clip(x2 - x1, 0, None) * np.clip(y2 - y1, 0, None)
+        areas = np.prod(bounded.boxes[:, 2:] - bounded.boxes[:, :2], axis=1)
+        assert (inter / (areas + np.prod(box[2:] - box[:2]) - inter)).max() >= 0.75
