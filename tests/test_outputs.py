@@ -23,6 +23,7 @@ import numpy as np
 import pytest
 
 from deepbatch.cli import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, main
+from deepbatch.io.outputs import LineFile
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -197,6 +198,30 @@ def test_stopped_detect_keeps_the_previous_jsonl(many_photos: Path, tmp_path: Pa
     assert target.read_text() == '{"previous": "complete result"}\n'
     rows = read_jsonl(partial)  # whole rows only
     assert 1 <= len(rows) < 200 and rows[0]["path"].endswith("p000.jpg")
+
+
+@pytest.mark.parametrize("stopped_after_bytes", [True, False])
+def test_stop_during_a_row_keeps_the_rows_that_reached_the_file_whole(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch,
+                                                                       stopped_after_bytes: bool) -> None:
+    rows = LineFile(tmp_path / "faces.jsonl")
+    rows.write('{"index": 0}')
+    real_write = os.write
+
+    def stopped_write(fd: int, data: bytes) -> int:
+        if stopped_after_bytes:
+            real_write(fd, data)  # the whole row is on disk, then the stop lands
+        else:
+            real_write(fd, bytes(data)[:3])  # the stop lands inside the row
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(os, "write", stopped_write)
+    with pytest.raises(KeyboardInterrupt):
+        rows.write('{"index": 1}')
+    monkeypatch.undo()
+    rows.abort()
+    kept = [{"index": 0}, {"index": 1}] if stopped_after_bytes else [{"index": 0}]
+    assert read_jsonl(tmp_path / "faces.jsonl.partial") == kept and not (tmp_path / "faces.jsonl").exists()
 
 
 def test_next_run_reports_the_partial_result(photos: Path, tmp_path: Path) -> None:

@@ -109,12 +109,14 @@ class LineFile:
         self.target.parent.mkdir(parents=True, exist_ok=True)
         self._fd: Optional[int] = os.open(self.partial, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o666)
         self._whole = 0  # bytes of whole lines in the file
+        self._pending = 0  # bytes of the line being written
         self.lines = 0
 
     def write(self, line: str) -> None:
         if self._fd is None:
             raise RuntimeError(f"{self.target} is already closed")
         data = (line + "\n").encode("utf-8")
+        self._pending = len(data)
         try:
             view = memoryview(data)
             while view:
@@ -125,15 +127,26 @@ class LineFile:
                 raise OSError(exc.errno, f"{os.strerror(exc.errno or 0)} while writing {self.partial} (it keeps "
                               f"the {self.lines} whole row(s) written before)") from exc
             raise
-        self._whole += len(data)
+        self._accept()
+
+    def _accept(self) -> None:
+        self._whole += self._pending
+        self._pending = 0
         self.lines += 1
 
     def _cut_back(self) -> None:
-        if self._fd is not None:
-            try:
+        """Keep the row being written if it reached the file whole (a stop can land just after its last byte),
+        otherwise cut the file back to the last whole row."""
+        if self._fd is None:
+            return
+        try:
+            size = os.fstat(self._fd).st_size
+            if self._pending and size == self._whole + self._pending:
+                self._accept()
+            elif size != self._whole:
                 os.ftruncate(self._fd, self._whole)
-            except OSError:
-                logger.warning("could not cut %s back to its last whole row", self.partial)
+        except OSError:
+            logger.warning("could not cut %s back to its last whole row", self.partial)
 
     def commit(self) -> None:
         """The run completed: flush to disk and rename ``NAME.partial`` to ``NAME``."""
@@ -153,7 +166,7 @@ class LineFile:
         self._cut_back()
         fd, self._fd = self._fd, None
         os.close(fd)
-        if self.lines:
+        if self._whole:
             logger.warning("incomplete results (%d row(s)) are in %s; %s was left as it was", self.lines,
                            self.partial, self.target)
         else:
