@@ -31,6 +31,7 @@ from .pipeline import (
     prefetch_map,
 )
 from .records import ImageRecord
+from .runtime.session import threads_per_run, usable_cpus
 from .structures import Faces
 
 if TYPE_CHECKING:
@@ -235,8 +236,9 @@ def iter_detections(
     letterbox up to ``prefetch`` next chunks (:mod:`deepbatch.pipeline`; ``workers=0`` does it all in this thread).
     A detector whose ``parallel_chunks`` is True (a model on the CPU) runs whole chunks on the threads instead, one
     per core by default (:func:`~deepbatch.pipeline.parallel_workers`), up to ``max(prefetch, workers + 1)`` chunks
-    at a time. ``items`` may be any iterable, a generator included: it is read lazily, and memory holds at most
-    that many chunks plus one whatever its length.
+    at a time, each model run on its share of the cores (:func:`~deepbatch.runtime.session.threads_per_run`).
+    ``items`` may be any iterable, a generator included: it is read lazily, and memory holds at most that many
+    chunks plus one whatever its length.
     """
     check_on_error(on_error)
     if batch_size < 1:
@@ -244,9 +246,11 @@ def iter_detections(
     prepare, infer = detector_stages(detector, batch_size)
     canvas = detector_canvas(detector) if reduced else None
     parallel = workers != 0 and prefetch != 0 and detector.parallel_chunks
+    threads = 0
     if parallel:
         workers = parallel_workers() if workers is None else workers
         prefetch = max(prefetch, workers + 1)
+        threads = max(1, usable_cpus() // max(1, workers))
 
     def detect(good: List[ImageRecord], prepared: Any) -> None:
         for record, faces in zip(good, infer(prepared)):
@@ -261,7 +265,8 @@ def iter_detections(
         good = [r for r in records if r.error is None]
         prepared = prepare([r.image for r in good]) if good else None
         if parallel and good:
-            detect(good, prepared)
+            with threads_per_run(threads):
+                detect(good, prepared)
             return records, [], None
         return records, good, prepared
 

@@ -17,6 +17,7 @@ from deepbatch.detectors.base import OnnxDetector, build_detector
 from deepbatch.errors import FaceNotDetectedError, ImageNotFoundError
 from deepbatch.ops.letterbox import BufferPool, InputSpec, letterbox, normalize, shrink, shrink_factor
 from deepbatch.pipeline import DEFAULT_PREFETCH, detector_stages, numbered_chunks, parallel_workers, prefetch_map
+from deepbatch.runtime.session import threads_per_run, usable_cpus
 
 # The same chunks through the same session give bit-identical outputs whether or not they were prefetched.
 EXACT = 0.0
@@ -234,6 +235,36 @@ def test_threads_sharing_one_detector_get_their_own_results(scrfd_320: OnnxDetec
         assert [len(f) for f in result] == [len(f) for f in expected]
         for a, b in zip(result, expected):
             np.testing.assert_array_equal(a.boxes, b.boxes)
+
+
+def _intra_op_threads(session) -> int:  # type: ignore[no-untyped-def]
+    return session.get_session_options().intra_op_num_threads
+
+
+def test_a_run_asked_for_fewer_threads_gives_the_same_outputs(scrfd_320: OnnxDetector,
+                                                               parity_images: List[np.ndarray]):
+    blob = scrfd_320.prepare_batch(parity_images[:2]).blob.copy()
+    model = scrfd_320.model
+    default = model.run(blob)
+    with threads_per_run(1):
+        narrow = model.run(blob)
+    assert _intra_op_threads(model._sessions_by_threads[1]) == 1
+    for a, b in zip(default, narrow):
+        np.testing.assert_allclose(a, b, atol=1e-5, rtol=0)
+
+
+def test_a_model_given_threads_keeps_its_count(weights_dir: Path, parity_images: List[np.ndarray]):
+    detector = build_detector("scrfd", input_size=320, threads=2)
+    with threads_per_run(1):
+        detector.detect_faces(parity_images[:1])
+    assert detector.model._sessions_by_threads == {} and _intra_op_threads(detector.model.session) == 2
+
+
+def test_parallel_chunks_run_on_their_share_of_the_cores(scrfd_320: OnnxDetector, photo_paths: List[str]):
+    list(iter_detections(photo_paths, scrfd_320, batch_size=1, workers=2))
+    share = max(1, usable_cpus() // 2)
+    assert share in scrfd_320.model._sessions_by_threads
+    assert _intra_op_threads(scrfd_320.model._sessions_by_threads[share]) == share
 
 
 def test_pipelined_detection_equals_inline_detection(scrfd_320: OnnxDetector, photo_paths: List[str]):

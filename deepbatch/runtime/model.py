@@ -30,7 +30,13 @@ from ..errors import ModelFormatError
 from .batchflow import trace_batch
 from .isolation import check_against_original
 from .repair_cache import load_entry, store_entry
-from .session import GPU_PROVIDERS, ProviderList, create_session
+from .session import (
+    GPU_PROVIDERS,
+    ProviderList,
+    create_session,
+    explicit_threads,
+    requested_run_threads,
+)
 from .surgery import BatchRepair, _constants, _dims, batch_layout, import_onnx, make_batch_dynamic
 
 logger = logging.getLogger(__name__)
@@ -76,8 +82,9 @@ class OnnxModel:
     ``dynamic_spatial`` frees declared height and width; ``verify_batch`` forces the proof on (also for a native
     export, which is then rewritten only if it fails) or off; ``cache`` reads and writes the prepared graph under
     ``$DEEPBATCH_HOME/batch_repairs``. ``io_binding`` runs through an ONNX Runtime IO binding (default: on when the
-    session runs on CUDA or TensorRT). ``run`` may be called from several threads at once; ``run_calls`` counts
-    real ``session.run`` calls. Raises :class:`ModelFormatError` when the graph cannot run on the ``probe_shape``
+    session runs on CUDA or TensorRT). ``run`` may be called from several threads at once, and on the CPU takes the
+    thread count a caller asks with :func:`~.session.threads_per_run` unless ``threads`` fixes it; ``run_calls``
+    counts real ``session.run`` calls. Raises :class:`ModelFormatError` when the graph cannot run on the ``probe_shape``
     canvas (a body that hard-codes another one), naming the canvas it was exported for.
     """
 
@@ -113,7 +120,9 @@ class OnnxModel:
         self.layout: str = verdict["layout"]
         self.repair_description: str = verdict["repair"]
         self.repair = BatchRepair(**verdict["changes"])  # what the graph that runs changed in the file
-        self.session = _open_session(self.path, graph if graph is not None else str(self.path), providers, threads)
+        self._source = graph if graph is not None else str(self.path)
+        self._provider_request = providers
+        self.session = _open_session(self.path, self._source, providers, threads)
         if self.mode == PER_IMAGE:
             logger.warning("%s: running one image per call (%s)", self.path.name, self.mode_reason)
         elif self.mode == REPAIRED:
@@ -122,6 +131,8 @@ class OnnxModel:
         self.output_names = [o.name for o in self.session.get_outputs()]
         self._lock = threading.Lock()
         self.io_binding = self.providers[0] in GPU_PROVIDERS if io_binding is None else bool(io_binding)
+        self._fixed_threads = self.providers[0] in GPU_PROVIDERS or explicit_threads(threads) is not None
+        self._sessions_by_threads: Dict[int, Any] = {}
         self.run_calls = 0
         self.last_batch_size = 0
 
@@ -142,12 +153,25 @@ class OnnxModel:
     def input_shape(self) -> list:
         return list(self.session.get_inputs()[0].shape)
 
+    def _session_here(self) -> Any:
+        """The session runs from this thread use: the model's own, or one with the thread count asked by
+        :func:`~.session.threads_per_run` (same graph, same provider), opened on first use."""
+        wanted = None if self._fixed_threads else requested_run_threads()
+        if wanted is None:
+            return self.session
+        with self._lock:
+            session = self._sessions_by_threads.get(wanted)
+            if session is None:
+                session = _open_session(self.path, self._source, self._provider_request, wanted)
+                self._sessions_by_threads[wanted] = session
+        return session
+
     def _run_session(self, blob: np.ndarray) -> List[np.ndarray]:
         with self._lock:
             self.run_calls += 1
         if self.io_binding:
             return self._run_bound(blob)
-        return self.session.run(self.output_names, {self.input_name: blob})
+        return self._session_here().run(self.output_names, {self.input_name: blob})
 
     def _run_bound(self, blob: np.ndarray) -> List[np.ndarray]:
         """One run through an IO binding: the batch is copied to the provider's device once, straight from
