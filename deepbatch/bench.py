@@ -28,7 +28,7 @@ import time
 from dataclasses import asdict, dataclass, field
 from itertools import cycle, islice
 from pathlib import Path
-from typing import Any, Callable, Dict, List, Optional, Sequence
+from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -105,7 +105,7 @@ class Report:
 
     backend: str
     model: str
-    input_size: int
+    input_size: Tuple[int, int]  # the canvas, (width, height)
     provider: str
     threads: Optional[int]
     workers: Optional[int]
@@ -134,7 +134,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--backend", default="scrfd", help="registered detector name (default: scrfd)")
     parser.add_argument("--batch-sizes", type=_batch_sizes, default=[1, 8, 16, 32], metavar="1,8,16,32",
                         help="comma-separated batch sizes (default: 1,8,16,32)")
-    parser.add_argument("--input-size", type=int, default=640, help="square canvas side in pixels (default: 640)")
+    parser.add_argument("--input-size", type=int, default=None,
+                        help="square canvas side in pixels (default: the backend's own canvas, 640 for scrfd)")
     parser.add_argument("--images", type=int, default=500,
                         help="images per measurement; the photos are cycled to reach it (default: 500)")
     parser.add_argument("--data", default=os.environ.get("DEEPBATCH_TEST_DATA", "../shared/dataset"),
@@ -205,7 +206,7 @@ def time_extract(detector: Any, inputs: Sequence[Any], batch_size: int, api: str
     return clock.timing(count)
 
 
-def time_insightface(model_path: Path, paths: Sequence[Path], input_size: int, providers: Any) -> float:
+def time_insightface(model_path: Path, paths: Sequence[Path], input_size: Tuple[int, int], providers: Any) -> float:
     """Images/s of InsightFace's reference loop: ``cv2.imread`` then ``SCRFD.detect``, one image at a time."""
     import cv2
 
@@ -217,11 +218,11 @@ def time_insightface(model_path: Path, paths: Sequence[Path], input_size: int, p
 
     reference = SCRFD(model_file=str(model_path))  # InsightFace's own session, as its users run it
     on_cpu = resolve_providers(providers)[0][0] == CPU
-    reference.prepare(-1 if on_cpu else 0, input_size=(input_size, input_size), det_thresh=0.5)
-    reference.detect(cv2.imread(str(paths[0])), input_size=(input_size, input_size))
+    reference.prepare(-1 if on_cpu else 0, input_size=input_size, det_thresh=0.5)
+    reference.detect(cv2.imread(str(paths[0])), input_size=input_size)
     with _Clock() as clock:
         for path in paths:
-            reference.detect(cv2.imread(str(path)), input_size=(input_size, input_size))
+            reference.detect(cv2.imread(str(path)), input_size=input_size)
     return clock.timing(len(paths)).rate
 
 
@@ -263,7 +264,7 @@ def measure(args: argparse.Namespace, progress: Callable[[str], None] = logger.i
         raise DeepbatchError(f"deepbatch bench times ONNX detectors; {args.backend!r} does not run a model session")
     photos = [load_image(p) for p in paths]
     stream: List[Any] = list(islice(cycle(paths if args.source == "files" else photos), args.images))
-    report = Report(args.backend, detector.model.path.name, args.input_size, detector.model.providers[0],
+    report = Report(args.backend, detector.model.path.name, detector.input_spec.size, detector.model.providers[0],
                     args.threads, args.workers, len(stream), len(paths), args.source, args.extract_api, args.repeat)
     for size in args.batch_sizes:
         row = Row(size, 0.0)
@@ -279,7 +280,7 @@ def measure(args: argparse.Namespace, progress: Callable[[str], None] = logger.i
     if args.reference == "insightface":
         progress("InsightFace reference loop")
         report.reference = max(time_insightface(detector.model.path, list(islice(cycle(paths), len(stream))),
-                                                args.input_size, args.providers) for _ in range(args.repeat))
+                                                report.input_size, args.providers) for _ in range(args.repeat))
     if args.breakdown:
         progress("per-stage breakdown")
         report.breakdown = time_stages(detector, paths, args.repeat)
@@ -297,7 +298,8 @@ def _ratio(numerator: Optional[float], denominator: Optional[float]) -> Optional
 def format_report(report: Report) -> str:
     """The table ``deepbatch bench`` prints."""
     lines = [
-        f"backend {report.backend} ({report.model}) at {report.input_size}x{report.input_size} on {report.provider}, "
+        f"backend {report.backend} ({report.model}) at {report.input_size[0]}x{report.input_size[1]} "
+        f"on {report.provider}, "
         f"intra-op threads {report.threads or 'default'}, prefetch workers "
         f"{'default' if report.workers is None else report.workers}",
         f"{report.images} images ({report.photos} photos cycled), end-to-end input: {report.source}; "

@@ -410,3 +410,17 @@ def test_bench_prints_one_row_per_batch_size(dataset_dir: Path, weights_dir: Pat
     lines = capsys.readouterr().out.splitlines()
     header = next(i for i, line in enumerate(lines) if line.split()[:1] == ["batch"])
     assert [line.split()[0] for line in lines[header + 1 : header + 3]] == ["1", "2"]
+
+
+def test_bench_runs_a_backend_on_its_own_canvas(dataset_dir: Path, weights_dir: Path,
+                                                capsys: pytest.CaptureFixture[str]):
+    import argparse
+
+    from deepbatch import bench
+
+    parser = argparse.ArgumentParser()
+    bench.add_arguments(parser)
+    args = parser.parse_args(["--backend", "ultralight_320", "--batch-sizes", "1", "--images", "2", "--skip-extract",
+                              "--data", str(dataset_dir)])
+    assert bench.run(args) == 0
+    assert "at 320x240 on" in capsys.readouterr().out
