@@ -222,6 +222,18 @@ def preload_gpu_libraries() -> None:
             logger.info("could not load %s: %s", library, exc)
 
 
+def probe_model() -> Any:
+    """A one-node graph to try the CUDA provider with, stamped with an IR version and opset that every supported
+    onnxruntime reads (``make_model`` stamps the installed onnx package's newest IR version, which an older
+    onnxruntime refuses: the GPU would then look absent)."""
+    from onnx import TensorProto, helper
+
+    value = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "probe", [value],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 13)], ir_version=8)
+
+
 def gpu_status() -> Tuple[bool, str]:
     """``(usable, description)``: whether a CUDA session can really be made here, and the device or the reason."""
     import onnxruntime as ort
@@ -230,13 +242,8 @@ def gpu_status() -> Tuple[bool, str]:
 
     if "CUDAExecutionProvider" not in ort.get_available_providers():
         return False, "onnxruntime has no CUDAExecutionProvider (CPU-only build or no GPU libraries)"
-    from onnx import TensorProto, helper
-
-    value = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])
-    probe = helper.make_model(helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "probe", [value],
-                                                [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])]))
     try:
-        session = ort.InferenceSession(probe.SerializeToString(), providers=["CUDAExecutionProvider"])
+        session = ort.InferenceSession(probe_model().SerializeToString(), providers=["CUDAExecutionProvider"])
         started = session.get_providers()[0] == "CUDAExecutionProvider"
     except Exception as exc:  # noqa: BLE001 (any failure to start means: no usable GPU)
         return False, f"the CUDA provider could not start ({exc})"

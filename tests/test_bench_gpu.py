@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from deepbatch.bench_gpu import check_preamble, check_torch_decode
+from deepbatch.bench_gpu import check_preamble, check_torch_decode, gpu_status, probe_model
 from deepbatch.detectors import build_detector
 from deepbatch.io.images import list_image_files, load_image
 
@@ -30,3 +30,17 @@ def test_torch_jpeg_decoding_finds_the_same_faces(scrfd_cpu, dataset_dir: Path) 
     pytest.importorskip("torchvision", reason="the torch decoding path needs torchvision (the yolo extra)")
     report = check_torch_decode(scrfd_cpu, [str(p) for p in list_image_files(dataset_dir)])
     assert report["same_face_counts"]
+
+
+def test_the_cuda_probe_loads_in_the_installed_onnxruntime() -> None:
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(probe_model().SerializeToString(), providers=["CPUExecutionProvider"])
+    assert session.get_outputs()[0].name == "y"
+
+
+def test_without_a_gpu_the_reason_is_the_missing_gpu() -> None:
+    usable, reason = gpu_status()
+    if usable:
+        pytest.skip(f"a GPU is here: {reason}")
+    assert "IR version" not in reason and ("no GPU" in reason or "no CUDAExecutionProvider" in reason), reason
