@@ -67,13 +67,16 @@ bench-stream: install
 test-data:
 	$(PYTHON) tests/fetch_test_data.py
 
-# The one-shot GPU table. On a machine with nvidia-smi it first swaps onnxruntime for onnxruntime-gpu with its CUDA,
-# cuDNN and TensorRT libraries, and installs torch/torchvision for batched JPEG decoding on the GPU; elsewhere it
-# runs the CPU part and says the GPU part was skipped.
+# The one-shot GPU table. On a machine with nvidia-smi it first swaps onnxruntime for onnxruntime-gpu with its CUDA
+# and cuDNN libraries, then the TensorRT wheel that build loads (its CUDA and libnvinfer majors), and installs
+# torch/torchvision for batched JPEG decoding on the GPU; elsewhere it runs the CPU part and says the GPU part was
+# skipped.
 bench-gpu: install
 	@if command -v nvidia-smi >/dev/null 2>&1; then \
 		$(PYTHON) -m pip uninstall -q -y onnxruntime; \
-		$(PYTHON) -m pip install -q "onnxruntime-gpu[cuda,cudnn]>=1.20" "tensorrt-cu12>=10" torch torchvision; \
+		$(PYTHON) -m pip install -q "onnxruntime-gpu[cuda,cudnn]>=1.20" torch torchvision; \
+		trt="$$($(PYTHON) -m deepbatch.bench_gpu --tensorrt-requirement)"; \
+		if [ -n "$$trt" ]; then $(PYTHON) -m pip install -q "$$trt"; fi; \
 	fi
 	mkdir -p out
 	$(PYTHON) -m deepbatch.bench_gpu --data $(DEEPBATCH_TEST_DATA) --json out/bench_gpu.json

@@ -222,6 +222,27 @@ def preload_gpu_libraries() -> None:
             logger.info("could not load %s: %s", library, exc)
 
 
+def tensorrt_requirement() -> Optional[str]:
+    """The TensorRT wheel that the installed onnxruntime-gpu loads, e.g. ``"tensorrt-cu13>=10,<11"``: its CUDA
+    major from the build info and its ``libnvinfer`` major from the TensorRT provider library, so the wheel matches
+    both (a TensorRT for another CUDA, or of another major version, leaves the provider unable to start). None for
+    a build without the TensorRT provider."""
+    import re
+
+    import onnxruntime as ort
+
+    folder = Path(ort.__file__).parent / "capi"
+    provider = folder / "libonnxruntime_providers_tensorrt.so"
+    cuda = getattr(getattr(ort.capi, "build_and_package_info", None), "cuda_version", "") or ""
+    if not provider.exists() or not cuda:
+        return None
+    linked = re.search(rb"libnvinfer\.so\.(\d+)", provider.read_bytes())
+    if linked is None:
+        return None
+    major = int(linked.group(1))
+    return f"tensorrt-cu{cuda.split('.')[0]}>={major},<{major + 1}"
+
+
 def probe_model() -> Any:
     """A one-node graph to try the CUDA provider with, stamped with an IR version and opset that every supported
     onnxruntime reads (``make_model`` stamps the installed onnx package's newest IR version, which an older
@@ -468,6 +489,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--cpu-images", type=int, default=32, help="images per CPU measurement (default 32)")
     parser.add_argument("--budget", type=float, default=420.0, help="seconds after which no new cell starts")
     parser.add_argument("--json", dest="json_path", default="bench_gpu.json")
+    parser.add_argument("--tensorrt-requirement", action="store_true",
+                        help="print the TensorRT wheel the installed onnxruntime-gpu loads, and exit")
+    if parser.parse_args(argv).tensorrt_requirement:
+        sys.stdout.write((tensorrt_requirement() or "") + "\n")
+        return 0
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     table = run(parser.parse_args(argv))
     sys.stdout.write(format_table(table) + "\n")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from deepbatch.bench_gpu import check_preamble, check_torch_decode, gpu_status, probe_model
+from deepbatch.bench_gpu import check_preamble, check_torch_decode, gpu_status, probe_model, tensorrt_requirement
 from deepbatch.detectors import build_detector
 from deepbatch.io.images import list_image_files, load_image
 
@@ -44,3 +44,18 @@ def test_without_a_gpu_the_reason_is_the_missing_gpu() -> None:
     if usable:
         pytest.skip(f"a GPU is here: {reason}")
     assert "IR version" not in reason and ("no GPU" in reason or "no CUDAExecutionProvider" in reason), reason
+
+
+def test_the_tensorrt_wheel_matches_the_installed_runtime() -> None:
+    import re
+
+    import onnxruntime as ort
+
+    cuda = getattr(getattr(ort.capi, "build_and_package_info", None), "cuda_version", "")
+    requirement = tensorrt_requirement()
+    if not cuda or "TensorrtExecutionProvider" not in ort.get_available_providers():
+        assert requirement is None
+        return
+    match = re.fullmatch(r"tensorrt-cu(\d+)>=(\d+),<(\d+)", requirement or "")
+    assert match is not None, requirement
+    assert match.group(1) == cuda.split(".")[0] and int(match.group(3)) == int(match.group(2)) + 1
