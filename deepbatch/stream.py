@@ -21,6 +21,7 @@ from .detectors.base import DEFAULT_BATCH_SIZE, Detector
 from .errors import ArgumentError, FaceNotDetectedError, ImageError
 from .io.images import describe, load_image, load_image_for_canvas
 from .ops.align import FaceCrops, expand_boxes, face_crops, resize_into
+from .ops.boxes import clip_boxes
 from .ops.letterbox import InputSpec
 from .pipeline import (
     DEFAULT_PREFETCH,
@@ -281,8 +282,7 @@ def scale_faces(faces: Faces, factor: float, shape: Optional[Tuple[int, ...]]) -
     ``factor``, boxes clipped to the original ``(height, width)`` ``shape``."""
     boxes = faces.boxes * np.float32(factor)
     if shape is not None:
-        np.clip(boxes[:, 0::2], 0, shape[1], out=boxes[:, 0::2])
-        np.clip(boxes[:, 1::2], 0, shape[0], out=boxes[:, 1::2])
+        clip_boxes(boxes, shape)
     landmarks = None if faces.landmarks is None else faces.landmarks * np.float32(factor)
     return Faces(boxes, faces.scores, landmarks)
 

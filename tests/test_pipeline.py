@@ -396,31 +396,29 @@ def test_bench_batch_sizes_refuse_bad_lists(text: str):
         _batch_sizes(text)
 
 
-def test_bench_prints_one_row_per_batch_size(dataset_dir: Path, weights_dir: Path,
-                                             capsys: pytest.CaptureFixture[str]):
+def _run_bench(arguments: List[str], capsys: pytest.CaptureFixture[str]) -> str:
+    """What ``deepbatch bench`` with ``arguments`` prints (it must succeed)."""
     import argparse
 
     from deepbatch import bench
 
     parser = argparse.ArgumentParser()
     bench.add_arguments(parser)
-    args = parser.parse_args(["--batch-sizes", "1,2", "--input-size", "160", "--images", "4", "--skip-extract",
-                              "--data", str(dataset_dir)])
-    assert bench.run(args) == 0
-    lines = capsys.readouterr().out.splitlines()
+    assert bench.run(parser.parse_args(arguments)) == 0
+    return capsys.readouterr().out
+
+
+def test_bench_prints_one_row_per_batch_size(dataset_dir: Path, weights_dir: Path,
+                                             capsys: pytest.CaptureFixture[str]):
+    out = _run_bench(["--batch-sizes", "1,2", "--input-size", "160", "--images", "4", "--skip-extract",
+                      "--data", str(dataset_dir)], capsys)
+    lines = out.splitlines()
     header = next(i for i, line in enumerate(lines) if line.split()[:1] == ["batch"])
     assert [line.split()[0] for line in lines[header + 1 : header + 3]] == ["1", "2"]
 
 
 def test_bench_runs_a_backend_on_its_own_canvas(dataset_dir: Path, weights_dir: Path,
                                                 capsys: pytest.CaptureFixture[str]):
-    import argparse
-
-    from deepbatch import bench
-
-    parser = argparse.ArgumentParser()
-    bench.add_arguments(parser)
-    args = parser.parse_args(["--backend", "ultralight_320", "--batch-sizes", "1", "--images", "2", "--skip-extract",
-                              "--data", str(dataset_dir)])
-    assert bench.run(args) == 0
-    assert "at 320x240 on" in capsys.readouterr().out
+    out = _run_bench(["--backend", "ultralight_320", "--batch-sizes", "1", "--images", "2", "--skip-extract",
+                      "--data", str(dataset_dir)], capsys)
+    assert "at 320x240 on" in out

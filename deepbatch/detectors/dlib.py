@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 
+from ..ops.boxes import clip_boxes
 from ..optional import require
 from ..structures import Faces
 from .base import DETECTORS, Detector
@@ -46,7 +47,5 @@ class DlibHOG(Detector):
         if len(rects) == 0:
             return Faces.empty(with_landmarks=False)
         boxes = np.array([[r.left(), r.top(), r.right() + 1, r.bottom() + 1] for r in rects], np.float32)
-        height, width = image.shape[:2]
-        np.clip(boxes[:, 0::2], 0, width, out=boxes[:, 0::2])  # dlib's rectangles may reach past the border
-        np.clip(boxes[:, 1::2], 0, height, out=boxes[:, 1::2])
+        clip_boxes(boxes, image.shape)  # dlib's rectangles may reach past the border
         return Faces(boxes, np.asarray(scores, np.float32), None)

@@ -15,10 +15,11 @@ permuted to deepbatch's person-relative order.
 from __future__ import annotations
 
 import threading
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ..ops.boxes import check_cascade_thresholds, clip_boxes, group_by_shape
 from ..optional import require
 from ..structures import OBSERVER_TO_PERSON, Faces
 from .base import DETECTORS, Detector
@@ -55,23 +56,19 @@ class FastMTCNN(Detector):
         package = import_facenet_pytorch()
         import torch
 
-        if len(thresholds) != 3:
-            raise ValueError(f"thresholds must be three scores (PNet, RNet, ONet), got {thresholds!r}")
+        stages = check_cascade_thresholds(thresholds)
         if min_face_size < 1:
             raise ValueError(f"min_face_size must be a positive number of pixels, got {min_face_size}")
         self.min_face_size = int(min_face_size)
         device = device or ("cuda:0" if torch.cuda.is_available() else "cpu")
-        self.model = package.MTCNN(thresholds=[float(t) for t in thresholds], min_face_size=int(min_face_size),
+        self.model = package.MTCNN(thresholds=list(stages), min_face_size=int(min_face_size),
                                    factor=float(scale_factor), keep_all=True, select_largest=False, device=device)
         self._lock = threading.Lock()  # the package's modules hold no per-call state, but torch threads are shared
 
     def detect_batch(self, images: Sequence[np.ndarray]) -> List[Faces]:
         results: List[Faces] = [Faces.empty()] * len(images)
-        groups: Dict[Tuple[int, ...], List[int]] = {}
-        for index, image in enumerate(images):
-            if min(image.shape[:2]) >= self.min_face_size:  # smaller images have an empty pyramid: no face fits
-                groups.setdefault(image.shape, []).append(index)
-        for indices in groups.values():
+        # smaller images than the smallest face have an empty pyramid: no face fits
+        for indices in group_by_shape(images, self.min_face_size).values():
             rgb = np.stack([images[i][..., ::-1] for i in indices])
             with self._lock:
                 boxes, probs, points = self.model.detect(rgb, landmarks=True)
@@ -86,8 +83,6 @@ def _faces(boxes: Optional[np.ndarray], probs: Optional[np.ndarray], points: Opt
     (ONet's regression may reach past the border)."""
     if boxes is None or len(boxes) == 0:
         return Faces.empty()
-    boxes = np.asarray(boxes, np.float32).reshape(-1, 4)
-    np.clip(boxes[:, 0::2], 0, shape[1], out=boxes[:, 0::2])
-    np.clip(boxes[:, 1::2], 0, shape[0], out=boxes[:, 1::2])
+    boxes = clip_boxes(np.asarray(boxes, np.float32).reshape(-1, 4), shape)
     landmarks = np.asarray(points, np.float32).reshape(-1, 5, 2)[:, OBSERVER_TO_PERSON]
     return Faces(boxes, np.asarray(probs, np.float32).reshape(-1), landmarks)

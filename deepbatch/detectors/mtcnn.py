@@ -26,6 +26,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
+from ..ops.boxes import check_cascade_thresholds, clip_boxes, group_by_shape
 from ..optional import require
 from ..structures import OBSERVER_TO_PERSON, Faces
 from .base import DETECTORS, Detector
@@ -90,8 +91,7 @@ class MTCNNDetector(Detector):
         max_pixels: Optional[int] = DEFAULT_MAX_PIXELS,
     ):
         package = import_mtcnn()
-        if len(thresholds) != 3:
-            raise ValueError(f"thresholds must be three scores (PNet, RNet, ONet), got {thresholds!r}")
+        pnet, rnet, onet = check_cascade_thresholds(thresholds)
         if border < 0:
             raise ValueError(f"border must be a fraction >= 0 of the image's side, got {border}")
         self.border = float(border)
@@ -99,8 +99,7 @@ class MTCNNDetector(Detector):
         self.scale_factor = float(scale_factor)
         self.model = package.MTCNN(device=device)
         self.options: Dict[str, Any] = dict(
-            scale_factor=float(scale_factor), threshold_pnet=float(thresholds[0]),
-            threshold_rnet=float(thresholds[1]), threshold_onet=float(thresholds[2]),
+            scale_factor=float(scale_factor), threshold_pnet=pnet, threshold_rnet=rnet, threshold_onet=onet,
         )
         self._lock = threading.Lock()  # the package's stages are not documented as thread-safe
 
@@ -108,10 +107,7 @@ class MTCNNDetector(Detector):
         import cv2
 
         results: List[Faces] = [Faces.empty()] * len(images)
-        groups: Dict[Tuple[int, ...], List[int]] = {}
-        for index, image in enumerate(images):
-            groups.setdefault(image.shape, []).append(index)
-        for shape, indices in groups.items():
+        for shape, indices in group_by_shape(images).items():
             top, left = int(self.border * shape[0]), int(self.border * shape[1])  # DeepFace's int(0.5 * side)
             rgb = [_padded_rgb(images[i], top, left) for i in indices]
             height, width = rgb[0].shape[:2]
@@ -153,8 +149,6 @@ def _faces(rows: np.ndarray, top: int, left: int, shape: Tuple[int, ...]) -> Fac
     """Faces from the package's rows of one padded image, in the image's pixels: boxes xyxy clipped to the image,
     ONet scores, person-relative landmarks."""
     shift = np.array([left, top], np.float32)
-    boxes = rows[:, _BOX] - np.tile(shift, 2)
-    np.clip(boxes[:, 0::2], 0, shape[1], out=boxes[:, 0::2])
-    np.clip(boxes[:, 1::2], 0, shape[0], out=boxes[:, 1::2])
+    boxes = clip_boxes(rows[:, _BOX] - np.tile(shift, 2), shape)
     points = np.stack([rows[:, _XS], rows[:, _YS]], axis=-1) - shift
     return Faces(boxes, rows[:, _SCORE], points[:, OBSERVER_TO_PERSON])

@@ -22,6 +22,7 @@ from typing import List, Optional, Sequence, Union
 import numpy as np
 
 from ..errors import ModelFormatError
+from ..ops.boxes import clip_boxes
 from ..structures import Faces
 from ..weights import WeightFile, resolve_weights
 from .base import DETECTORS, Detector
@@ -92,8 +93,6 @@ class OpenCVSSD(Detector):
 def _faces(rows: np.ndarray, shape: Sequence[int]) -> Faces:
     """One image's faces: normalised corners scaled to its pixels and clipped to it (priors are not clipped)."""
     height, width = shape[:2]
-    boxes = rows[:, _BOX].astype(np.float32) * np.array([width, height, width, height], np.float32)
-    np.clip(boxes[:, 0::2], 0, width, out=boxes[:, 0::2])
-    np.clip(boxes[:, 1::2], 0, height, out=boxes[:, 1::2])
+    boxes = clip_boxes(rows[:, _BOX].astype(np.float32) * np.array([width, height, width, height], np.float32), shape)
     valid = (boxes[:, 2] > boxes[:, 0]) & (boxes[:, 3] > boxes[:, 1])
     return Faces(boxes[valid], rows[valid, _SCORE].astype(np.float32), None)

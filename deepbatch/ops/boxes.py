@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import List
+from typing import Dict, List, Sequence, Tuple
 
 import numpy as np
 
@@ -37,3 +37,27 @@ def split_by_image(image_index: np.ndarray, count: int) -> List[slice]:
     bounds = np.searchsorted(image_index, np.arange(count + 1))
     return [slice(int(a), int(b)) for a, b in zip(bounds[:-1], bounds[1:])]
 
+
+
+def clip_boxes(boxes: np.ndarray, shape: Sequence[int]) -> np.ndarray:
+    """``boxes`` (N, 4) xyxy clipped in place to an image of ``shape`` ``(height, width, ...)``, and returned."""
+    np.clip(boxes[:, 0::2], 0, shape[1], out=boxes[:, 0::2])
+    np.clip(boxes[:, 1::2], 0, shape[0], out=boxes[:, 1::2])
+    return boxes
+
+
+def group_by_shape(images: Sequence[np.ndarray], min_side: int = 0) -> Dict[Tuple[int, ...], List[int]]:
+    """Indices of ``images`` grouped by shape (for models that take a stack of one size), in first-seen order;
+    images whose shorter side is below ``min_side`` are left out."""
+    groups: Dict[Tuple[int, ...], List[int]] = {}
+    for index, image in enumerate(images):
+        if min(image.shape[:2]) >= min_side:
+            groups.setdefault(tuple(image.shape), []).append(index)
+    return groups
+
+
+def check_cascade_thresholds(thresholds: Sequence[float]) -> Tuple[float, float, float]:
+    """The three stage thresholds of an MTCNN cascade (PNet, RNet, ONet) as floats; ValueError otherwise."""
+    if len(thresholds) != 3:
+        raise ValueError(f"thresholds must be three scores (PNet, RNet, ONet), got {thresholds!r}")
+    return float(thresholds[0]), float(thresholds[1]), float(thresholds[2])
