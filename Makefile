@@ -67,19 +67,15 @@ bench-stream: install
 test-data:
 	$(PYTHON) tests/fetch_test_data.py
 
-# The one-shot GPU table. On a machine with nvidia-smi it first swaps onnxruntime for onnxruntime-gpu with its CUDA
-# and cuDNN libraries, then the TensorRT wheel that build loads (its CUDA and libnvinfer majors), and installs
-# torch/torchvision for batched JPEG decoding on the GPU; elsewhere it runs the CPU part and says the GPU part was
-# skipped.
-bench-gpu: install
-	@if command -v nvidia-smi >/dev/null 2>&1; then \
-		$(PYTHON) -m pip uninstall -q -y onnxruntime; \
-		$(PYTHON) -m pip install -q "onnxruntime-gpu[cuda,cudnn]>=1.20" torch torchvision; \
-		trt="$$($(PYTHON) -m deepbatch.bench_gpu --tensorrt-requirement)"; \
-		if [ -n "$$trt" ]; then $(PYTHON) -m pip install -q "$$trt"; fi; \
-	fi
+# The one-shot GPU table. On a machine with nvidia-smi, `--install` first adds what this Python lacks: onnxruntime-gpu
+# with its CUDA and cuDNN wheels (in place of onnxruntime), the TensorRT wheel that build loads, torch/torchvision
+# for GPU JPEG decoding; all downloaded before anything is removed (offline: WHEELS=folder of wheels). Elsewhere it
+# runs the CPU part and says the GPU part was skipped.
+bench-gpu:
+	@$(PYTHON) -c "import deepbatch" 2>/dev/null || $(PYTHON) -m pip install -q -e .
 	mkdir -p out
-	$(PYTHON) -m deepbatch.bench_gpu --data $(DEEPBATCH_TEST_DATA) --json out/bench_gpu.json
+	$(PYTHON) -m deepbatch.bench_gpu --install $(if $(WHEELS),--wheels $(WHEELS)) --data $(DEEPBATCH_TEST_DATA) \
+		--json out/bench_gpu.json
 
 readme-tables:
 	$(PYTHON) tools/readme_tables.py

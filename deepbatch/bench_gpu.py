@@ -1,4 +1,5 @@
-"""``python -m deepbatch.bench_gpu``: the one-shot GPU table (``make bench-gpu`` installs what it needs first).
+"""``python -m deepbatch.bench_gpu``: the one-shot GPU table (``--install``, as ``make bench-gpu`` runs it, installs
+what it needs first: :func:`install_gpu_packages`).
 
 For SCRFD-500M and SCRFD-2.5G at 320 and 640, batch 1, 16, 32 and 64, on CUDA and on TensorRT FP16, images/s of
 
@@ -220,6 +221,70 @@ def preload_gpu_libraries() -> None:
             ctypes.CDLL(library, mode=ctypes.RTLD_GLOBAL)
         except OSError as exc:
             logger.info("could not load %s: %s", library, exc)
+
+
+ONNXRUNTIME_GPU = "onnxruntime-gpu[cuda,cudnn]>=1.20"
+
+
+def _pip(*arguments: str) -> bool:
+    """One pip command in this interpreter; True when it succeeded (its output is shown)."""
+    import subprocess
+
+    return subprocess.run([sys.executable, "-m", "pip", *arguments], check=False).returncode == 0
+
+
+def _python_says(code: str) -> str:
+    """What a fresh interpreter prints for ``code`` (empty on failure): a package's state without importing it here,
+    where an import would pin the old build for this whole process."""
+    import subprocess
+
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    return done.stdout.strip() if done.returncode == 0 else ""
+
+
+def _fetch_and_install(requirements: Sequence[str], wheels: Optional[Path], before: Sequence[str] = ()) -> bool:
+    """Download ``requirements`` with their dependencies (from ``wheels`` alone when given) and only when all came,
+    uninstall ``before`` and install them from what was downloaded: an offline machine keeps what it had."""
+    import tempfile
+
+    index = ["--no-index", "--find-links", str(wheels)] if wheels is not None else []
+    with tempfile.TemporaryDirectory(prefix="deepbatch-wheels-") as folder:
+        if not _pip("download", "-q", "--dest", folder, *index, *requirements):
+            return False
+        if before:
+            _pip("uninstall", "-q", "-y", *before)
+        return _pip("install", "-q", "--no-index", "--find-links", folder, *requirements)
+
+
+def install_gpu_packages(wheels: Optional[Path] = None) -> List[str]:
+    """On a machine with ``nvidia-smi``, what the GPU table needs and this Python lacks: onnxruntime-gpu with its
+    CUDA and cuDNN wheels (replacing a CPU-only onnxruntime: both write the same package), the TensorRT wheel that
+    build loads (:func:`tensorrt_requirement`) and torch/torchvision for GPU JPEG decoding. Everything is
+    downloaded before anything is removed, so a machine without a package index (pass ``wheels``, a folder of
+    wheels) keeps a working runtime and the table skips what is missing. Returns one line per package said."""
+    import shutil
+
+    if shutil.which("nvidia-smi") is None:
+        return ["no nvidia-smi here: nothing installed, the GPU part will be skipped"]
+    said = []
+    has_cuda = "import onnxruntime as o; print('CUDAExecutionProvider' in o.get_available_providers())"
+    if _python_says(has_cuda) == "True":
+        said.append("onnxruntime with the CUDA provider: already installed")
+    elif _fetch_and_install([ONNXRUNTIME_GPU], wheels, before=["onnxruntime"]):
+        said.append(f"installed {ONNXRUNTIME_GPU}")
+    else:
+        said.append(f"{ONNXRUNTIME_GPU} could not be downloaded (no package index? pass --wheels DIR); the GPU "
+                    "part runs only if the installed onnxruntime has the CUDA provider")
+    requirement = _python_says("from deepbatch.bench_gpu import tensorrt_requirement as r; print(r() or '')")
+    if requirement and not _python_says("import tensorrt_libs; print('yes')"):
+        installed = _fetch_and_install([requirement], wheels)
+        said.append(f"installed {requirement}" if installed else
+                    f"{requirement} could not be downloaded; the TensorRT cells fall back to CUDA")
+    if not _python_says("import torch, torchvision; print('yes')"):
+        installed = _fetch_and_install(["torch", "torchvision"], wheels)
+        said.append("installed torch and torchvision" if installed else
+                    "torch/torchvision could not be downloaded; the GPU JPEG decoding column is skipped")
+    return said
 
 
 def tensorrt_requirement() -> Optional[str]:
@@ -491,13 +556,22 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--json", dest="json_path", default="bench_gpu.json")
     parser.add_argument("--tensorrt-requirement", action="store_true",
                         help="print the TensorRT wheel the installed onnxruntime-gpu loads, and exit")
-    if parser.parse_args(argv).tensorrt_requirement:
+    parser.add_argument("--install", action="store_true",
+                        help="first install what the GPU table needs and this Python lacks (on a machine with "
+                             "nvidia-smi; see install_gpu_packages)")
+    parser.add_argument("--wheels", type=Path, default=None,
+                        help="with --install: a folder of wheels to install from (a machine without a package index)")
+    options = parser.parse_args(argv)
+    if options.tensorrt_requirement:
         sys.stdout.write((tensorrt_requirement() or "") + "\n")
         return 0
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    table = run(parser.parse_args(argv))
+    if options.install:
+        for line in install_gpu_packages(options.wheels):
+            logger.info("%s", line)
+    table = run(options)
     sys.stdout.write(format_table(table) + "\n")
-    Path(parser.parse_args(argv).json_path).write_text(json.dumps(asdict(table), indent=2))
+    Path(options.json_path).write_text(json.dumps(asdict(table), indent=2))
     return 0
 
 

@@ -6,7 +6,14 @@ from pathlib import Path
 
 import pytest
 
-from deepbatch.bench_gpu import check_preamble, check_torch_decode, gpu_status, probe_model, tensorrt_requirement
+from deepbatch.bench_gpu import (
+    check_preamble,
+    check_torch_decode,
+    gpu_status,
+    install_gpu_packages,
+    probe_model,
+    tensorrt_requirement,
+)
 from deepbatch.detectors import build_detector
 from deepbatch.io.images import list_image_files, load_image
 
@@ -59,3 +66,24 @@ def test_the_tensorrt_wheel_matches_the_installed_runtime() -> None:
     match = re.fullmatch(r"tensorrt-cu(\d+)>=(\d+),<(\d+)", requirement or "")
     assert match is not None, requirement
     assert match.group(1) == cuda.split(".")[0] and int(match.group(3)) == int(match.group(2)) + 1
+
+
+def test_an_offline_install_removes_nothing_and_says_what_is_missing(tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.metadata
+    import os
+
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    (tools / "nvidia-smi").write_text("#!/bin/sh\nexit 0\n")
+    (tools / "nvidia-smi").chmod(0o755)
+    monkeypatch.setenv("PATH", f"{tools}{os.pathsep}{os.environ['PATH']}")
+    empty = tmp_path / "wheels"
+    empty.mkdir()
+    runtime = {d.metadata["Name"]: d.version for d in importlib.metadata.distributions()
+               if d.metadata["Name"].startswith("onnxruntime")}
+    said = install_gpu_packages(empty)
+    after = {d.metadata["Name"]: d.version for d in importlib.metadata.distributions()
+             if d.metadata["Name"].startswith("onnxruntime")}
+    assert after == runtime
+    assert said and all("already installed" in line or "could not be downloaded" in line for line in said), said
