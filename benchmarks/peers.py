@@ -189,6 +189,9 @@ def report(medians: Dict[str, float], rates: Dict[str, List[float]], cpu_ms: Dic
         best = max(fixed, key=fixed.__getitem__)
         lines.append(f"\n{kind}: auto ({auto}) {medians[f'{kind}, auto']:.1f} img/s, best fixed size {best} "
                      f"{fixed[best]:.1f} img/s: auto is {100 * (medians[f'{kind}, auto'] / fixed[best] - 1):+.1f}%")
+        if auto in fixed:  # two rows of one configuration: how far apart they are is this run's noise
+            lines.append(f"  (auto and batch {auto} run the same configuration; they differ by "
+                         f"{100 * (medians[f'{kind}, auto'] / fixed[auto] - 1):+.1f}% in this run)")
     for name in [n for n in medians if n.startswith("DeepFace ")]:
         backend = name.split(" ", 1)[1]
         lines.append(f"{backend}: deepbatch extract_faces / DeepFace extract_faces = "
