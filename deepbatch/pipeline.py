@@ -29,11 +29,10 @@ R = TypeVar("R")
 DEFAULT_PREFETCH = 2  # chunks prepared ahead: one being prepared, one ready, while the model runs a third
 
 BatchSize = Union[int, str]  # a positive int, or "auto"
-# "auto" batch sizes. On a CPU the model is as fast per image at batch 1 as at 32, and single-image chunks keep the
-# prefetch threads and the model overlapping from the first image to the last (a large chunk leaves one stage idle
-# while the first chunk is decoded and the last one runs) and cost the least CPU time per image (benchmarks/peers.py:
-# 35.9 ms at 1, 36.5 at 2, 37.8 at 4, 39.1 at 8 for detection from files). On a GPU each call has a fixed cost that
-# large batches spread.
+# "auto" batch sizes. On a CPU the model is as fast per image at batch 1 as at 32, and single-image chunks keep every
+# core busy from the first image to the last (a large chunk leaves cores idle while the last chunks run) and cost the
+# least CPU time per image (benchmarks/peers.py, 7 rounds, detection from files: 37.3 ms at 1, 37.4 at 2, 40.2 at
+# 4, 38.8 at 32). On a GPU each call has a fixed cost that large batches spread.
 CPU_AUTO_BATCH = 1
 GPU_AUTO_BATCH = 32
 
