@@ -410,6 +410,11 @@ def _loaded_batching(args: argparse.Namespace) -> str:
 
 
 def _built_batching(registry: Any, name: str) -> str:
+    """The batching of ``name``: from its class where the class says it (so backends on TensorFlow or PyTorch are
+    not loaded), else from a loaded instance."""
+    designed = getattr(registry.entry(name).factory, "designed_batching", None)
+    if callable(designed) and designed() is not None:
+        return str(designed())
     try:
         built = registry.create(name, providers="cpu")
     except TypeError:  # a backend without an ONNX session takes no providers argument
@@ -696,8 +701,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     models = command("models", help="registered detectors and recognizers, and where their weights are",
                      description="List the registered models and whether their weights were found.")
-    models.add_argument("--batching", action="store_true", help="load each model whose weights are found and show "
-                        "how it batches: native, repaired or per_image (with the reason)")
+    models.add_argument("--batching", action="store_true", help="load each ONNX model whose weights are found and "
+                        "show how it batches: native, repaired or per_image (with the reason); other backends say "
+                        "native or loop from their class, without loading their framework")
     models.set_defaults(handler=cmd_models)
     return parser
 

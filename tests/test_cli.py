@@ -7,6 +7,7 @@ import io
 import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 from typing import Dict, List, NamedTuple, Sequence
 
@@ -127,6 +128,17 @@ def test_models_lists_every_registered_detector() -> None:
 def test_models_says_where_weights_were_found(weights_dir: Path) -> None:
     line = next(row for row in run_cli(["models"]).stdout.splitlines() if row.strip().startswith("scrfd_500m"))
     assert str(weights_dir / "scrfd_500m_kps.onnx") in line
+
+
+def test_models_batching_reads_backends_on_other_frameworks_from_their_class(weights_dir: Path) -> None:
+    script = ("import sys; from deepbatch.cli import main; main(['models', '--batching']); "
+              "print('frameworks loaded:', sorted({'tensorflow', 'torch'} & set(sys.modules)))")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True,
+                          cwd=Path(deepbatch.__file__).parent.parent)
+    rows = {line.split()[0]: line for line in done.stdout.splitlines() if line.startswith("  ")}
+    assert "frameworks loaded: []" in done.stdout
+    assert " native " in rows["mtcnn"] and " loop (one image per call by design) " in rows["opencv"]
+    assert " repaired (" in rows["scrfd_500m"]
 
 
 def models_row(name: str) -> str:

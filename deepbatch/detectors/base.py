@@ -119,14 +119,20 @@ class Detector(ABC):  # noqa: B024 (abstract by contract: __init_subclass__ dema
         while the next images wait to be decoded. A GPU is fed large batches from one thread instead."""
         return False
 
+    @classmethod
+    def designed_batching(cls) -> Optional[str]:
+        """How a chunk runs when the class alone says it: ``native`` / ``loop`` for backends that batch or loop by
+        design; None where it is known only once the model file is loaded (ONNX models)."""
+        return "native" if cls.native_batching else "loop (one image per call by design)"
+
     @property
     def batching(self) -> str:
         """How a chunk runs: ``native``, ``repaired`` or ``per_image`` with the reason (ONNX models), or
-        ``native`` / ``loop`` for backends that batch or loop by design."""
+        :meth:`designed_batching`."""
         batching = getattr(getattr(self, "model", None), "batching", None)
         if batching is not None:
             return str(batching)
-        return "native" if self.native_batching else "loop (one image per call by design)"
+        return self.designed_batching() or "native"
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(name={self.name!r}, batching={self.batching.split(' ')[0]!r})"
@@ -196,6 +202,10 @@ class OnnxDetector(Detector):
         self.model = OnnxModel(path, providers, threads, dynamic_spatial=self.dynamic_spatial,
                                probe_shape=(3, self.input_spec.height, self.input_spec.width),
                                verify_batch=verify_batch)
+
+    @classmethod
+    def designed_batching(cls) -> Optional[str]:
+        return None  # native, repaired or per_image: decided when the file is loaded (see OnnxModel)
 
     @property
     def canvas(self) -> InputSpec:
