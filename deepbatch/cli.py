@@ -413,8 +413,9 @@ def _built_batching(registry: Any, name: str) -> str:
     """The batching of ``name``: from its class where the class says it (so backends on TensorFlow or PyTorch are
     not loaded), else from a loaded instance."""
     designed = getattr(registry.entry(name).factory, "designed_batching", None)
-    if callable(designed) and designed() is not None:
-        return str(designed())
+    known = designed() if callable(designed) else None
+    if known is not None:
+        return str(known)
     try:
         built = registry.create(name, providers="cpu")
     except TypeError:  # a backend without an ONNX session takes no providers argument
