@@ -9,9 +9,16 @@ Model files are proved before they are used:
   or commit; a file without one is never downloaded (the user fetches it). Downloads stream to a temporary file
   beside the target and are renamed into place only when their digest matches, so a truncated or corrupt download is
   never cached;
-* a file found in a weights folder under a name whose digest is registered must have that digest;
+* a file found in a weights folder under *any* of a model's names must have one of the model's registered digests
+  (the download's, or another published export's) when the model has any; within a folder the download's own name
+  is looked up first;
+* a file of a model with no registered digest is used from a folder the user named in ``$DEEPBATCH_WEIGHTS``; in
+  deepbatch's own cache (which it fills only with verified downloads) it must be vouched for;
 * a pickle (``.pt``, ``.pth``, ``.pkl``: loading one runs code) is used only when its digest is registered, when
-  its path was given explicitly, or when it is listed in ``$DEEPBATCH_TRUSTED_WEIGHTS``.
+  its path was given explicitly, or when it is listed in ``$DEEPBATCH_TRUSTED_WEIGHTS``;
+* the loaders do not trust that check to still hold: they read the bytes once, hash those very bytes and load them
+  from memory (:func:`read_checked`), so a file swapped after it was checked (even with the same size and mtime) is
+  refused, never loaded.
 
 ``$DEEPBATCH_TRUSTED_WEIGHTS`` (paths or SHA-256 digests separated by ``os.pathsep``) is the opt-out for custom files
 placed under a registered name; an explicit path (``model_path=...``) is never checked against a registered digest.
@@ -19,6 +26,7 @@ placed under a registered name; an explicit path (``model_path=...``) is never c
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
@@ -29,7 +37,7 @@ import urllib.request
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterator, Optional, Tuple, Union
+from typing import Dict, FrozenSet, Iterator, Optional, Tuple, Union
 
 from .errors import ChecksumError, UnverifiedWeightsError, WeightsNotFoundError
 
@@ -40,6 +48,7 @@ _CHUNK = 1 << 20
 PICKLE_SUFFIXES = (".pt", ".pth", ".pkl", ".pickle")
 TRUSTED_ENV = "DEEPBATCH_TRUSTED_WEIGHTS"
 _verified: Dict[Tuple[str, int, int], str] = {}  # (path, size, mtime) -> digest, so a file is hashed once per process
+_pinned: Dict[str, FrozenSet[str]] = {}  # real path -> the digests its loader must find in the bytes it loads
 
 
 @dataclass(frozen=True)
@@ -52,7 +61,8 @@ class WeightFile:
     the file named :attr:`download_name`, where known (required for a download); ``archive_sha256`` the digest of
     the zip archive, which is kept in the cache so that another model from the same archive needs no second download;
     ``homepage`` where a person can read about and fetch the model by hand; ``manual`` how to make the file when
-    nobody publishes it (shown when it is missing).
+    nobody publishes it (shown when it is missing); ``also_sha256`` the digests of other public exports of the same
+    model, accepted under any of its names (a found file must have one of :attr:`digests`).
     """
 
     filename: str
@@ -63,10 +73,22 @@ class WeightFile:
     homepage: Optional[str] = None
     archive_sha256: Optional[str] = None
     manual: Optional[str] = None
+    also_sha256: Tuple[str, ...] = ()
 
     @property
     def names(self) -> Tuple[str, ...]:
         return (self.filename,) + self.alternatives
+
+    @property
+    def digests(self) -> FrozenSet[str]:
+        """Every registered SHA-256 of the model's file (empty when none is known)."""
+        return frozenset(d.lower() for d in ((self.sha256,) if self.sha256 else ()) + self.also_sha256)
+
+    @property
+    def lookup_names(self) -> Tuple[str, ...]:
+        """:attr:`names` in lookup order: the download's own (pinned) name first."""
+        first = self.download_name if self.sha256 and self.download_name in self.names else self.filename
+        return (first,) + tuple(n for n in self.names if n != first)
 
     @property
     def download_name(self) -> str:
@@ -111,9 +133,10 @@ def sha256_of(path: PathLike) -> str:
 
 
 def find_weights(spec: WeightFile) -> Optional[Path]:
-    """The first existing file of ``spec.names`` in :func:`search_dirs`, or ``None``; nothing is downloaded."""
+    """The first existing file of ``spec.lookup_names`` in :func:`search_dirs`, or ``None``; nothing is
+    downloaded."""
     for folder in search_dirs():
-        for name in spec.names:
+        for name in spec.lookup_names:
             candidate = folder / name
             if candidate.is_file():
                 return candidate
@@ -131,6 +154,7 @@ def resolve_weights(spec: WeightFile, path: Optional[PathLike] = None, download:
         explicit = Path(path).expanduser()
         if not explicit.is_file():
             raise WeightsNotFoundError(f"weights file {str(explicit)!r} does not exist")
+        _pinned.pop(os.path.realpath(explicit), None)  # the caller's own file: loaded as it is
         return explicit
     found = find_weights(spec)
     if found is not None:
@@ -141,7 +165,9 @@ def resolve_weights(spec: WeightFile, path: Optional[PathLike] = None, download:
                                                     "automatically"))
     if download and spec.url:
         try:
-            return download_weights(spec, target)
+            downloaded = download_weights(spec, target)
+            _pinned[os.path.realpath(downloaded)] = spec.digests
+            return downloaded
         except (urllib.error.URLError, OSError) as exc:
             raise WeightsNotFoundError(_missing_message(spec, f"downloading {spec.url} failed: {exc}")) from exc
     raise WeightsNotFoundError(_missing_message(spec, "no download source is registered" if not spec.url else
@@ -163,35 +189,83 @@ def file_digest(path: Path) -> str:
     return _verified[key]
 
 
-def verify_found(spec: WeightFile, found: Path) -> Path:
-    """``found`` (a file found in a weights folder) if it may be used, else raise.
+def _in_named_folder(found: Path) -> bool:
+    """Whether ``found`` lies in a folder the user named in ``$DEEPBATCH_WEIGHTS`` (not deepbatch's own cache)."""
+    parent = os.path.realpath(found.parent)
+    return any(os.path.realpath(d) == parent for d in search_dirs()[:-1])
 
-    A file with the download's name must have its registered digest (:class:`ChecksumError`); a pickle must have a
-    registered digest or be trusted (:class:`UnverifiedWeightsError`). Files listed in ``$DEEPBATCH_TRUSTED_WEIGHTS``
-    pass.
+
+def verify_found(spec: WeightFile, found: Path) -> Path:
+    """``found`` (a file found in a weights folder under one of ``spec``'s names) if it may be used, else raise.
+
+    When the model has registered digests, the file must have one of them, whatever name it was found under
+    (:class:`ChecksumError`). Without one, a pickle must be vouched for, and so must any file in deepbatch's own
+    cache (:class:`UnverifiedWeightsError`); a file in a folder named in ``$DEEPBATCH_WEIGHTS`` is the user's choice.
+    Files listed in ``$DEEPBATCH_TRUSTED_WEIGHTS`` (path or digest) pass. The digests that passed are remembered
+    for the path, and :func:`read_checked` demands them again of the bytes a loader reads.
     """
-    pinned = spec.sha256.lower() if spec.sha256 and found.name == spec.download_name else None
+    real = os.path.realpath(found)
+    pinned = spec.digests
     is_pickle = found.suffix.lower() in PICKLE_SUFFIXES
-    if pinned is None and not is_pickle:
-        return found
     if _trusted(found, None):
+        _pinned.pop(real, None)
+        return found
+    if not pinned and not is_pickle and _in_named_folder(found):
+        _pinned.pop(real, None)
         return found
     digest = file_digest(found)
     if _trusted(found, digest):
+        _pinned[real] = frozenset({digest})
         return found
-    if pinned is not None and digest != pinned:
+    if pinned and digest not in pinned:
         raise ChecksumError(
-            f"{found} has SHA-256 {digest}, but the registered {spec.download_name} has {pinned}: it is truncated, "
-            f"corrupt or another file. Delete it to download it again, or, if it is your own file, pass its path "
-            f"explicitly or add it to ${TRUSTED_ENV}"
+            f"{found} has SHA-256 {digest}, but the registered {spec.filename} (also found as "
+            f"{', '.join(spec.alternatives) or 'no other name'}) has {' or '.join(sorted(pinned))}: it is "
+            f"truncated, corrupt or another file. Delete it to download it again, or, if it is your own file, pass "
+            f"its path explicitly or add it to ${TRUSTED_ENV}"
         )
-    if pinned is None:
+    if not pinned:
+        what = ("is a pickle (loading it runs code)" if is_pickle else
+                "is in deepbatch's own cache, which holds only verified downloads, but")
         raise UnverifiedWeightsError(
-            f"{found} is a pickle (loading it runs code) with no registered SHA-256; deepbatch loads it only when "
-            f"you vouch for it: pass its path explicitly (model_path=...) or add its path or SHA-256 ({digest}) to "
-            f"${TRUSTED_ENV}"
+            f"{found} {what} has no registered SHA-256; deepbatch loads it only when you vouch for it: pass its path "
+            f"explicitly (model_path=...), add its path or SHA-256 ({digest}) to ${TRUSTED_ENV}"
+            + ("" if is_pickle else ", or move it to a folder named in $DEEPBATCH_WEIGHTS")
         )
+    _pinned[real] = pinned
     return found
+
+
+def check_loaded(path: PathLike, digest: str) -> None:
+    """Raise :class:`ChecksumError` unless ``digest`` (of the bytes a loader is about to use) is one that
+    :func:`verify_found` accepted for ``path``; a path it did not check (explicit, or vouched for by path) passes."""
+    expected = _pinned.get(os.path.realpath(path))
+    if expected is not None and digest not in expected:
+        raise ChecksumError(
+            f"{path} changed after it was checked: the bytes read now have SHA-256 {digest}, not "
+            f"{' or '.join(sorted(expected))}; it was not loaded. Replace it with the registered file, or pass your "
+            "own file's path explicitly"
+        )
+
+
+def read_checked(path: PathLike) -> bytes:
+    """The bytes of ``path``, read once and hashed: loaders load from these bytes, never from the path again, so
+    what runs is what was hashed (see :func:`check_loaded`)."""
+    data = Path(path).read_bytes()
+    check_loaded(path, hashlib.sha256(data).hexdigest())
+    return data
+
+
+@contextlib.contextmanager
+def checked_copy(path: PathLike) -> Iterator[Path]:
+    """A private copy of the very bytes :func:`read_checked` hashed, for a loader that takes only a path (it
+    unpickles from that copy, in a folder only this user can write, removed afterwards)."""
+    data = read_checked(path)
+    with tempfile.TemporaryDirectory(prefix="deepbatch-weights-") as folder:
+        copy = Path(folder) / Path(path).name
+        with open(copy, "xb") as out:
+            out.write(data)
+        yield copy
 
 
 def supply_note(spec: WeightFile) -> str:

@@ -196,16 +196,14 @@ def test_second_load_comes_from_the_cache(cached: Path, weights_dir: Path) -> No
     assert again.from_cache and again.mode == "repaired"
 
 
-@pytest.mark.parametrize("damage", ["graph", "json", "version"])
+@pytest.mark.parametrize("damage", ["json", "version"])
 def test_a_damaged_cache_entry_is_rebuilt(cached: Path, weights_dir: Path, damage: str) -> None:
     import json
 
     from deepbatch.runtime.model import OnnxModel
 
-    graph, record = next(cached.glob("*.onnx")), next(cached.glob("*.json"))
-    if damage == "graph":
-        graph.write_bytes(graph.read_bytes()[:1000])
-    elif damage == "json":
+    record = next(cached.glob("*.json"))
+    if damage == "json":
         record.write_text("{not json")
     else:
         record.write_text(json.dumps({**json.loads(record.read_text()), "version": "0.0.0"}))

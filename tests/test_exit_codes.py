@@ -10,7 +10,7 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
-from typing import Sequence, Tuple
+from typing import Optional, Sequence, Tuple
 
 import pytest
 
@@ -41,14 +41,16 @@ def test_unknown_model_is_2(dataset_dir: Path) -> None:
     assert run(["detect", dataset_dir / "img1.jpg", "--backend", "nope", "--no-progress"])[0] == EXIT_USAGE
 
 
-@pytest.mark.parametrize("filename, backend, message", [
-    ("face_detection_yunet_2026may.onnx", "yunet", "SHA-256"),  # registered digest: the file is refused
-    ("scrfd_500m_kps.onnx", "scrfd_500m", "not a readable ONNX model"),  # no digest: the loader names it
+@pytest.mark.parametrize("source, filename, backend, message", [
+    ("face_detection_yunet_2026may.onnx", None, "yunet", "SHA-256"),  # registered digest: the file is refused
+    ("scrfd_500m_kps.onnx", None, "scrfd_500m", "SHA-256"),  # a registered digest under an alternative name too
+    ("scrfd_500m_kps.onnx", "centerface.onnx", "centerface", "not a readable ONNX model"),  # no digest: the loader
 ])
-def test_corrupt_weights_are_2_without_a_traceback(filename: str, backend: str, message: str, tmp_path: Path,
-                                                   weights_dir: Path, dataset_dir: Path,
+def test_corrupt_weights_are_2_without_a_traceback(source: str, filename: Optional[str], backend: str, message: str,
+                                                   tmp_path: Path, weights_dir: Path, dataset_dir: Path,
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
-    data = (weights_dir / filename).read_bytes()
+    filename = filename or source
+    data = (weights_dir / source).read_bytes()
     (tmp_path / filename).write_bytes(data[: len(data) // 2])
     monkeypatch.setenv("DEEPBATCH_WEIGHTS", str(tmp_path))
     DETECTORS.clear_cache()  # built detectors are kept per process: build this one from the corrupt file

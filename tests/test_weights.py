@@ -158,9 +158,10 @@ def test_model_without_download_source_says_where_to_get_it(home):  # type: igno
 
 
 @pytest.mark.parametrize("where", ["explicit", "env", "cache"])
-def test_lookup_order(where, server, home, tmp_path):  # type: ignore[no-untyped-def]
+def test_lookup_order(where, server, home, tmp_path, monkeypatch):  # type: ignore[no-untyped-def]
     explicit = tmp_path / "mine.onnx"
     places = {"explicit": explicit, "env": home / "shared" / "model.onnx", "cache": cache_dir() / "model.onnx"}
+    monkeypatch.setenv("DEEPBATCH_TRUSTED_WEIGHTS", str(places["cache"]))  # unpinned, in deepbatch's own cache
     order = ["explicit", "env", "cache"]
     for name in order[order.index(where):]:
         places[name].parent.mkdir(parents=True, exist_ok=True)

@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import MissingDependencyError, ModelFormatError
 from ..structures import Faces
-from ..weights import WeightFile, resolve_weights
+from ..weights import PICKLE_SUFFIXES, WeightFile, checked_copy, resolve_weights
 from .base import DETECTORS, Detector
 from .yolo import YOLO_FACE_LICENCE, YOLO_VARIANTS, keypoints_to_landmarks, yolo_weights
 
@@ -74,7 +74,11 @@ class UltralyticsYoloFace(Detector):
         if input_size < 32 or input_size % 32:
             raise ValueError(f"input_size must be a multiple of 32 and at least 32, got {input_size}")
         self.path = resolve_weights(self.weights, model_path)
-        self.model = ultralytics.YOLO(str(self.path), task=export_task(self.path))
+        if self.path.suffix.lower() in PICKLE_SUFFIXES:
+            with checked_copy(self.path) as checked:  # unpickled from the very bytes that were hashed
+                self.model = ultralytics.YOLO(str(checked), task=None)
+        else:
+            self.model = ultralytics.YOLO(str(self.path), task=export_task(self.path))
         self.has_landmarks = getattr(self.model, "task", None) == "pose"
         self.options = dict(imgsz=input_size, conf=float(score_threshold), iou=float(nms_threshold), device=device,
                             max_det=int(max_faces), rect=False, verbose=False)

@@ -11,8 +11,8 @@ How a model runs is its *batching mode*:
 * ``per_image``: the repair could not be proven; the original graph runs one image per ``session.run``, and
   ``mode_reason`` says why.
 
-The prepared graph and its verdict are cached by the file's SHA-256 (:mod:`.repair_cache`), so a second process
-skips the rewrite and the proof.
+The verdict is cached by the file's SHA-256 (:mod:`.repair_cache`), so a second process skips the proof; the
+graph itself is never cached but derived again, in memory, from the verified file.
 """
 
 from __future__ import annotations
@@ -27,6 +27,7 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 import numpy as np
 
 from ..errors import ModelFormatError
+from ..weights import check_loaded
 from .batchflow import trace_batch
 from .isolation import check_against_original
 from .repair_cache import load_entry, store_entry
@@ -73,6 +74,7 @@ def _open_session(path: Path, model: Union[str, bytes], providers: ProviderList,
 
 NATIVE, REPAIRED, PER_IMAGE = "native", "repaired", "per_image"
 _VERDICT_KEYS = {"mode", "reason", "layout", "repair", "changes", "max_abs_diff"}
+_VERDICT_TYPES = {"mode": str, "reason": str, "layout": str, "repair": str, "changes": dict}
 
 
 class OnnxModel:
@@ -102,25 +104,26 @@ class OnnxModel:
         self.path = Path(path)
         data = self.path.read_bytes()
         digest = hashlib.sha256(data).hexdigest()
+        check_loaded(self.path, digest)  # the bytes that run are the bytes that were checked
         options = {"spatial": bool(dynamic_spatial), "probe": list(probe_shape) if probe_shape else None,
                    "verify": verify_batch}
-        entry = load_entry(digest, options) if cache else None
-        if entry is not None and not _VERDICT_KEYS <= entry[0].keys():
-            entry = None  # written by an older layout of the cache: rebuilt, never trusted
-        self.from_cache = entry is not None
-        if entry is None:
-            verdict, graph = _prepare(self.path, data, providers, threads, dynamic_spatial, probe_shape, verify_batch)
-            if cache:
-                store_entry(digest, options, verdict, graph)
+        cached = load_entry(digest, options) if cache else None
+        replayed = _replay(self.path, data, cached, dynamic_spatial) if cached is not None else None
+        self.from_cache = cached is not None and replayed is not None
+        if cached is not None and replayed is not None:
+            verdict, prepared = cached, replayed[0]
         else:
-            verdict, graph = entry
+            verdict, prepared = _prepare(self.path, data, providers, threads, dynamic_spatial, probe_shape,
+                                         verify_batch)
+            if cache:
+                store_entry(digest, options, verdict)
         self.verdict: Dict[str, Any] = verdict
         self.mode: str = verdict["mode"]
         self.mode_reason: str = verdict["reason"]
         self.layout: str = verdict["layout"]
         self.repair_description: str = verdict["repair"]
         self.repair = BatchRepair(**verdict["changes"])  # what the graph that runs changed in the file
-        self._source = graph if graph is not None else str(self.path)
+        self._source = prepared if prepared is not None else data
         self._provider_request = providers
         self.session = _open_session(self.path, self._source, providers, threads)
         if self.mode == PER_IMAGE:
@@ -216,6 +219,32 @@ def _canvas_error(path: Path, original: Any, probe_shape: Tuple[int, ...], exc: 
                             f"hard-codes another size: {' '.join(str(exc).split())[:300]}); {fix}")
 
 
+def _replay(path: Path, data: bytes, verdict: Dict[str, Any],
+            spatial: bool) -> Optional[Tuple[Optional[bytes]]]:
+    """``(graph bytes or None for the file as it is,)`` of a cached verdict, re-derived from the verified file's
+    ``data`` in memory, or None (a miss) when the verdict is malformed or its recorded rewrite is not what deepbatch
+    derives from this file now. No graph is ever read from the cache."""
+    try:
+        if (not _VERDICT_KEYS <= verdict.keys() or verdict["mode"] not in (NATIVE, REPAIRED, PER_IMAGE)
+                or not all(isinstance(verdict[k], t) for k, t in _VERDICT_TYPES.items())):
+            return None
+        changes = verdict["changes"]
+        BatchRepair(**changes)  # the recorded rewrite has the expected fields
+        original = load_onnx(path, data)
+        reference, declared = make_batch_dynamic(original, spatial=spatial, body=False)
+        if dataclasses.asdict(declared) == changes:
+            return (reference.SerializeToString() if declared.changed else None,)
+        if verdict["mode"] == PER_IMAGE:
+            return None  # a per-image verdict runs the file with only its declared axis freed
+        rewritten, repair = make_batch_dynamic(original, spatial=spatial, body=True)
+        if dataclasses.asdict(repair) == changes:
+            return (rewritten.SerializeToString(),)
+    except (ModelFormatError, TypeError, KeyError, AttributeError, ValueError) as exc:
+        logger.info("%s: ignoring a cached verdict that does not apply (%s); preparing the model again", path.name,
+                    exc)
+    return None
+
+
 def _prepare(path: Path, data: bytes, providers: ProviderList, threads: Optional[int], spatial: bool,
              probe_shape: Optional[Tuple[int, int, int]], verify: Optional[bool]) -> Tuple[Dict[str, Any], Any]:
     """``(verdict, graph bytes or None for the file as it is)``: repair, prove against the original, decide."""
@@ -231,7 +260,7 @@ def _prepare(path: Path, data: bytes, providers: ProviderList, threads: Optional
     def reference_runner() -> Any:
         nonlocal reference_session
         if reference_session is None:
-            reference_session = _open_session(path, reference_bytes or str(path), providers, threads)
+            reference_session = _open_session(path, reference_bytes or data, providers, threads)
         return _runner(reference_session)
 
     dims = _dims(original.graph.input[0])
