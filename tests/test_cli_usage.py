@@ -7,6 +7,7 @@ import functools
 import http.server
 import io
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -62,7 +63,9 @@ def server(dataset_dir: Path) -> Iterator[str]:
     httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=httpd.serve_forever, daemon=True)
     thread.start()
+    os.environ["DEEPBATCH_ALLOW_PRIVATE_URLS"] = "1"  # the test server is on this machine
     yield f"http://127.0.0.1:{httpd.server_address[1]}"
+    os.environ.pop("DEEPBATCH_ALLOW_PRIVATE_URLS", None)
     httpd.shutdown()
     httpd.server_close()
 

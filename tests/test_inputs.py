@@ -10,6 +10,7 @@ import base64
 import functools
 import http.server
 import io
+import os
 import re
 import struct
 import threading
@@ -136,7 +137,9 @@ def assets(tmp_path_factory: pytest.TempPathFactory, dataset_dir: Path) -> Itera
                                              functools.partial(_QuietHandler, directory=str(folder)))
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
+    os.environ["DEEPBATCH_ALLOW_PRIVATE_URLS"] = "1"  # the test server is on this machine
     yield Assets(folder, image, f"http://127.0.0.1:{server.server_address[1]}")
+    os.environ.pop("DEEPBATCH_ALLOW_PRIVATE_URLS", None)
     server.shutdown()
     server.server_close()
     thread.join()

@@ -10,6 +10,7 @@ import contextlib
 import http.server
 import io
 import json
+import os
 import struct
 import subprocess
 import sys
@@ -233,7 +234,9 @@ def hostile(dataset_dir: Path) -> Iterator[str]:
     server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Hostile)
     server.daemon_threads = True
     threading.Thread(target=server.serve_forever, daemon=True).start()
+    os.environ["DEEPBATCH_ALLOW_PRIVATE_URLS"] = "1"  # the test server is on this machine
     yield f"http://127.0.0.1:{server.server_address[1]}"
+    os.environ.pop("DEEPBATCH_ALLOW_PRIVATE_URLS", None)
     server.shutdown()
     server.server_close()
 

@@ -19,6 +19,11 @@ Encoded inputs are untrusted and bounded by :class:`ImageLimits` (:func:`set_ima
 bytes must be an image signature before the rest is read; the width x height the header declares must be at most
 ``max_pixels`` (200 million) before anything is decoded; a file, file object, data URI or URL body may hold at most
 ``max_bytes`` (256 MiB); a URL must arrive whole within ``url_deadline_s`` (60 s) and may redirect to http(s) only.
+A URL may reach only global addresses: every connection, the first and each redirect's, is refused when its host
+resolves to a loopback, private, link-local, shared, unspecified, multicast or reserved address (IPv4-mapped and
+6to4 IPv6 forms included), unless ``allow_private_urls`` (or ``$DEEPBATCH_ALLOW_PRIVATE_URLS=1``) allows them; the
+connection goes to the very address that was checked, so a name cannot resolve one way for the check and another
+for the connection.
 Formats whose header is not parsed here (EXR, HDR, AVIF) are bounded by OpenCV's own limit (2^30 pixels). Arrays
 already in memory have no size limit. Running out of memory while decoding raises ``MemoryError``, not an
 :class:`ImageError`, so ``on_error="skip"`` never drops a valid photo as corrupt.
@@ -28,8 +33,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import http.client
 import io
+import ipaddress
 import os
 import re
 import socket
@@ -40,7 +47,7 @@ import urllib.parse
 import urllib.request
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 import numpy as np
 
@@ -65,12 +72,15 @@ class ImageLimits:
     """Bounds on one encoded input (file, bytes, file object, URL or data URI); arrays in memory are not bounded.
 
     ``max_pixels``: width x height declared by the header, checked before decoding; ``max_bytes``: size of the
-    encoded data; ``url_deadline_s``: total time for one URL, connection and body together.
+    encoded data; ``url_deadline_s``: total time for one URL, connection and body together; ``allow_private_urls``:
+    let URLs reach loopback, private and other non-global addresses (off: a service fetching URLs for others must
+    not be turned against its own network; ``$DEEPBATCH_ALLOW_PRIVATE_URLS=1`` turns it on too).
     """
 
     max_pixels: int = 200_000_000  # a 200-megapixel phone photo (16320x12240) fits
     max_bytes: int = 256 << 20
     url_deadline_s: float = 60.0
+    allow_private_urls: bool = False
 
 
 _limits = ImageLimits()
@@ -82,7 +92,8 @@ def get_image_limits() -> ImageLimits:
 
 
 def set_image_limits(max_pixels: Optional[int] = None, max_bytes: Optional[int] = None,
-                     url_deadline_s: Optional[float] = None) -> ImageLimits:
+                     url_deadline_s: Optional[float] = None,
+                     allow_private_urls: Optional[bool] = None) -> ImageLimits:
     """Change the limits for the whole process (the arguments left ``None`` keep their value); returns the previous
     limits, which can be restored with ``set_image_limits(**dataclasses.asdict(previous))``."""
     global _limits
@@ -91,6 +102,10 @@ def set_image_limits(max_pixels: Optional[int] = None, max_bytes: Optional[int] 
     for name, value in changes.items():
         if not value > 0:
             raise ArgumentError(f"{name} must be positive, got {value!r}")
+    if allow_private_urls is not None:
+        if not isinstance(allow_private_urls, bool):
+            raise ArgumentError(f"allow_private_urls must be True or False, got {allow_private_urls!r}")
+        changes["allow_private_urls"] = allow_private_urls
     previous, _limits = _limits, replace(_limits, **changes)
     return previous
 
@@ -377,38 +392,115 @@ class _Deadline:
                 except OSError:
                     pass
 
-    def opener(self) -> urllib.request.OpenerDirector:
-        """A urllib opener whose connections this deadline watches, following http(s) redirects only."""
+    def opener(self, guard: Optional[Callable[[str, Tuple[str, int], Any], socket.socket]] = None,
+               ) -> urllib.request.OpenerDirector:
+        """A urllib opener whose connections this deadline watches, following http(s) redirects only; ``guard``
+        (``guard(url, (host, port), timeout) -> socket``) opens every connection, the redirects' included."""
         deadline = self
 
+        def connector(url: str) -> Any:
+            if guard is None:
+                return socket.create_connection
+            return lambda address, timeout=None, source_address=None: guard(url, address, timeout)
+
         class Connection(http.client.HTTPConnection):
+            def __init__(self, *args: Any, url: str = "", **kwargs: Any):
+                super().__init__(*args, **kwargs)
+                self._create_connection = connector(url)
+
             def connect(self) -> None:
                 super().connect()
                 deadline.watch(self.sock)
 
         class SecureConnection(http.client.HTTPSConnection):
+            def __init__(self, *args: Any, url: str = "", **kwargs: Any):
+                super().__init__(*args, **kwargs)
+                self._create_connection = connector(url)
+
             def connect(self) -> None:
                 super().connect()
                 deadline.watch(self.sock)
 
         class Handler(urllib.request.HTTPHandler):
             def http_open(self, req: Any) -> Any:
-                return self.do_open(Connection, req)
+                return self.do_open(functools.partial(Connection, url=req.full_url), req)
 
         class SecureHandler(urllib.request.HTTPSHandler):
             def https_open(self, req: Any) -> Any:
-                return self.do_open(SecureConnection, req, context=getattr(self, "_context", None))
+                return self.do_open(functools.partial(SecureConnection, url=req.full_url), req,
+                                    context=getattr(self, "_context", None))
 
         return urllib.request.build_opener(Handler, SecureHandler, _WebRedirects)
+
+
+PRIVATE_URLS_ENV = "DEEPBATCH_ALLOW_PRIVATE_URLS"
+
+
+def private_urls_allowed(limits: ImageLimits) -> bool:
+    """Whether URLs may reach non-global addresses: ``limits.allow_private_urls`` or
+    ``$DEEPBATCH_ALLOW_PRIVATE_URLS=1``."""
+    return limits.allow_private_urls or os.environ.get(PRIVATE_URLS_ENV, "").strip() == "1"
+
+
+def non_global_reason(address: str) -> Optional[str]:
+    """Why ``address`` (an IP address as text) is not a public internet address, or None when it is one."""
+    ip = ipaddress.ip_address(address.split("%", 1)[0])
+    if isinstance(ip, ipaddress.IPv6Address):
+        embedded = ip.ipv4_mapped or ip.sixtofour or (ip.teredo[1] if ip.teredo else None)
+        if embedded is not None:
+            inner = non_global_reason(str(embedded))
+            return f"{inner} inside an IPv6 address" if inner else None
+    for name, flag in (("a loopback", ip.is_loopback), ("a link-local", ip.is_link_local),
+                       ("an unspecified", ip.is_unspecified), ("a multicast", ip.is_multicast),
+                       ("a reserved", ip.is_reserved), ("a private", ip.is_private)):
+        if flag:
+            return f"{name} address"
+    return None if ip.is_global else "a non-global address"
+
+
+def _url_guard(index: Optional[int], source: Optional[str]) -> Callable[[str, Tuple[str, int], Any], socket.socket]:
+    """Opens a connection for a URL fetch only to global addresses (see :func:`non_global_reason`), connecting to the
+    address it checked; a refusal is an :class:`ImageReadError` naming the URL and the hop that was refused."""
+
+    def connect(url: str, address: Tuple[str, int], timeout: Any) -> socket.socket:
+        host, port = address
+        try:
+            infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
+        except socket.gaierror as exc:
+            raise OSError(f"cannot resolve {host!r}: {exc.strerror}") from exc
+        hop = "" if describe(url) == source else f" (redirected to {describe(url)})"
+        for *_, sockaddr in infos:
+            reason = non_global_reason(str(sockaddr[0]))
+            if reason is not None:
+                raise ImageReadError(
+                    f"refused to fetch URL{hop}: {host} is {reason} ({sockaddr[0]}), and URLs may reach only public "
+                    f"addresses; allow them with set_image_limits(allow_private_urls=True) or "
+                    f"{PRIVATE_URLS_ENV}=1 if this is intended", index, source)
+        last: Optional[OSError] = None
+        for family, kind, proto, _, sockaddr in infos:
+            sock = socket.socket(family, kind, proto)
+            try:
+                if timeout is not None and timeout is not socket._GLOBAL_DEFAULT_TIMEOUT:  # type: ignore[attr-defined]
+                    sock.settimeout(timeout)
+                sock.connect(sockaddr)
+                return sock
+            except OSError as exc:
+                sock.close()
+                last = exc
+        raise last or OSError(f"cannot connect to {host}")
+
+    return connect
 
 
 def _read_url(url: str, index: Optional[int], limits: ImageLimits) -> bytes:
     source = describe(url)
     late = f"the download took longer than {limits.url_deadline_s:g} s"
+    guard = None if private_urls_allowed(limits) else _url_guard(index, source)
     try:
         with _Deadline(limits.url_deadline_s) as deadline:
             try:
-                with deadline.opener().open(url, timeout=min(URL_TIMEOUT_S, limits.url_deadline_s)) as response:
+                with deadline.opener(guard).open(url, timeout=min(URL_TIMEOUT_S,
+                                                                  limits.url_deadline_s)) as response:
                     length = response.headers.get("Content-Length")
                     if length is not None and length.isdigit() and int(length) > limits.max_bytes:
                         raise ImageReadError("the server announces " + _too_many_bytes(int(length), limits), index,
