@@ -8,7 +8,10 @@ Runtime, so the stages really overlap. Results come back in input order.
 
 Memory is bounded by ``prefetch + 1`` chunks whatever the length of the input: the input iterator is read in the
 calling thread, one chunk at a time, only when a slot frees up, so a generator of frames is never read further
-ahead than that.
+ahead than that. It is bounded by pixels too: given a ``weigh`` and a ``budget`` (the pixels of the images a chunk
+will decode, against :attr:`~deepbatch.io.images.ImageLimits.max_pixels_in_flight`), chunks are cut so that one
+fits the budget (an image larger than it makes a chunk of its own) and a chunk is started only while everything in
+flight fits the budget with it, or when nothing else is in flight: a huge image runs alone.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from itertools import islice
 from typing import Any, Callable, Deque, Generator, Iterable, Iterator, List, Optional, Tuple, TypeVar, Union
 
 from .errors import ArgumentError
+
+Weigh = Callable[[Any], int]
 
 logger = logging.getLogger(__name__)
 
@@ -76,14 +81,43 @@ def numbered_chunks(items: Iterable[T], size: int) -> Iterator[Tuple[int, List[T
         start += len(chunk)
 
 
+def budget_chunks(items: Iterable[T], size: int, weigh: Weigh,
+                  budget: int) -> Iterator[Tuple[int, List[T], int]]:
+    """``(start, chunk, weight)`` for consecutive chunks of at most ``size`` items whose weights (``weigh(item)``,
+    e.g. the pixels an image will decode to) add up to at most ``budget``; an item heavier than the budget makes a
+    chunk of its own. The iterable is read lazily, one item ahead."""
+    if size < 1:
+        raise ArgumentError(f"batch_size must be a positive integer, got {size}")
+    start = 0
+    chunk: List[T] = []
+    weight = 0
+    for item in items:
+        w = max(0, int(weigh(item)))
+        if chunk and weight + w > budget:
+            yield start, chunk, weight
+            start += len(chunk)
+            chunk, weight = [], 0
+        chunk.append(item)
+        weight += w
+        if len(chunk) == size:  # yielded before the next item is read
+            yield start, chunk, weight
+            start += len(chunk)
+            chunk, weight = [], 0
+    if chunk:
+        yield start, chunk, weight
+
+
 def prefetch_map(function: Callable[[T], R], items: Iterable[T], workers: Optional[int] = None,
-                 prefetch: int = DEFAULT_PREFETCH) -> Generator[R, None, None]:
+                 prefetch: int = DEFAULT_PREFETCH, weigh: Optional[Weigh] = None,
+                 budget: Optional[int] = None) -> Generator[R, None, None]:
     """``function(item)`` for each item, in order, computed up to ``prefetch`` items ahead on ``workers`` threads.
 
     ``items`` is read in the calling thread, never more than ``prefetch + 1`` items ahead of the result being
-    consumed. ``workers=0`` (or ``prefetch=0``) computes everything inline, in the calling thread. An exception
-    raised by ``function`` is re-raised here, in order, when its item's turn comes. Closing the iterator early
-    cancels the pending items and waits for the running ones, so no thread outlives it.
+    consumed. With ``weigh`` and ``budget``, an item is also started only while the weights of the items in flight
+    (started, or handed to the consumer who has not come back yet) and its own add up to at most ``budget``, or
+    when nothing is in flight. ``workers=0`` (or ``prefetch=0``) computes everything inline, in the calling
+    thread. An exception raised by ``function`` is re-raised here, in order, when its item's turn comes. Closing the
+    iterator early cancels the pending items and waits for the running ones, so no thread outlives it.
     """
     workers = default_workers() if workers is None else workers
     if workers < 0 or prefetch < 0:
@@ -92,15 +126,38 @@ def prefetch_map(function: Callable[[T], R], items: Iterable[T], workers: Option
         yield from map(function, items)
         return
     iterator = iter(items)
-    pending: Deque[Future] = deque()
+    pending: Deque[Tuple[Future, int]] = deque()
+    held = 0  # the weight in flight
+    waiting: List[Tuple[Any, int]] = []  # an item read but not started: the budget was full
     pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="deepbatch-prefetch")
+
+    def fill(limit: int) -> None:
+        """Start items until ``limit`` are pending, the input ends, or the next one does not fit the budget."""
+        nonlocal held
+        while len(pending) < limit:
+            if not waiting:
+                for item in islice(iterator, 1):
+                    waiting.append((item, weigh(item) if weigh is not None else 0))
+                if not waiting:
+                    return
+            item, weight = waiting[0]
+            if budget is not None and held > 0 and held + weight > budget:
+                return
+            waiting.pop()
+            pending.append((pool.submit(function, item), weight))
+            held += weight
+
     try:
-        for item in islice(iterator, prefetch):
-            pending.append(pool.submit(function, item))
-        while pending:
-            future = pending.popleft()
-            for item in islice(iterator, 1):
-                pending.append(pool.submit(function, item))
+        fill(prefetch)
+        handed = 0
+        while True:
+            held -= handed  # the consumer came back for the next result: the last one is its own now
+            if not pending:
+                fill(prefetch)
+                if not pending:
+                    return
+            future, handed = pending.popleft()
+            fill(prefetch)
             yield future.result()
     finally:
         pool.shutdown(wait=True, cancel_futures=True)

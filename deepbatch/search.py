@@ -2,9 +2,12 @@
 
 The first call embeds every image under ``db_path`` (recursively) ``batch_size`` images at a time and stores the
 embeddings in an index file in that folder (written to a temporary file, then renamed into place, so an interrupted
-run never leaves a broken index). Later calls compare the folder with the index and embed only the images added or
-changed since (by size and modification time, or by content hash with ``change_detection="content"``), and drop
-the rows of images removed. One index exists per recognizer, detector, alignment, normalisation and expansion.
+run never leaves a broken index). The index carries a SHA-256 of its arrays, checked with their shapes when it is
+loaded: an index that is damaged or was edited is rebuilt, with a warning. A folder where the index cannot be
+written (read-only) is still searched: the index is kept in memory for the call, with one warning. Later calls
+compare the folder with the index and embed only the images added or changed since (by size and modification
+time, or by content hash with ``change_detection="content"``), and drop the rows of images removed. One index
+exists per recognizer, detector, alignment, normalisation and expansion.
 
 Many query images are searched in one call: their faces are detected and embedded in batches, and the distances
 of every query face to every database face come from one matrix product.
@@ -34,7 +37,7 @@ from .stream import FaceRules, iter_records
 
 logger = logging.getLogger(__name__)
 
-INDEX_VERSION = 1
+INDEX_VERSION = 2  # 2: with the checksum of the arrays
 RETURN_TYPES = ("pandas", "dict")
 CHANGE_DETECTIONS = ("stat", "content")
 TARGET_COLUMNS = ("target_x", "target_y", "target_w", "target_h")
@@ -86,6 +89,28 @@ class FaceIndex:
                          np.concatenate([self.boxes, other.boxes]), np.concatenate([self.valid, other.valid]),
                          self.key)
 
+    def checksum(self) -> str:
+        """SHA-256 of the key and of every array's dtype, shape and bytes."""
+        digest = hashlib.sha256(f"{INDEX_VERSION}:{self.key}".encode())
+        for name in ("identities", "hashes", "embeddings", "boxes", "valid"):
+            array = np.ascontiguousarray(getattr(self, name))
+            digest.update(f"|{name}:{array.dtype.str}:{array.shape}|".encode())
+            digest.update(array.tobytes())
+        return digest.hexdigest()
+
+    def problem(self) -> Optional[str]:
+        """What makes the arrays inconsistent (lengths, shapes), or None."""
+        rows = len(self.identities)
+        lengths = {name: len(getattr(self, name)) for name in ("hashes", "embeddings", "boxes", "valid")}
+        if any(n != rows for n in lengths.values()):
+            return f"its arrays have different lengths ({rows} identities, " + ", ".join(
+                f"{n} {name}" for name, n in lengths.items()) + ")"
+        if self.embeddings.ndim != 2 or self.boxes.ndim != 2 or self.boxes.shape[1] != 4:
+            return f"embeddings of shape {self.embeddings.shape} and boxes of shape {self.boxes.shape}"
+        if self.identities.ndim != 1 or self.hashes.ndim != 1 or self.valid.ndim != 1:
+            return "identities, hashes and valid are not flat lists"
+        return None
+
     def save(self, path: Path) -> None:
         """Write atomically: a temporary file beside ``path``, then a rename."""
         mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
@@ -93,9 +118,12 @@ class FaceIndex:
         try:
             os.chmod(temporary, mode)
             with os.fdopen(handle, "wb") as out:
+                stored = FaceIndex(self.identities.astype(str), self.hashes.astype(str),
+                                   self.embeddings.astype(np.float32), self.boxes.astype(np.int64),
+                                   self.valid.astype(bool), self.key)
                 np.savez(out, version=np.array(INDEX_VERSION), key=np.array(self.key),
-                         identities=self.identities.astype(str), hashes=self.hashes.astype(str),
-                         embeddings=self.embeddings, boxes=self.boxes, valid=self.valid)
+                         identities=stored.identities, hashes=stored.hashes, embeddings=stored.embeddings,
+                         boxes=stored.boxes, valid=stored.valid, checksum=np.array(stored.checksum()))
             os.replace(temporary, path)
         except BaseException:
             Path(temporary).unlink(missing_ok=True)
@@ -103,19 +131,30 @@ class FaceIndex:
 
     @classmethod
     def load(cls, path: Path, key: str, dim: int) -> FaceIndex:
+        """The index in ``path``; raises :class:`IndexFormatError` when it is unreadable, written for another
+        configuration or format, inconsistent, or its arrays do not have the checksum it carries."""
         try:
             with np.load(path, allow_pickle=False) as data:
                 version, stored_key = int(data["version"]), str(data["key"])
-                index = cls(data["identities"], data["hashes"], data["embeddings"].astype(np.float32),
-                            data["boxes"].astype(np.int64), data["valid"].astype(bool), stored_key)
-        except (OSError, KeyError, ValueError) as exc:
-            raise IndexFormatError(f"{path}: not a readable deepbatch face index ({exc}); delete it to rebuild") \
-                from exc
-        if version != INDEX_VERSION or stored_key != key or index.embeddings.shape[1:] != (dim,):
+                if version != INDEX_VERSION:
+                    raise IndexFormatError(f"{path}: index format {version}, not {INDEX_VERSION}")
+                index = cls(data["identities"], data["hashes"], data["embeddings"], data["boxes"], data["valid"],
+                            stored_key)
+                checksum = str(data["checksum"])
+        except IndexFormatError:
+            raise
+        except (OSError, KeyError, ValueError, TypeError, EOFError) as exc:
+            raise IndexFormatError(f"{path}: not a readable deepbatch face index ({exc})") from exc
+        if stored_key != key or index.embeddings.ndim != 2 or index.embeddings.shape[1:] != (dim,):
             raise IndexFormatError(
-                f"{path}: index written for {stored_key!r} (format {version}, {index.embeddings.shape[1:]} "
-                f"embeddings), not {key!r} ({dim}-d); delete it to rebuild"
+                f"{path}: index written for {stored_key!r} ({index.embeddings.shape[1:]} embeddings), not {key!r} "
+                f"({dim}-d)"
             )
+        problem = index.problem()
+        if problem is not None:
+            raise IndexFormatError(f"{path}: a damaged index: {problem}")
+        if index.checksum() != checksum:
+            raise IndexFormatError(f"{path}: its arrays do not have the checksum it carries (damaged or edited)")
         return index
 
 
@@ -215,7 +254,16 @@ def update_index(
     path = folder / name
     key = name[: -len(".npz")]
     dim = recognizer.embedding_size
-    index = FaceIndex.load(path, key, dim) if path.is_file() else FaceIndex.empty(dim, key)
+    index = FaceIndex.empty(dim, key)
+    rebuild = False
+    if path.is_file():
+        try:
+            index = FaceIndex.load(path, key, dim)
+        except IndexFormatError as exc:
+            if not refresh_database:
+                raise IndexFormatError(f"{exc}; run with refresh_database=True to rebuild it") from exc
+            logger.warning("%s; it is rebuilt from the images", exc)
+            rebuild = True
     update = IndexUpdate(path)
     batch_size = resolve_batch_size(batch_size, detector)
     if not refresh_database:
@@ -231,7 +279,7 @@ def update_index(
     update.added = sorted(set(files) - set(stored))
     update.removed = sorted(set(stored) - set(files))
     update.changed = sorted(rel for rel in set(files) & set(stored) if stored[rel] != signatures[rel])
-    if not update.modified and path.is_file():
+    if not update.modified and path.is_file() and not rebuild:
         return index, update
     if update.removed or update.changed:
         index = index.select(~np.isin(index.identities, update.removed + update.changed))
@@ -246,7 +294,11 @@ def update_index(
         index = index.extend(_rows(results, todo, [signatures[rel] for rel in todo], dim, key, update))
         for rel, error in update.failed.items():
             logger.warning("%s: no embedding (%s)", rel, error)
-    index.save(path)
+    try:
+        index.save(path)
+    except OSError as exc:  # a read-only folder: the search goes on with the index in memory
+        logger.warning("could not save the face index in %s (%s); searching without saving it, so the next call "
+                       "embeds the images again", folder, exc.strerror or exc)
     return index, update
 
 

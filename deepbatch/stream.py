@@ -19,15 +19,15 @@ import numpy as np
 
 from .detectors.base import DEFAULT_BATCH_SIZE, Detector
 from .errors import ArgumentError, FaceNotDetectedError, ImageError
-from .io.images import describe, load_image, load_image_for_canvas
+from .io.images import declared_pixels, describe, get_image_limits, load_image, load_image_for_canvas
 from .ops.align import FaceCrops, expand_boxes, face_crops, resize_into
 from .ops.boxes import clip_boxes
 from .ops.letterbox import InputSpec
 from .pipeline import (
     DEFAULT_PREFETCH,
+    budget_chunks,
     detector_canvas,
     detector_stages,
-    numbered_chunks,
     parallel_workers,
     prefetch_map,
 )
@@ -172,7 +172,8 @@ def iter_records(
         record.crops = cut.crops if crops else None
         return record, None if size is None else model_input(cut, size)
 
-    finished = prefetch_map(finish, detections, workers, prefetch=batch_size if prefetch else 0)
+    finished = prefetch_map(finish, detections, workers, prefetch=batch_size if prefetch else 0,
+                            weigh=_decoded_pixels, budget=get_image_limits().max_pixels_in_flight)
     raising = single or on_error == "raise"
     try:
         if recognizer is None:
@@ -239,7 +240,10 @@ def iter_detections(
     per core by default (:func:`~deepbatch.pipeline.parallel_workers`), up to ``max(prefetch, workers + 1)`` chunks
     at a time, each model run on its share of the cores (:func:`~deepbatch.runtime.session.threads_per_run`).
     ``items`` may be any iterable, a generator included: it is read lazily, and memory holds at most that many
-    chunks plus one whatever its length.
+    chunks plus one whatever its length. The images decoded at once are bounded in pixels too
+    (:attr:`~deepbatch.io.images.ImageLimits.max_pixels_in_flight`, from each input's header before it is decoded):
+    chunks are cut to fit it, and a chunk starts only while it fits beside those in flight (a huge image runs
+    alone).
     """
     check_on_error(on_error)
     if batch_size < 1:
@@ -257,8 +261,8 @@ def iter_detections(
         for record, faces in zip(good, infer(prepared)):
             record.faces = faces if record.factor == 1 else scale_faces(faces, record.factor, record.shape)
 
-    def load_chunk(numbered: Tuple[int, List[Any]]) -> Tuple[List[ImageRecord], List[ImageRecord], Any]:
-        start, chunk = numbered
+    def load_chunk(numbered: Tuple[int, List[Any], int]) -> Tuple[List[ImageRecord], List[ImageRecord], Any]:
+        start, chunk, _ = numbered
         records = [_load(item, None if single else start + offset, on_error, canvas)
                    for offset, item in enumerate(chunk)]
         for offset, record in enumerate(records):
@@ -271,10 +275,21 @@ def iter_detections(
             return records, [], None
         return records, good, prepared
 
-    for records, good, prepared in prefetch_map(load_chunk, numbered_chunks(items, batch_size), workers, prefetch):
+    budget = get_image_limits().max_pixels_in_flight
+    size = None if canvas is None else (canvas.width, canvas.height)
+    keep_ratio = True if canvas is None else canvas.keep_ratio
+    chunks = budget_chunks(items, batch_size, lambda item: declared_pixels(item, size, keep_ratio), budget)
+    for records, good, prepared in prefetch_map(load_chunk, chunks, workers, prefetch,
+                                                weigh=lambda numbered: numbered[2], budget=budget):
         if good:
             detect(good, prepared)
         yield from records
+
+
+def _decoded_pixels(record: ImageRecord) -> int:
+    """The pixels a record's decoded image holds (0 without one)."""
+    image = record.image
+    return 0 if image is None else int(image.shape[0] * image.shape[1])
 
 
 def scale_faces(faces: Faces, factor: float, shape: Optional[Tuple[int, ...]]) -> Faces:

@@ -179,11 +179,12 @@ def test_an_empty_folder_is_refused(tmp_path: Path, dataset_dir: Path) -> None:
         find(str(dataset_dir / "img1.jpg"), tmp_path, silent=True)
 
 
-def test_an_unreadable_index_names_the_file_and_the_fix(db: Path) -> None:
+def test_an_unreadable_index_is_refused_when_it_may_not_be_rebuilt(db: Path) -> None:
     _, update = update_index(db, silent=True)
     update.path.write_bytes(b"not an index")
-    with pytest.raises(IndexFormatError, match="delete it to rebuild"):
-        update_index(db, silent=True)
+    with pytest.raises(IndexFormatError, match="refresh_database=True to rebuild") as info:
+        update_index(db, silent=True, refresh_database=False)
+    assert str(update.path) in str(info.value)
 
 
 def test_confidence_is_verifys_for_the_same_distance(db: Path, dataset_dir: Path) -> None:

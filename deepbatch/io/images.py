@@ -74,13 +74,16 @@ class ImageLimits:
     ``max_pixels``: width x height declared by the header, checked before decoding; ``max_bytes``: size of the
     encoded data; ``url_deadline_s``: total time for one URL, connection and body together; ``allow_private_urls``:
     let URLs reach loopback, private and other non-global addresses (off: a service fetching URLs for others must
-    not be turned against its own network; ``$DEEPBATCH_ALLOW_PRIVATE_URLS=1`` turns it on too).
+    not be turned against its own network; ``$DEEPBATCH_ALLOW_PRIVATE_URLS=1`` turns it on too);
+    ``max_pixels_in_flight``: the pixels of all the images a stream decodes at once, across its prefetch threads
+    (an image larger than it is decoded alone; see :func:`declared_pixels`).
     """
 
     max_pixels: int = 200_000_000  # a 200-megapixel phone photo (16320x12240) fits
     max_bytes: int = 256 << 20
     url_deadline_s: float = 60.0
     allow_private_urls: bool = False
+    max_pixels_in_flight: int = 256_000_000  # 768 MB of BGR pixels: one 200-megapixel photo runs with nothing else
 
 
 _limits = ImageLimits()
@@ -92,13 +95,14 @@ def get_image_limits() -> ImageLimits:
 
 
 def set_image_limits(max_pixels: Optional[int] = None, max_bytes: Optional[int] = None,
-                     url_deadline_s: Optional[float] = None,
-                     allow_private_urls: Optional[bool] = None) -> ImageLimits:
+                     url_deadline_s: Optional[float] = None, allow_private_urls: Optional[bool] = None,
+                     max_pixels_in_flight: Optional[int] = None) -> ImageLimits:
     """Change the limits for the whole process (the arguments left ``None`` keep their value); returns the previous
     limits, which can be restored with ``set_image_limits(**dataclasses.asdict(previous))``."""
     global _limits
     changes: Dict[str, Any] = {k: v for k, v in dict(max_pixels=max_pixels, max_bytes=max_bytes,
-                                     url_deadline_s=url_deadline_s).items() if v is not None}
+                                     url_deadline_s=url_deadline_s,
+                                     max_pixels_in_flight=max_pixels_in_flight).items() if v is not None}
     for name, value in changes.items():
         if not value > 0:
             raise ArgumentError(f"{name} must be positive, got {value!r}")
@@ -694,6 +698,38 @@ def decode_for_canvas(data: bytes, canvas: Tuple[int, int], index: Optional[int]
     # libjpeg rounds reduced sides up; a quarter turn from EXIF shows as the decoded sides matching swapped ones.
     turned = height != width and (image.shape[0], image.shape[1]) == (-(-width // factor), -(-height // factor))
     return CanvasImage(image, factor, (width, height) if turned else (height, width))
+
+
+def declared_pixels(item: Any, canvas: Optional[Tuple[int, int]] = None, keep_ratio: bool = True) -> int:
+    """The pixels ``item`` will decode to, read cheaply before it is decoded: from the header of a regular file or
+    of encoded bytes (divided by the square of the reduced-decoding factor for a JPEG fitted to a ``(width,
+    height)`` ``canvas``), the shape of an array; 0 when it cannot be known without fetching or decoding it (URLs,
+    file objects, unreadable or unknown files: their own checks refuse them when they are loaded)."""
+    if isinstance(item, np.ndarray):
+        return int(item.shape[0] * item.shape[1]) if item.ndim >= 2 else 0
+    head: Optional[bytes] = None
+    if isinstance(item, (bytes, bytearray, memoryview)):
+        head = bytes(item[:HEAD_BYTES])
+    elif isinstance(item, os.PathLike) or (isinstance(item, str) and not re.match(r"(?i)^(https?|data):", item)):
+        try:
+            path = os.path.expanduser(os.fspath(item))
+            if not stat.S_ISREG(os.stat(path).st_mode):
+                return 0
+            with open(path, "rb") as f:
+                head = f.read(HEAD_BYTES)
+        except (OSError, ValueError):
+            return 0
+    if not head:
+        return 0
+    kind = sniff(head[:32])
+    size = declared_size(head, kind) if kind is not None else None
+    if size is None:
+        return 0
+    width, height = size
+    if canvas is not None and kind == "jpeg":
+        factor = reduction_factor(height, width, canvas, keep_ratio)
+        return int(width * height) // (factor * factor)
+    return int(width * height)
 
 
 def load_image_for_canvas(item: Any, canvas: Tuple[int, int], index: Optional[int] = None,

@@ -3,6 +3,12 @@
 Frames are HxWx3 uint8 BGR arrays, like every image deepbatch takes. ``timestamp`` is in seconds from the start of
 the video: ``index / fps`` when the container declares a frame rate, else the position OpenCV reports. Only the
 frames being processed are held in memory.
+
+Frames are bounded like images (:class:`~deepbatch.io.images.ImageLimits`): a Motion-JPEG stream is read as its
+encoded frames, and each frame's own header is checked before it is decoded; a frame that declares more than
+``max_pixels`` is handed on still encoded, so that loading it gives that frame an error naming its size while the
+other frames go on. Other codecs are checked by the size the container declares: over the limit, the video is
+refused before any frame is decoded.
 """
 
 from __future__ import annotations
@@ -11,12 +17,14 @@ import os
 from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
-from typing import Any, Iterator, List, Optional, Union
+from typing import Any, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 
 from ..errors import ImageDecodeError, ImageNotFoundError
+from .headers import declared_size
 
+JPEG_FOURCCS = (b"MJPG", b"mjpg", b"JPEG", b"jpeg", b"AVRn", b"LJPG", b"dmb1")  # frames that are whole JPEG files
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts")
 
 PathLike = Union[str, "os.PathLike[str]"]
@@ -28,11 +36,12 @@ class VideoError(ImageDecodeError):
 
 @dataclass(frozen=True)
 class VideoFrame:
-    """One decoded frame: ``index`` (0-based, in the file), ``timestamp`` (seconds), ``image`` (HxWx3 uint8 BGR)."""
+    """One frame: ``index`` (0-based, in the file), ``timestamp`` (seconds), ``image`` (HxWx3 uint8 BGR, or the
+    frame's encoded bytes when it could not be decoded within the limits: loading those bytes raises the reason)."""
 
     index: int
     timestamp: float
-    image: np.ndarray
+    image: Union[np.ndarray, bytes]
 
 
 @dataclass(frozen=True)
@@ -82,19 +91,50 @@ def video_info(path: PathLike) -> VideoInfo:
         capture.release()
 
 
+def _fourcc(capture: Any) -> bytes:
+    import cv2
+
+    return int(capture.get(cv2.CAP_PROP_FOURCC) or 0).to_bytes(4, "little")
+
+
+def _frame(encoded: Any, max_pixels: int) -> Union[np.ndarray, bytes]:
+    """A Motion-JPEG frame (one encoded JPEG) decoded, or left encoded when its header declares more than
+    ``max_pixels`` or it does not decode (the loader then names the reason)."""
+    import cv2
+
+    data = np.asarray(encoded, np.uint8).ravel().tobytes()
+    size: Optional[Tuple[int, int]] = declared_size(data, "jpeg")
+    if size is None or size[0] * size[1] > max_pixels:
+        return data
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    return data if image is None else np.ascontiguousarray(image)
+
+
 def read_frames(path: PathLike, step: int = 1, limit: Optional[int] = None) -> Iterator[VideoFrame]:
     """Frames of the video at ``path`` in order: every ``step``-th frame (0, step, 2*step, ...), at most ``limit``.
 
-    Frames that are skipped are grabbed but not decoded. Raises :class:`VideoError` when the file cannot be opened
-    and when it yields no frame at all (an empty or undecodable stream).
+    Frames that are skipped are grabbed but not decoded. Raises :class:`VideoError` when the file cannot be opened,
+    when it yields no frame at all (an empty or undecodable stream), and when the frame size its container declares
+    is over the image limit (``max_pixels``) and its frames cannot be checked one by one (see the module docstring).
     """
     import cv2
 
+    from .images import get_image_limits
+
     if step < 1:
         raise ValueError(f"step must be a positive integer, got {step}")
+    max_pixels = get_image_limits().max_pixels
     capture = _open(path)
     try:
-        fps = _declared(capture).fps
+        declared = _declared(capture)
+        fps = declared.fps
+        encoded = _fourcc(capture) in JPEG_FOURCCS and bool(capture.set(cv2.CAP_PROP_FORMAT, -1))
+        if not encoded and declared.width * declared.height > max_pixels:
+            raise VideoError(
+                f"its frames are {declared.width}x{declared.height} = {declared.width * declared.height} pixels, "
+                f"over the limit of {max_pixels} pixels per image; if the file is trusted, raise the limit with "
+                "deepbatch.io.images.set_image_limits(max_pixels=...) or the command line's --max-pixels",
+                source=os.fspath(path))
         index = -1
         yielded = 0
         while limit is None or yielded < limit:
@@ -108,7 +148,7 @@ def read_frames(path: PathLike, step: int = 1, limit: Optional[int] = None) -> I
                 break
             timestamp = index / fps if fps else float(capture.get(cv2.CAP_PROP_POS_MSEC)) / 1000.0
             yielded += 1
-            yield VideoFrame(index, timestamp, np.ascontiguousarray(frame))
+            yield VideoFrame(index, timestamp, _frame(frame, max_pixels) if encoded else np.ascontiguousarray(frame))
         if index == 0 and yielded == 0:
             raise VideoError("no frame could be decoded (empty or corrupt stream)", source=os.fspath(path))
     finally:
