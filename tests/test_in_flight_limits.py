@@ -93,6 +93,23 @@ def test_prefetch_keeps_the_weight_in_flight_within_the_budget(weights: List[int
     assert max(total for total, _ in peaks) > min(weights)  # items did overlap where the budget allowed
 
 
+@pytest.mark.parametrize("make, canvas, pixels", [
+    (lambda d: str(d / "bomb.jpg"), None, 14000 * 14000),  # a path: its header, read before decoding
+    (lambda d: d / "bomb.jpg", (640, 640), 14000 * 14000 // 64),  # fitted to a canvas: decoded at 1/8
+    (lambda d: (d / "bomb.jpg").read_bytes(), None, 14000 * 14000),
+    (lambda d: jpeg_declaring(20000, 20000), None, 0),  # over max_pixels: refused before decoding, weighs nothing
+    (lambda d: np.zeros((30, 40, 3), np.uint8), None, 1200),
+    (lambda d: "http://example.invalid/x.jpg", None, 0),  # not fetched to be weighed
+    (lambda d: str(d / "missing.jpg"), None, 0),
+    (lambda d: str(d), None, 0),  # a folder
+])
+def test_declared_pixels(tmp_path: Path, make, canvas, pixels: int) -> None:  # type: ignore[no-untyped-def]
+    from deepbatch.io.images import declared_pixels
+
+    (tmp_path / "bomb.jpg").write_bytes(jpeg_declaring(14000, 14000))
+    assert declared_pixels(make(tmp_path), canvas) == pixels
+
+
 # --- the sixteen 14000x14000 declarations, measured ---
 
 _PEAK = textwrap.dedent("""

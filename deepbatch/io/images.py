@@ -704,7 +704,8 @@ def declared_pixels(item: Any, canvas: Optional[Tuple[int, int]] = None, keep_ra
     """The pixels ``item`` will decode to, read cheaply before it is decoded: from the header of a regular file or
     of encoded bytes (divided by the square of the reduced-decoding factor for a JPEG fitted to a ``(width,
     height)`` ``canvas``), the shape of an array; 0 when it cannot be known without fetching or decoding it (URLs,
-    file objects, unreadable or unknown files: their own checks refuse them when they are loaded)."""
+    file objects, unreadable or unknown files: their own checks refuse them when they are loaded) and when it
+    declares more than ``max_pixels`` (it is refused before it is decoded)."""
     if isinstance(item, np.ndarray):
         return int(item.shape[0] * item.shape[1]) if item.ndim >= 2 else 0
     head: Optional[bytes] = None
@@ -726,6 +727,8 @@ def declared_pixels(item: Any, canvas: Optional[Tuple[int, int]] = None, keep_ra
     if size is None:
         return 0
     width, height = size
+    if width * height > get_image_limits().max_pixels:
+        return 0  # refused before it is decoded
     if canvas is not None and kind == "jpeg":
         factor = reduction_factor(height, width, canvas, keep_ratio)
         return int(width * height) // (factor * factor)
