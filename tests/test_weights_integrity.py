@@ -144,3 +144,17 @@ def test_a_pickle_swapped_after_its_check_is_never_unpickled(places: Tuple[Path,
     with pytest.raises(ChecksumError, match="changed after it was checked"):
         pickle.loads(read_checked(path))
     assert not marker.exists()
+
+
+def test_an_onnx_file_swapped_while_its_model_is_in_use_is_not_loaded_again(places: Tuple[Path, Path],
+                                                                            weights_dir: Path) -> None:
+    from deepbatch.runtime.model import OnnxModel
+    from deepbatch.runtime.session import threads_per_run
+
+    path = places[0] / "mobilefacenet_dyn.onnx"
+    shutil.copy(weights_dir / "mobilefacenet_dyn.onnx", path)
+    model = OnnxModel(path, "cpu", cache=False)  # the file as it is: a native dynamic batch
+    swap_in_place(path, tampered(path.read_bytes()))
+    blob = np.zeros((1, 3, 112, 112), np.float32)
+    with threads_per_run(1), pytest.raises(ChecksumError, match="changed while it was in use"):
+        model.run(blob)  # a session with another thread count is opened from the file again

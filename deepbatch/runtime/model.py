@@ -26,7 +26,7 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 
 import numpy as np
 
-from ..errors import ModelFormatError
+from ..errors import ChecksumError, ModelFormatError
 from ..weights import check_loaded
 from .batchflow import trace_batch
 from .isolation import check_against_original
@@ -123,9 +123,11 @@ class OnnxModel:
         self.layout: str = verdict["layout"]
         self.repair_description: str = verdict["repair"]
         self.repair = BatchRepair(**verdict["changes"])  # what the graph that runs changed in the file
-        self._source = prepared if prepared is not None else data
+        self._graph = prepared  # the derived graph's bytes; None: the file as it is, read again when needed
+        self._digest = digest
         self._provider_request = providers
-        self.session = _open_session(self.path, self._source, providers, threads)
+        self.session = _open_session(self.path, prepared if prepared is not None else data, providers, threads)
+        del data  # not kept: a large file would stay in memory for the model's life
         if self.mode == PER_IMAGE:
             logger.warning("%s: running one image per call (%s)", self.path.name, self.mode_reason)
         elif self.mode == REPAIRED:
@@ -138,6 +140,18 @@ class OnnxModel:
         self._sessions_by_threads: Dict[int, Any] = {}
         self.run_calls = 0
         self.last_batch_size = 0
+
+    def _model_bytes(self) -> bytes:
+        """The graph a new session runs: the derived one, or the file read again and proved to be the very bytes
+        that were checked when the model was built."""
+        if self._graph is not None:
+            return self._graph
+        data = self.path.read_bytes()
+        digest = hashlib.sha256(data).hexdigest()
+        if digest != self._digest:
+            raise ChecksumError(f"{self.path} changed while it was in use: its bytes now have SHA-256 {digest}, not "
+                                f"{self._digest}; it was not loaded again. Build the model again")
+        return data
 
     @property
     def per_image(self) -> bool:
@@ -165,7 +179,7 @@ class OnnxModel:
         with self._lock:
             session = self._sessions_by_threads.get(wanted)
             if session is None:
-                session = _open_session(self.path, self._source, self._provider_request, wanted)
+                session = _open_session(self.path, self._model_bytes(), self._provider_request, wanted)
                 self._sessions_by_threads[wanted] = session
         return session
 
