@@ -27,7 +27,8 @@ that cannot be read or written); 3 a resource or internal failure (out of memory
 bug); 130 interrupted (Ctrl-C, SIGTERM or SIGHUP).
 
 Outputs are written under temporary names and renamed when the run completes, so a stopped run leaves the previous
-results as they were and its own rows in ``FILE.partial`` (see :mod:`deepbatch.io.outputs`).
+results as they were and its own rows in ``FILE.partial`` (see :mod:`deepbatch.io.outputs`). Both engines run one
+checked :class:`~deepbatch.plan.RunPlan`; a second run on the same output is refused while the first lives.
 """
 
 from __future__ import annotations
@@ -586,11 +587,9 @@ def _add_input_options(parser: argparse.ArgumentParser, output: str) -> None:
 
     defaults = ImageLimits()
     parser.add_argument("--max-pixels", type=_positive_int, default=None, metavar="N",
-                        help=f"refuse image files whose header declares more pixels (default {defaults.max_pixels}; "
-                             "--engine local only)")
+                        help=f"refuse image files whose header declares more pixels (default {defaults.max_pixels})")
     parser.add_argument("--max-bytes", type=_positive_int, default=None, metavar="N",
-                        help=f"refuse image files and URL bodies larger than this (default {defaults.max_bytes}; "
-                             "--engine local only)")
+                        help=f"refuse image files and URL bodies larger than this (default {defaults.max_bytes})")
 
 
 def _add_model_check_options(parser: argparse.ArgumentParser) -> None:

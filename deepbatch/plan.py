@@ -199,9 +199,10 @@ def _models(args: Any) -> ModelOptions:
 class InputGuard:
     """Checks each input path against the outputs as it is read, and records the inodes of the input files."""
 
-    def __init__(self, rows: Optional[Path], folders: Dict[str, Path]):
+    def __init__(self, rows: Optional[Path], folders: Dict[str, Path], companions: Tuple[Path, ...] = ()):
         self.rows = rows
         self.rows_real = None if rows is None else os.path.realpath(rows)
+        self.written = tuple(p for p in (rows, *companions) if p is not None)
         self.folders = folders
         self.inodes: Set[Inode] = set()
 
@@ -216,10 +217,11 @@ class InputGuard:
                 self.inodes.add(found)
 
     def check_rows(self) -> None:
-        """The ``--output`` file, as it is now, is not (a hard link of) an input."""
-        if self.rows is not None and (inode(self.rows) in self.inodes or inode(self.rows, follow=False)
-                                      in self.inodes):
-            raise ArgumentError(f"--output {self.rows} is one of the inputs; writing it would destroy that input")
+        """The ``--output`` file (and the index beside a matrix), as it is now, is not (a hard link of) an input."""
+        for path in self.written:
+            if inode(path) in self.inodes or inode(path, follow=False) in self.inodes:
+                raise ArgumentError(f"--output {self.rows} would replace {path}, one of the inputs; choose another "
+                                    "name")
 
 
 def _checked_gpus(value: Any) -> float:
@@ -255,7 +257,8 @@ def build_plan(args: Any, stdin: Optional[IO[str]] = None) -> RunPlan:
         folders["--output"] = rows_folder
         guard = InputGuard(None, folders)
     else:
-        guard = InputGuard(rows, folders)
+        index = (rows.with_suffix(".index.jsonl"),) if rows is not None and kind == "npy" else ()
+        guard = InputGuard(rows, folders, index)
     sources = plan_sources(args.paths, stdin, check=guard)
     guard.check_rows()
     if rows is not None and os.path.isdir(rows) and not os.path.islink(rows) and args.engine == "local":
