@@ -52,7 +52,7 @@ import numpy as np
 from ._version import __version__
 from .checks import MAX_EXPAND_PERCENTAGE, check_expand_percentage
 from .errors import ArgumentError, DeepbatchError, FaceNotDetectedError, ImageError
-from .io.outputs import OutputFolder, OutputRefusedError, PathClaims, UniqueNames, is_resource_error
+from .io.outputs import OutputFolder, OutputRefusedError, PathClaims, is_resource_error
 from .io.writers import VideoFile, encode_image, open_rows
 from .pipeline import resolve_batch_size
 from .plan import RunPlan, build_plan, model_options
@@ -117,7 +117,6 @@ class Sink:
         self.rows = open_rows(None if outputs.rows is None else str(outputs.rows), outputs.kind, embedding_size)
         self.crops = None if outputs.crops is None else OutputFolder(outputs.crops, plan.inputs)
         self.draw = None if outputs.draw is None else OutputFolder(outputs.draw, plan.inputs)
-        self.names = UniqueNames()
         self.claims = PathClaims()
         self.frame_step = plan.frame_step
         self.video: Optional[Tuple[Source, VideoFile]] = None

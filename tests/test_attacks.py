@@ -394,14 +394,53 @@ def test_ray_engine_stopped_by_sigterm_exits_130(photos: Path) -> None:
     many.mkdir()
     for k in range(200):
         shutil.copy(photos / "x.jpg", many / f"p{k:03d}.jpg")
-    process = _spawn(["detect", "many", "--engine", "ray", "-o", "out.parquet", "--batch-size", "1", *FAST], tmp)
+    log = tmp / "stderr.txt"
+    with open(log, "w") as stderr:
+        process = subprocess.Popen([sys.executable, "-m", "deepbatch", "detect", "many", "--engine", "ray", "-o",
+                                    "out.parquet", "--batch-size", "1", *FAST], cwd=tmp, stderr=stderr,
+                                   stdout=subprocess.DEVNULL, env={**os.environ, "PYTHONPATH": str(ROOT)})
     deadline = time.monotonic() + 240
     while not (tmp / ".out.parquet.partial").exists() and time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.1)
     time.sleep(2)
     process.send_signal(signal.SIGTERM)
     code = process.wait(timeout=120)
-    err = process.stderr.read() if process.stderr else ""
-    assert code == EXIT_INTERRUPTED, err[-2000:]
+    err = log.read_text()
+    assert code == EXIT_INTERRUPTED, err[-3000:]
     assert "interrupted by SIGTERM" in err and "Traceback" not in err
     assert not (tmp / "out.parquet").exists() and not (tmp / "out.parquet.lock").exists()
+
+
+# --- one plan for both engines ---
+
+
+@pytest.mark.parametrize("command, extra", [("detect", []), ("represent", ["--normalization", "ArcFace"])])
+def test_both_engines_get_the_same_plan(photos: Path, command: str, extra: List[str]) -> None:
+    """Every model option, face rule and limit reaches the Ray engine exactly as the local one: `--expand-percentage`
+    and the recognizer's `--device` included."""
+    from deepbatch.cli import build_parser
+    from deepbatch.plan import build_plan
+
+    common = [command, str(photos), "--expand-percentage", "35", "--max-faces", "2", "--device", "cpu", "--conf",
+              "0.4", "--input-size", "320", "--no-align", "--enforce-detection", "--max-pixels", "5000000",
+              "--batch-size", "3", *extra]
+    parser = build_parser()
+    local = build_plan(parser.parse_args([*common, "-o", str(photos.parent / "rows.parquet")]))
+    remote = build_plan(parser.parse_args([*common, "--engine", "ray", "-o", str(photos.parent / "rows.parquet")]))
+    assert (local.models, local.rules, local.limits, local.batch_size, local.sources) == (
+        remote.models, remote.rules, remote.limits, remote.batch_size, remote.sources)
+    assert local.rules.expand_percentage == 35 and local.rules.max_faces == 2 and not local.rules.align
+    assert local.models.detector_kwargs == {"providers": "cpu", "score_threshold": 0.4, "input_size": 320}
+    if command == "represent":
+        assert local.models.recognizer_kwargs == {"providers": "cpu"} and local.models.normalization == "ArcFace"
+
+
+def test_plan_is_immutable(photos: Path) -> None:
+    import dataclasses
+
+    from deepbatch.cli import build_parser
+    from deepbatch.plan import build_plan
+
+    plan = build_plan(build_parser().parse_args(["detect", str(photos)]))
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        plan.engine = "ray"  # type: ignore[misc]
