@@ -183,7 +183,8 @@ class Sink:
         from .io.video import video_info
 
         self._finish_video(complete=True)
-        assert self.draw is not None  # only called with --draw
+        if self.draw is None:
+            raise RuntimeError("an annotated video needs --draw")
         name = self._claim(self.draw, source.name.with_suffix(".mp4"))
         writer = VideoFile(name, video_info(source.path).fps / self.frame_step, self.draw)
         self.video = (source, writer)

@@ -267,15 +267,23 @@ def test_second_run_on_the_same_output_is_refused_naming_the_first(photos: Path)
     assert len(rows(tmp / "rows.jsonl")) == 40 and not (tmp / "rows.jsonl.lock").exists()
 
 
-def test_lock_of_a_run_that_is_gone_is_taken_over(photos: Path) -> None:
-    tmp = photos.parent
-    gone = subprocess.Popen([sys.executable, "-c", "pass"])
-    gone.wait()
+@pytest.mark.parametrize("owner", ["exited", "pid-reused"])
+def test_lock_of_a_run_that_is_gone_is_taken_over(photos: Path, owner: str) -> None:
+    """A lock whose process exited, or whose pid now belongs to a later process, is taken over with a warning."""
     import socket
 
-    (tmp / "rows.jsonl.lock").write_text(json.dumps({"pid": gone.pid, "host": socket.gethostname(),
-                                                     "started": "earlier"}))
-    code, _, err = run(["detect", "photos", "-o", "rows.jsonl", *FAST], cwd=tmp)
+    tmp = photos.parent
+    process = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)" if owner == "pid-reused"
+                                else "pass"])
+    if owner == "exited":
+        process.wait()
+    try:
+        (tmp / "rows.jsonl.lock").write_text(json.dumps({"pid": process.pid, "host": socket.gethostname(),
+                                                         "started": "earlier", "ticks": "1"}))
+        code, _, err = run(["detect", "photos", "-o", "rows.jsonl", *FAST], cwd=tmp)
+    finally:
+        process.kill()
+        process.wait()
     assert code == EXIT_OK and "taking over" in err and len(rows(tmp / "rows.jsonl")) == 2
     assert not (tmp / "rows.jsonl.lock").exists()
 

@@ -269,14 +269,27 @@ class OutputFolder:
             os.close(fd)
 
 
-def _alive(pid: int) -> bool:
+def _process_start(pid: int) -> Optional[str]:
+    """When process ``pid`` started, in clock ticks since boot (Linux ``/proc``), or None where that is unknown:
+    a pid reused by a later process is then told apart from the run that wrote a lock."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            text = handle.read().decode("ascii", "replace")
+    except OSError:
+        return None
+    fields = text.rsplit(")", 1)[-1].split()
+    return fields[19] if len(fields) > 19 else None
+
+
+def _alive(pid: int, start: Optional[str]) -> bool:
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:  # alive, another user's
-        return True
-    return True
+        pass
+    now = _process_start(pid)
+    return start is None or now is None or now == start
 
 
 class RunLock:
@@ -292,7 +305,8 @@ class RunLock:
 
     def acquire(self, option: str) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        mine = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
+        mine = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "ticks": _process_start(os.getpid())}
         for _ in range(2):
             try:
                 fd = create_new(str(self.path))
@@ -317,7 +331,8 @@ class RunLock:
         except (OSError, ValueError, KeyError, TypeError):
             owner, pid, host = {}, -1, ""
         same_host = host == socket.gethostname()
-        if pid > 0 and (not same_host or (pid != os.getpid() and _alive(pid))):
+        ticks = owner.get("ticks")
+        if pid > 0 and (not same_host or (pid != os.getpid() and _alive(pid, None if ticks is None else str(ticks)))):
             raise OutputBusyError(
                 f"{option} {self.target} is being written by another deepbatch run (pid {pid} on "
                 f"{host or 'this host'}, started {owner.get('started', '?')}); wait for it to finish, or remove "
