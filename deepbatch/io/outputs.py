@@ -125,14 +125,11 @@ def _write_fd(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view):]
 
 
-def write_atomic(path: Path, data: bytes, inputs: FrozenSet[Inode] = frozenset()) -> None:
+def write_atomic(path: Path, data: bytes) -> None:
     """Write ``data`` to ``path`` through a new temporary file in the same folder and a rename, so ``path`` is either
-    its old content or all of ``data``; a link at ``path`` is replaced, not written through. ``inputs``: inodes that
-    must never be replaced (:class:`OutputRefusedError`)."""
+    its old content or all of ``data``; a link at ``path`` is replaced, not written through."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    if inputs and inode(path, follow=False) in inputs:
-        raise OutputRefusedError(f"{path} is an input of this run; it is not overwritten")
     tmp = path.parent / temporary_name()
     fd = create_new(str(tmp))
     try:
