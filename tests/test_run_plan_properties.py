@@ -20,7 +20,7 @@ from typing import Dict, Iterator, List, Optional, Sequence, Tuple
 
 import cv2
 import pytest
-from hypothesis import HealthCheck, event, given, settings
+from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
 from deepbatch.cli import EXIT_FAILED, EXIT_OK, EXIT_USAGE, main
@@ -152,6 +152,11 @@ input_choices = st.lists(st.sampled_from(INPUTS), min_size=1, max_size=3, unique
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(links=link_choices, inputs=input_choices, on_stdin=st.booleans(), rows=st.sampled_from(ROWS),
        draw=st.sampled_from(FOLDERS), crops=st.sampled_from(FOLDERS))
+@example(links=["out/photos"], inputs=["photos/a.jpg"], on_stdin=False, rows="rows.jsonl", draw="out", crops="out")
+@example(links=["rows.jsonl.partial"], inputs=["ABS/photos"], on_stdin=True, rows="rows.jsonl", draw="same",
+         crops="same")
+@example(links=["photos/outside.jpg"], inputs=["photos"], on_stdin=True, rows="out/rows.jsonl", draw="photos",
+         crops=None)
 def test_local_runs_change_no_input_and_write_only_where_aimed(small_photos: Dict[str, bytes], links: List[str],
                                                                inputs: List[str], on_stdin: bool,
                                                                rows: Optional[str], draw: Optional[str],
