@@ -27,7 +27,8 @@ that cannot be read or written); 3 a resource or internal failure (out of memory
 bug); 130 interrupted (Ctrl-C, SIGTERM or SIGHUP).
 
 Outputs are written under temporary names and renamed when the run completes, so a stopped run leaves the previous
-results as they were and its own rows in ``FILE.partial`` (see :mod:`deepbatch.io.outputs`).
+results as they were and its own rows in ``FILE.partial`` (see :mod:`deepbatch.io.outputs`). Both engines run one
+checked :class:`~deepbatch.plan.RunPlan`; a second run on the same output is refused while the first lives.
 """
 
 from __future__ import annotations
@@ -49,13 +50,15 @@ from typing import Any, Callable, Deque, Dict, Iterator, List, Optional, Sequenc
 import numpy as np
 
 from ._version import __version__
+from .checks import MAX_EXPAND_PERCENTAGE, check_expand_percentage
 from .errors import ArgumentError, DeepbatchError, FaceNotDetectedError, ImageError
-from .io.outputs import UniqueNames, check_separate, is_resource_error
-from .io.writers import VideoFile, open_rows, output_format, write_image
+from .io.outputs import OutputFolder, OutputRefusedError, PathClaims, is_resource_error
+from .io.writers import VideoFile, encode_image, open_rows
 from .pipeline import resolve_batch_size
+from .plan import RunPlan, build_plan, model_options
 from .records import ImageRecord
 from .rows import image_row
-from .sources import Source, WorkItem, count_items, is_url, iter_items, plan_sources
+from .sources import Source, WorkItem, count_items, is_url, iter_items, plan_sources, printable
 from .structures import Faces
 
 logger = logging.getLogger("deepbatch.cli")
@@ -84,7 +87,7 @@ class Tally:
         self.items += 1
         self.frames += int(item.source.video and item.frame is not None)
         if row["error"] is not None:
-            where = item.source.location + (f" frame {item.frame}" if item.frame is not None else "")
+            where = printable(item.source.location) + (f" frame {item.frame}" if item.frame is not None else "")
             self.failures.append((where, row["error"]))
             return
         self.faces += len(row["faces"])
@@ -102,35 +105,60 @@ class Tally:
 
 class Sink:
     """Where the rows of ``detect`` and ``represent`` go: the ``--output`` writer, face crops and annotated copies
-    (``detect``), the progress bar and the tally. A row names the files written for it (``drawn``, and ``crop``
-    per face); no two images write the same file; the frames of a video are drawn into one annotated video."""
+    (``detect``), the progress bar and the tally, as the run ``plan`` says. A row names the files written for it
+    (``drawn``, and ``crop`` per face); no two files of a run share a name, annotated copies and crops included; the
+    frames of a video are drawn into one annotated video. An image whose files cannot be written (a name too long
+    for the file system, a link in the way) gets an error row, and the run goes on."""
 
-    def __init__(self, args: argparse.Namespace, kind: str, total: Optional[int], embedding_size: int = 0):
+    def __init__(self, plan: RunPlan, total: Optional[int], embedding_size: int = 0):
         from tqdm import tqdm
 
-        self.rows = open_rows(args.output, kind, embedding_size)
-        self.crops = Path(args.save_crops) if getattr(args, "save_crops", None) else None
-        self.draw = Path(args.draw) if getattr(args, "draw", None) else None
-        self.names = UniqueNames()
-        self.crop_names = UniqueNames()
-        self.frame_step = args.frame_step
+        outputs = plan.outputs
+        self.rows = open_rows(None if outputs.rows is None else str(outputs.rows), outputs.kind, embedding_size)
+        self.crops = None if outputs.crops is None else OutputFolder(outputs.crops, plan.inputs)
+        self.draw = None if outputs.draw is None else OutputFolder(outputs.draw, plan.inputs)
+        self.claims = PathClaims()
+        self.frame_step = plan.frame_step
         self.video: Optional[Tuple[Source, VideoFile]] = None
         self.tally = Tally()
-        self.progress = tqdm(total=total, unit="img", file=sys.stderr, disable=args.no_progress, dynamic_ncols=True,
-                             desc=args.command)
+        self.progress = tqdm(total=total, unit="img", file=sys.stderr, disable=not plan.progress, dynamic_ncols=True,
+                             desc=plan.command)
 
     def add(self, item: WorkItem, record: Optional[ImageRecord]) -> None:
         """Record one image or frame: the row of its ``record`` (the ``item``'s own error when it could not be
         read), and the drawn copy and crops ``detect`` asks for."""
+        location = printable(item.source.location)
         if record is None:
-            row = image_row(item.source.location, None, None, item.error, item.frame, item.timestamp)
+            row = image_row(location, None, None, item.error, item.frame, item.timestamp)
         else:
-            row = record.row(item.source.location, item.frame, item.timestamp)
+            row = record.row(location, item.frame, item.timestamp)
             if record.error is None and record.image is not None and record.faces is not None:
-                self._write_images(item, record.image, record.faces, record.crops, row)
+                try:
+                    self._write_images(item, record.image, record.faces, record.crops, row)
+                except (OSError, OutputRefusedError) as exc:
+                    if is_resource_error(exc):
+                        raise
+                    row = image_row(location, None, None, exc, item.frame, item.timestamp)
         self.rows.write(row)
         self.tally.add(item, row)
         self.progress.update(1)
+
+    def _claim(self, folder: OutputFolder, relative: Path, count: int = 0) -> Path:
+        """A relative name under ``folder`` that no other file of this run has: ``relative`` itself (``count`` > 0:
+        the crop stem of ``count`` faces), else with ``_2``, ``_3``, ... before its suffix."""
+        number = 1
+        while True:
+            candidate = relative if number == 1 else relative.with_name(
+                f"{relative.stem}_{number}{relative.suffix}" if count == 0 else f"{relative.name}_{number}")
+            files = [candidate] if count == 0 else [candidate.parent / f"{candidate.name}_face{k}.jpg"
+                                                    for k in range(count)]
+            full = [folder.path(f) for f in files]
+            if self.claims.free(full):
+                self.claims.claim(full)
+                if number > 1:
+                    logger.warning("%s is already written by this run; writing %s instead", relative, candidate)
+                return candidate
+            number += 1
 
     def _write_images(self, item: WorkItem, image: np.ndarray, faces: Faces, crops: Optional[List[np.ndarray]],
                       row: Dict[str, Any]) -> None:
@@ -140,15 +168,13 @@ class Sink:
             row["drawn"] = str(self._video(item.source).path)
             self._video(item.source).write(draw_faces(image, faces))
         elif self.draw is not None:
-            drawn = self.draw / self.names.claim(item.output_name())
-            write_image(drawn, draw_faces(image, faces))
-            row["drawn"] = str(drawn)
+            name = self._claim(self.draw, item.output_name())
+            row["drawn"] = str(self.draw.write(name, encode_image(name, draw_faces(image, faces))))
         if self.crops is not None and crops:
-            stem = self.crop_names.claim(item.crop_stem())
+            stem = self._claim(self.crops, item.crop_stem(), count=len(crops))
             for k, (pixels, entry) in enumerate(zip(crops, row["faces"])):
-                path = self.crops / stem.parent / f"{stem.name}_face{k}.jpg"
-                write_image(path, pixels)
-                entry["crop"] = str(path)
+                name = stem.parent / f"{stem.name}_face{k}.jpg"
+                entry["crop"] = str(self.crops.write(name, encode_image(name, pixels)))
 
     def _video(self, source: Source) -> VideoFile:
         """The annotated video of ``source`` (the previous one is finished when the next begins)."""
@@ -157,8 +183,10 @@ class Sink:
         from .io.video import video_info
 
         self._finish_video(complete=True)
-        target = self.draw / self.names.claim(source.name.with_suffix(".mp4"))  # type: ignore[operator]
-        writer = VideoFile(target, video_info(source.path).fps / self.frame_step)
+        if self.draw is None:
+            raise RuntimeError("an annotated video needs --draw")
+        name = self._claim(self.draw, source.name.with_suffix(".mp4"))
+        writer = VideoFile(name, video_info(source.path).fps / self.frame_step, self.draw)
         self.video = (source, writer)
         return writer
 
@@ -187,57 +215,41 @@ def _paired(items: Iterator[WorkItem], pending: Deque[WorkItem]) -> Iterator[Any
             yield item.payload
 
 
-def run_local(args: argparse.Namespace, items: Iterator[WorkItem], sink: Sink) -> None:
+def run_local(plan: RunPlan, items: Iterator[WorkItem], sink: Sink) -> None:
     """``detect`` or ``represent`` in this process: :func:`~deepbatch.stream.iter_records` over the stream,
     ``batch_size`` images per model call (and, for ``represent``, their faces embedded together), a few chunks of
     images in memory at a time. ``detect`` decodes images in full only for ``--draw`` and ``--save-crops`` (else
     a large JPEG is decoded at the scale the detector's canvas needs)."""
-    from .stream import FaceRules, iter_records
+    from .stream import iter_records
 
-    detector = build_cli_detector(args)
-    recognizer = build_cli_recognizer(args) if args.command == "represent" else None
-    full_resolution = recognizer is not None or bool(args.save_crops or args.draw)
-    rules = FaceRules(args.no_face, args.max_faces, args.expand_percentage, not args.no_align)
+    detector = plan.models.build_detector()
+    recognizer = plan.models.build_recognizer() if plan.command == "represent" else None
     pending: Deque[WorkItem] = deque()
 
     def flush_failed() -> None:
         while pending and pending[0].error is not None:
             sink.add(pending.popleft(), None)
 
-    for record in iter_records(_paired(items, pending), detector, resolve_batch_size(args.batch_size, detector),
-                               rules, recognizer=recognizer,
-                               spec=None if recognizer is None else recognizer.spec_for(args.normalization),
-                               crops=bool(args.save_crops), reduced=not full_resolution, on_error="skip"):
+    for record in iter_records(_paired(items, pending), detector, resolve_batch_size(plan.batch_size, detector),
+                               plan.rules, recognizer=recognizer,
+                               spec=None if recognizer is None else recognizer.spec_for(plan.models.normalization),
+                               crops=plan.crops, reduced=not plan.full_resolution, on_error="skip"):
         flush_failed()
         sink.add(pending.popleft(), record)
     flush_failed()
 
 
-LOCAL_ENGINES: Dict[str, Callable[[argparse.Namespace, Iterator[WorkItem], Sink], None]] = {
+LOCAL_ENGINES: Dict[str, Callable[[RunPlan, Iterator[WorkItem], Sink], None]] = {
     "detect": run_local,
     "represent": run_local,
 }
-# Engines that run the whole job on a cluster and write Parquet there: ``deepbatch.ray.run_cli(args, command, ...)``.
+# Engines that run the whole job on a cluster and write Parquet there: ``deepbatch.ray.run_cli(plan)``.
 CLUSTER_ENGINES = ("ray",)
 
 
 def _model_options(args: argparse.Namespace, factory: Any, which: str) -> Dict[str, Any]:
-    """The command line's model options that ``factory`` takes; an :class:`ArgumentError` for one it does not."""
-    from .registry import accepts
-
-    given = {"providers": (args.providers, "--device")} if args.providers != "auto" else {}
-    if which == "detector":
-        given.update({key: (value, flag) for key, value, flag in (
-            ("score_threshold", args.conf, "--conf"), ("input_size", args.input_size, "--input-size"))
-            if value is not None})
-    options = {}
-    for key, (value, flag) in given.items():
-        if not accepts(factory, key):
-            if which == "detector":
-                raise ArgumentError(f"{flag} does not apply to the {args.backend} detector")
-            continue  # a recognizer without ONNX Runtime providers runs where it runs
-        options[key] = value
-    return options
+    """The command line's model options that ``factory`` takes (:func:`deepbatch.plan.model_options`)."""
+    return model_options(args, factory, which)
 
 
 def detector_options(args: argparse.Namespace) -> Dict[str, Any]:
@@ -268,64 +280,37 @@ def _report_failures(tally: Tally) -> int:
     return EXIT_FAILED if tally.failures else EXIT_OK
 
 
-def check_outputs(args: argparse.Namespace, folders: Dict[str, Optional[str]]) -> None:
-    """Refuse output folders that overlap the inputs, and an output file that is one of the inputs."""
-    local = [p for p in args.paths if p != "-" and not is_url(p)]
-    check_separate([Path(p) for p in local], {option: Path(f) for option, f in folders.items() if f})
-    output = getattr(args, "output", None)
-    if output not in (None, "-"):
-        real = os.path.realpath(output)
-        for given in local:
-            if os.path.realpath(given) == real:
-                raise ArgumentError(f"--output {output} is one of the inputs; writing it would destroy that input")
-
-
 def _run_images(args: argparse.Namespace) -> int:
-    """``detect`` and ``represent``: check everything the command line says, then run it here or on a cluster."""
-    from dataclasses import asdict
-
-    from .io.images import set_image_limits
-
-    if args.command == "represent" and (args.draw or args.save_crops):
-        raise ArgumentError("--draw and --save-crops belong to detect")
-    kind = output_format(args.output, ("jsonl", "parquet", "npy") if args.command == "represent"
-                         else ("jsonl", "parquet"))
-    args.no_face = "error" if args.enforce_detection else "empty"
-    args.detector_options = detector_options(args)
-    sources = plan_sources(args.paths)
-    if args.engine in CLUSTER_ENGINES:
-        from .ray import check_cli, run_cli
-
-        check_cli(args, sources)
-    else:
-        check_outputs(args, {"--draw": args.draw, "--save-crops": args.save_crops})
-    if not sources:
+    """``detect`` and ``represent``: check everything the command line says into one run plan, take the lock of
+    every output, then run the plan here or on a cluster."""
+    plan = build_plan(args)
+    if not plan.sources:
         logger.error("nothing to process: no image or video files in %s", ", ".join(args.paths))
         return EXIT_FAILED
-    if args.engine in CLUSTER_ENGINES:
-        return EXIT_FAILED if run_cli(args, args.command, sources) else EXIT_OK
-    previous = set_image_limits(max_pixels=args.max_pixels, max_bytes=args.max_bytes)
-    try:
-        return _run_here(args, kind, sources)
-    finally:
-        set_image_limits(**asdict(previous))
+    with plan.locked():
+        if plan.engine in CLUSTER_ENGINES:
+            from .ray import run_cli
+
+            return EXIT_FAILED if run_cli(plan) else EXIT_OK
+        with plan.limits.applied():
+            return _run_here(plan)
 
 
-def _run_here(args: argparse.Namespace, kind: str, sources: List[Source]) -> int:
+def _run_here(plan: RunPlan) -> int:
     embedding_size = 0
-    if args.command == "represent":
-        embedding_size = int(build_cli_recognizer(args).embedding_size)
-    sink = Sink(args, kind, None if args.no_progress else count_items(sources, args.frame_step), embedding_size)
+    if plan.command == "represent":
+        embedding_size = int(plan.models.build_recognizer().embedding_size)
+    sink = Sink(plan, None if not plan.progress else count_items(plan.sources, plan.frame_step), embedding_size)
     try:
-        LOCAL_ENGINES[args.command](args, iter_items(sources, args.frame_step), sink)
+        LOCAL_ENGINES[plan.command](plan, iter_items(plan.sources, plan.frame_step), sink)
     except BaseException:
         sink.close(complete=False)
         raise
     sink.close()
     code = _report_failures(sink.tally)
-    if not args.quiet:
-        where = f"; results in {args.output}" if args.output not in (None, "-") else ""
-        _say(sink.tally.summary(f"{args.command}:") + where, err=True)
+    if not plan.quiet:
+        where = f"; results in {plan.outputs.rows}" if plan.outputs.rows is not None else ""
+        _say(sink.tally.summary(f"{plan.command}:") + where, err=True)
     return code
 
 
@@ -539,6 +524,16 @@ def _input_size(text: str) -> Any:
     return values[0] if len(values) == 1 else (values[0], values[1])
 
 
+def _expand_percentage(text: str) -> float:
+    """A percentage from 0 to :data:`~deepbatch.checks.MAX_EXPAND_PERCENTAGE` (NaN and infinity refused)."""
+    try:
+        return check_expand_percentage(float(text), "--expand-percentage")
+    except (ValueError, ArgumentError) as exc:
+        message = str(exc) if isinstance(exc, ArgumentError) else (
+            f"--expand-percentage must be a number from 0 to {MAX_EXPAND_PERCENTAGE:g}, got {text!r}")
+        raise argparse.ArgumentTypeError(message) from None
+
+
 def _fraction(text: str) -> float:
     try:
         value = float(text)
@@ -576,8 +571,8 @@ def _add_input_options(parser: argparse.ArgumentParser, output: str) -> None:
                         help="images per model call (default auto: chosen for the device)")
     parser.add_argument("--max-faces", type=_positive_int, default=None, metavar="N",
                         help="keep the N largest faces per image")
-    parser.add_argument("--expand-percentage", type=float, default=0, metavar="P",
-                        help="grow each box by P percent (default 0)")
+    parser.add_argument("--expand-percentage", type=_expand_percentage, default=0, metavar="P",
+                        help=f"grow each box by P percent, 0 to {MAX_EXPAND_PERCENTAGE:g} (default 0)")
     parser.add_argument("--frame-step", type=_positive_int, default=1, metavar="N",
                         help="read every N-th frame of videos (default 1: every frame)")
     parser.add_argument("--output", "-o", default=None, metavar=output, help="where to write (default: stdout)")
@@ -592,11 +587,9 @@ def _add_input_options(parser: argparse.ArgumentParser, output: str) -> None:
 
     defaults = ImageLimits()
     parser.add_argument("--max-pixels", type=_positive_int, default=None, metavar="N",
-                        help=f"refuse image files whose header declares more pixels (default {defaults.max_pixels}; "
-                             "--engine local only)")
+                        help=f"refuse image files whose header declares more pixels (default {defaults.max_pixels})")
     parser.add_argument("--max-bytes", type=_positive_int, default=None, metavar="N",
-                        help=f"refuse image files and URL bodies larger than this (default {defaults.max_bytes}; "
-                             "--engine local only)")
+                        help=f"refuse image files and URL bodies larger than this (default {defaults.max_bytes})")
 
 
 def _add_model_check_options(parser: argparse.ArgumentParser) -> None:

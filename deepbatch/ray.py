@@ -206,9 +206,13 @@ class _Worker(ABC):
 
     def __init__(self, column: Optional[str], channels: str, keep_columns: Sequence[str], batch_size: int,
                  include_face: bool, align: bool, enforce_detection: Union[bool, str], max_faces: Optional[int],
-                 expand_percentage: float):
+                 expand_percentage: float, image_limits: Optional[Mapping[str, Optional[int]]] = None):
         from .stream import FaceRules
 
+        if image_limits:
+            from .io.images import set_image_limits
+
+            set_image_limits(**image_limits)  # this actor's process: the run's limits, as the local engine's
         self.column = column
         self.channels = channels
         self.keep_columns = list(keep_columns)
@@ -366,17 +370,15 @@ def _map(ds: Any, worker: type, constructor: Dict[str, Any], *, detector_backend
          column: Optional[str], channels: str, keep_columns: Sequence[str], batch_size: Optional[int],
          num_workers: WorkerCount, num_gpus_per_worker: float, num_cpus_per_worker: Optional[float],
          include_face: bool, align: bool, enforce_detection: Union[bool, str], max_faces: Optional[int],
-         expand_percentage: float) -> Any:
+         expand_percentage: float, image_limits: Optional[Mapping[str, Optional[int]]] = None) -> Any:
     from .detectors.base import Detector
+    from .stream import FaceRules
 
     ray = import_ray()
     _check_spec(detector_backend, "detector", Detector)
     if channels not in ("rgb", "bgr"):
         raise RayArgumentError(f"channels must be 'rgb' or 'bgr', got {channels!r}")
-    if expand_percentage < 0:
-        raise RayArgumentError(f"expand_percentage must be >= 0, got {expand_percentage}")
-    if max_faces is not None and max_faces < 1:
-        raise RayArgumentError(f"max_faces must be a positive integer or None, got {max_faces}")
+    FaceRules.of(enforce_detection, max_faces, expand_percentage, align)  # checked here, before a worker starts
     if num_gpus_per_worker < 0:
         raise RayArgumentError(f"num_gpus_per_worker must be >= 0, got {num_gpus_per_worker}")
     _check_columns(ds, column, keep_columns)
@@ -392,7 +394,8 @@ def _map(ds: Any, worker: type, constructor: Dict[str, Any], *, detector_backend
         cpus = cpus_per_worker(num_workers, _cluster_cpus(ray), num_gpus_per_worker)
     settings = dict(column=column, channels=channels, keep_columns=list(keep_columns), batch_size=size,
                     include_face=include_face, align=align, enforce_detection=enforce_detection,
-                    max_faces=max_faces, expand_percentage=expand_percentage)
+                    max_faces=max_faces, expand_percentage=expand_percentage,
+                    image_limits=dict(image_limits) if image_limits else None)
     threads = max(1, math.floor(cpus)) if num_gpus_per_worker == 0 else None
     return ds.map_batches(
         worker,
@@ -421,6 +424,7 @@ def extract_faces(
     max_faces: Optional[int] = None,
     include_face: bool = False,
     detector_options: Optional[Mapping[str, Any]] = None,
+    image_limits: Optional[Mapping[str, Optional[int]]] = None,
 ) -> Any:
     """Faces of every image of a Ray Dataset: a lazy Dataset with one row per input row (see the module doc).
 
@@ -431,13 +435,14 @@ def extract_faces(
     (fractions share a GPU); ``num_cpus_per_worker`` CPUs per actor, which also sets ONNX Runtime's thread count
     (default one, less on a machine too small to keep a CPU for reading). ``include_face`` adds each face's
     aligned crop (``align=False``: box crop) as PNG bytes; ``expand_percentage`` and ``max_faces`` act as in
-    :func:`deepbatch.extract_faces`.
+    :func:`deepbatch.extract_faces`. ``image_limits`` (``max_pixels``, ``max_bytes``) are set on every worker.
     """
     return _map(ds, FaceDetectionWorker, {"detector_options": dict(detector_options or {})},
                 detector_backend=detector_backend, column=column, channels=channels, keep_columns=keep_columns,
                 batch_size=batch_size, num_workers=num_workers, num_gpus_per_worker=num_gpus_per_worker,
                 num_cpus_per_worker=num_cpus_per_worker, include_face=include_face, align=align,
-                enforce_detection=enforce_detection, max_faces=max_faces, expand_percentage=expand_percentage)
+                enforce_detection=enforce_detection, max_faces=max_faces, expand_percentage=expand_percentage,
+                image_limits=image_limits)
 
 
 def represent(
@@ -459,6 +464,7 @@ def represent(
     l2_normalize: bool = False,
     detector_options: Optional[Mapping[str, Any]] = None,
     recognizer_options: Optional[Mapping[str, Any]] = None,
+    image_limits: Optional[Mapping[str, Optional[int]]] = None,
 ) -> Any:
     """Face embeddings of every image of a Ray Dataset: a lazy Dataset with one row per input row.
 
@@ -478,7 +484,7 @@ def represent(
                 channels=channels, keep_columns=keep_columns, batch_size=batch_size, num_workers=num_workers,
                 num_gpus_per_worker=num_gpus_per_worker, num_cpus_per_worker=num_cpus_per_worker,
                 include_face=False, align=align, enforce_detection=enforce_detection, max_faces=max_faces,
-                expand_percentage=expand_percentage)
+                expand_percentage=expand_percentage, image_limits=image_limits)
 
 
 # ----------------------------------------------------------------------------------------------------------------
@@ -503,43 +509,102 @@ def paths_dataset(paths: Sequence[Union[str, Path]]) -> Any:
     return ray.data.from_items([{"path": _utf8_path(p)} for p in paths])
 
 
+DATASET_MARKER = "_deepbatch_dataset"  # written first into every dataset folder deepbatch writes
+
+
 def parquet_target(output: Union[str, Path]) -> Path:
     """``output`` checked as a Parquet dataset folder to write: named ``*.parquet`` (so that a mistyped folder is
-    never replaced) and not an existing file."""
+    never replaced), not an existing file, not a symbolic link (deepbatch never writes through one, and a folder
+    cannot replace a link), and, when it exists, a folder deepbatch wrote (:func:`ours`)."""
     target = Path(output).expanduser()
     if target.suffix.lower() != ".parquet":
         raise RayArgumentError(
             f"Parquet output must be named *.parquet, got {str(output)!r}; e.g. --output results.parquet"
         )
+    if target.is_symlink():
+        raise RayArgumentError(
+            f"{target} is a symbolic link; deepbatch does not write a dataset through a link (it would replace what "
+            "the link points to): remove the link or pick another name"
+        )
     if target.is_file():
         raise RayArgumentError(
             f"{target} is a file; Ray writes a folder of Parquet part files: remove it or pick another name"
         )
+    if target.is_dir() and not ours(target):
+        raise RayArgumentError(
+            f"{target} is a folder that deepbatch did not write (no {DATASET_MARKER} marker, or other files in it); "
+            "it is not replaced: remove it or pick another name"
+        )
     return target
 
 
-def write_parquet(ds: Any, output: Union[str, Path]) -> Path:
-    """Run ``ds`` and write it as a Parquet dataset: a folder ``output`` of part files.
+def ours(folder: Path) -> bool:
+    """Whether ``folder`` is empty, or a dataset folder deepbatch wrote: its marker file, and nothing but plain
+    ``.parquet`` part files beside it."""
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return False
+    if not entries:
+        return True
+    names = {e.name for e in entries}
+    return DATASET_MARKER in names and all(
+        e.is_file(follow_symlinks=False) and (e.name == DATASET_MARKER or e.name.endswith(".parquet"))
+        for e in entries)
 
-    The dataset is written to a sibling folder ``.NAME.partial`` and swapped in only when the whole run succeeded,
-    so a failed or interrupted run leaves the previous ``output`` as it was (and a failed one no partial folder; a
-    killed one leaves ``.NAME.partial``, which the next run reports and replaces). pyarrow, pandas, Spark and
-    DuckDB read the folder as one table (``pyarrow.parquet.read_table(output)``)."""
-    target = parquet_target(output).resolve()
+
+def _remove_ours(folder: Path) -> None:
+    """Remove ``folder`` (not a link) if deepbatch wrote it; a link is removed as a name; else refuse."""
+    if not os.path.lexists(folder):
+        return
+    if folder.is_symlink():
+        folder.unlink()
+        return
+    if not folder.is_dir() or not ours(folder):
+        raise RayArgumentError(f"{folder} is in the way and deepbatch did not write it; remove it to run")
+    shutil.rmtree(folder)
+
+
+def check_plan_outputs(output: Optional[str], draw: Optional[str], crops: Optional[str]) -> Path:
+    """Refuse, before anything runs, what ``--engine ray`` cannot do: no Parquet ``--output``, images written on
+    this machine (``--draw``, ``--save-crops``); the dataset folder to write."""
+    if output in (None, "-"):
+        raise RayArgumentError("--engine ray writes a Parquet dataset: pass --output results.parquet")
+    for option, value in (("draw", draw), ("save_crops", crops)):
+        if value:
+            raise RayArgumentError(f"--{option.replace('_', '-')} needs the images on this machine; use --engine local")
+    return parquet_target(str(output))
+
+
+def write_parquet(ds: Any, output: Union[str, Path]) -> Path:
+    """Run ``ds`` and write it as a Parquet dataset: a folder ``output`` of part files and a marker file.
+
+    The dataset is written to a new sibling folder ``.NAME.partial`` (its marker first) and swapped in only when the
+    whole run succeeded, so a failed or interrupted run leaves the previous ``output`` as it was (and a failed one
+    no partial folder; a killed one leaves ``.NAME.partial``, which the next run reports and replaces). An old
+    folder is removed only when deepbatch wrote it (:func:`ours`). pyarrow, pandas, Spark and DuckDB read the folder
+    as one table (``pyarrow.parquet.read_table(output)``)."""
+    given = parquet_target(output)
+    target = Path(os.path.realpath(given.parent)) / given.name
     staging = target.with_name(f".{target.name}.partial")
     previous = target.with_name(f".{target.name}.previous")
-    if staging.exists():
+    if os.path.lexists(staging):
         logger.warning("%s was left by an interrupted run (incomplete results); this run replaces it", staging)
-        shutil.rmtree(staging)
+        _remove_ours(staging)
+    _remove_ours(previous)
+    os.mkdir(staging)
+    from .io.outputs import create_new
+
+    os.close(create_new(str(staging / DATASET_MARKER)))
     from ray.data import SaveMode
 
     try:
-        ds.write_parquet(str(staging), mode=SaveMode.OVERWRITE)
+        ds.write_parquet(str(staging), mode=SaveMode.APPEND)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    if target.exists():
-        shutil.rmtree(previous, ignore_errors=True)
+    if os.path.lexists(target):
+        parquet_target(target)  # still ours: checked again just before it is moved aside
         os.replace(target, previous)
     os.replace(staging, target)
     shutil.rmtree(previous, ignore_errors=True)
@@ -560,35 +625,79 @@ def summarize(output: Union[str, Path]) -> Tuple[int, int, int, List[Tuple[str, 
     return table.num_rows, int(counts[ok].sum()), int(((counts == 0) & ok).sum()), failed
 
 
-def run_cli(args: Any, command: str, sources: Sequence[Any]) -> int:
+def _keep_signal_handlers() -> Dict[int, Any]:
+    """The handlers of SIGTERM, SIGINT and SIGHUP, to restore after ``ray.init`` replaces them (so that a stopped
+    run exits as the command line says: 130, outputs closed)."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        return {}
+    names = ("SIGTERM", "SIGINT", "SIGHUP")
+    return {getattr(signal, n): signal.getsignal(getattr(signal, n)) for n in names if hasattr(signal, n)}
+
+
+def _restore_signal_handlers(handlers: Dict[int, Any]) -> None:
+    import signal
+
+    for signum, handler in handlers.items():
+        if handler is not None:
+            signal.signal(signum, handler)
+
+
+RAY_DATA_THREADS = ("StreamingExecutor-", "ray-data-")  # the names Ray Data gives its executor's threads
+
+
+def _let_ray_data_stop(timeout: float = 30.0) -> None:
+    """Wait, at most ``timeout`` seconds, for Ray Data's executor threads after a stopped or failed run: shutting
+    Ray down under a thread that still uses it makes Ray's core worker end the process with exit code 1, instead
+    of the stop's 130 (Ray Data itself waits only 2 s for them)."""
+    import threading
+
+    deadline = time.monotonic() + timeout
+    for thread in threading.enumerate():
+        if thread is not threading.current_thread() and thread.name.startswith(RAY_DATA_THREADS):
+            thread.join(max(0.0, deadline - time.monotonic()))
+
+
+def run_cli(plan: Any) -> int:
     """``deepbatch detect|represent PATH... --engine ray --workers N [--gpus-per-worker G] --output X.parquet``.
 
-    Runs :func:`extract_faces` or :func:`represent` on the image ``sources`` (:class:`deepbatch.sources.Source`, as
-    the command line planned them) on Ray (the cluster at ``$RAY_ADDRESS``, else a local one started for the run)
-    and writes the rows as Parquet. Returns how many images failed (each is logged).
+    Runs :func:`extract_faces` or :func:`represent` on the image sources of ``plan`` (a
+    :class:`deepbatch.plan.RunPlan`: the same models, options, face rules and image limits as the local engine) on
+    Ray (the cluster at ``$RAY_ADDRESS``, else a local one started for the run) and writes the rows as Parquet.
+    Returns how many images failed (each is logged).
     """
     ray = import_ray()
-    verbose = bool(getattr(args, "verbose", False))
+    verbose = plan.verbose
     if not verbose:  # Ray and Ray Data log every start and finish at INFO: keep stderr for deepbatch's summary
         for name in ("ray", "ray.data"):
             logging.getLogger(name).setLevel(logging.WARNING)
     started = not ray.is_initialized()
     if started:
+        handlers = _keep_signal_handlers()
         ray.init(logging_level=logging.INFO if verbose else logging.WARNING)
-    ray.data.DataContext.get_current().enable_progress_bars = not getattr(args, "no_progress", False)
+        _restore_signal_handlers(handlers)
+    ray.data.DataContext.get_current().enable_progress_bars = plan.progress
     began = time.perf_counter()
+    models = plan.models
     try:
-        ds = paths_dataset([s.location for s in sources])
-        common = dict(detector_backend=args.backend, detector_options=args.detector_options,
-                      batch_size=None if args.batch_size == "auto" else args.batch_size,
-                      num_workers=args.workers,
-                      num_gpus_per_worker=getattr(args, "gpus_per_worker", 0) or 0, align=not args.no_align,
-                      enforce_detection=args.no_face, max_faces=args.max_faces)
-        if command == "represent":
-            result = represent(ds, model_name=args.model, normalization=args.normalization, **common)
+        ds = paths_dataset([s.location for s in plan.sources])
+        common = dict(detector_backend=models.detector, detector_options=models.detector_kwargs,
+                      batch_size=None if plan.batch_size == "auto" else plan.batch_size,
+                      num_workers=plan.workers, num_gpus_per_worker=plan.gpus_per_worker, align=plan.rules.align,
+                      enforce_detection=plan.rules.no_face, max_faces=plan.rules.max_faces,
+                      expand_percentage=plan.rules.expand_percentage,
+                      image_limits={k: v for k, v in vars(plan.limits).items() if v is not None})
+        if plan.command == "represent":
+            result = represent(ds, model_name=models.recognizer, normalization=models.normalization,
+                               recognizer_options=models.recognizer_kwargs, **common)
         else:
             result = extract_faces(ds, **common)
-        target = write_parquet(result, args.output)
+        target = write_parquet(result, plan.outputs.rows)
+    except BaseException:
+        _let_ray_data_stop()
+        raise
     finally:
         if started:
             ray.shutdown()
@@ -596,25 +705,9 @@ def run_cli(args: Any, command: str, sources: Sequence[Any]) -> int:
     images, faces, no_face, failed = summarize(target)
     for path, problem in failed:
         logger.error("failed: %s: %s", path, problem)
-    if not getattr(args, "quiet", False):
+    if not plan.quiet:
         sys.stderr.write(
-            f"{command}: {images} image(s) on {args.workers} Ray worker(s): {faces} face(s), {no_face} without a "
-            f"face, {len(failed)} failed; {elapsed:.1f} s ({images / elapsed:.1f} images/s); results in {target}\n"
+            f"{plan.command}: {images} image(s) on {plan.workers} Ray worker(s): {faces} face(s), {no_face} without "
+            f"a face, {len(failed)} failed; {elapsed:.1f} s ({images / elapsed:.1f} images/s); results in {target}\n"
         )
     return len(failed)
-
-
-def check_cli(args: Any, sources: Sequence[Any]) -> None:
-    """Refuse, before anything runs, what ``--engine ray`` cannot do: no Parquet ``--output``, images written on
-    this machine (``--draw``, ``--save-crops``), videos."""
-    if getattr(args, "output", None) in (None, "-"):
-        raise RayArgumentError("--engine ray writes a Parquet dataset: pass --output results.parquet")
-    for option in ("draw", "save_crops"):
-        if getattr(args, option, None):
-            raise RayArgumentError(f"--{option.replace('_', '-')} needs the images on this machine; use --engine local")
-    parquet_target(args.output)
-    videos = [s.location for s in sources if s.video]
-    if videos:
-        raise RayArgumentError(
-            f"--engine ray reads image files only, got video {videos[0]}; use --engine local for video"
-        )

@@ -9,12 +9,13 @@ image and per video frame, lazily.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, Any, Iterator, List, Optional, Sequence
+from typing import IO, Any, Callable, Iterator, List, Optional, Sequence
 
-from .errors import ArgumentError, ImageError
+from .errors import ArgumentError, ImageError, ImageReadError
 
 logger = logging.getLogger(__name__)
 
@@ -72,8 +73,31 @@ class WorkItem:
         return name.with_name(stem)
 
 
-def _read_stdin_paths(stream: IO[str]) -> List[str]:
-    return [line.strip() for line in stream if line.strip()]
+def _read_stdin_paths(stream: IO[str]) -> Iterator[str]:
+    for line in stream:
+        if line.strip():
+            yield line.strip()
+
+
+def printable(text: str) -> str:
+    """``text`` as valid UTF-8 for rows and messages: a file name that is not UTF-8 keeps its bytes as ``\\xNN``."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return os.fsencode(text).decode("utf-8", "backslashreplace")
+    return text
+
+
+def name_problem(location: str) -> Optional[str]:
+    """Why the file ``location`` cannot be processed by name alone (its name is not UTF-8, which no row can hold),
+    or None."""
+    if is_url(location):
+        return None
+    try:
+        location.encode("utf-8")
+    except UnicodeEncodeError:
+        return "the file name is not valid UTF-8; rename the file (e.g. with convmv) to process it"
+    return None
 
 
 def _url_name(url: str) -> Path:
@@ -81,10 +105,13 @@ def _url_name(url: str) -> Path:
     return Path(tail or "url")
 
 
-def plan_sources(paths: Sequence[str], stdin: Optional[IO[str]] = None) -> List[Source]:
+def plan_sources(paths: Sequence[str], stdin: Optional[IO[str]] = None,
+                 check: Optional[Callable[[str], None]] = None) -> List[Source]:
     """Expand command-line ``paths``: folders into their image files (recursive, sorted), video files by
     extension, ``http(s)://`` URLs as they are, ``-`` into the paths read from ``stdin`` (one per line).
 
+    ``check`` is called with every path as it is read (those from ``stdin`` included, before the next line is
+    read), then with every file a folder holds; it raises to refuse one (an output that overlaps it).
     Raises :class:`ArgumentError` naming every path that does not exist (and saying when it looks like a glob the
     shell did not expand), before anything is loaded.
     """
@@ -93,7 +120,10 @@ def plan_sources(paths: Sequence[str], stdin: Optional[IO[str]] = None) -> List[
 
     texts: List[str] = []
     for text in paths:
-        texts.extend(_read_stdin_paths(stdin or sys.stdin) if text == "-" else [text])
+        for given in (_read_stdin_paths(stdin or sys.stdin) if text == "-" else [text]):
+            if check is not None and not is_url(given) and Path(given).expanduser().exists():
+                check(given)
+            texts.append(given)
     missing = [text for text in texts if not is_url(text) and not Path(text).expanduser().exists()]
     if missing:
         globs = [text for text in missing if GLOB_CHARACTERS & set(text)]
@@ -110,7 +140,10 @@ def plan_sources(paths: Sequence[str], stdin: Optional[IO[str]] = None) -> List[
             found = list_image_files(path)
             if not found:
                 logger.warning("no image files under %s", path)
-            sources.extend(Source(str(p), p.relative_to(path)) for p in found)
+            for found_path in found:
+                if check is not None:
+                    check(str(found_path))
+                sources.append(Source(str(found_path), found_path.relative_to(path)))
         else:
             name = path if not path.is_absolute() and ".." not in path.parts else Path(path.name)
             sources.append(Source(str(path), name, video=is_video(path)))
@@ -143,6 +176,11 @@ def iter_items(sources: Sequence[Source], frame_step: int = 1) -> Iterator[WorkI
 
     number = 0
     for source in sources:
+        problem = name_problem(source.location)
+        if problem is not None:
+            yield WorkItem(number, source, error=ImageReadError(problem, source=printable(source.location)))
+            number += 1
+            continue
         if not source.video:
             yield WorkItem(number, source, payload=source.location)
             number += 1

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, Generator, Iterable, List, Optional, Tupl
 
 import numpy as np
 
+from .checks import check_expand_percentage, check_max_faces
 from .detectors.base import DEFAULT_BATCH_SIZE, Detector
 from .errors import ArgumentError, FaceNotDetectedError, ImageError
 from .io.images import declared_pixels, describe, get_image_limits, load_image, load_image_for_canvas
@@ -94,10 +95,8 @@ class FaceRules:
     def __post_init__(self) -> None:
         if self.no_face not in NO_FACE_RULES:
             raise ArgumentError(f"no_face must be one of {NO_FACE_RULES}, got {self.no_face!r}")
-        if self.expand_percentage < 0:
-            raise ArgumentError(f"expand_percentage must be >= 0, got {self.expand_percentage}")
-        if self.max_faces is not None and self.max_faces < 1:
-            raise ArgumentError(f"max_faces must be a positive integer or None, got {self.max_faces}")
+        object.__setattr__(self, "expand_percentage", check_expand_percentage(self.expand_percentage))
+        object.__setattr__(self, "max_faces", check_max_faces(self.max_faces))
 
     @classmethod
     def of(cls, enforce_detection: Union[bool, str] = True, max_faces: Optional[int] = None,

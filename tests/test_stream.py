@@ -23,7 +23,7 @@ def photo_paths(dataset_dir: Path) -> List[str]:
 
 @pytest.mark.parametrize("options, message", [
     ({"no_face": "ignore"}, "no_face must be one of"),
-    ({"expand_percentage": -1}, "expand_percentage must be >= 0"),
+    ({"expand_percentage": -1}, "expand_percentage must be a number from 0 to 200"),
     ({"max_faces": 0}, "max_faces must be a positive integer"),
 ])
 def test_face_rules_refuse_bad_values(options: Dict[str, Any], message: str) -> None:

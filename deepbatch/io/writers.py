@@ -12,12 +12,12 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from ..errors import ArgumentError
-from .outputs import LineFile, partial_path, write_atomic
+from .outputs import LineFile, OutputFolder, OutputRefusedError, open_partial, partial_path
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +44,24 @@ def output_format(path: Optional[str], allowed: Sequence[str]) -> str:
                         f"command writes; use {', '.join(names[k] for k in allowed)}")
 
 
+def json_line(row: Dict[str, Any]) -> str:
+    """``row`` as one line of strict JSON: a row holding NaN or infinity (which JSON cannot hold) becomes that
+    image's error row instead."""
+    try:
+        return json.dumps(row, allow_nan=False)
+    except ValueError:
+        bad = {key: row.get(key) for key in ("path", "frame", "timestamp", "width", "height")}
+        return json.dumps({**bad, "faces": None, "error": "ValueError: the result holds a number that is not finite "
+                           "(NaN or infinity)"}, allow_nan=False)
+
+
+def _replace_as_name(staging: Path, target: Path) -> None:
+    """Rename ``staging`` over ``target`` (a link there is replaced, not followed); a folder there is refused."""
+    if os.path.isdir(target) and not os.path.islink(target):
+        raise OutputRefusedError(f"{target} is a folder; it is not replaced by a file")
+    os.replace(staging, target)
+
+
 class JsonLines:
     """JSON lines to a file (``path``) or to stdout (``None`` or ``-``). A file is written as ``path.partial`` and
     renamed to ``path`` by ``close(complete=True)``; stdout is flushed after every row."""
@@ -53,7 +71,7 @@ class JsonLines:
         self._file = None if self.path is None else LineFile(self.path)
 
     def write(self, row: Dict[str, Any]) -> None:
-        line = json.dumps(row)
+        line = json_line(row)
         if self._file is None:
             sys.stdout.write(line + "\n")
             sys.stdout.flush()
@@ -89,8 +107,9 @@ class ParquetRows:
 
         staging = partial_path(self.path)
         try:
-            pq.write_table(rows_table(self.rows, self.embedding_size), str(staging))
-            os.replace(staging, self.path)
+            with os.fdopen(open_partial(staging), "wb") as out:
+                pq.write_table(rows_table(self.rows, self.embedding_size), out)
+            _replace_as_name(staging, self.path)
         except BaseException:
             staging.unlink(missing_ok=True)
             raise
@@ -128,7 +147,7 @@ class EmbeddingMatrix:
             return
         matrix = partial_path(self.path)
         try:
-            with open(matrix, "wb") as out:
+            with os.fdopen(open_partial(matrix), "wb") as out:
                 np.save(out, np.stack(self.rows) if self.rows else np.zeros((0, self.embedding_size), np.float32))
                 out.flush()
                 os.fsync(out.fileno())
@@ -137,7 +156,7 @@ class EmbeddingMatrix:
             self.lines.close(complete=False)
             raise
         self.index.unlink(missing_ok=True)
-        os.replace(matrix, self.path)
+        _replace_as_name(matrix, self.path)
         self.lines.close(complete=True)
 
 
@@ -150,36 +169,48 @@ def open_rows(path: Optional[str], kind: str, embedding_size: int = 0) -> Any:
     return JsonLines(path)
 
 
-def write_image(path: Path, image: np.ndarray) -> None:
-    """Encode ``image`` (BGR uint8) by the suffix of ``path`` and write it whole or not at all (through a temporary
-    file and a rename; works for any path encoding)."""
+def encode_image(name: Path, image: np.ndarray) -> bytes:
+    """``image`` (BGR uint8) encoded by the suffix of ``name``."""
     import cv2
 
-    ok, data = cv2.imencode(path.suffix or ".jpg", image)
+    ok, data = cv2.imencode(name.suffix or ".jpg", image)
     if not ok:
-        raise OSError(f"OpenCV could not encode {path.name}")
-    write_atomic(path, data.tobytes())
+        raise OSError(f"OpenCV could not encode {name.name}")
+    return data.tobytes()
+
+
+def write_image(path: Path, image: np.ndarray, folder: Optional[OutputFolder] = None) -> Path:
+    """Encode ``image`` (BGR uint8) by the suffix of ``path`` and write it whole or not at all, as a new file renamed
+    into place. With ``folder``, ``path`` is relative to it and stays inside it (:class:`OutputFolder`)."""
+    path = Path(path)
+    if folder is None:
+        folder, path = OutputFolder(path.parent), Path(path.name)
+    return folder.write(path, encode_image(path, image))
 
 
 class VideoFile:
-    """An annotated video written frame by frame with OpenCV (MPEG-4, ``.mp4``), under a temporary name in the same
-    folder until ``close(complete=True)`` renames it to ``path``."""
+    """An annotated video written frame by frame with OpenCV (MPEG-4, ``.mp4``), under a new temporary file in the
+    same folder until ``close(complete=True)`` renames it to ``folder/relative`` (``relative`` alone: a path)."""
 
-    def __init__(self, path: Path, fps: float):
-        self.path = path
+    def __init__(self, relative: Path, fps: float, folder: Optional[OutputFolder] = None):
+        relative = Path(relative)
+        if folder is None:
+            folder, relative = OutputFolder(relative.parent), Path(relative.name)
+        self.folder = folder
+        self.relative = relative
+        self.path = folder.path(relative)
         self.fps = fps if fps > 0 else 25.0
-        self.staging = path.with_name(f".{path.stem}.partial{path.suffix}")
+        self._staging: Optional[Tuple[int, str, str]] = None
         self._writer: Any = None
 
     def write(self, frame: np.ndarray) -> None:
         import cv2
 
         if self._writer is None:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
             height, width = frame.shape[:2]
             fourcc = cv2.VideoWriter_fourcc(*"mp4v")  # type: ignore[attr-defined]
-            self._writer = cv2.VideoWriter(str(self.staging), fourcc, self.fps,
-                                           (width, height))
+            self._staging = self.folder.staging(self.relative)
+            self._writer = cv2.VideoWriter(self._staging[2], fourcc, self.fps, (width, height))
             if not self._writer.isOpened():
                 raise OSError(f"OpenCV could not open a video writer for {self.path}")
         if frame.ndim == 2:
@@ -187,11 +218,10 @@ class VideoFile:
         self._writer.write(np.ascontiguousarray(frame[:, :, :3]))
 
     def close(self, complete: bool = True) -> None:
-        if self._writer is None:
+        if self._writer is None or self._staging is None:
             return
         self._writer.release()
         self._writer = None
-        if complete:
-            os.replace(self.staging, self.path)
-        else:
-            self.staging.unlink(missing_ok=True)
+        fd, tmp, _ = self._staging
+        self._staging = None
+        self.folder.finish_staging(fd, tmp, self.relative, complete)
