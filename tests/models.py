@@ -15,7 +15,7 @@ Each registered backend without weights here maps to the arguments that build it
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import numpy as np
 import onnx
@@ -431,7 +431,8 @@ def build_generated_recognizers(folder: Path) -> Dict[str, dict]:
     return {"arcface_r50": {"model_path": str(arcface_r50_signature(folder / "w600k_r50.onnx"))}}
 
 
-def ultralytics_face_exports(folder: Path, variants: Dict[str, str]) -> Dict[str, Path]:
+def ultralytics_face_exports(folder: Path, variants: Dict[str, str], names: Optional[Dict[str, Dict[int, str]]] = None,
+                             dynamic_shapes: tuple = (True, False)) -> Dict[str, Path]:
     """One-class YOLO face models built from ultralytics' own YAMLs and exported by ultralytics' exporter (with its
     default graph simplification), ``dynamic=True`` and fixed shape, as users export their checkpoints.
 
@@ -439,7 +440,8 @@ def ultralytics_face_exports(folder: Path, variants: Dict[str, str]) -> Dict[str
     keypoints, ``(B, 20, anchors)``) or ``end2end`` (YOLOv10n, NMS-free ``(B, 300, 6)``); files are
     ``<name>_dynamic.onnx`` and ``<name>_fixed.onnx``, with ``<name>.pt``. Random weights are rescaled at the head so
     scores spread over (0, 1) and depend on the image: the faces found mean nothing, but every runtime must find the
-    same ones.
+    same ones. ``names`` gives a variant other classes than ``{0: 'face'}`` (ultralytics records them in the export's
+    metadata); ``dynamic_shapes`` says which of the two exports to make.
     """
     import torch
     import ultralytics
@@ -452,7 +454,8 @@ def ultralytics_face_exports(folder: Path, variants: Dict[str, str]) -> Dict[str
     for name, kind in variants.items():
         source, extra = sources[kind]
         config = yaml.safe_load((configs / source).read_text())
-        config.update(nc=1, scale="n", **extra)
+        classes = (names or {}).get(name, {0: "face"})
+        config.update(nc=len(classes), names=classes, scale="n", **extra)
         (folder / f"{name}.yaml").write_text(yaml.safe_dump(config))
         model = ultralytics.YOLO(str(folder / f"{name}.yaml"))
         generator = torch.Generator().manual_seed(0)
@@ -470,9 +473,10 @@ def ultralytics_face_exports(folder: Path, variants: Dict[str, str]) -> Dict[str
                     while not isinstance(last, torch.nn.Conv2d):
                         last = last[-1] if isinstance(last, torch.nn.Sequential) else last.conv
                     last.weight.mul_(30.0)
+        model.model.names = classes
         model.save(str(folder / f"{name}.pt"))
         files[name] = folder / f"{name}.pt"
-        for dynamic in (True, False):
+        for dynamic in dynamic_shapes:
             nms = {"nms": False} if kind == "end2end" else {}  # False asks for the NMS-free head
             exported = Path(ultralytics.YOLO(str(folder / f"{name}.pt")).export(format="onnx", dynamic=dynamic,
                                                                                   imgsz=640, verbose=False, **nms))
@@ -509,5 +513,29 @@ def scrfd_nchw_heads(source: Path, target: Path) -> Path:
     maps = session.run(None, {graph.input[0].name: np.zeros(size, np.float32)})
     for output, value in zip(graph.output, maps):
         output.type.CopyFrom(helper.make_tensor_type_proto(onnx.TensorProto.FLOAT, list(value.shape)))
+    onnx.save(model, str(target))
+    return target
+
+
+def cut_before(source: Path, target: Path, ops: tuple, nchw: bool = False) -> Path:
+    """Copy of ``source`` cut before the post-processing ``ops`` (e.g. ``("Sigmoid", "Mul")``) that end its outputs:
+    each such head op is bypassed (its output is its first input), so the outputs keep their names and shapes and
+    carry what the graph computed before that op. ``nchw`` also cuts before the head reshapes first (raw maps)."""
+    from deepbatch.runtime.graph_facts import MOVING_OPS
+
+    if nchw:
+        source = scrfd_nchw_heads(source, target.with_suffix(".nchw.onnx"))
+    model = onnx.load(str(source))
+    graph = model.graph
+    producers = {out: node for node in graph.node for out in node.output}
+    for output in graph.output:
+        node = producers.get(output.name)
+        while node is not None and node.op_type in MOVING_OPS:
+            node = producers.get(node.input[0])
+        while node is not None and node.op_type in ops:
+            node.op_type, first = "Identity", node.input[0]
+            del node.input[:]
+            node.input.append(first)
+            node = producers.get(first)
     onnx.save(model, str(target))
     return target
