@@ -535,7 +535,76 @@ def cut_before(source: Path, target: Path, ops: tuple, nchw: bool = False) -> Pa
         while node is not None and node.op_type in ops:
             node.op_type, first = "Identity", node.input[0]
             del node.input[:]
+            del node.attribute[:]
             node.input.append(first)
             node = producers.get(first)
+    onnx.save(model, str(target))
+    return target
+
+
+def as_conv_logits(source: Path, target: Path, names: List[str]) -> Path:
+    """Copy of ``source`` whose 4-D probability outputs ``names`` come out as logits of a trailing 1x1 ``Conv``
+    (identity weights): the graph then shows what an export cut before its activation shows, with known values."""
+    model = onnx.load(str(source))
+    graph = model.graph
+    producers = {out: node for node in graph.node for out in node.output}
+    channels = {o.name: o.type.tensor_type.shape.dim[1].dim_value for o in graph.output}
+    for name in names:
+        probability = f"{name}_probability"
+        node = producers[name]
+        node.output[list(node.output).index(name)] = probability
+        eps, c = 1e-7, channels[name]
+        graph.initializer.extend([numpy_helper.from_array(np.array(eps, np.float32), f"{name}_lo"),
+                                  numpy_helper.from_array(np.array(1 - eps, np.float32), f"{name}_hi"),
+                                  numpy_helper.from_array(np.array(1, np.float32), f"{name}_one"),
+                                  numpy_helper.from_array(np.eye(c, dtype=np.float32).reshape(c, c, 1, 1),
+                                                          f"{name}_eye")])
+        graph.node.extend([
+            helper.make_node("Clip", [probability, f"{name}_lo", f"{name}_hi"], [f"{name}_p"]),
+            helper.make_node("Sub", [f"{name}_one", f"{name}_p"], [f"{name}_q"]),
+            helper.make_node("Div", [f"{name}_p", f"{name}_q"], [f"{name}_odds"]),
+            helper.make_node("Log", [f"{name}_odds"], [f"{name}_logit"]),
+            helper.make_node("Conv", [f"{name}_logit", f"{name}_eye"], [name]),
+        ])
+    onnx.save(model, str(target))
+    return target
+
+
+def ultralight_raw_boxes(source: Path, target: Path) -> Path:
+    """Copy of an Ultra-Light export whose ``boxes`` output is the concatenated raw regressions (B, N, 4) instead of
+    the boxes the graph decodes from them: the ``*_without_postprocessing`` layout."""
+    model = onnx.load(str(source))
+    graph = model.graph
+    producers = {out: node for node in graph.node for out in node.output}
+    queue, regressions = ["boxes"], None
+    while queue and regressions is None:
+        node = producers.get(queue.pop(0))
+        if node is None:
+            continue
+        if node.op_type == "Concat" and all(producers.get(i) is not None and producers[i].op_type == "Reshape"
+                                            for i in node.input):
+            regressions = node.output[0]
+        queue.extend(node.input)
+    head = producers["boxes"]
+    head.op_type = "Identity"
+    del head.input[:]
+    head.input.append(regressions)
+    del head.attribute[:]
+    onnx.save(model, str(target))
+    return target
+
+
+def sigmoid_on_class_part(source: Path, target: Path) -> Path:
+    """Copy of a YOLO raw-head export whose per-stride ``Concat`` takes its class scores through a ``Sigmoid``
+    (probabilities instead of the logits of the published file)."""
+    model = onnx.load(str(source))
+    graph = model.graph
+    producers = {out: node for node in graph.node for out in node.output}
+    for output in graph.output:
+        concat = producers[output.name]
+        assert concat.op_type == "Concat"
+        logits = concat.input[1]
+        concat.input[1] = f"{logits}_sigmoid"
+        graph.node.append(helper.make_node("Sigmoid", [logits], [f"{logits}_sigmoid"]))
     onnx.save(model, str(target))
     return target
