@@ -208,11 +208,10 @@ def _verify(
 def check_threshold(threshold: Any) -> None:
     """A distance threshold must be a finite number at least 0: a distance is never negative, so a negative one
     rejects every pair, and NaN or infinity decide nothing."""
-    try:
-        value = float(threshold)
-    except (TypeError, ValueError):
-        raise ArgumentError(f"threshold must be a number, got {threshold!r}") from None
-    if isinstance(threshold, bool) or not np.isfinite(value) or value < 0:
+    if isinstance(threshold, (bool, np.bool_)) or not isinstance(threshold, (int, float, np.number)):
+        raise ArgumentError(f"threshold must be a number, got {threshold!r}")
+    value = float(threshold)
+    if not np.isfinite(value) or value < 0:
         raise ArgumentError(f"threshold must be a finite distance at least 0, got {threshold!r}; leave it out for "
                             "the model's calibrated threshold")
 
