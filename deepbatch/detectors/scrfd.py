@@ -143,14 +143,14 @@ def output_semantics(facts: GraphFacts, path: Path,
         logits = True
     else:
         raise ModelFormatError(
-            f"{name}: no output ends in Sigmoid and the score heads end in {sorted({h.op for h in heads})}: "
+            f"{name}: no output ends in Sigmoid and the score heads end in {sorted({str(h.op) for h in heads})}: "
             "cannot tell whether its scores are probabilities or logits; export it with the Sigmoid of its score "
             "heads")
     if box_scales is not None:
         if scaled:
             raise ModelFormatError(
                 f"{name} multiplies its box distances by per-stride scales itself "
-                f"({', '.join(f'{float(h.scale):.4g}' for h in scaled)}); box_scales would apply them twice: leave "
+                f"({', '.join(f'{float(h.scale):.4g}' for h in scaled if h.scale is not None)}); box_scales would apply them twice: leave "
                 "it out")
         values = tuple(float(v) for v in box_scales)
         if not values or not all(np.isfinite(v) and v > 0 for v in values):
