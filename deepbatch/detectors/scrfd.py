@@ -148,10 +148,9 @@ def output_semantics(facts: GraphFacts, path: Path,
             "heads")
     if box_scales is not None:
         if scaled:
-            raise ModelFormatError(
-                f"{name} multiplies its box distances by per-stride scales itself "
-                f"({', '.join(f'{float(h.scale):.4g}' for h in scaled if h.scale is not None)}); box_scales would apply them twice: leave "
-                "it out")
+            applied = ", ".join(f"{float(h.scale):.4g}" for h in scaled if h.scale is not None)
+            raise ModelFormatError(f"{name} multiplies its box distances by per-stride scales itself ({applied}); "
+                                   "box_scales would apply them twice: leave it out")
         values = tuple(float(v) for v in box_scales)
         if not values or not all(np.isfinite(v) and v > 0 for v in values):
             raise ArgumentError(f"box_scales must be positive numbers, one per stride, got {box_scales!r}")
