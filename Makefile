@@ -26,6 +26,8 @@ install-test:
 	$(PYTHON) -m pip install -q -e ".[yolo,mtcnn,dlib]"
 	$(PYTHON) -m pip install -q -e ".[fastmtcnn,find]"
 	$(PYTHON) -m pip install -q --no-deps "facenet-pytorch>=2.5"
+	$(PYTHON) -m pip install -q -e ".[insightface]"
+	$(PYTHON) -m pip install -q --no-deps "insightface>=0.7.3"
 
 demo: install
 	deepbatch detect $(DEMO_PHOTOS) --output out/faces.jsonl --draw out/annotated

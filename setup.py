@@ -38,6 +38,10 @@ EXTRAS = {
     # DeepFace (installed with --no-deps by `make install-bench`) also imports gdown, pandas and TensorFlow.
     "bench": ["requests>=2.23", "scipy>=1.9", "scikit-image>=0.19", "gdown>=3.10", "pandas>=1.3",
               "tensorflow-cpu>=2.12", "mtcnn>=1.0"],
+    # InsightFace's own SCRFD decoder, the tests' reference: insightface itself is installed with `pip install
+    # --no-deps insightface` (it requires opencv-python, which clashes with opencv-python-headless); these are the
+    # packages its model_zoo really imports.
+    "insightface": ["requests>=2.23", "scipy>=1.9", "scikit-image>=0.19"],
     # find() returns pandas DataFrames when pandas is installed, plain dicts otherwise.
     "find": ["pandas>=1.5"],
     # the command line's --output X.parquet on this machine (--engine ray brings pyarrow with the ray extra)

@@ -329,10 +329,19 @@ def cmd_verify(args: argparse.Namespace) -> int:
     for path in (args.image1, args.image2):
         if not is_url(path) and not Path(path).expanduser().exists():
             raise ArgumentError(f"no such file: {path}")
+    if args.whole_image and args.enforce_detection:
+        raise ArgumentError("--whole-image and --enforce-detection contradict each other: choose one")
+    if args.whole_image:
+        _say("warning: --whole-image: an image without a face is compared as a whole image, so the verdict may "
+             "not be about faces", err=True)
     args.detector_options = detector_options(args)
-    result = verify(args.image1, args.image2, model_name=build_cli_recognizer(args),
-                    detector_backend=build_cli_detector(args), distance_metric=args.metric,
-                    enforce_detection=args.enforce_detection, align=not args.no_align, threshold=args.threshold)
+    try:
+        result = verify(args.image1, args.image2, model_name=build_cli_recognizer(args),
+                        detector_backend=build_cli_detector(args), distance_metric=args.metric,
+                        enforce_detection=not args.whole_image, align=not args.no_align, threshold=args.threshold)
+    except FaceNotDetectedError as exc:
+        _say(f"error: {exc} On the command line: --whole-image.", err=True)
+        return EXIT_FAILED
     result["model"], result["detector_backend"] = args.model, args.backend
     if args.json:
         _say(json.dumps(result, default=_plain))
@@ -556,9 +565,14 @@ def _add_model_options(parser: argparse.ArgumentParser, recognizer: bool) -> Non
     parser.add_argument("--device", "--providers", dest="providers", choices=DEVICES, default="auto",
                         help="ONNX Runtime providers: auto (the best available), cpu, cuda or tensorrt")
     parser.add_argument("--no-align", action="store_true", help="box crops instead of eye-levelled crops")
-    parser.add_argument("--enforce-detection", action="store_true",
-                        help="an image without a face is a failure (exit code 1), as enforce_detection=True in "
-                             "the Python API; by default it is a row without faces")
+    if parser.prog.endswith("verify"):
+        parser.add_argument("--enforce-detection", action="store_true",
+                            help="the default: an image without a face is an error (exit code 1, naming the image), "
+                                 "as enforce_detection=True in the Python API; see --whole-image")
+    else:
+        parser.add_argument("--enforce-detection", action="store_true",
+                            help="an image without a face is a failure (exit code 1, naming the image), as "
+                                 "enforce_detection=True in the Python API; by default it is a row without faces")
     if recognizer:
         parser.add_argument("--model", default="arcface_mbf", help="recognizer name (default arcface_mbf)")
 
@@ -658,7 +672,8 @@ def build_parser() -> argparse.ArgumentParser:
     verify = command("verify", help="whether two images show the same person",
                      description="Compare the faces of two images (deepbatch.verify): prints the verdict, the "
                                  "distance and the threshold, or the whole result as JSON with --json. Exit code 0 "
-                                 "whether or not they match.")
+                                 "whether or not they match; 1 when an image has no face (detection is enforced, "
+                                 "as in the Python API), unless --whole-image.")
     verify.add_argument("image1", metavar="IMAGE1")
     verify.add_argument("image2", metavar="IMAGE2")
     _add_model_options(verify, recognizer=True)
@@ -666,6 +681,9 @@ def build_parser() -> argparse.ArgumentParser:
                         help="distance metric (default cosine)")
     verify.add_argument("--threshold", type=float, default=None, help="distance threshold (default: the model's)")
     verify.add_argument("--json", action="store_true", help="print the result as JSON")
+    verify.add_argument("--whole-image", "--no-enforce-detection", dest="whole_image", action="store_true",
+                        help="compare a whole image where no face is found (enforce_detection=False), with a "
+                             "warning; by default an image without a face is an error")
     verify.set_defaults(handler=cmd_verify)
 
     batchify = command(

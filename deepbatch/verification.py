@@ -144,6 +144,8 @@ def _verify(
     for index, pair in enumerate(pairs):
         if len(pair) != 2:
             raise ArgumentError(f"pair {index} has {len(pair)} items; each pair must be (img1, img2)")
+    if threshold is not None:
+        check_threshold(threshold)
     recognizer = resolve_recognizer(model_name)
     limit = recognizer.threshold(distance_metric) if threshold is None else float(threshold)
     # DeepFace decides the confidence's side with the calibrated threshold even when the caller passes another.
@@ -201,6 +203,17 @@ def _verify(
         logger.warning("%d of %d pairs could not be verified: %s", len(results.errors), len(pairs),
                        "; ".join(str(e) for e in results.errors.values()))
     return results
+
+
+def check_threshold(threshold: Any) -> None:
+    """A distance threshold must be a finite number at least 0: a distance is never negative, so a negative one
+    rejects every pair, and NaN or infinity decide nothing."""
+    if isinstance(threshold, (bool, np.bool_)) or not isinstance(threshold, (int, float, np.number)):
+        raise ArgumentError(f"threshold must be a number, got {threshold!r}")
+    value = float(threshold)
+    if not np.isfinite(value) or value < 0:
+        raise ArgumentError(f"threshold must be a finite distance at least 0, got {threshold!r}; leave it out for "
+                            "the model's calibrated threshold")
 
 
 def _given_embedding(item: Any, recognizer: Recognizer, where: Union[int, str]) -> ImageRecord:

@@ -15,7 +15,7 @@ Each registered backend without weights here maps to the arguments that build it
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Dict, List
+from typing import Dict, List, Optional
 
 import numpy as np
 import onnx
@@ -431,7 +431,8 @@ def build_generated_recognizers(folder: Path) -> Dict[str, dict]:
     return {"arcface_r50": {"model_path": str(arcface_r50_signature(folder / "w600k_r50.onnx"))}}
 
 
-def ultralytics_face_exports(folder: Path, variants: Dict[str, str]) -> Dict[str, Path]:
+def ultralytics_face_exports(folder: Path, variants: Dict[str, str], names: Optional[Dict[str, Dict[int, str]]] = None,
+                             dynamic_shapes: tuple = (True, False)) -> Dict[str, Path]:
     """One-class YOLO face models built from ultralytics' own YAMLs and exported by ultralytics' exporter (with its
     default graph simplification), ``dynamic=True`` and fixed shape, as users export their checkpoints.
 
@@ -439,7 +440,8 @@ def ultralytics_face_exports(folder: Path, variants: Dict[str, str]) -> Dict[str
     keypoints, ``(B, 20, anchors)``) or ``end2end`` (YOLOv10n, NMS-free ``(B, 300, 6)``); files are
     ``<name>_dynamic.onnx`` and ``<name>_fixed.onnx``, with ``<name>.pt``. Random weights are rescaled at the head so
     scores spread over (0, 1) and depend on the image: the faces found mean nothing, but every runtime must find the
-    same ones.
+    same ones. ``names`` gives a variant other classes than ``{0: 'face'}`` (ultralytics records them in the export's
+    metadata); ``dynamic_shapes`` says which of the two exports to make.
     """
     import torch
     import ultralytics
@@ -452,7 +454,8 @@ def ultralytics_face_exports(folder: Path, variants: Dict[str, str]) -> Dict[str
     for name, kind in variants.items():
         source, extra = sources[kind]
         config = yaml.safe_load((configs / source).read_text())
-        config.update(nc=1, scale="n", **extra)
+        classes = (names or {}).get(name, {0: "face"})
+        config.update(nc=len(classes), names=classes, scale="n", **extra)
         (folder / f"{name}.yaml").write_text(yaml.safe_dump(config))
         model = ultralytics.YOLO(str(folder / f"{name}.yaml"))
         generator = torch.Generator().manual_seed(0)
@@ -470,9 +473,10 @@ def ultralytics_face_exports(folder: Path, variants: Dict[str, str]) -> Dict[str
                     while not isinstance(last, torch.nn.Conv2d):
                         last = last[-1] if isinstance(last, torch.nn.Sequential) else last.conv
                     last.weight.mul_(30.0)
+        model.model.names = classes
         model.save(str(folder / f"{name}.pt"))
         files[name] = folder / f"{name}.pt"
-        for dynamic in (True, False):
+        for dynamic in dynamic_shapes:
             nms = {"nms": False} if kind == "end2end" else {}  # False asks for the NMS-free head
             exported = Path(ultralytics.YOLO(str(folder / f"{name}.pt")).export(format="onnx", dynamic=dynamic,
                                                                                   imgsz=640, verbose=False, **nms))
@@ -509,5 +513,98 @@ def scrfd_nchw_heads(source: Path, target: Path) -> Path:
     maps = session.run(None, {graph.input[0].name: np.zeros(size, np.float32)})
     for output, value in zip(graph.output, maps):
         output.type.CopyFrom(helper.make_tensor_type_proto(onnx.TensorProto.FLOAT, list(value.shape)))
+    onnx.save(model, str(target))
+    return target
+
+
+def cut_before(source: Path, target: Path, ops: tuple, nchw: bool = False) -> Path:
+    """Copy of ``source`` cut before the post-processing ``ops`` (e.g. ``("Sigmoid", "Mul")``) that end its outputs:
+    each such head op is bypassed (its output is its first input), so the outputs keep their names and shapes and
+    carry what the graph computed before that op. ``nchw`` also cuts before the head reshapes first (raw maps)."""
+    from deepbatch.runtime.graph_facts import MOVING_OPS
+
+    if nchw:
+        source = scrfd_nchw_heads(source, target.with_suffix(".nchw.onnx"))
+    model = onnx.load(str(source))
+    graph = model.graph
+    producers = {out: node for node in graph.node for out in node.output}
+    for output in graph.output:
+        node = producers.get(output.name)
+        while node is not None and node.op_type in MOVING_OPS:
+            node = producers.get(node.input[0])
+        while node is not None and node.op_type in ops:
+            node.op_type, first = "Identity", node.input[0]
+            del node.input[:]
+            del node.attribute[:]
+            node.input.append(first)
+            node = producers.get(first)
+    onnx.save(model, str(target))
+    return target
+
+
+def as_conv_logits(source: Path, target: Path, names: List[str]) -> Path:
+    """Copy of ``source`` whose 4-D probability outputs ``names`` come out as logits of a trailing 1x1 ``Conv``
+    (identity weights): the graph then shows what an export cut before its activation shows, with known values."""
+    model = onnx.load(str(source))
+    graph = model.graph
+    producers = {out: node for node in graph.node for out in node.output}
+    channels = {o.name: o.type.tensor_type.shape.dim[1].dim_value for o in graph.output}
+    for name in names:
+        probability = f"{name}_probability"
+        node = producers[name]
+        node.output[list(node.output).index(name)] = probability
+        eps, c = 1e-7, channels[name]
+        graph.initializer.extend([numpy_helper.from_array(np.array(eps, np.float32), f"{name}_lo"),
+                                  numpy_helper.from_array(np.array(1 - eps, np.float32), f"{name}_hi"),
+                                  numpy_helper.from_array(np.array(1, np.float32), f"{name}_one"),
+                                  numpy_helper.from_array(np.eye(c, dtype=np.float32).reshape(c, c, 1, 1),
+                                                          f"{name}_eye")])
+        graph.node.extend([
+            helper.make_node("Clip", [probability, f"{name}_lo", f"{name}_hi"], [f"{name}_p"]),
+            helper.make_node("Sub", [f"{name}_one", f"{name}_p"], [f"{name}_q"]),
+            helper.make_node("Div", [f"{name}_p", f"{name}_q"], [f"{name}_odds"]),
+            helper.make_node("Log", [f"{name}_odds"], [f"{name}_logit"]),
+            helper.make_node("Conv", [f"{name}_logit", f"{name}_eye"], [name]),
+        ])
+    onnx.save(model, str(target))
+    return target
+
+
+def ultralight_raw_boxes(source: Path, target: Path) -> Path:
+    """Copy of an Ultra-Light export whose ``boxes`` output is the concatenated raw regressions (B, N, 4) instead of
+    the boxes the graph decodes from them: the ``*_without_postprocessing`` layout."""
+    model = onnx.load(str(source))
+    graph = model.graph
+    producers = {out: node for node in graph.node for out in node.output}
+    queue, regressions = ["boxes"], None
+    while queue and regressions is None:
+        node = producers.get(queue.pop(0))
+        if node is None:
+            continue
+        if node.op_type == "Concat" and all(producers.get(i) is not None and producers[i].op_type == "Reshape"
+                                            for i in node.input):
+            regressions = node.output[0]
+        queue.extend(node.input)
+    head = producers["boxes"]
+    head.op_type = "Identity"
+    del head.input[:]
+    head.input.append(regressions)
+    del head.attribute[:]
+    onnx.save(model, str(target))
+    return target
+
+
+def sigmoid_on_class_part(source: Path, target: Path) -> Path:
+    """Copy of a YOLO raw-head export whose per-stride ``Concat`` takes its class scores through a ``Sigmoid``
+    (probabilities instead of the logits of the published file)."""
+    model = onnx.load(str(source))
+    graph = model.graph
+    producers = {out: node for node in graph.node for out in node.output}
+    for output in graph.output:
+        concat = producers[output.name]
+        assert concat.op_type == "Concat"
+        logits = concat.input[1]
+        concat.input[1] = f"{logits}_sigmoid"
+        graph.node.append(helper.make_node("Sigmoid", [logits], [f"{logits}_sigmoid"]))
     onnx.save(model, str(target))
     return target

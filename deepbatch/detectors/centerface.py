@@ -9,17 +9,19 @@ decoder does. Input: RGB pixels 0-255, no normalisation.
 
 Decoding reproduces the reference ``decode`` of prj-python/centerface.py: the top-left corner is clamped to the
 canvas before the width and height are added, and the landmarks are placed from that corner. Landmarks are in
-observer order (the eye on the image's left first) and are returned person-relative.
+observer order (the eye on the image's left first) and are returned person-relative. A heatmap read from the graph
+to come straight out of a ``Conv`` (an export cut before its sigmoid) holds logits and gets the sigmoid here.
 """
 
 from __future__ import annotations
 
-from typing import Dict, List, Optional, Tuple
+from typing import Any, Dict, List, Optional, Tuple
 
 import numpy as np
 
 from ..errors import ModelFormatError
 from ..ops.letterbox import InputSpec
+from ..runtime.graph_facts import LINEAR, GraphFacts, sigmoid
 from ..structures import OBSERVER_TO_PERSON
 from ..weights import WeightFile
 from .base import DETECTORS, OnnxDetector
@@ -45,8 +47,14 @@ class CenterFace(OnnxDetector):
     default_input = InputSpec(size=(640, 640), mean=0.0, std=1.0, rgb=True)
     landmark_order = OBSERVER_TO_PERSON
 
+    def __init__(self, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.heatmap_logits = GraphFacts.of(self.model.path).head(self.model.output_names[0]).activation == LINEAR
+
     def scores(self, outputs: List[np.ndarray]) -> np.ndarray:
         heat = _maps(outputs)["heatmap"]
+        if self.heatmap_logits:
+            heat = sigmoid(heat)
         return heat.reshape(len(heat), -1)  # cells row-major: candidate = row * (W / 4) + col
 
     def decode(self, outputs: List[np.ndarray], image_index: np.ndarray,

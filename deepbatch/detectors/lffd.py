@@ -6,7 +6,8 @@ order, a score map (B, 1, h, w) (the face channel of a softmax) followed by a bo
 col)`` of branch ``i`` looks at the receptive-field centre ``start_i + stride_i * (col, row)`` and the box is
 ``centre - map * RF_i / 2`` for ``x1, y1`` and ``x2, y2`` alike (the reference ``predict.py`` decoding). Branches
 of equal stride have equal map sizes, so the branch order is the output order, as in the reference decoder.
-No landmarks.
+No landmarks. A score map read from the graph to come straight out of a ``Conv`` (no softmax) is refused: one channel
+of logits is not the face probability, and the background channel it would be compared with is gone.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import numpy as np
 from ..errors import ModelFormatError
 from ..ops.boxes import anchor_centers
 from ..ops.letterbox import InputSpec
+from ..runtime.graph_facts import LINEAR, GraphFacts
 from ..weights import WeightFile
 from .base import DETECTORS, OnnxDetector
 
@@ -67,6 +69,13 @@ class LFFD(OnnxDetector):
     def __init__(self, model_path: Optional[Union[str, Path]] = None, spec: LFFDSpec = LFFD_V1, **kwargs: Any):
         self.spec = spec
         super().__init__(model_path, **kwargs)
+        facts = GraphFacts.of(self.model.path)
+        for output in self.model.session.get_outputs():
+            if len(output.shape) == 4 and output.shape[1] == 1 and facts.head(output.name).activation == LINEAR:
+                raise ModelFormatError(
+                    f"{Path(self.model.path).name}: score map {output.name!r} comes straight out of a Conv (no "
+                    "softmax): the face probability cannot be read from it; export the deploy symbol with its "
+                    "softmax (face_detection/deploy_tensorrt/to_onnx.py)")
 
     def scores(self, outputs: List[np.ndarray]) -> np.ndarray:
         scores, _ = self._branches(outputs)

@@ -7,6 +7,10 @@ Pre-processing is the training one: BGR minus (104, 117, 123), no scaling.
 The public export declares a 640x640 input and its FPN upsampling targets were constant-folded for that size, so it
 runs only on a 640 canvas; ``input_size`` other than 640 frees the height and width and works for exports made with
 dynamic axes, and raises :class:`~deepbatch.errors.ModelFormatError` for this one.
+
+The class output of the published export ends in a ``Softmax`` over its last axis; one read from the graph to come
+straight out of its ``Conv`` heads (cut before the softmax) holds logits and gets the softmax here, and a softmax over
+another axis is refused.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import numpy as np
 from ..errors import ModelFormatError
 from ..ops.letterbox import InputSpec
 from ..ops.priors import PriorSpec, decode_priors
+from ..runtime.graph_facts import LINEAR, SOFTMAX, GraphFacts, softmax
 from ..structures import OBSERVER_TO_PERSON
 from ..weights import WeightFile
 from .base import DETECTORS, OnnxDetector, _as_size
@@ -54,15 +59,35 @@ class RetinaFace(OnnxDetector):
         # Free the declared 640x640 only when another canvas is asked for (a per-instance choice of the base's flag).
         self.dynamic_spatial = input_size is not None and _as_size(input_size) != EXPORT_SIZE
         super().__init__(model_path, input_size=input_size, **kwargs)
+        self.conf_logits = class_logits(GraphFacts.of(self.model.path), self.model.session.get_outputs(),
+                                        Path(self.model.path).name)
 
     def scores(self, outputs: List[np.ndarray]) -> np.ndarray:
-        return _by_channels(outputs)["conf"][..., 1]
+        conf = _by_channels(outputs)["conf"]
+        return (softmax(conf) if self.conf_logits else conf)[..., 1]
 
     def decode(self, outputs: List[np.ndarray], image_index: np.ndarray,
                anchor: np.ndarray) -> Tuple[np.ndarray, Optional[np.ndarray]]:
         named = _by_channels(outputs)
         return decode_priors(self.priors, named["loc"], self.input_spec.size, image_index, anchor,
                              named.get("landmarks"))
+
+
+def class_logits(facts: GraphFacts, outputs: List[Any], name: str, channels: int = 2) -> bool:
+    """Whether the (batch, priors, ``channels``) class output of an SSD-style export holds logits (its head is a
+    ``Conv``: the softmax is applied here) rather than probabilities (a ``Softmax`` over the class axis). A softmax
+    over another axis, or a head of another kind, is refused: the class probabilities cannot be read from it."""
+    for output in outputs:
+        if len(output.shape) == 3 and output.shape[-1] == channels:
+            head = facts.head(output.name)
+            if head.activation == LINEAR:
+                return True
+            if head.activation == SOFTMAX and head.axis in (-1, 2):
+                return False
+            what = f"a Softmax over axis {head.axis}" if head.activation == SOFTMAX else f"{head.op}"
+            raise ModelFormatError(f"{name}: its class output {output.name!r} ends in {what}; the decoder needs "
+                                   "class probabilities (a Softmax over the last axis) or raw Conv logits")
+    return False
 
 
 def _by_channels(outputs: List[np.ndarray]) -> Dict[str, np.ndarray]:

@@ -5,17 +5,24 @@ anchor count, so the output order of an export does not matter. Two layouts are 
 InsightFace exports), and raw NCHW heads per stride ``(B, A, H/s, W/s)`` scores (sigmoid applied), ``(B, 4A, ...)``
 box distances and ``(B, 10A, ...)`` keypoint offsets. Distances are in stride units. Exports without
 keypoint outputs give ``landmarks=None``.
+
+What the decoder assumes is read from the graph when the file is loaded (:func:`output_semantics`): scores that end in
+``Sigmoid`` are probabilities, scores that come straight out of a ``Conv`` are logits and get the sigmoid here. Box
+distances that end in a ``Mul`` by a constant carry their per-stride scale; a graph cut before its post-processing
+(logit scores and no such ``Mul``) lost those scales, and is refused unless ``box_scales`` gives them.
 """
 
 from __future__ import annotations
 
-from typing import Any, Dict, List, Optional, Tuple
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from ..errors import ModelFormatError
+from ..errors import ArgumentError, ModelFormatError
 from ..ops.boxes import anchor_centers, distance_to_boxes, distance_to_points
 from ..ops.letterbox import InputSpec
+from ..runtime.graph_facts import LINEAR, SIGMOID, GraphFacts, sigmoid
 from ..structures import OBSERVER_TO_PERSON
 from ..weights import BUFFALO_SC_SHA256, BUFFALO_SC_URL, INSIGHTFACE_LICENCE, WeightFile
 from .base import DETECTORS, OnnxDetector
@@ -46,7 +53,12 @@ _CHANNELS = {"score": 1, "box": 4, "kps": 10}
 
 
 class SCRFD(OnnxDetector):
-    """SCRFD face detector with native batching (InsightFace pre-processing: RGB, (x - 127.5) / 128)."""
+    """SCRFD face detector with native batching (InsightFace pre-processing: RGB, (x - 127.5) / 128).
+
+    ``box_scales``: one factor per stride (finest first) for the box distances of an export cut before its
+    per-stride scale ``Mul`` nodes (the values of those nodes in the uncut graph; 1.0 each for a model without a
+    scale layer, such as SCRFD-500M). Refused for a graph that still applies its scales.
+    """
 
     name = "scrfd"
     has_landmarks = True
@@ -55,16 +67,22 @@ class SCRFD(OnnxDetector):
     default_input = InputSpec(size=(640, 640), mean=127.5, std=128.0, rgb=True)
     landmark_order = OBSERVER_TO_PERSON
 
-    def __init__(self, **kwargs: Any):
+    def __init__(self, box_scales: Optional[Sequence[float]] = None, **kwargs: Any):
         super().__init__(**kwargs)
         shapes = [o.shape for o in self.model.session.get_outputs()]
+        if len(shapes) not in (6, 9, 10, 15):
+            raise ModelFormatError(f"{Path(self.model.path).name}: {len(shapes)} outputs; an SCRFD export has a "
+                                   "score and a box output per stride (3 or 5 strides), and keypoints optionally")
         if shapes and all(len(s) == 4 for s in shapes):  # NCHW heads: 3 or 5 strides of 2 heads, or 3 with keypoints
             self.has_landmarks = len(shapes) in (9, 15)
         else:
             self.has_landmarks = any(s and s[-1] == _CHANNELS["kps"] for s in shapes)
+        self.score_logits, self.box_scales = output_semantics(GraphFacts.of(self.model.path), self.model.path,
+                                                              box_scales)
 
     def scores(self, outputs: List[np.ndarray]) -> np.ndarray:
-        return np.concatenate([_rows(s, "score")[..., 0] for s in _group_outputs(outputs)["score"]], axis=1)
+        scores = np.concatenate([_rows(s, "score")[..., 0] for s in _group_outputs(outputs)["score"]], axis=1)
+        return sigmoid(scores) if self.score_logits else scores
 
     def decode(self, outputs: List[np.ndarray], image_index: np.ndarray,
                anchor: np.ndarray) -> Tuple[np.ndarray, Optional[np.ndarray]]:
@@ -73,10 +91,21 @@ class SCRFD(OnnxDetector):
         points = centers[anchor]
         rows = {key: np.concatenate([_rows(o, key) for o in groups[key]], axis=1) for key in ("box", "kps")
                 if groups[key]}
-        boxes = distance_to_boxes(points, rows["box"][image_index, anchor] * strides[anchor])
+        box_units = strides[anchor] if self.box_scales is None else strides[anchor] * self._scale_of_rows(
+            groups["score"])[anchor]
+        boxes = distance_to_boxes(points, rows["box"][image_index, anchor] * box_units)
         if "kps" not in rows:
             return boxes, None
         return boxes, distance_to_points(points, rows["kps"][image_index, anchor] * strides[anchor])
+
+    def _scale_of_rows(self, scores: List[np.ndarray]) -> np.ndarray:
+        """(N, 1) the given box scale of every row (``box_scales`` per stride, finest first)."""
+        assert self.box_scales is not None
+        if len(self.box_scales) != len(scores):
+            raise ModelFormatError(f"box_scales has {len(self.box_scales)} values; this export has "
+                                   f"{len(scores)} strides")
+        return np.concatenate([np.full(_row_count(s, "score"), scale, np.float32)
+                               for s, scale in zip(scores, self.box_scales)])[:, None]
 
     def _anchors(self, counts: Tuple[int, ...]) -> Tuple[np.ndarray, np.ndarray]:
         """(N, 2) anchor centres and (N, 1) strides of every row, for score outputs of ``counts`` rows per stride."""
@@ -87,9 +116,54 @@ class SCRFD(OnnxDetector):
         centers, stride_of = [], []
         for stride, count in zip(strides, counts):
             rows, cols = -(-height // stride), -(-width // stride)
+            if count % (rows * cols):
+                raise ModelFormatError(f"SCRFD score output of {count} rows does not fit stride {stride} on the "
+                                       f"{width}x{height} canvas ({rows}x{cols} cells); strides {strides} assumed")
             centers.append(anchor_centers(rows, cols, stride, count // (rows * cols)))
             stride_of.append(np.full(count, stride, np.float32))
         return np.concatenate(centers), np.concatenate(stride_of)[:, None]
+
+
+def output_semantics(facts: GraphFacts, path: Path,
+                     box_scales: Optional[Sequence[float]]) -> Tuple[bool, Optional[Tuple[float, ...]]]:
+    """Whether the scores of the SCRFD graph ``facts`` are logits, and the box scales to apply (None: the graph
+    applies its own, or has none).
+
+    * scores: every output whose head is ``Sigmoid`` is a probability; when none is, and the score heads are linear
+      (a ``Conv``: the graph was cut before its sigmoid), the scores are logits.
+    * box scales: a box head ``Mul`` by a constant is the per-stride scale, applied in the graph. A graph cut before
+      its sigmoid and without such ``Mul`` nodes may have been cut before them too: the scales are not in the file,
+      and ``box_scales`` must give them.
+    """
+    heads = [facts.head(name) for name in facts.output_names]
+    activations = {h.activation for h in heads}
+    scaled = [h for h in heads if h.op == "Mul" and h.scale is not None and h.scale.size == 1]
+    name = Path(path).name
+    if SIGMOID in activations:
+        logits = False
+    elif activations <= {LINEAR} | ({"other"} if scaled else set()):
+        logits = True
+    else:
+        raise ModelFormatError(
+            f"{name}: no output ends in Sigmoid and the score heads end in {sorted({str(h.op) for h in heads})}: "
+            "cannot tell whether its scores are probabilities or logits; export it with the Sigmoid of its score "
+            "heads")
+    if box_scales is not None:
+        if scaled:
+            applied = ", ".join(f"{float(h.scale):.4g}" for h in scaled if h.scale is not None)
+            raise ModelFormatError(f"{name} multiplies its box distances by per-stride scales itself ({applied}); "
+                                   "box_scales would apply them twice: leave it out")
+        values = tuple(float(v) for v in box_scales)
+        if not values or not all(np.isfinite(v) and v > 0 for v in values):
+            raise ArgumentError(f"box_scales must be positive numbers, one per stride, got {box_scales!r}")
+        return logits, values
+    if logits and not scaled:
+        raise ModelFormatError(
+            f"{name} was cut before its post-processing: its scores are logits (no Sigmoid) and no box output "
+            "ends in a per-stride scale (Mul), so the box scale of each stride is not in the file. Pass "
+            "box_scales=(s8, s16, s32) (the Mul constants of the uncut graph, e.g. bbox_head.scales.*; 1.0 each "
+            "for a model without a scale layer, such as SCRFD-500M), or use the uncut export")
+    return logits, None
 
 
 def _group_outputs(outputs: List[np.ndarray]) -> Dict[str, List[np.ndarray]]:

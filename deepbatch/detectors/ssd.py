@@ -67,6 +67,7 @@ class OpenCVSSD(Detector):
 
         weights = resolve_weights(SSD_WEIGHTS, model_path)
         config = resolve_weights(SSD_CONFIG, config_path)
+        _check_classes(config)
         try:
             self.net = cv2.dnn.readNetFromCaffe(str(config), str(weights))
         except cv2.error as exc:
@@ -88,6 +89,21 @@ class OpenCVSSD(Detector):
         keep = (rows[:, _LABEL] == FACE_LABEL) & (rows[:, _SCORE] >= self.score_threshold)
         rows = rows[keep]
         return [_faces(rows[rows[:, _IMAGE] == index], image.shape) for index, image in enumerate(images)]
+
+
+def _check_classes(config: Path) -> None:
+    """Refuse a prototxt whose ``DetectionOutput`` has other classes than background and face (label 1)."""
+    import re
+
+    try:
+        text = config.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return  # cv2.dnn reports an unreadable file itself
+    counts = {int(n) for n in re.findall(r"num_classes\s*:\s*(\d+)", text)}
+    if counts and counts != {2}:
+        raise ModelFormatError(f"{config.name}: its DetectionOutput has {', '.join(map(str, sorted(counts)))} "
+                               "classes; the ssd backend reads label 1 as the face of a detector with 2 (background, "
+                               "face)")
 
 
 def _faces(rows: np.ndarray, shape: Sequence[int]) -> Faces:

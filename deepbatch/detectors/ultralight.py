@@ -3,7 +3,10 @@
 The published exports decode their boxes inside the graph: ``scores`` (B, N, 2) softmaxed (column 1 is the face)
 and ``boxes`` (B, N, 4) xyxy normalised to the canvas. Their priors are graph constants, so the canvas is fixed:
 320x240 for RFB-320, 640x480 for RFB-640. Exports without that post-processing (``*_without_postprocessing.onnx``)
-give the raw regressions instead; pass ``priors=ULTRALIGHT_PRIORS`` to decode them here.
+give the raw regressions instead; pass ``priors=ULTRALIGHT_PRIORS`` to decode them here. Which one a file holds is
+read from its graph when it is loaded: a box output straight out of a ``Conv`` is raw regressions and is refused
+without ``priors``; a decoded one is refused with ``priors`` (they would be applied twice). Scores straight out of a
+``Conv`` (cut before the softmax) get the softmax here.
 
 Pre-processing is RGB ``(x - 127) / 128``, with each image stretched to the canvas as the reference code does
 (``keep_ratio=False``). On the project's 64 photos (74 faces, aspect ratios 0.5 to 1.8) stretching and letterboxing
@@ -21,8 +24,10 @@ import numpy as np
 from ..errors import ModelFormatError
 from ..ops.letterbox import InputSpec
 from ..ops.priors import PriorSpec, decode_priors
+from ..runtime.graph_facts import LINEAR, GraphFacts, softmax
 from ..weights import WeightFile
 from .base import DETECTORS, OnnxDetector
+from .retinaface import class_logits
 
 _RELEASES = ("https://github.com/Linzaer/Ultra-Light-Fast-Generic-Face-Detector-1MB/raw/"
              "dffdddda9794a50607cba8f318507a28c1c27cab/models/onnx")  # a fixed commit, not a moving branch
@@ -61,9 +66,22 @@ class UltraLight(OnnxDetector):
                  **kwargs: Any):
         self.priors = priors
         super().__init__(model_path, **kwargs)
+        facts, name = GraphFacts.of(self.model.path), Path(self.model.path).name
+        declared = self.model.session.get_outputs()
+        self.score_logits = class_logits(facts, declared, name)
+        raw = [o.name for o in declared if len(o.shape) == 3 and o.shape[-1] == 4
+               and facts.head(o.name).activation == LINEAR]
+        if raw and priors is None:
+            raise ModelFormatError(f"{name}: its box output {raw[0]!r} comes straight out of a Conv: raw "
+                                   "regressions, not boxes; pass priors=ULTRALIGHT_PRIORS (from "
+                                   "deepbatch.detectors.ultralight) to decode them")
+        if not raw and priors is not None:
+            raise ModelFormatError(f"{name} decodes its boxes inside the graph; priors= would decode them twice: "
+                                   "leave it out")
 
     def scores(self, outputs: List[np.ndarray]) -> np.ndarray:
-        return _scores_and_boxes(outputs)[0][..., 1]
+        scores = _scores_and_boxes(outputs)[0]
+        return (softmax(scores) if self.score_logits else scores)[..., 1]
 
     def decode(self, outputs: List[np.ndarray], image_index: np.ndarray,
                anchor: np.ndarray) -> Tuple[np.ndarray, Optional[np.ndarray]]:

@@ -5,7 +5,9 @@ ultralytics loads works through ``model_path``, its ONNX exports included). Nati
 ``model.predict(list_of_images)`` call per chunk; ultralytics letterboxes each image onto the square canvas
 (``rect=False``, so an image gets the same canvas alone or in a batch), runs one forward pass for the chunk and maps
 boxes and keypoints back to each original image. Keypoints are permuted to person-relative order; detection-only
-checkpoints give ``landmarks=None``.
+checkpoints give ``landmarks=None``. Of a multi-class model only the face classes are kept (ultralytics' own
+``classes`` filter): those named like a face in the model's ``names``, or those given as ``classes=``; a model with no
+class named like a face is refused, listing its classes.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from ..errors import MissingDependencyError, ModelFormatError
 from ..structures import Faces
 from ..weights import PICKLE_SUFFIXES, WeightFile, checked_copy, resolve_weights
 from .base import DETECTORS, Detector
+from .classes import ClassChoice, face_class_ids
 from .yolo import YOLO_FACE_LICENCE, YOLO_VARIANTS, keypoints_to_landmarks, yolo_weights
 
 
@@ -47,7 +50,8 @@ class UltralyticsYoloFace(Detector):
 
     ``model_path`` overrides the weights lookup; ``input_size`` is the square canvas side in pixels;
     ``score_threshold`` and ``nms_threshold`` are ultralytics' ``conf`` and ``iou``; ``device`` is ultralytics'
-    device string (``"cpu"``, ``"0"`` for the first GPU).
+    device string (``"cpu"``, ``"0"`` for the first GPU); ``classes`` the ids or names of the classes that count as
+    faces (default: those named like a face).
     """
 
     name = "yolo_pt"
@@ -67,6 +71,7 @@ class UltralyticsYoloFace(Detector):
         device: str = "cpu",
         max_faces: int = 300,
         weights: Optional[WeightFile] = None,
+        classes: ClassChoice = None,
     ):
         ultralytics = import_ultralytics()
         if weights is not None:
@@ -80,8 +85,11 @@ class UltralyticsYoloFace(Detector):
         else:
             self.model = ultralytics.YOLO(str(self.path), task=export_task(self.path))
         self.has_landmarks = getattr(self.model, "task", None) == "pose"
+        names = getattr(self.model, "names", None)
+        self.face_classes = face_class_ids(dict(names) if names else None, classes, self.path.name)
         self.options = dict(imgsz=input_size, conf=float(score_threshold), iou=float(nms_threshold), device=device,
-                            max_det=int(max_faces), rect=False, verbose=False)
+                            max_det=int(max_faces), rect=False, verbose=False, classes=self.face_classes,
+                            agnostic_nms=True)  # faces of several classes (expressions) are one kind of object
         self._lock = threading.Lock()  # an ultralytics predictor keeps per-call state
 
     def detect_batch(self, images: Sequence[np.ndarray]) -> List[Faces]:

@@ -6,17 +6,21 @@ The export has outputs ``cls_{s}``, ``obj_{s}`` (B, cells, 1), ``bbox_{s}`` (B, 
 ``exp(dw, dh) * s``; landmark ``(col + kx, row + ky) * s``. Landmarks come in observer order (the eye on the image's
 left first) and are returned person-relative. Input: BGR pixels 0-255, padded at the bottom and right (the same
 top-left letterbox ``FaceDetectorYN`` applies). Height and width are dynamic; the declared batch of 1 is freed.
+
+The ``cls`` and ``obj`` heads of the published exports end in ``Sigmoid``; a head read from the graph to come straight
+out of a ``Conv`` (an export cut before its sigmoid) holds logits and gets the sigmoid here.
 """
 
 from __future__ import annotations
 
-from typing import List, Optional, Tuple
+from typing import Any, List, Optional, Tuple
 
 import numpy as np
 
 from ..errors import ModelFormatError
 from ..ops.boxes import anchor_centers
 from ..ops.letterbox import InputSpec
+from ..runtime.graph_facts import LINEAR, GraphFacts, sigmoid
 from ..structures import OBSERVER_TO_PERSON
 from ..weights import WeightFile
 from .base import DETECTORS, OnnxDetector
@@ -45,7 +49,16 @@ class YuNet(OnnxDetector):
     default_input = InputSpec(size=(640, 640), mean=0.0, std=1.0, rgb=False)
     landmark_order = OBSERVER_TO_PERSON
 
+    def __init__(self, **kwargs: Any):
+        super().__init__(**kwargs)
+        facts = GraphFacts.of(self.model.path)
+        self.logit_outputs = {name for name in facts.output_names if name.split("_")[0] in ("cls", "obj")
+                              and facts.head(name).activation == LINEAR}
+
     def scores(self, outputs: List[np.ndarray]) -> np.ndarray:
+        if self.logit_outputs:
+            outputs = [sigmoid(out) if name in self.logit_outputs else out
+                       for name, out in zip(self.model.output_names, outputs)]
         heads = self._heads(outputs)
         cls, obj = (np.concatenate(heads[key], axis=1)[..., 0] for key in ("cls", "obj"))
         return np.sqrt(np.clip(cls, 0, 1) * np.clip(obj, 0, 1))
