@@ -19,7 +19,7 @@ import numpy as np
 from ..errors import MissingDependencyError, ModelFormatError
 from ..structures import Faces
 from ..weights import WeightFile, resolve_weights
-from .base import DETECTORS, Detector
+from .base import DETECTORS, Detector, fraction
 from .yolo import YOLO_FACE_LICENCE, YOLO_VARIANTS, keypoints_to_landmarks, yolo_weights
 
 
@@ -68,15 +68,16 @@ class UltralyticsYoloFace(Detector):
         max_faces: int = 300,
         weights: Optional[WeightFile] = None,
     ):
+        if input_size < 32 or input_size % 32:
+            raise ValueError(f"input_size must be a multiple of 32 and at least 32, got {input_size}")
+        conf, iou = fraction("score_threshold", score_threshold), fraction("nms_threshold", nms_threshold)
         ultralytics = import_ultralytics()
         if weights is not None:
             self.weights = weights
-        if input_size < 32 or input_size % 32:
-            raise ValueError(f"input_size must be a multiple of 32 and at least 32, got {input_size}")
         self.path = resolve_weights(self.weights, model_path)
         self.model = ultralytics.YOLO(str(self.path), task=export_task(self.path))
         self.has_landmarks = getattr(self.model, "task", None) == "pose"
-        self.options = dict(imgsz=input_size, conf=float(score_threshold), iou=float(nms_threshold), device=device,
+        self.options = dict(imgsz=input_size, conf=conf, iou=iou, device=device,
                             max_det=int(max_faces), rect=False, verbose=False)
         self._lock = threading.Lock()  # an ultralytics predictor keeps per-call state
 
