@@ -126,7 +126,8 @@ def test_models_lists_every_registered_detector() -> None:
 
 
 def test_models_says_where_weights_were_found(weights_dir: Path) -> None:
-    line = next(row for row in run_cli(["models", "--wide"]).stdout.splitlines() if row.strip().startswith("scrfd_500m"))
+    rows = run_cli(["models", "--wide"]).stdout.splitlines()
+    line = next(row for row in rows if row.strip().startswith("scrfd_500m"))
     assert str(weights_dir / "scrfd_500m_kps.onnx") in line
 
 

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 from ..errors import DeepbatchError
-from ..native_stderr import Captured, capture_fd2
+from ..native_stderr import STDERR, Captured
 from ..optional import gpu_runtime_supported, require, runtime_conflict
 
 logger = logging.getLogger(__name__)
@@ -328,9 +328,12 @@ def create_session(model: Union[str, bytes], providers: ProviderList = "auto", t
         tensorrt_cache_dir().mkdir(parents=True, exist_ok=True)
     while True:
         names = [name for name, _ in chosen]
-        # ONNX Runtime logs a GPU provider that cannot start from C++, in red, once per session: that text is taken
-        # from stderr and its reason given in deepbatch's one line per provider below.
-        with capture_fd2(_ORT_LOG) if names[0] != CPU else contextlib.nullcontext(Captured()) as said:
+        # ONNX Runtime logs a GPU provider that cannot start from C++, in red, once per session, and prints an
+        # "EP Error" banner to stdout (where the results go) when it retries: both are taken, and the reason given
+        # in deepbatch's one line per provider below.
+        gpu = names[0] != CPU
+        with STDERR.exclusive(_ORT_LOG) if gpu else contextlib.nullcontext(Captured()) as said, \
+                contextlib.redirect_stdout(io.StringIO()) if gpu else contextlib.nullcontext() as printed:
             try:
                 session = ort.InferenceSession(model, sess_options=session_options(threads), providers=names,
                                                provider_options=[options for _, options in chosen])
@@ -340,8 +343,9 @@ def create_session(model: Union[str, bytes], providers: ProviderList = "auto", t
                 failure: Optional[Exception] = exc
             else:
                 failure = None
-        if said.lines:
-            logger.debug("ONNX Runtime said while creating the session: %s", said.text)
+        if said.lines or (printed is not None and printed.getvalue().strip()):
+            logger.debug("ONNX Runtime said while creating the session: %s %s", said.text,
+                         printed.getvalue().strip() if printed is not None else "")
         if failure is not None:
             _announce(f"{names[0]} could not start ({str(failure).strip().splitlines()[0]}); trying {names[1]}",
                       level)
