@@ -27,6 +27,11 @@ from typing import IO, Iterator, List, Optional, Pattern
 _ESCAPES = re.compile(r"\x1b\[[0-9;]*m")  # ONNX Runtime colours its errors
 
 
+def _colour_only(line: str) -> bool:
+    """A line of nothing but colour codes (what closes ONNX Runtime's red lines)."""
+    return bool(_ESCAPES.search(line)) and not _ESCAPES.sub("", line).strip()
+
+
 @dataclass
 class Captured:
     """The lines a library wrote during a :class:`Capture` block that match its pattern (colour codes removed);
@@ -159,7 +164,7 @@ class Capture:
         text = self._read(self._forwarded, end)
         self._forwarded = max(self._forwarded, end)
         others = "".join(line for line in text.splitlines(keepends=True)
-                         if not self._captured(_ESCAPES.sub("", line).strip()))
+                         if not self._captured(_ESCAPES.sub("", line).strip()) and not _colour_only(line))
         if others:
             with contextlib.suppress(OSError):
                 os.write(self._saved, others.encode())

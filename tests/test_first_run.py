@@ -190,8 +190,9 @@ def test_a_gpu_provider_that_cannot_start_is_one_line_each(capfd: pytest.Capture
             made = session.create_session(_identity_model(), "tensorrt")
     assert made.get_providers() == [session.CPU]
     lines = [r.getMessage() for r in caplog.records]
-    assert len(lines) == 2 and lines[0].startswith("TensorrtExecutionProvider could not start (libnvinfer")
-    assert lines[1].startswith("CUDAExecutionProvider could not start (libcuda")
+    # the reason is ONNX Runtime's own: the library it could not load (which one depends on its build)
+    assert len(lines) == 2 and re.match(r"TensorrtExecutionProvider could not start \(lib\S+\.so", lines[0])
+    assert re.match(r"CUDAExecutionProvider could not start \(lib\S+\.so", lines[1])
     said = capfd.readouterr()
     assert "onnxruntime:" not in said.err and "EP Error" not in said.out
 
