@@ -38,6 +38,7 @@ SHARED_PHOTOS = SHARED / "dataset"
 os.environ.setdefault("DEEPBATCH_TEST_DATA", str(SHARED_PHOTOS if SHARED_PHOTOS.is_dir() else FETCHED_PHOTOS))
 os.environ["DEEPBATCH_HOME"] = tempfile.mkdtemp(prefix="deepbatch-home-")  # prepared-model caches stay out of ~
 TEST_HOME = Path(os.environ["DEEPBATCH_HOME"])
+os.environ.setdefault("YOLO_OFFLINE", "1")  # ultralytics otherwise probes the network (DNS lookups) on import
 
 import offline  # noqa: E402  (tests/ is on sys.path)
 
