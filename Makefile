@@ -42,8 +42,8 @@ test-intro:
 	$(TEST_INSTALL_SIZE) and $(TEST_INSTALL_TIME) into a fresh environment, seconds once installed), then runs every test."
 	@echo "make test: $(ASSET_NOTE); nothing is downloaded by the tests."
 
-TEST_INSTALL_SIZE = 8 GB
-TEST_INSTALL_TIME = 30 minutes
+TEST_INSTALL_SIZE = 8.4 GB
+TEST_INSTALL_TIME = 10 to 50 minutes (pip cache, machine load)
 
 test: test-intro install-test
 	$(PYTHON) -m pytest -q
