@@ -11,7 +11,7 @@ DEMO_PHOTOS ?= $(if $(wildcard $(DEEPBATCH_TEST_DATA)/*.jpg),$(DEEPBATCH_TEST_DA
 ONE_RUNTIME = if [ "$$(uname -sm)" = "Linux x86_64" ] && $(PYTHON) -m pip show -q onnxruntime 2>/dev/null; then \
 	$(PYTHON) -m pip uninstall -q -y onnxruntime onnxruntime-gpu; fi
 
-.PHONY: install install-test install-bench demo test test-fast lint bench bench-stream test-data bench-gpu readme-tables
+.PHONY: install install-test install-bench demo test test-intro test-fast lint bench bench-stream test-data bench-gpu readme-tables
 
 install:
 	@$(ONE_RUNTIME)
@@ -33,12 +33,28 @@ demo: install
 	deepbatch detect $(DEMO_PHOTOS) --output out/faces.jsonl --draw out/annotated
 	deepbatch represent $(DEMO_PHOTOS) --output out/embeddings.jsonl
 
-test: install-test
+# Said before anything is installed: what the install costs and which test assets are here (pytest then counts the
+# tests that skip for each missing one, and lists every skip by reason at the end). Measured into a fresh virtualenv.
+WEIGHTS_NOTE = $(if $(wildcard $(DEEPBATCH_WEIGHTS)/scrfd_500m_kps.onnx),found,not found (set DEEPBATCH_WEIGHTS))
+PHOTOS_NOTE = $(if $(wildcard $(DEEPBATCH_TEST_DATA)/couple.jpg),found,not found (make test-data fetches some))
+ASSET_NOTE = test weights $(WEIGHTS_NOTE), test photos $(PHOTOS_NOTE): the tests that need a missing one skip
+
+test-intro:
+	@echo "make test: installs deepbatch with every test extra (torch, TensorFlow, Ray, ultralytics, dlib: about \
+	$(TEST_INSTALL_SIZE) and $(TEST_INSTALL_TIME) into a fresh environment, seconds once installed), then runs every test."
+	@echo "make test: $(ASSET_NOTE); nothing is downloaded by the tests."
+
+TEST_INSTALL_SIZE = 8.4 GB
+TEST_INSTALL_TIME = 10 to 50 minutes (pip cache, machine load)
+
+test: test-intro install-test
 	$(PYTHON) -m pytest -q
 
 # The inner loop: the core API on ONNX Runtime and OpenCV, without the slow tests and without torch, TensorFlow or
 # Ray (the `heavy` tests); a few minutes on 2 cores.
 test-fast:
+	@echo "make test-fast: installs deepbatch with pytest and hypothesis (about 650 MB into a fresh environment), then \
+	runs the tests that are neither slow nor heavy; $(ASSET_NOTE)."
 	$(PYTHON) -m pip install -q -e ".[test]"
 	$(PYTHON) -m pytest -q -m "not slow and not heavy"
 

@@ -54,6 +54,7 @@ from .checks import MAX_EXPAND_PERCENTAGE, check_expand_percentage
 from .errors import ArgumentError, DeepbatchError, FaceNotDetectedError, ImageError
 from .io.outputs import OutputFolder, OutputRefusedError, PathClaims, is_resource_error
 from .io.writers import VideoFile, encode_image, open_rows
+from .optional import EXTRA_MODULES, require_all
 from .pipeline import resolve_batch_size
 from .plan import RunPlan, build_plan, model_options
 from .records import ImageRecord
@@ -456,17 +457,64 @@ def _registry_rows(registry: Any, batching: bool = False) -> List[Tuple[str, ...
     return rows
 
 
-def _table(rows: List[Tuple[str, ...]], header: Tuple[str, ...]) -> str:
-    widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header) - 1)]
-    return "\n".join("  " + "  ".join(f"{c:<{w}}" for c, w in zip(r, widths)) + f"  {r[-1]}" for r in [header, *rows])
+TABLE_WIDTH = 100  # the columns a table fits in, unless --wide
+
+
+def _column_widths(natural: List[int], room: int, shortest: int = 16) -> List[int]:
+    """Widths for columns whose widest cells are ``natural`` in ``room`` characters: a column keeps its own width
+    where that is under its share, and the wider ones share the rest by the square root of their widths (a long
+    column gets more room, without squeezing the others to a word per line); no column narrower than
+    ``shortest`` or its own width."""
+    widths = list(natural)
+    open_columns = list(range(len(natural)))
+    left = room
+    while open_columns:
+        weight = sum(natural[i] ** 0.5 for i in open_columns)
+        shares = {i: max(shortest, int(left * natural[i] ** 0.5 / weight)) for i in open_columns}
+        narrow = [i for i in open_columns if natural[i] <= shares[i]]
+        if not narrow:
+            for i in open_columns:
+                widths[i] = min(natural[i], shares[i])
+            break
+        for i in narrow:
+            left -= natural[i]
+            open_columns.remove(i)
+    return widths
+
+
+def _table(rows: List[Tuple[str, ...]], header: Tuple[str, ...], width: Optional[int] = TABLE_WIDTH) -> str:
+    """Rows under ``header``, every cell wrapped so that no line is longer than ``width`` (None: one line per row,
+    as wide as its cells)."""
+    import textwrap
+
+    table = [header, *rows]
+    natural = [max(len(r[i]) for r in table) for i in range(len(header))]
+    gap = "  "
+    widths = natural if width is None else _column_widths(natural, width - len(gap) * len(header))
+    lines = []
+    for row in table:
+        cells = [textwrap.wrap(cell, w, break_on_hyphens=False) or [""] for cell, w in zip(row, widths)]
+        for k in range(max(len(c) for c in cells)):
+            parts = [f"{(c[k] if k < len(c) else ''):<{w}}" for c, w in zip(cells, widths)]
+            lines.append((gap + gap.join(parts)).rstrip())
+    return "\n".join(lines)
+
+
+def _table_width() -> int:
+    """:data:`TABLE_WIDTH`, or a terminal's width where stdout is a narrower one."""
+    try:
+        return min(TABLE_WIDTH, os.get_terminal_size(sys.stdout.fileno()).columns)
+    except (OSError, ValueError, io.UnsupportedOperation):  # not a terminal (a pipe, a file, captured in a test)
+        return TABLE_WIDTH
 
 
 def cmd_models(args: argparse.Namespace) -> int:
     from .detectors import DETECTORS
 
     header: Tuple[str, ...] = ("name", "model", *(["batching"] if args.batching else []), "weights")
+    width = None if args.wide else _table_width()
     _say("detectors")
-    _say(_table(_registry_rows(DETECTORS, args.batching), header))
+    _say(_table(_registry_rows(DETECTORS, args.batching), header, width))
     _say("recognizers")
     try:
         from .recognition import RECOGNIZERS
@@ -475,7 +523,7 @@ def cmd_models(args: argparse.Namespace) -> int:
             raise
         _say("  (none: this installation has no deepbatch.recognition)")
         return EXIT_OK
-    _say(_table(_registry_rows(RECOGNIZERS, args.batching), header))
+    _say(_table(_registry_rows(RECOGNIZERS, args.batching), header, width))
     return EXIT_OK
 
 
@@ -716,6 +764,8 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("--batching", action="store_true", help="load each ONNX model whose weights are found and "
                         "show how it batches: native, repaired or per_image (with the reason); other backends say "
                         "native or loop from their class, without loading their framework")
+    models.add_argument("--wide", action="store_true", help=f"one line per model, as wide as its text (by default "
+                        f"cells wrap to fit {TABLE_WIDTH} columns)")
     models.set_defaults(handler=cmd_models)
     return parser
 
@@ -762,10 +812,14 @@ def _interrupt(signum: int, frame: Any) -> None:
 
 
 def _stop_on_signals() -> Dict[int, Any]:
-    """Make SIGTERM and SIGHUP stop the run as Ctrl-C does (outputs closed, exit 130); returns the old handlers."""
+    """Make SIGTERM and SIGHUP stop the run as Ctrl-C does (outputs closed, exit 130), and Ctrl-C itself stop it
+    whatever was inherited: a background job of a non-interactive shell (many CI scripts) starts with SIGINT
+    ignored, and Python then leaves it so. Returns the old handlers."""
     if threading.current_thread() is not threading.main_thread():
         return {}
-    return {signum: signal.signal(signum, _interrupt) for signum in _STOP_SIGNALS}
+    handlers = {signum: signal.signal(signum, _interrupt) for signum in _STOP_SIGNALS}
+    handlers[signal.SIGINT] = signal.signal(signal.SIGINT, signal.default_int_handler)
+    return handlers
 
 
 def _restore_signals(handlers: Dict[int, Any]) -> None:
@@ -799,11 +853,16 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     package_logger.addHandler(handler)
     package_logger.setLevel(logging.INFO if args.verbose else logging.ERROR if args.quiet else logging.WARNING)
     previous_handlers = _stop_on_signals()
+    code = EXIT_OK
     try:
-        return int(args.handler(args))
-    except BrokenPipeError:  # the reader went away (`deepbatch detect ... | head`): stop quietly
+        if getattr(args, "engine", None) in CLUSTER_ENGINES:  # every package the engine needs, named at once
+            require_all(EXTRA_MODULES[args.engine], args.engine, f"--engine {args.engine}")
+        code = int(args.handler(args))
+        sys.stdout.flush()  # a reader that went away is noticed here, not by the flush at exit
+        return code
+    except BrokenPipeError:  # the reader went away (`deepbatch detect ... | head`): what it read was all it wanted
         _silence_stdout()
-        return EXIT_FAILED
+        return code
     except KeyboardInterrupt as exc:
         _say(f"interrupted{f' by {exc}' if str(exc) else ''}", err=True)
         return EXIT_INTERRUPTED

@@ -15,7 +15,7 @@ for a single image) and its ``source`` (path, URL or a short description):
 
 from __future__ import annotations
 
-from typing import Optional, Union
+from typing import Optional, Sequence, Union
 
 ImageRef = Union[int, str, None]
 
@@ -121,15 +121,17 @@ class UnverifiedWeightsError(DeepbatchError, ValueError):
 class MissingDependencyError(DeepbatchError, ImportError):
     """An optional package needed by a backend is not installed; the message names the extra to install."""
 
-    def __init__(self, package: str, extra: str, purpose: str):
+    def __init__(self, package: Union[str, Sequence[str]], extra: str, purpose: str):
         from .optional import install_command  # here, not at the top: optional.py imports this module
 
-        self.package = package
+        self.packages = [package] if isinstance(package, str) else list(package)
+        self.package = self.packages[0]
         self.extra = extra
-        super().__init__(
-            f"{purpose} needs the package {package!r}, which is not installed. Install it with: "
-            f"{install_command(extra)}"
-        )
+        named = " and ".join(repr(p) for p in self.packages)
+        what = (f"the package {named}, which is not installed" if len(self.packages) == 1 else
+                f"the packages {named}, which are not installed")
+        super().__init__(f"{purpose} needs {what}. Install {'it' if len(self.packages) == 1 else 'them'} with: "
+                         f"{install_command(extra)}")
 
 
 class ModelFormatError(DeepbatchError, ValueError):

@@ -13,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 from types import ModuleType
-from typing import Dict, List, Optional, Tuple
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from .errors import MissingDependencyError
 
@@ -26,6 +26,8 @@ EXTRA_MODULES: Dict[str, Tuple[str, ...]] = {
     "fastmtcnn": ("facenet_pytorch", "torch"),
     "find": ("pandas",),
 }
+# The pip name of a module, where it differs from the module's name.
+PACKAGE_NAMES: Dict[str, str] = {"facenet_pytorch": "facenet-pytorch", "ray": "ray[data]"}
 # What an extra cannot install itself: facenet-pytorch pins torch < 2.3, so it goes in without its dependencies.
 AFTER_EXTRA: Dict[str, str] = {"fastmtcnn": "pip install --no-deps 'facenet-pytorch>=2.5'"}
 _CPU_RUNTIME, _GPU_RUNTIME = "onnxruntime", "onnxruntime-gpu"
@@ -33,11 +35,27 @@ _CPU_RUNTIME, _GPU_RUNTIME = "onnxruntime", "onnxruntime-gpu"
 
 def require(module: str, extra: str, purpose: str, package: str = "") -> ModuleType:
     """``import module``, or :class:`MissingDependencyError` saying that ``purpose`` needs ``package`` (default:
-    the module's name) and giving the :func:`install_command` for ``extra``."""
+    the module's name) and every other package of ``extra`` that is missing too, with the :func:`install_command`
+    for ``extra``: one error names all that the user must install."""
     try:
         return importlib.import_module(module)
     except ImportError as exc:
-        raise MissingDependencyError(package or module.split(".")[0], extra, purpose) from exc
+        first = package or PACKAGE_NAMES.get(module.split(".")[0], module.split(".")[0])
+        others = [p for p in missing_packages(extra) if p != first]
+        raise MissingDependencyError([first, *others], extra, purpose) from exc
+
+
+def require_all(modules: Sequence[str], extra: str, purpose: str) -> None:
+    """Raise :class:`MissingDependencyError` naming every one of ``modules`` that cannot be imported (nothing is
+    imported), so that one install fixes them all."""
+    missing = [PACKAGE_NAMES.get(m, m) for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        raise MissingDependencyError(missing, extra, purpose)
+
+
+def missing_packages(extra: str) -> List[str]:
+    """The pip names of :func:`missing_modules` of ``extra``."""
+    return [PACKAGE_NAMES.get(m, m) for m in missing_modules(extra)]
 
 
 def missing_modules(extra: str) -> List[str]:

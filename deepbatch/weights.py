@@ -277,25 +277,41 @@ def supply_note(spec: WeightFile) -> str:
     return f"no download source: you must supply {spec.filename!r} yourself ({how})"
 
 
+# The models deepbatch takes out of a model pack, by the pack's URL: named when one of them is missing, so that one
+# download is seen to serve them all (InsightFace's buffalo_sc.zip holds both default models).
+ARCHIVE_MODELS: Dict[str, Dict[str, str]] = {
+    BUFFALO_SC_URL: {"det_500m.onnx": "the default detector, scrfd", "w600k_mbf.onnx": "the default recognizer, "
+                     "arcface_mbf"},
+}
+
+
+def _looked_in() -> str:
+    """The weights folders that exist (a folder named in $DEEPBATCH_WEIGHTS that does not exist is left out)."""
+    existing = [str(d) for d in search_dirs() if d.is_dir()]
+    return f"looked in {', '.join(existing)}" if existing else "no weights folder exists yet"
+
+
 def _missing_message(spec: WeightFile, why: str) -> str:
-    looked = ", ".join(str(d) for d in search_dirs())
     names = " or ".join(repr(n) for n in spec.names)
+    env = "$DEEPBATCH_WEIGHTS"
     if not spec.url:
-        return (f"model weights {names} were not found in {looked}; {supply_note(spec)}. Put the file in one of "
-                "those folders (or point $DEEPBATCH_WEIGHTS at the folder that holds it, or pass its path "
-                "explicitly).")
+        return (f"model weights {names} were not found ({_looked_in()}); {supply_note(spec)}. Put the file in "
+                f"{cache_dir()}, or in a folder that {env} names, or pass its path explicitly.")
     if spec.archive_member:  # the archive itself, dropped in the cache, is found and unpacked there
+        archive = Path(spec.url).name
+        models = ARCHIVE_MODELS.get(spec.url, {spec.archive_member: ""})
+        held = " and ".join(f"{member} ({what})" if what else member for member, what in models.items())
+        both = "both " if len(models) == 2 else "all " if len(models) > 2 else ""
         return (
-            f"model weights {names} were not found ({why}). Fetch {spec.url} and put it, unchanged, in {cache_dir()} "
-            f"(deepbatch takes {spec.archive_member} out of it), or put {spec.archive_member} itself in one of: "
-            f"{looked}."
+            f"model weights {names} were not found ({why}; {_looked_in()}). They come in {archive}, which holds "
+            f"{held}. Download {spec.url} once and put it, unchanged, in {cache_dir()}: deepbatch takes {both}"
+            f"{' and '.join(models)} out of it. Or unzip it into a folder of your choice and set {env} to that "
+            f"folder."
         )
     return (
-        f"model weights {names} were not found ({why}). Looked in: {looked}. "
-        f"Put the file in one of those folders (or point $DEEPBATCH_WEIGHTS at the folder that holds it, or pass "
-        f"its path explicitly); it can be fetched from {spec.source}"
+        f"model weights {names} were not found ({why}; {_looked_in()}). Download it from {spec.source}"
         + (f" (see {spec.homepage})" if spec.homepage and spec.homepage != spec.source else "")
-        + "."
+        + f" and put it in {cache_dir()}, or in a folder that {env} names, or pass its path explicitly."
     )
 
 

@@ -7,20 +7,28 @@ Real weights and photos come from ``$DEEPBATCH_WEIGHTS`` and ``$DEEPBATCH_TEST_D
 Without those assets (a fresh clone) every test that needs them skips and says why: the ``weights_dir`` and
 ``dataset_dir`` fixtures skip, and nothing is downloaded. Tests that run torch, TensorFlow or Ray are marked
 ``heavy``; ``make test-fast`` leaves them and the ``slow`` ones out.
+
+No test reaches the network: :mod:`offline` blocks every connection that is not to this machine, and the
+``no_network`` fixture fails a test that tried one. The temporary ``$DEEPBATCH_HOME`` is removed when the run ends.
+Before the tests run, the header says which assets were found and how many tests need each missing one; at the end,
+the skips are listed grouped by reason.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
+from collections import Counter
 from pathlib import Path
-from typing import Dict, List, Optional
+from typing import Any, Dict, Iterator, List, Optional
 
 import cv2
 import numpy as np
 import pytest
 
 from deepbatch.detectors import DETECTORS, build_detector
+from deepbatch.errors import MissingDependencyError
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
@@ -29,6 +37,12 @@ FETCHED_PHOTOS = ROOT / "tests" / "dataset" / "photos"  # where `make test-data`
 SHARED_PHOTOS = SHARED / "dataset"
 os.environ.setdefault("DEEPBATCH_TEST_DATA", str(SHARED_PHOTOS if SHARED_PHOTOS.is_dir() else FETCHED_PHOTOS))
 os.environ["DEEPBATCH_HOME"] = tempfile.mkdtemp(prefix="deepbatch-home-")  # prepared-model caches stay out of ~
+TEST_HOME = Path(os.environ["DEEPBATCH_HOME"])
+os.environ.setdefault("YOLO_OFFLINE", "1")  # ultralytics otherwise probes the network (DNS lookups) on import
+
+import offline  # noqa: E402  (tests/ is on sys.path)
+
+offline.install()
 
 from generated_deepface_models import (  # noqa: E402  (tests/ is on sys.path)
     build_generated_deepface_models,
@@ -73,6 +87,81 @@ def pytest_collection_modifyitems(config: pytest.Config, items: List[pytest.Item
             item.add_marker(pytest.mark.heavy)
 
 
+def _weights_folder() -> Path:
+    return Path(os.environ["DEEPBATCH_WEIGHTS"].split(os.pathsep)[0])
+
+
+# The fixtures that skip without an asset, and how each asset is recognised.
+ASSETS = {
+    "weights_dir": ("test weights", lambda: _weights_folder(), lambda: (_weights_folder() / "scrfd_500m_kps.onnx")),
+    "dataset_dir": ("test photos", lambda: dataset_path(), lambda: (dataset_path() / "couple.jpg")),
+}
+
+
+def pytest_report_header(config: pytest.Config) -> List[str]:
+    """Which real assets this run has: without them the tests that need them skip (nothing is downloaded)."""
+    lines = []
+    for what, folder, marker in ASSETS.values():
+        found = "found" if marker().is_file() else "NOT FOUND (the tests that need them skip)"
+        lines.append(f"{what}: {folder()} {found}")
+    return lines + ["network: blocked except loopback (tests/offline.py)"]
+
+
+def pytest_collection_finish(session: pytest.Session) -> None:
+    """Say before the run how many of the selected tests will skip for an asset that is missing."""
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if reporter is None:
+        return
+    for fixture, (what, folder, marker) in ASSETS.items():
+        if marker().is_file():
+            continue
+        needing = sum(1 for item in session.items if fixture in getattr(item, "fixturenames", ()))
+        if needing:
+            reporter.write_line(f"{needing} of {len(session.items)} selected tests need the {what} (not found in "
+                                f"{folder()}): they will skip")
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """The skips grouped by reason, most frequent first."""
+    reasons: Counter = Counter()
+    for report in terminalreporter.stats.get("skipped", []):
+        longrepr = report.longrepr
+        text = longrepr[2] if isinstance(longrepr, tuple) and len(longrepr) == 3 else str(longrepr)
+        reasons[text.removeprefix("Skipped: ")] += 1
+    if reasons:
+        terminalreporter.section(f"{sum(reasons.values())} skipped, by reason")
+        for reason, count in reasons.most_common():
+            terminalreporter.write_line(f"{count:6d}  {reason}")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    """Remove this run's temporary ``$DEEPBATCH_HOME``."""
+    shutil.rmtree(TEST_HOME, ignore_errors=True)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """A network attempt that no test's ``no_network`` check saw (made during a fixture that then failed) fails
+    the run."""
+    if offline.attempts:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+        reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+        if reporter is not None:
+            tried = ", ".join(sorted(set(offline.attempts)))
+            reporter.write_line(f"network attempts blocked outside any test: {tried}", red=True)
+
+
+@pytest.fixture(autouse=True)
+def no_network() -> Iterator[None]:
+    """Fail a test that tried to reach another machine (see :mod:`offline`), also when the code under test took
+    the blocked connection as being offline; attempts made while a session fixture was built count for the first
+    test that used it."""
+    yield
+    if offline.attempts:
+        tried = ", ".join(sorted(set(offline.attempts)))
+        offline.attempts.clear()
+        pytest.fail(f"the test tried to reach the network: {tried}", pytrace=False)
+
+
 def dataset_path() -> Path:
     return Path(os.environ["DEEPBATCH_TEST_DATA"])
 
@@ -87,7 +176,7 @@ def dataset_dir() -> Path:
 
 @pytest.fixture(scope="session")
 def weights_dir() -> Path:
-    folder = Path(os.environ["DEEPBATCH_WEIGHTS"].split(os.pathsep)[0])
+    folder = _weights_folder()
     if not (folder / "scrfd_500m_kps.onnx").is_file():
         pytest.skip(f"test weights not found in {folder}: set DEEPBATCH_WEIGHTS to the folder that holds them")
     return folder
@@ -121,7 +210,11 @@ def generated_recognizers(tmp_path_factory: pytest.TempPathFactory) -> Dict[str,
 
 
 def make_detector(name: str, generated: Dict[str, dict]):  # type: ignore[no-untyped-def]
-    return build_detector(name, **generated.get(name, {}))
+    """The detector ``name``; the test skips where the packages of its extra are not installed."""
+    try:
+        return build_detector(name, **generated.get(name, {}))
+    except MissingDependencyError as exc:
+        pytest.skip(str(exc))
 
 
 @pytest.fixture(scope="session", params=ALL_DETECTORS)

@@ -221,7 +221,7 @@ def test_draw_on_a_video_writes_a_video(tmp_path: Path, dataset_dir: Path) -> No
 
 
 def test_represent_writes_real_parquet_without_ray(tmp_path: Path, dataset_dir: Path) -> None:
-    import pyarrow.parquet as pq
+    pq = pytest.importorskip("pyarrow.parquet", reason="writing Parquet needs pyarrow: deepbatch[parquet]")
 
     from deepbatch.recognition import build_recognizer
     from deepbatch.rows import arrow_schema

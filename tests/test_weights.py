@@ -131,8 +131,8 @@ def test_archive_put_in_the_cache_by_hand_is_unpacked_offline(server, home):  # 
 
 def test_offline_error_for_an_archive_says_to_put_the_archive_in_the_cache(home):  # type: ignore[no-untyped-def]
     spec = WeightFile("rec.onnx", url="http://127.0.0.1:9/pack.zip", archive_member="rec.onnx")
-    with pytest.raises(WeightsNotFoundError, match=rf"Fetch http://127.0.0.1:9/pack.zip and put it, unchanged, in "
-                                                   rf"{re.escape(str(cache_dir()))} \(deepbatch takes rec.onnx"):
+    with pytest.raises(WeightsNotFoundError, match=rf"Download http://127.0.0.1:9/pack.zip once and put it, unchanged, "
+                                                   rf"in {re.escape(str(cache_dir()))}: deepbatch takes rec.onnx"):
         resolve_weights(spec)
 
 

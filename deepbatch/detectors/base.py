@@ -30,7 +30,7 @@ from ..ops.letterbox import BufferPool, InputSpec, Letterboxed, letterbox
 from ..ops.nms import nms
 from ..registry import Registry
 from ..runtime.model import OnnxModel, load_onnx
-from ..runtime.session import ProviderList
+from ..runtime.session import ProviderList, check_threads, requested_providers
 from ..runtime.surgery import _dims
 from ..structures import Faces
 from ..weights import WeightFile, resolve_weights
@@ -187,17 +187,21 @@ class OnnxDetector(Detector):
     ):
         if weights is not None:
             self.weights = weights
+        # Arguments are checked before the weights are looked up: a bad one is reported as such, also offline.
+        requested = None if input_size is None else _as_size(input_size, self.size_multiple)
+        self.score_threshold = fraction("score_threshold", score_threshold)
+        self.nms_threshold = fraction("nms_threshold", nms_threshold)
+        check_threads(threads)
+        requested_providers(providers)
         path = resolve_weights(self.weights, model_path)
         declared = None if self.dynamic_spatial else _declared_canvas(path)
-        size = input_size if input_size is not None else declared or self.default_input.size
+        size = requested or declared or self.default_input.size
         self.input_spec = replace(self.default_input, size=_as_size(size, self.size_multiple))
         if declared is not None and self.input_spec.size != declared:
             raise ArgumentError(
                 f"{path.name} runs only on the {declared[0]}x{declared[1]} canvas it was exported for (its graph "
                 f"holds constants of that size), got input_size={input_size!r}; leave input_size out or pass "
                 f"{declared}")
-        self.score_threshold = float(score_threshold)
-        self.nms_threshold = float(nms_threshold)
         self._buffers = BufferPool()
         self.model = OnnxModel(path, providers, threads, dynamic_spatial=self.dynamic_spatial,
                                probe_shape=(3, self.input_spec.height, self.input_spec.width),
@@ -273,6 +277,17 @@ def _declared_canvas(path: Path) -> Optional[Tuple[int, int]]:
     if len(dims) != 4 or not all(isinstance(d, int) and d > 0 for d in dims[2:]):
         return None
     return int(dims[3]), int(dims[2])
+
+
+def fraction(name: str, value: Any) -> float:
+    """``value`` as a float in [0, 1], or :class:`ArgumentError` naming ``name``."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ArgumentError(f"{name} must be a number between 0 and 1, got {value!r}") from None
+    if not 0.0 <= number <= 1.0:
+        raise ArgumentError(f"{name} must be between 0 and 1, got {value!r}")
+    return number
 
 
 def _as_size(size: Union[int, Sequence[int]], multiple: int = 32) -> Tuple[int, int]:

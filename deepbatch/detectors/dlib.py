@@ -34,9 +34,9 @@ class DlibHOG(Detector):
     has_landmarks = False
 
     def __init__(self, upsample: int = 1, score_threshold: float = 0.0):
-        dlib = import_dlib()
         if upsample < 0:
             raise ValueError(f"upsample must be 0 or more, got {upsample}")
+        dlib = import_dlib()
         self.detector = dlib.get_frontal_face_detector()
         self.upsample = int(upsample)
         self.score_threshold = float(score_threshold)

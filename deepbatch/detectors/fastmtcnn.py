@@ -53,12 +53,12 @@ class FastMTCNN(Detector):
         scale_factor: float = 0.709,
         device: Optional[str] = None,
     ):
-        package = import_facenet_pytorch()
-        import torch
-
         stages = check_cascade_thresholds(thresholds)
         if min_face_size < 1:
             raise ValueError(f"min_face_size must be a positive number of pixels, got {min_face_size}")
+        package = import_facenet_pytorch()
+        import torch
+
         self.min_face_size = int(min_face_size)
         device = device or ("cuda:0" if torch.cuda.is_available() else "cpu")
         self.model = package.MTCNN(thresholds=list(stages), min_face_size=int(min_face_size),

@@ -90,10 +90,10 @@ class MTCNNDetector(Detector):
         border: float = 0.5,
         max_pixels: Optional[int] = DEFAULT_MAX_PIXELS,
     ):
-        package = import_mtcnn()
         pnet, rnet, onet = check_cascade_thresholds(thresholds)
         if border < 0:
             raise ValueError(f"border must be a fraction >= 0 of the image's side, got {border}")
+        package = import_mtcnn()
         self.border = float(border)
         self.max_pixels = max_pixels  # None: the package's whole pyramid on every image
         self.scale_factor = float(scale_factor)

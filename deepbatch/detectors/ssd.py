@@ -25,7 +25,7 @@ from ..errors import ModelFormatError
 from ..ops.boxes import clip_boxes
 from ..structures import Faces
 from ..weights import WeightFile, resolve_weights
-from .base import DETECTORS, Detector
+from .base import DETECTORS, Detector, fraction
 
 SSD_HOME = "https://github.com/opencv/opencv/tree/4.x/samples/dnn/face_detector"
 SSD_WEIGHTS = WeightFile(
@@ -65,6 +65,7 @@ class OpenCVSSD(Detector):
                  config_path: Optional[Union[str, Path]] = None, score_threshold: float = 0.5):
         import cv2
 
+        self.score_threshold = fraction("score_threshold", score_threshold)  # checked before the weights are found
         weights = resolve_weights(SSD_WEIGHTS, model_path)
         config = resolve_weights(SSD_CONFIG, config_path)
         _check_classes(config)
@@ -76,7 +77,6 @@ class OpenCVSSD(Detector):
         if "detection_out" not in self.net.getLayerNames():
             raise ModelFormatError(f"{config.name}: no 'detection_out' layer; the ssd backend needs the res10 SSD's "
                                    "DetectionOutput head")
-        self.score_threshold = float(score_threshold)
         self._lock = threading.Lock()  # a cv2.dnn.Net holds its input between setInput and forward
 
     def detect_batch(self, images: Sequence[np.ndarray]) -> List[Faces]:

@@ -21,7 +21,7 @@ import numpy as np
 from ..errors import MissingDependencyError, ModelFormatError
 from ..structures import Faces
 from ..weights import PICKLE_SUFFIXES, WeightFile, checked_copy, resolve_weights
-from .base import DETECTORS, Detector
+from .base import DETECTORS, Detector, fraction
 from .classes import ClassChoice, face_class_ids
 from .yolo import YOLO_FACE_LICENCE, YOLO_VARIANTS, keypoints_to_landmarks, yolo_weights
 
@@ -73,11 +73,12 @@ class UltralyticsYoloFace(Detector):
         weights: Optional[WeightFile] = None,
         classes: ClassChoice = None,
     ):
+        if input_size < 32 or input_size % 32:
+            raise ValueError(f"input_size must be a multiple of 32 and at least 32, got {input_size}")
+        conf, iou = fraction("score_threshold", score_threshold), fraction("nms_threshold", nms_threshold)
         ultralytics = import_ultralytics()
         if weights is not None:
             self.weights = weights
-        if input_size < 32 or input_size % 32:
-            raise ValueError(f"input_size must be a multiple of 32 and at least 32, got {input_size}")
         self.path = resolve_weights(self.weights, model_path)
         if self.path.suffix.lower() in PICKLE_SUFFIXES:
             with checked_copy(self.path) as checked:  # unpickled from the very bytes that were hashed
@@ -87,7 +88,7 @@ class UltralyticsYoloFace(Detector):
         self.has_landmarks = getattr(self.model, "task", None) == "pose"
         names = getattr(self.model, "names", None)
         self.face_classes = face_class_ids(dict(names) if names else None, classes, self.path.name)
-        self.options = dict(imgsz=input_size, conf=float(score_threshold), iou=float(nms_threshold), device=device,
+        self.options = dict(imgsz=input_size, conf=conf, iou=iou, device=device,
                             max_det=int(max_faces), rect=False, verbose=False, classes=self.face_classes,
                             agnostic_nms=True)  # faces of several classes (expressions) are one kind of object
         self._lock = threading.Lock()  # an ultralytics predictor keeps per-call state

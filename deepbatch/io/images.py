@@ -37,6 +37,7 @@ import functools
 import http.client
 import io
 import ipaddress
+import logging
 import os
 import re
 import socket
@@ -52,7 +53,10 @@ from typing import Any, Callable, Dict, List, NamedTuple, Optional, Sequence, Tu
 import numpy as np
 
 from ..errors import ArgumentError, ImageDecodeError, ImageError, ImageFormatError, ImageNotFoundError, ImageReadError
+from ..native_stderr import STDERR
 from .headers import HEAD_BYTES, declared_size, sniff
+
+logger = logging.getLogger(__name__)
 
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".jp2", ".pbm", ".pgm", ".ppm")
 URL_TIMEOUT_S = 20.0  # the longest wait for any one network operation of a URL fetch
@@ -252,7 +256,7 @@ def decode(data: bytes, index: Optional[int] = None, source: Optional[str] = Non
         raise ImageDecodeError("JPEG is truncated (it ends before its end-of-image marker)", index, source)
     # IMREAD_COLOR gives 3 channels and applies the EXIF orientation; ANYDEPTH keeps 16-bit data for to_bgr to scale.
     try:
-        image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH)
+        image, said = _imdecode(data, cv2.IMREAD_COLOR | cv2.IMREAD_ANYDEPTH, kind)
     except cv2.error as exc:
         if "Insufficient memory" in str(exc) or "Failed to allocate" in str(exc):
             raise MemoryError(f"out of memory while decoding {source or 'an image'}") from exc
@@ -260,9 +264,45 @@ def decode(data: bytes, index: Optional[int] = None, source: Optional[str] = Non
     if image is None:
         if kind == "png" and b"IEND" not in data[-64:]:
             raise ImageDecodeError("PNG is truncated (it ends before its IEND chunk)", index, source)
-        raise ImageDecodeError(f"Failed to decode image: not a readable image (a corrupt or truncated {kind} file)",
-                               index, source)
+        raise ImageDecodeError(f"Failed to decode image: not a readable image (a corrupt or truncated {kind} file"
+                               + (f"; libjpeg: {said}" if said else "") + ")", index, source)
+    _warn_damaged(said, index, source)
     return to_bgr(image, index, source)
+
+
+# libjpeg's warnings (JWRN_* of libjpeg-turbo's jerror.h): printed to stderr by the library for a damaged file that
+# it still decodes, and taken from there to be said about the input they concern.
+LIBJPEG_WARNINGS = re.compile(
+    r"^(Corrupt JPEG data|Premature end of JPEG file|Invalid SOS parameters|Warning: unknown JFIF revision|"
+    r"Warning: thumbnail image size|Inconsistent progression sequence|Application transferred too many scanlines|"
+    r"Arithmetic table 0x)"
+)
+
+
+def _imdecode(data: bytes, flag: int, kind: Optional[str]) -> Tuple[Optional[np.ndarray], str]:
+    """``cv2.imdecode`` and, for a JPEG, what libjpeg printed while decoding it (empty when nothing).
+
+    Decodes run on several threads at once; in the rare case that libjpeg spoke while another decode ran too, the
+    image is decoded again alone, so that the words are surely its own (see :mod:`deepbatch.native_stderr`).
+    """
+    import cv2
+
+    buffer = np.frombuffer(data, np.uint8)
+    if kind != "jpeg":
+        return cv2.imdecode(buffer, flag), ""
+    with STDERR.shared(LIBJPEG_WARNINGS) as said:
+        image = cv2.imdecode(buffer, flag)
+    if not said.certain:
+        with STDERR.exclusive(LIBJPEG_WARNINGS) as said:
+            image = cv2.imdecode(buffer, flag)
+    return image, said.text
+
+
+def _warn_damaged(said: str, index: Optional[int], source: Optional[str]) -> None:
+    """Log, naming the input, what libjpeg said about a file it decoded all the same."""
+    if said:
+        where = source or (f"image {index}" if index is not None else "an image")
+        logger.warning("%s: decoded, but libjpeg says: %s", where, said)
 
 
 def _check_declared_size(data: bytes, kind: str, limits: ImageLimits, index: Optional[int],
@@ -689,11 +729,12 @@ def decode_for_canvas(data: bytes, canvas: Tuple[int, int], index: Optional[int]
         return CanvasImage.full(decode(data, index, source, limits))  # decode names any problem
     flag = {2: cv2.IMREAD_REDUCED_COLOR_2, 4: cv2.IMREAD_REDUCED_COLOR_4, 8: cv2.IMREAD_REDUCED_COLOR_8}[factor]
     try:
-        image = cv2.imdecode(np.frombuffer(data, np.uint8), flag)  # applies the EXIF orientation, like IMREAD_COLOR
+        image, said = _imdecode(data, flag, "jpeg")  # applies the EXIF orientation, like IMREAD_COLOR
     except cv2.error:
-        image = None
+        image, said = None, ""
     if image is None:
         return CanvasImage.full(decode(data, index, source, limits))
+    _warn_damaged(said, index, source)
     image = to_bgr(image, index, source)
     # libjpeg rounds reduced sides up; a quarter turn from EXIF shows as the decoded sides matching swapped ones.
     turned = height != width and (image.shape[0], image.shape[1]) == (-(-width // factor), -(-height // factor))

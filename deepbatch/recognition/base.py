@@ -22,7 +22,7 @@ from ..errors import DeepbatchError, ModelFormatError
 from ..ops.letterbox import InputSpec
 from ..registry import Registry
 from ..runtime.model import OnnxModel
-from ..runtime.session import ProviderList
+from ..runtime.session import ProviderList, check_threads, requested_providers
 from ..weights import WeightFile, resolve_weights
 from .calibration import ConfidenceModel, default_confidence
 from .distance import check_metric
@@ -148,6 +148,8 @@ class OnnxRecognizer(Recognizer):
         super().__init__(batch_size)
         if weights is not None:
             self.weights = weights
+        check_threads(threads)  # arguments first: a bad one is reported as such, also offline
+        requested_providers(providers)
         path = resolve_weights(self.weights, model_path)
         side = self.input_size
         self.model = OnnxModel(path, providers, threads, probe_shape=(3, side, side), verify_batch=verify_batch)

@@ -43,7 +43,7 @@ import numpy as np
 
 from ..ops.align import ARCFACE_TEMPLATE, similarity_transform
 from ..ops.letterbox import InputSpec
-from ..optional import require
+from ..optional import require, require_all
 from ..weights import WeightFile, find_weights, resolve_weights, verify_found
 from .base import DEFAULT_FACE_BATCH, RECOGNIZERS, Recognizer, UnsupportedNormalizationError
 from .calibration import ConfidenceModel
@@ -128,6 +128,9 @@ class DlibResNet(Recognizer):
         if num_jitters < 0:
             raise ValueError(f"num_jitters must be 0 or more, got {num_jitters}")
         self.num_jitters = int(num_jitters)
+        # every package still missing is named at once: dlib, and face_recognition_models where it holds the weights
+        weights_elsewhere = model_path is not None or find_weights(DLIB_WEIGHTS) is not None
+        require_all(("dlib",) if weights_elsewhere else ("dlib", PACKAGE), "dlib", "The Dlib face recognizer")
         packaged = packaged_weights() if model_path is None and find_weights(DLIB_WEIGHTS) is None else None
         path = verify_found(DLIB_WEIGHTS, packaged) if packaged is not None else resolve_weights(
             DLIB_WEIGHTS, model_path, download=False)

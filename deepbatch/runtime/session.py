@@ -30,12 +30,15 @@ import ctypes
 import importlib.util
 import io
 import logging
+import numbers
 import os
+import re
 import threading
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 from ..errors import DeepbatchError
+from ..native_stderr import STDERR, Captured
 from ..optional import gpu_runtime_supported, require, runtime_conflict
 
 logger = logging.getLogger(__name__)
@@ -209,6 +212,16 @@ def requested_run_threads() -> Optional[int]:
     return getattr(_run_threads, "count", None)
 
 
+def check_threads(threads: Optional[int]) -> None:
+    """Raise :class:`ThreadsError` unless ``threads`` is None or a positive integer."""
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, numbers.Integral) or threads < 1):
+        raise ThreadsError(f"threads must be a positive integer or None (ONNX Runtime's default), got {threads!r}")
+
+
+class ThreadsError(DeepbatchError, ValueError):
+    """A thread count that is not a positive integer."""
+
+
 def explicit_threads(threads: Optional[int]) -> Optional[int]:
     """``threads``, else ``$DEEPBATCH_THREADS``: the count a user fixed, which nothing overrides; None if neither."""
     return threads or int(os.environ.get("DEEPBATCH_THREADS", "0") or 0) or None
@@ -276,6 +289,23 @@ def _prepare_gpu_runtime(ort: Any) -> None:
         logger.debug("onnxruntime.preload_dlls: %s", said.getvalue().strip())
 
 
+_ORT_LOG = re.compile(r"\[[EWIVF]:onnxruntime:")  # the prefix of ONNX Runtime's own log lines
+_LOAD_ERROR = re.compile(r"Failed to load library (\S+) with error: (.+)$")
+
+
+def _reason(said: Sequence[str], provider: str) -> str:
+    """Why ``provider`` did not start, from ONNX Runtime's log lines ``said`` while the session was created."""
+    short = provider.replace("ExecutionProvider", "").lower()
+    for line in said:
+        found = _LOAD_ERROR.search(line)
+        if found and short in Path(found.group(1)).name.lower():
+            return found.group(2).strip()
+    for line in said:
+        if short in line.lower() or provider in line:
+            return line.split("] ", 1)[-1].strip()
+    return "CUDA, cuDNN or TensorRT libraries missing or no GPU"
+
+
 def create_session(model: Union[str, bytes], providers: ProviderList = "auto", threads: Optional[int] = None):  # type: ignore[no-untyped-def]
     """An ``InferenceSession`` over a model path or serialized bytes, on the first provider that really starts.
 
@@ -298,19 +328,33 @@ def create_session(model: Union[str, bytes], providers: ProviderList = "auto", t
         tensorrt_cache_dir().mkdir(parents=True, exist_ok=True)
     while True:
         names = [name for name, _ in chosen]
-        try:
-            session = ort.InferenceSession(model, sess_options=session_options(threads), providers=names,
-                                           provider_options=[options for _, options in chosen])
-        except Exception as exc:  # ONNX Runtime raises its own Fail/RuntimeException types
-            if names[0] == CPU:
-                raise
-            _announce(f"{names[0]} could not start ({str(exc).strip().splitlines()[0]}); trying {names[1]}", level)
+        # ONNX Runtime logs a GPU provider that cannot start from C++, in red, once per session, and prints an
+        # "EP Error" banner to stdout (where the results go) when it retries: both are taken, and the reason given
+        # in deepbatch's one line per provider below.
+        gpu = names[0] != CPU
+        with STDERR.exclusive(_ORT_LOG) if gpu else contextlib.nullcontext(Captured()) as said, \
+                contextlib.redirect_stdout(io.StringIO()) if gpu else contextlib.nullcontext() as printed:
+            try:
+                session = ort.InferenceSession(model, sess_options=session_options(threads), providers=names,
+                                               provider_options=[options for _, options in chosen])
+            except Exception as exc:  # ONNX Runtime raises its own Fail/RuntimeException types
+                if names[0] == CPU:
+                    raise
+                failure: Optional[Exception] = exc
+            else:
+                failure = None
+        if said.lines or (printed is not None and printed.getvalue().strip()):
+            logger.debug("ONNX Runtime said while creating the session: %s %s", said.text,
+                         printed.getvalue().strip() if printed is not None else "")
+        if failure is not None:
+            _announce(f"{names[0]} could not start ({str(failure).strip().splitlines()[0]}); trying {names[1]}",
+                      level)
             chosen = chosen[1:]
             continue
         taken = set(session.get_providers())
         dropped = [name for name in names if name not in taken]
-        if dropped:
-            _announce(f"{', '.join(dropped)} could not start (CUDA, cuDNN or TensorRT libraries missing or no GPU); "
-                      f"running on {session.get_providers()[0]}", level)
+        for name in dropped:
+            _announce(f"{name} could not start ({_reason(said.lines, name)}); running on "
+                      f"{session.get_providers()[0]}", level)
         logger.debug("ONNX Runtime session on %s", session.get_providers())
         return session
