@@ -151,6 +151,7 @@ def iter_records(
     detections = iter_detections(items, detector, batch_size, "skip", single, workers=workers, prefetch=prefetch,
                                  reduced=reduced)
     size = None if recognizer is None else int(recognizer.input_size)
+    whole_image = detector.name == "skip"
 
     def finish(record: ImageRecord) -> Tuple[ImageRecord, Optional[np.ndarray]]:
         image = record.image
@@ -167,10 +168,14 @@ def iter_records(
             return record, None
         if not crops and size is None:
             return record, None
-        cut = rules.cut(image, record.faces)
+        # a recognizer that must see faces as another library cuts them (DeepFace's models) cuts its own
+        own = None if recognizer is None else recognizer.cut_faces(image, record.faces, rules.align, whole_image)
+        cut = rules.cut(image, record.faces) if own is None else own[0]
         record.points = cut.points
         record.crops = cut.crops if crops else None
-        return record, None if size is None else model_input(cut, size)
+        if size is None:
+            return record, None
+        return record, model_input(cut, size) if own is None else own[1]
 
     finished = prefetch_map(finish, detections, workers, prefetch=batch_size if prefetch else 0)
     raising = single or on_error == "raise"
