@@ -115,6 +115,10 @@ class ModelUnavailableError(UnknownModelError):
         DeepbatchError.__init__(self, f"{kind} {name!r} is not available: {reason}")
 
 
+class LegacyKerasError(DeepbatchError, ImportError):
+    """TensorFlow was imported with Keras 3 before DeepFace's Keras 2 models could ask for tf-keras."""
+
+
 class WeightsNotFoundError(DeepbatchError, FileNotFoundError):
     """Model weights are not on disk and could not be downloaded."""
 

@@ -129,6 +129,7 @@ def iter_records(
     single: bool = False,
     workers: Optional[int] = None,
     prefetch: int = DEFAULT_PREFETCH,
+    as_loaded: bool = False,
 ) -> Generator[ImageRecord, None, None]:
     """One :class:`~deepbatch.records.ImageRecord` per item of ``items``, in order, its ``faces`` chosen by ``rules``.
 
@@ -141,7 +142,9 @@ def iter_records(
 
     An unusable image, or a faceless one under ``no_face="error"``, gets its ``error`` (and ``faces`` None).
     ``on_error="raise"`` (or ``single``: one image given alone, whose errors name no index) raises it when the
-    stream reaches it, in input order whatever ``batch_size`` is; ``"skip"`` yields the record and goes on. Nothing
+    stream reaches it, in input order whatever ``batch_size`` is; ``"skip"`` yields the record and goes on.
+    ``as_loaded`` (DeepFace's ``represent``) tells a recognizer that cuts its own faces that the ``skip`` detector's
+    images reach it as loaded, not as extracted faces (DeepFace resizes the one as uint8, the other as floats). Nothing
     is logged here: the edges report errors. ``items`` is read lazily (see :func:`iter_detections` for ``workers``
     and ``prefetch``).
     """
@@ -151,7 +154,7 @@ def iter_records(
     detections = iter_detections(items, detector, batch_size, "skip", single, workers=workers, prefetch=prefetch,
                                  reduced=reduced)
     size = None if recognizer is None else int(recognizer.input_size)
-    whole_image = detector.name == "skip"
+    whole_image = as_loaded and detector.name == "skip"
 
     def finish(record: ImageRecord) -> Tuple[ImageRecord, Optional[np.ndarray]]:
         image = record.image

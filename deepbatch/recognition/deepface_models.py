@@ -34,7 +34,7 @@ from typing import Any, ClassVar, Dict, List, Mapping, Optional, Tuple, Union
 
 import numpy as np
 
-from ..errors import WeightsNotFoundError
+from ..errors import LegacyKerasError, WeightsNotFoundError
 from ..ops.align import FaceCrops
 from ..ops.deepface_align import deepface_crops, deepface_normalize, deepface_resize
 from ..ops.letterbox import InputSpec
@@ -122,7 +122,8 @@ class DeepFaceRecognizer(Recognizer):
     def cut_faces(self, image: np.ndarray, faces: Faces, align: bool,
                   whole_image: bool) -> Optional[Tuple[FaceCrops, np.ndarray]]:
         """DeepFace's crops of ``faces`` and the ``(N, H, W, 3)`` float32 BGR [0, 1] input made of them.
-        ``whole_image`` (``detector_backend="skip"``): the image is resized as it is, as DeepFace does."""
+        ``whole_image`` (``represent`` with ``detector_backend="skip"``): the image is resized as loaded, uint8, as
+        DeepFace's ``represent`` does; its ``verify`` and ``find`` extract the face first, which makes it floats."""
         if whole_image:
             height, width = image.shape[:2]
             cut = FaceCrops([image], np.array([[[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]]]), np.zeros(1, np.int64))
@@ -196,7 +197,13 @@ def _keras_client(module: str, cls: str) -> Any:
     """DeepFace's own client for a TensorFlow model (built, and its weights loaded, by DeepFace's code)."""
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # DeepFace's Keras 2 models, as deepface.DeepFace sets it
     require("tf_keras", EXTRA, "DeepFace's Keras models on TensorFlow 2.16 or later", package="tf-keras")
-    require("tensorflow", EXTRA, "DeepFace's Keras models")
+    tf = require("tensorflow", EXTRA, "DeepFace's Keras models")
+    keras = getattr(getattr(getattr(tf, "keras", None), "Model", None), "__module__", "")
+    if int(tf.__version__.split(".")[1]) >= 16 and not keras.startswith("tf_keras"):
+        raise LegacyKerasError(
+            "DeepFace's Keras models need tf-keras, but TensorFlow was imported with Keras 3 before they were built "
+            "(TensorFlow reads TF_USE_LEGACY_KERAS once, when it is imported); set TF_USE_LEGACY_KERAS=1 in the "
+            "environment, or import deepbatch's DeepFace models (or deepface) before TensorFlow")
     loaded = require(f"deepface.models.facial_recognition.tf.{module}", EXTRA, "DeepFace's models", "deepface")
     return getattr(loaded, cls)()
 
