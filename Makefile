@@ -26,6 +26,11 @@ install-test:
 	$(PYTHON) -m pip install -q -e ".[yolo,mtcnn,dlib]"
 	$(PYTHON) -m pip install -q -e ".[fastmtcnn,find]"
 	$(PYTHON) -m pip install -q --no-deps "facenet-pytorch>=2.5"
+	@# DeepFace's recognition models (the deepface extra): deepface and tf-keras without their dependencies, as
+	@# install-bench installs them; tf-keras at the installed TensorFlow's version
+	$(PYTHON) -m pip install -q -e ".[deepface]"
+	$(PYTHON) -m pip install -q --no-deps "deepface>=0.0.93" \
+		"tf-keras==$$($(PYTHON) -c 'import tensorflow as tf; print(tf.__version__.rsplit(".", 1)[0])').*"
 
 demo: install
 	deepbatch detect $(DEMO_PHOTOS) --output out/faces.jsonl --draw out/annotated

@@ -27,6 +27,15 @@ class UnsupportedFeatureError(DeepbatchError, ValueError):
     """A DeepFace function or task that deepbatch does not offer; the message says what to use instead."""
 
 
+def _one_item(img_path: Any, result: Any) -> Any:
+    """DeepFace's shape for a batch of one (a list of one image, or an (1, H, W, C) array): that image's faces."""
+    if isinstance(img_path, list) and len(img_path) == 1:
+        return result[0]
+    if getattr(img_path, "ndim", 0) == 4 and len(img_path) == 1:
+        return result[0]
+    return result
+
+
 def build_model(model_name: str, task: str = "facial_recognition") -> Any:
     """The model DeepFace's ``build_model`` names: a recognizer for ``task="facial_recognition"`` (DeepFace's model
     names, see :func:`deepbatch.list_recognizers`), a detector for ``"face_detector"``. Built once, then cached."""
@@ -81,11 +90,12 @@ def represent(
     **options: Any,
 ) -> Union[List[Dict[str, Any]], List[List[Dict[str, Any]]]]:
     """DeepFace's ``represent``: :func:`deepbatch.represent` with DeepFace's defaults; a list of images is embedded
-    in batches and gives one list of faces per image, as DeepFace."""
+    in batches and gives one list of faces per image (a list of one image gives its faces), as DeepFace."""
     from .representation import represent as run
 
-    return run(img_path, model_name, enforce_detection, detector_backend, align, expand_percentage, normalization,
-               anti_spoofing, max_faces, l2_normalize, minmax_normalize, return_face, **options)
+    return _one_item(img_path, run(img_path, model_name, enforce_detection, detector_backend, align,
+                                   expand_percentage, normalization, anti_spoofing, max_faces, l2_normalize,
+                                   minmax_normalize, return_face, **options))
 
 
 def extract_faces(
@@ -104,8 +114,8 @@ def extract_faces(
     deepbatch's (warped onto the five-point template); ``facial_area`` and ``confidence`` are as DeepFace's."""
     from .detection import extract_faces as run
 
-    return run(img_path, detector_backend, enforce_detection, align, expand_percentage, grayscale, color_face,
-               normalize_face, anti_spoofing, **options)
+    return _one_item(img_path, run(img_path, detector_backend, enforce_detection, align, expand_percentage, grayscale,
+                                   color_face, normalize_face, anti_spoofing, **options))
 
 
 def find(
