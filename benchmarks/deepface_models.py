@@ -100,7 +100,7 @@ def main() -> int:
     if args.sface is not None and not (weights / "face_recognition_sface_2021dec.onnx").exists():
         shutil.copyfile(args.sface, weights / "face_recognition_sface_2021dec.onnx")
     crops = face_crops(args.photos, args.faces)
-    print(f"{len(crops)} face crops; deepbatch: one represent call over all, DeepFace: one call per face")
+    print(f"{len(crops)} face crops; deepbatch: one represent call over all, DeepFace: one call per face", flush=True)
     print("| DeepFace name | offered | max abs difference (relative to largest value) | deepbatch faces/s | "
           "DeepFace faces/s | speed-up |")
     print("|---|---|---|---|---|---|")

@@ -297,3 +297,49 @@ def test_sface_by_deepfaces_name_gives_deepfaces_embedding(deepface_home: Path, 
     for path, faces in zip(paths, ours):
         theirs = _deepface_represent(path, "SFace")
         np.testing.assert_allclose(faces[0]["embedding"], theirs, atol=SAME_INPUT_ATOL * np.abs(theirs).max())
+
+
+@pytest.mark.parametrize("function", ["build_model", "verify", "represent", "extract_faces", "find", "analyze",
+                                      "stream"])
+def test_deepbatch_deepface_keeps_deepfaces_signature(function: str) -> None:
+    """DeepFace's arguments, in DeepFace's order, with DeepFace's defaults (read from its source, not imported:
+    importing it starts TensorFlow); deepbatch's own options may only follow as keywords."""
+    import ast
+    import importlib.util
+    import inspect
+
+    from deepbatch import DeepFace
+
+    spec = importlib.util.find_spec("deepface")
+    if spec is None or spec.origin is None:
+        pytest.skip("deepface is not installed: pip install 'deepbatch[deepface]'")
+    tree = ast.parse((Path(spec.origin).parent / "DeepFace.py").read_text())
+    theirs = next(node for node in tree.body if isinstance(node, ast.FunctionDef) and node.name == function)
+    names = [a.arg for a in theirs.args.args]
+    defaults = [ast.literal_eval(d) for d in theirs.args.defaults]
+    parameters = [p for p in inspect.signature(getattr(DeepFace, function)).parameters.values()
+                  if p.kind is not inspect.Parameter.VAR_KEYWORD]
+    assert [p.name for p in parameters] == names
+    ours = [p.default for p in parameters if p.default is not inspect.Parameter.empty]
+    assert [list(d) if isinstance(d, tuple) else d for d in ours] == [
+        list(d) if isinstance(d, tuple) else d for d in defaults]
+
+
+def test_deepbatch_deepface_gives_a_list_of_one_image_its_faces(dataset_dir: Path, weights_dir: Path) -> None:
+    """DeepFace's shape: a list of one image gives that image's faces, a longer list one list per image."""
+    from deepbatch import DeepFace
+
+    path = str(dataset_dir / "img1.jpg")
+    one = DeepFace.represent([path], model_name="arcface_mbf", detector_backend="scrfd")
+    two = DeepFace.represent([path, path], model_name="arcface_mbf", detector_backend="scrfd")
+    assert isinstance(one[0], dict) and len(one[0]["embedding"]) == 512
+    assert len(two) == 2 and isinstance(two[0], list) and two[0][0]["embedding"] == one[0]["embedding"]
+
+
+def test_what_deepbatch_does_not_offer_says_so() -> None:
+    from deepbatch import DeepFace
+
+    with pytest.raises(DeepFace.UnsupportedFeatureError, match="facial attribute"):
+        DeepFace.analyze("img.jpg")
+    with pytest.raises(DeepFace.UnsupportedFeatureError, match="facial_attribute"):
+        DeepFace.build_model("Age", task="facial_attribute")
