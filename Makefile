@@ -28,6 +28,11 @@ install-test:
 	$(PYTHON) -m pip install -q --no-deps "facenet-pytorch>=2.5"
 	$(PYTHON) -m pip install -q -e ".[insightface]"
 	$(PYTHON) -m pip install -q --no-deps "insightface>=0.7.3"
+	@# DeepFace's recognition models (the deepface extra): deepface and tf-keras without their dependencies, as
+	@# install-bench installs them; tf-keras at the installed TensorFlow's version
+	$(PYTHON) -m pip install -q -e ".[deepface]"
+	$(PYTHON) -m pip install -q --no-deps "deepface>=0.0.93" \
+		"tf-keras==$$($(PYTHON) -c 'import tensorflow as tf; print(tf.__version__.rsplit(".", 1)[0])').*"
 
 demo: install
 	deepbatch detect $(DEMO_PHOTOS) --output out/faces.jsonl --draw out/annotated

@@ -42,6 +42,11 @@ EXTRAS = {
     # --no-deps insightface` (it requires opencv-python, which clashes with opencv-python-headless); these are the
     # packages its model_zoo really imports.
     "insightface": ["requests>=2.23", "scipy>=1.9", "scikit-image>=0.19"],
+    # DeepFace's recognition models by DeepFace's names: what the deepface package imports for them. deepface itself
+    # and tf-keras go in with --no-deps (see AFTER_EXTRA in deepbatch/optional.py and the Makefile): deepface requires
+    # opencv-contrib-python-headless, which clashes with opencv-python-headless, and tf-keras requires the full
+    # `tensorflow` distribution beside tensorflow-cpu.
+    "deepface": ["tensorflow-cpu>=2.12", "gdown>=3.10", "pandas>=1.3", "requests>=2.23", "tqdm>=4.30"],
     # find() returns pandas DataFrames when pandas is installed, plain dicts otherwise.
     "find": ["pandas>=1.5"],
     # the command line's --output X.parquet on this machine (--engine ray brings pyarrow with the ray extra)

@@ -15,6 +15,7 @@ from ._version import __version__
 from .optional import runtime_conflict
 
 if TYPE_CHECKING:
+    from . import DeepFace as DeepFace
     from .detect_only import detect, iter_detect
     from .detection import extract_faces, iter_extract_faces
     from .detectors.base import Detector, build_detector, list_detectors
@@ -53,6 +54,8 @@ __all__ = [
 if not TYPE_CHECKING:  # hidden from type checkers, which would otherwise type every attribute, typos too, as Any
 
     def __getattr__(name: str) -> Any:
+        if name == "DeepFace":  # the DeepFace-shaped module: ``from deepbatch import DeepFace``
+            return importlib.import_module("deepbatch.DeepFace")
         module = _EXPORTS.get(name)
         if module is None:
             raise AttributeError(f"module 'deepbatch' has no attribute {name!r}")
@@ -62,7 +65,7 @@ if not TYPE_CHECKING:  # hidden from type checkers, which would otherwise type e
 
 
 def __dir__() -> list:
-    return sorted(list(globals()) + list(_EXPORTS))
+    return sorted(list(globals()) + list(_EXPORTS) + ["DeepFace"])
 
 
 _conflict = runtime_conflict()

@@ -105,6 +105,20 @@ class UnknownModelError(DeepbatchError, ValueError):
         super().__init__(f"unknown {kind} {name!r}{hint}; valid names are: {', '.join(valid)}")
 
 
+class ModelUnavailableError(UnknownModelError):
+    """A model name that is known (DeepFace's, say) but not offered here; the message says why and names the closest
+    model that is."""
+
+    def __init__(self, kind: str, name: str, reason: str):
+        self.name = name
+        self.valid = []
+        DeepbatchError.__init__(self, f"{kind} {name!r} is not available: {reason}")
+
+
+class LegacyKerasError(DeepbatchError, ImportError):
+    """TensorFlow was imported with Keras 3 before DeepFace's Keras 2 models could ask for tf-keras."""
+
+
 class WeightsNotFoundError(DeepbatchError, FileNotFoundError):
     """Model weights are not on disk and could not be downloaded."""
 

@@ -25,11 +25,18 @@ EXTRA_MODULES: Dict[str, Tuple[str, ...]] = {
     "ray": ("ray", "pyarrow"),
     "fastmtcnn": ("facenet_pytorch", "torch"),
     "find": ("pandas",),
+    "deepface": ("deepface", "tensorflow", "tf_keras"),
 }
 # The pip name of a module, where it differs from the module's name.
 PACKAGE_NAMES: Dict[str, str] = {"facenet_pytorch": "facenet-pytorch", "ray": "ray[data]"}
 # What an extra cannot install itself: facenet-pytorch pins torch < 2.3, so it goes in without its dependencies.
-AFTER_EXTRA: Dict[str, str] = {"fastmtcnn": "pip install --no-deps 'facenet-pytorch>=2.5'"}
+AFTER_EXTRA: Dict[str, str] = {
+    "fastmtcnn": "pip install --no-deps 'facenet-pytorch>=2.5'",
+    # deepface pins opencv-contrib (a second cv2); tf-keras pins the full `tensorflow`: both without dependencies,
+    # tf-keras at the installed TensorFlow's version
+    "deepface": "pip install --no-deps 'deepface>=0.0.93' \"tf-keras==$(python -c 'import tensorflow as tf; "
+                "print(tf.__version__.rsplit(\".\", 1)[0])').*\"",
+}
 _CPU_RUNTIME, _GPU_RUNTIME = "onnxruntime", "onnxruntime-gpu"
 
 

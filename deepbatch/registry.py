@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import importlib
 import threading
+import warnings
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Generic, Hashable, List, Mapping, Optional, Tuple, TypeVar
 
-from .errors import UnknownModelError
+from .errors import ModelUnavailableError, UnknownModelError
 
 T = TypeVar("T")
 
@@ -50,6 +51,9 @@ class Registry(Generic[T]):
         self._plugins = plugins
         self._entries: Dict[str, Entry[T]] = {}
         self._aliases: Dict[str, str] = {}
+        self._exact: Dict[str, str] = {}  # case-sensitive names, looked up before the case-insensitive ones
+        self._deprecated: Dict[str, str] = {}  # name (lower case) -> the warning its use gives
+        self._unavailable: Dict[str, Tuple[str, str]] = {}  # name (lower case) -> (name, why it is not offered)
         self._cache: Dict[Tuple[str, Hashable], T] = {}
         self._lock = threading.RLock()
         self._loaded = False
@@ -80,6 +84,21 @@ class Registry(Generic[T]):
             raise ValueError(f"{self.kind} {alias!r} is registered twice")
         self._aliases[key] = target.lower()
 
+    def exact_alias(self, alias: str, target: str) -> None:
+        """Make ``alias``, spelled exactly so, another name for ``target``; other spellings of it keep their own
+        meaning (DeepFace's case-sensitive ``SFace`` beside deepbatch's ``sface``)."""
+        if alias in self._exact:
+            raise ValueError(f"{self.kind} {alias!r} is registered twice")
+        self._exact[alias] = target.lower()
+
+    def deprecate(self, name: str, message: str) -> None:
+        """Warn with ``message`` (a ``FutureWarning``) whenever ``name`` is resolved."""
+        self._deprecated[name.lower()] = message
+
+    def unavailable(self, name: str, reason: str) -> None:
+        """A known name that is not offered: resolving it raises :class:`ModelUnavailableError` with ``reason``."""
+        self._unavailable[name.lower()] = (name, reason)
+
     def _load_plugins(self) -> None:
         if not self._loaded:
             with self._lock:
@@ -90,7 +109,7 @@ class Registry(Generic[T]):
     def names(self, aliases: bool = True) -> List[str]:
         """Every registered name, sorted; with ``aliases`` the short names too."""
         self._load_plugins()
-        names = list(self._entries) + (list(self._aliases) if aliases else [])
+        names = list(self._entries) + (list(self._aliases) + list(self._exact) if aliases else [])
         return sorted(names)
 
     def aliases(self) -> Dict[str, str]:
@@ -99,9 +118,15 @@ class Registry(Generic[T]):
 
     def canonical(self, name: str) -> str:
         self._load_plugins()
+        if str(name) in self._exact:
+            return self._exact[str(name)]
         key = str(name).lower()
+        if key in self._deprecated:
+            warnings.warn(self._deprecated[key], FutureWarning, stacklevel=3)
         key = self._aliases.get(key, key)
         if key not in self._entries:
+            if key in self._unavailable:
+                raise ModelUnavailableError(self.kind, *self._unavailable[key])
             raise UnknownModelError(self.kind, str(name), self.names())
         return key
 

@@ -109,7 +109,7 @@ def represent(
     minmax_range = _embedding_range(recognizer) if minmax_normalize else None
     detector = resolve_detector(detector_backend)
     records = iter_records(items, detector, resolve_batch_size(batch_size, detector), rules, recognizer=recognizer,
-                           spec=spec, crops=return_face, on_error=on_error, single=single)
+                           spec=spec, crops=return_face, on_error=on_error, single=single, as_loaded=True)
     return collect_batch(((record.index, record.error, [] if record.error is not None else
                            embedding_dicts(record, return_numpy, l2_normalize, minmax_range)) for record in records),
                          single, len(items))

@@ -128,6 +128,7 @@ def iter_records(
     single: bool = False,
     workers: Optional[int] = None,
     prefetch: int = DEFAULT_PREFETCH,
+    as_loaded: bool = False,
 ) -> Generator[ImageRecord, None, None]:
     """One :class:`~deepbatch.records.ImageRecord` per item of ``items``, in order, its ``faces`` chosen by ``rules``.
 
@@ -140,7 +141,9 @@ def iter_records(
 
     An unusable image, or a faceless one under ``no_face="error"``, gets its ``error`` (and ``faces`` None).
     ``on_error="raise"`` (or ``single``: one image given alone, whose errors name no index) raises it when the
-    stream reaches it, in input order whatever ``batch_size`` is; ``"skip"`` yields the record and goes on. Nothing
+    stream reaches it, in input order whatever ``batch_size`` is; ``"skip"`` yields the record and goes on.
+    ``as_loaded`` (DeepFace's ``represent``) tells a recognizer that cuts its own faces that the ``skip`` detector's
+    images reach it as loaded, not as extracted faces (DeepFace resizes the one as uint8, the other as floats). Nothing
     is logged here: the edges report errors. ``items`` is read lazily (see :func:`iter_detections` for ``workers``
     and ``prefetch``).
     """
@@ -150,6 +153,7 @@ def iter_records(
     detections = iter_detections(items, detector, batch_size, "skip", single, workers=workers, prefetch=prefetch,
                                  reduced=reduced)
     size = None if recognizer is None else int(recognizer.input_size)
+    whole_image = as_loaded and detector.name == "skip"
 
     def finish(record: ImageRecord) -> Tuple[ImageRecord, Optional[np.ndarray]]:
         image = record.image
@@ -166,10 +170,14 @@ def iter_records(
             return record, None
         if not crops and size is None:
             return record, None
-        cut = rules.cut(image, record.faces)
+        # a recognizer that must see faces as another library cuts them (DeepFace's models) cuts its own
+        own = None if recognizer is None else recognizer.cut_faces(image, record.faces, rules.align, whole_image)
+        cut = rules.cut(image, record.faces) if own is None else own[0]
         record.points = cut.points
         record.crops = cut.crops if crops else None
-        return record, None if size is None else model_input(cut, size)
+        if size is None:
+            return record, None
+        return record, model_input(cut, size) if own is None else own[1]
 
     finished = prefetch_map(finish, detections, workers, prefetch=batch_size if prefetch else 0,
                             weigh=_decoded_pixels, budget=get_image_limits().max_pixels_in_flight)

@@ -59,7 +59,7 @@ ALL_DETECTORS = [name for name in DETECTORS.names(aliases=False) if name not in 
 HEAVY_EXTRAS = ("mtcnn", "yolo", "fastmtcnn")
 HEAVY_DETECTORS = {name for name in DETECTORS.names() if getattr(DETECTORS.entry(name).factory, "extra", "") in
                    HEAVY_EXTRAS}
-HEAVY_FILES = {"test_ray.py", "test_mtcnn.py"}
+HEAVY_FILES = {"test_ray.py", "test_mtcnn.py", "test_deepface_keras.py"}
 HEAVY_WORDS = ("ultralytics",)
 PARITY_MAX_SIDE = 1024  # photos are scaled down to this: sizes stay mixed, looped backends stay affordable
 
@@ -207,6 +207,33 @@ def generated_recognizers(tmp_path_factory: pytest.TempPathFactory) -> Dict[str,
     """Recognizer name -> build arguments for models tested on generated graphs (weights not kept here)."""
     folder = tmp_path_factory.mktemp("recognizers")
     return {**build_generated_recognizers(folder), **build_generated_deepface_recognizers(folder)}
+
+
+@pytest.fixture(scope="session")
+def deepface_home(tmp_path_factory: pytest.TempPathFactory):  # type: ignore[no-untyped-def]
+    """A DeepFace home folder (``$DEEPFACE_HOME``) for the session: its weights folder holds the generated SFace
+    graph and, with the dlib extra, dlib's real descriptor file; Keras models are added by the tests that use them
+    (:func:`generated_deepface_models.deepface_keras_weights`). DeepFace's own model cache is emptied around it."""
+    import shutil
+
+    from generated_deepface_models import sface_signature
+
+    from deepbatch.recognition.dlib_resnet import packaged_weights
+
+    home = tmp_path_factory.mktemp("deepface-home")
+    folder = home / ".deepface" / "weights"
+    folder.mkdir(parents=True)
+    sface_signature(folder / "face_recognition_sface_2021dec.onnx")
+    dlib_file = packaged_weights()
+    if dlib_file is not None:
+        shutil.copyfile(dlib_file, folder / dlib_file.name)
+    previous = os.environ.get("DEEPFACE_HOME")
+    os.environ["DEEPFACE_HOME"] = str(home)
+    yield home
+    if previous is None:
+        os.environ.pop("DEEPFACE_HOME", None)
+    else:
+        os.environ["DEEPFACE_HOME"] = previous
 
 
 def make_detector(name: str, generated: Dict[str, dict]):  # type: ignore[no-untyped-def]

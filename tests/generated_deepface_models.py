@@ -4,6 +4,8 @@
   ``face_recognition_sface_2021dec.onnx`` (input ``data`` ``[1, 3, 112, 112]``, output ``fc1`` ``[1, 128]``, both
   declared with batch 1). OpenCV's own ``FaceRecognizerSF`` loads it too, so it is the reference for SFace's
   alignment and pre-processing.
+* ``deepface_keras_weights``: DeepFace's own Keras architecture of a recognition model with random weights, saved
+  in DeepFace's format under DeepFace's file name in a DeepFace home folder (what DeepFace and deepbatch both load).
 * ``res10_ssd_signature``: a Caffe SSD with the input and output signature of OpenCV's res10 face detector
   (``deploy.prototxt`` + ``res10_300x300_ssd_iter_140000.caffemodel``): input ``data`` 300x300, prior boxes,
   softmaxed two-class confidences and a ``DetectionOutput`` layer ``detection_out`` ``[1, 1, K, 7]``. Its weights
@@ -12,8 +14,9 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Any, Dict, List, Tuple
 
 import numpy as np
 import onnx
@@ -51,6 +54,37 @@ def sface_signature(target: Path, seed: int = 0) -> Path:
     onnx.checker.check_model(model)
     onnx.save(model, str(target))
     return target
+
+
+def deepface_keras_weights(home: Path, name: str, seed: int = 0) -> Path:
+    """DeepFace's model ``name`` built by DeepFace's own code with random weights (seeded), saved where DeepFace looks
+    for its weight file (``home/.deepface/weights``); returns the file. DeepFace loads weights into the very model
+    it builds (before cutting a descriptor from it), so the file is saved at that moment, from that model."""
+    from unittest import mock
+
+    import deepface.DeepFace  # noqa: F401  (sets TF_USE_LEGACY_KERAS before TensorFlow is imported)
+    import tensorflow as tf
+    from deepface.commons import weight_utils
+    from deepface.modules import modeling
+
+    folder = home / ".deepface" / "weights"
+    folder.mkdir(parents=True, exist_ok=True)
+    saved: List[Path] = []
+
+    def locate(file_name: str, source_url: Any, compress_type: Any = None) -> str:
+        return str(folder / file_name)
+
+    def save(model: Any, weight_file: str) -> Any:
+        if not os.path.isfile(weight_file):
+            model.save_weights(weight_file)
+        saved.append(Path(weight_file))
+        return model
+
+    tf.keras.utils.set_random_seed(seed)
+    with mock.patch.object(weight_utils, "download_weights_if_necessary", locate), \
+            mock.patch.object(weight_utils, "load_model_weights", save):
+        modeling.get_model_class("facial_recognition", name)()
+    return saved[0]
 
 
 def build_generated_deepface_recognizers(folder: Path) -> Dict[str, dict]:

@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import Any, ClassVar, List, Mapping, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, ClassVar, List, Mapping, Optional, Tuple, Union
 
 import numpy as np
 
@@ -29,6 +29,10 @@ from .distance import check_metric
 from .normalization import NORMALIZATIONS as NORMALIZATIONS
 from .normalization import UnsupportedNormalizationError as UnsupportedNormalizationError
 from .normalization import normalize_faces, spec_for
+
+if TYPE_CHECKING:
+    from ..ops.align import FaceCrops
+    from ..structures import Faces
 
 logger = logging.getLogger(__name__)
 
@@ -79,6 +83,13 @@ class Recognizer(ABC):
     def spec_for(self, normalization: str = "base") -> InputSpec:
         """The input spec with DeepFace's ``normalization`` applied (see :mod:`deepbatch.recognition.normalization`)."""
         return spec_for(self.input_spec, normalization)
+
+    def cut_faces(self, image: np.ndarray, faces: Faces, align: bool,
+                  whole_image: bool) -> Optional[Tuple[FaceCrops, np.ndarray]]:
+        """``None``: the model reads the crops every recognizer reads. A model trained on another library's crops
+        returns its own ``(crops, model input)`` for ``faces`` in ``image`` (``whole_image``: the detector was
+        ``skip``)."""
+        return None
 
     def embed(self, faces: np.ndarray, batch_size: Optional[int] = None,
               spec: Optional[InputSpec] = None) -> np.ndarray:
