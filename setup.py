@@ -45,6 +45,9 @@ EXTRAS = {
     # facenet-pytorch itself is installed with `pip install --no-deps facenet-pytorch`: its metadata pins
     # torch<2.3, but it runs on current torch; these are the packages it really needs.
     "fastmtcnn": ["torch>=2.0", "torchvision>=0.15", "pillow>=9", "requests>=2.23"],
+    # `deepbatch serve`: FastAPI (routes, request models, OpenAPI) on uvicorn; python-multipart reads uploads, httpx
+    # is the load benchmark's client and the tests' (ASGI transport included).
+    "serve": ["fastapi>=0.110", "uvicorn>=0.29", "python-multipart>=0.0.9", "httpx>=0.27"],
 }
 
 setup(

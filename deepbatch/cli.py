@@ -706,6 +706,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "show how it batches: native, repaired or per_image (with the reason); other backends say "
                         "native or loop from their class, without loading their framework")
     models.set_defaults(handler=cmd_models)
+    from .serve.cli import add_serve_command
+    add_serve_command(command)
     return parser
 
 
