@@ -116,13 +116,11 @@ def as_bool(value: Any, name: str) -> bool:
         return bool(value)
     if isinstance(value, str) and value.strip().lower() in ("true", "1", "yes", "on", "false", "0", "no", "off"):
         return value.strip().lower() in ("true", "1", "yes", "on")
-    raise BadRequestError(f"{name} must be true or false, got {value!r}")
+    raise ArgumentError(f"{name} must be true or false, got {value!r}")
 
 
-def as_int(value: Any, name: str, optional: bool = False) -> Optional[int]:
-    if value is None or (optional and value == ""):
-        if optional:
-            return None
+def as_int(value: Any, name: str) -> int:
+    """An integer field from JSON (3, 3.0) or a form ("3")."""
     try:
         if isinstance(value, bool):
             raise ValueError
@@ -131,7 +129,7 @@ def as_int(value: Any, name: str, optional: bool = False) -> Optional[int]:
             raise ValueError
         return int(number)
     except (TypeError, ValueError):
-        raise BadRequestError(f"{name} must be an integer, got {value!r}") from None
+        raise ArgumentError(f"{name} must be an integer, got {value!r}") from None
 
 
 class Arguments:
@@ -154,7 +152,7 @@ class Arguments:
     def text(self, name: str, default: str) -> str:
         value = self.get(name, default)
         if not isinstance(value, str):
-            raise BadRequestError(f"{name} must be a string, got {type(value).__name__}")
+            raise ArgumentError(f"{name} must be a string, got {type(value).__name__}")
         return value
 
     def image(self, name: str) -> Any:
@@ -217,7 +215,7 @@ class Inputs:
         if isinstance(value, (bytes, bytearray)):
             return bytes(value)
         if not isinstance(value, str):
-            raise BadRequestError(f"{name} must be a base64 string, a data URI, a URL or an uploaded file, got "
+            raise ArgumentError(f"{name} must be a base64 string, a data URI, a URL or an uploaded file, got "
                                   f"{type(value).__name__}")
         head = value[:16].lower()
         if head.startswith("data:"):
@@ -282,6 +280,7 @@ class Service:
     def __init__(self, config: ServeConfig):
         self.config = config
         self.metrics = Metrics()
+        self.in_flight = 0  # requests being answered
         self.inputs = Inputs(config)
         self.batcher = Batcher(config.max_batch, config.max_wait_s, config.queue_limit, self.metrics,
                                config.detectors, config.recognizers)
@@ -298,7 +297,7 @@ class Service:
         """The request's images for field ``name`` and whether one was sent alone (not in a list)."""
         values, single = (value, False) if isinstance(value, list) else ([value], True)
         if not values:
-            raise BadRequestError(f"{name} is an empty list")
+            raise ArgumentError(f"{name} is an empty list")
         if len(values) > self.config.max_images:
             raise RequestLimitError(f"{len(values)} images in one request, over this service's limit of "
                                     f"{self.config.max_images} (--max-images)")
@@ -385,12 +384,15 @@ def create_app(config: Optional[ServeConfig] = None) -> Any:
             if not authorised(request):
                 response: Response = JSONResponse({"message": AUTH_MESSAGE}, status_code=401)
             else:
+                service.in_flight += 1
                 try:
                     response = JSONResponse(await handler(await read_arguments(request)))
                 except (DeepbatchError, ValueError) as exc:
                     response = error_response(exc)
                 except MemoryError as exc:
                     response = JSONResponse({"error": f"out of memory ({exc})"}, status_code=507)
+                finally:
+                    service.in_flight -= 1
             service.metrics.requests.inc(route=route, status=str(response.status_code))
             service.metrics.request_time.observe(time.perf_counter() - started, route=route)
             return response
@@ -505,6 +507,7 @@ def create_app(config: Optional[ServeConfig] = None) -> Any:
     @app.get("/health", summary="liveness and queue depth")
     async def health() -> Dict[str, Any]:
         return {"status": "ok", "version": __version__, "queued_images": service.batcher.queued,
+                "requests_in_flight": service.in_flight,
                 "detector": config.detector, "model": config.model}
 
     @app.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics")
