@@ -48,6 +48,8 @@ EXTRAS = {
     # `deepbatch serve`: FastAPI (routes, request models, OpenAPI) on uvicorn; python-multipart reads uploads, httpx
     # is the load benchmark's client and the tests' (ASGI transport included).
     "serve": ["fastapi>=0.110", "uvicorn>=0.29", "python-multipart>=0.0.9", "httpx>=0.27"],
+    # the page's test drives Debian's chromium with Selenium (the Makefile's install-test installs chromium)
+    "serve-test": ["selenium>=4.10"],
 }
 
 setup(
@@ -59,7 +61,7 @@ setup(
     license="MIT",
     python_requires=">=3.10",
     packages=find_packages(include=["deepbatch", "deepbatch.*"]),
-    package_data={"deepbatch": ["py.typed"]},
+    package_data={"deepbatch": ["py.typed", "serve/page/*.html", "serve/page/*.js"]},
     install_requires=[
         "numpy>=1.23",
         "opencv-python-headless>=4.8,<5",  # 4.x ships the Haar cascades the opencv backend uses; 5.x does not

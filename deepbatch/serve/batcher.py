@@ -16,6 +16,7 @@ the model for the two knobs: ``max_batch`` is its preferred batch size, ``max_wa
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import threading
 import time
@@ -32,6 +33,7 @@ from ..errors import DeepbatchError, FaceNotDetectedError, OverloadedError
 from ..ops.letterbox import InputSpec
 from ..recognition.base import Recognizer, resolve_recognizer
 from ..records import ImageRecord
+from ..runtime.session import GPU_PROVIDERS, threads_per_run, usable_cpus
 from ..stream import FaceRules, model_input
 from .metrics import Metrics
 
@@ -95,6 +97,7 @@ class Batcher:
         self._face_lock = threading.Condition()
         self._arriving = 0  # requests admitted whose images are still being read and decoded
         self._running = False
+        self._threads_per_stage: Optional[int] = None
         self._threads: List[threading.Thread] = []
 
     # -- admission, from the event loop ------------------------------------------------------------------------------
@@ -133,11 +136,19 @@ class Batcher:
     # -- life cycle --------------------------------------------------------------------------------------------------
 
     def start(self, warm: Tuple[Tuple[str, Optional[str]], ...] = ()) -> None:
-        """Start the worker threads; ``warm`` holds ``(detector, recognizer)`` names to load before serving."""
+        """Start the worker threads; ``warm`` holds ``(detector, recognizer)`` names to load before serving.
+
+        On a CPU each stage's models run on half the cores (one intra-op thread each on two cores): the two stages
+        then work side by side instead of both spreading every operator over all cores, which under load costs
+        more in thread hand-offs than it gains (measured on 2 cores: about 1.5x the throughput at concurrency 16).
+        Models on a GPU keep their sessions as they are."""
+        on_gpu = False
         for detector, recognizer in warm:
-            self._detector(detector)
+            providers = getattr(getattr(self._detector(detector), "model", None), "providers", None) or [""]
+            on_gpu = on_gpu or providers[0] in GPU_PROVIDERS
             if recognizer is not None:
                 self._recognizer(recognizer)
+        self._threads_per_stage = None if on_gpu else max(1, usable_cpus() // 2)
         self._running = True
         self._threads = [threading.Thread(target=self._detect_loop, name="deepbatch-serve-detect", daemon=True),
                          threading.Thread(target=self._embed_loop, name="deepbatch-serve-embed", daemon=True)]
@@ -194,7 +205,14 @@ class Batcher:
                 live.append(job)
         return live
 
+    def _stage_threads(self) -> Any:
+        return threads_per_run(self._threads_per_stage) if self._threads_per_stage else contextlib.nullcontext()
+
     def _detect_loop(self) -> None:
+        with self._stage_threads():
+            self._detect_until_stopped()
+
+    def _detect_until_stopped(self) -> None:
         while True:
             batch = self._take()
             if batch is None:
@@ -265,6 +283,10 @@ class Batcher:
     # -- embedding stage ---------------------------------------------------------------------------------------------
 
     def _embed_loop(self) -> None:
+        with self._stage_threads():
+            self._embed_until_stopped()
+
+    def _embed_until_stopped(self) -> None:
         while True:
             with self._face_lock:
                 while not self._faces:
