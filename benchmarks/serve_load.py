@@ -137,10 +137,13 @@ def batch_counts(url: str) -> tuple:
             metric(text, 'deepbatch_batch_size_sum{stage="detect"}'))
 
 
-async def load(url: str, bodies: List[bytes], concurrency: int, count: int, max_seconds: float) -> Dict[str, Any]:
-    """``count`` requests (or as many as fit in ``max_seconds``) from ``concurrency`` closed-loop clients."""
+async def load(url: str, bodies: List[bytes], concurrency: int, count: int, max_seconds: float,
+               keep_alive: bool = True) -> Dict[str, Any]:
+    """``count`` requests (or as many as fit in ``max_seconds``) from ``concurrency`` closed-loop clients
+    (``keep_alive=False``: a new connection per request, for servers that close them)."""
     latencies: List[float] = []
     codes: Dict[int, int] = {}
+    failures: Dict[str, int] = {}  # requests that got no HTTP answer, by exception
     sent = 0
     deadline = time.perf_counter() + max_seconds
 
@@ -153,13 +156,14 @@ async def load(url: str, bodies: List[bytes], concurrency: int, count: int, max_
             try:
                 response = await http.post(url, content=body, headers={"content-type": "application/json"})
                 code = response.status_code
-            except httpx.HTTPError:
+            except httpx.HTTPError as exc:
                 code = 0
+                failures[type(exc).__name__] = failures.get(type(exc).__name__, 0) + 1
             codes[code] = codes.get(code, 0) + 1
             if code == 200:
                 latencies.append(time.perf_counter() - started)
 
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency if keep_alive else 0)
     async with httpx.AsyncClient(timeout=300, limits=limits) as http:
         started = time.perf_counter()
         await asyncio.gather(*(client(http) for _ in range(concurrency)))
@@ -169,20 +173,24 @@ async def load(url: str, bodies: List[bytes], concurrency: int, count: int, max_
     def pick(q: float) -> float:
         return latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000 if latencies else float("nan")
 
-    return {"requests": sum(codes.values()), "ok": codes.get(200, 0), "errors": sum(codes.values()) - codes.get(200, 0),
-            "codes": codes, "wall_s": wall, "images_per_s": codes.get(200, 0) / wall, "p50_ms": pick(0.5),
-            "p99_ms": pick(0.99)}
+    ok = codes.get(200, 0)
+    return {"requests": sum(codes.values()), "ok": ok, "errors": sum(codes.values()) - ok, "codes": codes,
+            "failures": failures, "wall_s": wall, "images_per_s": ok / wall, "p50_ms": pick(0.5), "p99_ms": pick(0.99)}
 
 
 def run_levels(name: str, url: str, route: str, bodies: List[bytes], levels: Sequence[int], per_level: int,
                max_seconds: float, pid: Optional[int], deepbatch_metrics: bool) -> List[Dict[str, Any]]:
     rows = []
-    asyncio.run(load(url + route, bodies, 2, 4, 120))  # warm-up: models loaded, first runs done
+    keep_alive = deepbatch_metrics  # DeepFace's Flask server closes its connections after each answer
+    warm = asyncio.run(load(url + route, bodies, 1, 2, 300, keep_alive))  # models loaded (lazily, by DeepFace)
+    if not warm["ok"]:
+        raise RuntimeError(f"{name}: the warm-up requests failed: {warm['codes']} {warm['failures']}")
     for concurrency in levels:
         before = batch_counts(url) if deepbatch_metrics else (0.0, 0.0)
         memory = rss_mib(pid) if pid else float("nan")
         cpu = cpu_seconds(pid) if pid else float("nan")
-        result = asyncio.run(load(url + route, bodies, concurrency, max(per_level, 2 * concurrency), max_seconds))
+        result = asyncio.run(load(url + route, bodies, concurrency, max(per_level, 2 * concurrency), max_seconds,
+                                  keep_alive))
         after = batch_counts(url) if deepbatch_metrics else (0.0, 0.0)
         calls = after[0] - before[0]
         used = (cpu_seconds(pid) - cpu) if pid else float("nan")
@@ -246,6 +254,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--pair", default="scrfd:arcface_mbf", help="DETECTOR:RECOGNIZER (deepbatch names)")
     parser.add_argument("--rows", default="serve,batch1,offline,queue")
     parser.add_argument("--concurrency", default="1,4,16,64")
+    parser.add_argument("--deepface-concurrency", default="1,4,16",
+                        help="levels for DeepFace's server (it answers about one image per second here)")
     parser.add_argument("--requests", type=int, default=48, help="requests per level (at least 2 x concurrency)")
     parser.add_argument("--max-seconds", type=float, default=25.0, help="time limit per level")
     parser.add_argument("--photo-count", type=int, default=24, help="photos used, in name order")
@@ -287,7 +297,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 names = {"model_name": DEEPFACE_NAMES.get(model, model),
                          "detector_backend": DEEPFACE_NAMES.get(detector, detector)}
                 deepface_bodies = [json.dumps({"img": uri, **options, **names}).encode() for uri in data_uris]
-                results += run_levels("deepface", url, "/represent", deepface_bodies, levels, args.requests,
+                deepface_levels = [int(c) for c in args.deepface_concurrency.split(",")]
+                results += run_levels("deepface", url, "/represent", deepface_bodies, deepface_levels, args.requests,
                                       args.max_seconds, process.pid, False)
             finally:
                 stop(process)
