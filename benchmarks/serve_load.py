@@ -301,6 +301,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 results += run_levels("deepface", url, "/represent", deepface_bodies, deepface_levels, args.requests,
                                       args.max_seconds, process.pid, False)
             finally:
+                if process.poll() is not None:
+                    log = (home / "deepface_api.log").read_text(errors="replace")
+                    print(f"DeepFace's server exited with {process.returncode}; its log ends with:\n{log[-2000:]}",
+                          file=sys.stderr)
                 stop(process)
         finally:
             shutil.rmtree(home, ignore_errors=True)

@@ -427,13 +427,12 @@ def create_app(config: Optional[ServeConfig] = None) -> Any:
                              args.flag("align", True))
         normalization = args.text("normalization", "base")
         threshold = args.get("threshold")
-        recognizer = service.batcher._recognizer(model) if model in config.recognizers else None
+        recognizer = await run_in_threadpool(service.batcher.recognizer_for, model)  # built once, then cached
         sides: List[Any] = []
         pending: List[Tuple[int, Any]] = []
         for side, name in enumerate(("img1", "img2")):
             value = args.image(name)
             if _is_embedding(value) and value and not isinstance(value[0], (str, bytes)):
-                recognizer = recognizer or await run_in_threadpool(service.batcher._recognizer, model)
                 sides.append(_given_embedding(value, recognizer, side + 1))
             else:
                 sides.append(None)
@@ -450,7 +449,6 @@ def create_app(config: Optional[ServeConfig] = None) -> Any:
                 raise _at_pair(exc.at(None), 0, ("img1", "img2")[side], True) from None
             for (side, _), record in zip(pending, records):
                 sides[side] = record
-        recognizer = recognizer or await run_in_threadpool(service.batcher._recognizer, model)
         limit = recognizer.threshold(metric) if threshold is None else float(threshold)
         calibrated = limit if metric not in recognizer.thresholds else recognizer.threshold(metric)
         distance, i, j = _best_pair(sides[0], sides[1], metric)

@@ -39,9 +39,12 @@ from .metrics import Metrics
 
 logger = logging.getLogger(__name__)
 
-# Measured with benchmarks/serve_load.py on 2 cores (SCRFD-500M at 640 + ArcFace-MBF): batches of 8 to 16 images
-# keep both cores busy at concurrency 16 and 64; a wait of 5 ms is shorter than one detector call (30-40 ms), so a
-# batch forming under load costs little latency, and a lone request is never held back at all.
+# On a CPU the models cost the same per image at any batch size, and so do requests batched together: on 2 cores,
+# interleaved runs of benchmarks/serve_load.py at concurrency 16 gave 105-108 CPU ms and 3.1-3.4 images/s per image
+# with batches of up to 16 (5.3 formed on average) against 106-117 ms and 3.1-3.2 images/s served one by one. On a
+# GPU each call has a fixed cost that a batch spreads (the library's "auto" batch there is 32); 16 takes most of that
+# gain while the last image of a batch waits for 16 images, not 32. The wait of 5 ms is far below one detector call
+# (about 40 ms on a free core), and it is only spent while other requests are still being decoded.
 DEFAULT_MAX_BATCH = 16
 DEFAULT_MAX_WAIT_S = 0.005
 DEFAULT_QUEUE_LIMIT = 64
@@ -144,10 +147,10 @@ class Batcher:
         Models on a GPU keep their sessions as they are."""
         on_gpu = False
         for detector, recognizer in warm:
-            providers = getattr(getattr(self._detector(detector), "model", None), "providers", None) or [""]
+            providers = getattr(getattr(self.detector_for(detector), "model", None), "providers", None) or [""]
             on_gpu = on_gpu or providers[0] in GPU_PROVIDERS
             if recognizer is not None:
-                self._recognizer(recognizer)
+                self.recognizer_for(recognizer)
         self._threads_per_stage = None if on_gpu else max(1, usable_cpus() // 2)
         self._running = True
         self._threads = [threading.Thread(target=self._detect_loop, name="deepbatch-serve-detect", daemon=True),
@@ -171,11 +174,13 @@ class Batcher:
 
     # -- models ------------------------------------------------------------------------------------------------------
 
-    def _detector(self, name: str) -> Detector:
+    def detector_for(self, name: str) -> Detector:
+        """The detector served as ``name``: one given at construction, else the registered one (built once)."""
         found = self._detectors.get(name)
         return found if found is not None else resolve_detector(name)
 
-    def _recognizer(self, name: str) -> Recognizer:
+    def recognizer_for(self, name: str) -> Recognizer:
+        """The recognizer served as ``name``: one given at construction, else the registered one (built once)."""
         found = self._recognizers.get(name)
         return found if found is not None else resolve_recognizer(name)
 
@@ -232,7 +237,7 @@ class Batcher:
         for name, jobs in groups.items():
             started = time.perf_counter()
             try:
-                detector = self._detector(name)
+                detector = self.detector_for(name)
                 found = detector.infer_batch(detector.prepare_batch([job.image for job in jobs]))
                 if len(found) != len(jobs):
                     raise RuntimeError(f"{name} returned {len(found)} results for {len(jobs)} images")
@@ -268,7 +273,7 @@ class Batcher:
                 record.points = cut.points
                 record.crops = cut.crops if job.crops else None
                 if job.recognizer is not None:
-                    job.pixels = model_input(cut, int(self._recognizer(job.recognizer).input_size))
+                    job.pixels = model_input(cut, int(self.recognizer_for(job.recognizer).input_size))
         except FaceNotDetectedError as exc:
             job.future.set_exception(exc)
             return False
@@ -311,7 +316,7 @@ class Batcher:
         for (name, normalization), members in groups.items():
             started = time.perf_counter()
             try:
-                recognizer = self._recognizer(name)
+                recognizer = self.recognizer_for(name)
                 spec: InputSpec = recognizer.spec_for(normalization)
                 pixels = [job.pixels for job in members if job.pixels is not None and len(job.pixels)]
                 count = sum(len(p) for p in pixels)

@@ -7,7 +7,7 @@ under one lock from the event loop and the worker threads.
 from __future__ import annotations
 
 import threading
-from typing import Dict, List, Sequence, Tuple
+from typing import Any, Dict, List, Sequence, Tuple
 
 Labels = Tuple[Tuple[str, str], ...]
 
@@ -105,6 +105,6 @@ class Metrics:
         self.model_errors = Counter("deepbatch_model_errors_total", "model calls that raised, by stage")
 
     def render(self) -> str:
-        series = [self.requests, self.request_time, self.batch_size, self.queue_wait, self.stage_time,
+        series: List[Any] = [self.requests, self.request_time, self.batch_size, self.queue_wait, self.stage_time,
                   self.queue_depth, self.rejected, self.model_errors]
         return "\n".join(line for s in series for line in s.render()) + "\n"
