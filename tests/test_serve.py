@@ -383,6 +383,7 @@ def test_timeout_answers_504(photos: Dict[str, bytes]) -> None:
     asyncio.run(run())
 
 
+@pytest.mark.slow  # starts `deepbatch serve` as its own process: imports and model loading, about 30 s here
 def test_sigterm_finishes_in_flight_requests(photos: Dict[str, bytes], tmp_path: Path) -> None:
     """``deepbatch serve`` as a process: SIGTERM while requests are in flight; they are answered, new connections
     are refused, the process exits with 0."""
