@@ -63,6 +63,11 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise MissingDependencyError("uvicorn", "serve", "deepbatch serve") from exc
     from .app import ServeConfig, create_app
 
+    from ..detectors.base import DETECTORS
+    from ..recognition.base import RECOGNIZERS
+
+    DETECTORS.canonical(args.detector)  # a misspelt name fails here, before the server starts
+    RECOGNIZERS.canonical(args.model)
     if args.allow_path is not None and not args.allow_path.is_dir():
         raise ArgumentError(f"--allow-path must be an existing folder, got {str(args.allow_path)!r}")
     config = ServeConfig(detector=args.detector, model=args.model, max_batch=args.max_batch,
