@@ -61,10 +61,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         import uvicorn
     except ImportError as exc:
         raise MissingDependencyError("uvicorn", "serve", "deepbatch serve") from exc
-    from .app import ServeConfig, create_app
-
     from ..detectors.base import DETECTORS
     from ..recognition.base import RECOGNIZERS
+    from .app import ServeConfig, create_app
 
     DETECTORS.canonical(args.detector)  # a misspelt name fails here, before the server starts
     RECOGNIZERS.canonical(args.model)
