@@ -50,6 +50,8 @@ EXTRAS = {
     "serve": ["fastapi>=0.110", "uvicorn>=0.29", "python-multipart>=0.0.9", "httpx>=0.27"],
     # the page's test drives Debian's chromium with Selenium (the Makefile's install-test installs chromium)
     "serve-test": ["selenium>=4.10"],
+    # `deepbatch serve --engine ray`: replicas on Ray Serve, batched by its @serve.batch
+    "serve-ray": ["ray[serve]>=2.55,<3"],
 }
 
 setup(

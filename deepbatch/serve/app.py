@@ -277,13 +277,13 @@ def error_response(exc: BaseException) -> Any:
 class Service:
     """The state behind the routes: the configuration, the batcher, the metrics."""
 
-    def __init__(self, config: ServeConfig):
+    def __init__(self, config: ServeConfig, batcher: Optional[Batcher] = None):
         self.config = config
-        self.metrics = Metrics()
         self.in_flight = 0  # requests being answered
         self.inputs = Inputs(config)
-        self.batcher = Batcher(config.max_batch, config.max_wait_s, config.queue_limit, self.metrics,
-                               config.detectors, config.recognizers)
+        self.batcher = batcher or Batcher(config.max_batch, config.max_wait_s, config.queue_limit, Metrics(),
+                                          config.detectors, config.recognizers)
+        self.metrics = self.batcher.metrics
 
     def detector_name(self, args: Arguments) -> str:
         name = args.text("detector_backend", self.config.detector)
@@ -350,10 +350,11 @@ def _face_png(pixels: np.ndarray) -> str:
     return "data:image/png;base64," + base64.b64encode(data.tobytes()).decode("ascii")
 
 
-def create_app(config: Optional[ServeConfig] = None) -> Any:
-    """The ASGI application (FastAPI) serving ``config``."""
+def create_app(config: Optional[ServeConfig] = None, batcher: Optional[Batcher] = None) -> Any:
+    """The ASGI application (FastAPI) serving ``config``; ``batcher`` replaces the default one (another engine
+    forming the batches, see :mod:`deepbatch.serve.ray_engine`)."""
     config = config or ServeConfig()
-    service = Service(config)
+    service = Service(config, batcher)
 
     @asynccontextmanager
     async def lifespan(app: Any) -> Any:
@@ -505,7 +506,7 @@ def create_app(config: Optional[ServeConfig] = None) -> Any:
     @app.get("/health", summary="liveness and queue depth")
     async def health() -> Dict[str, Any]:
         return {"status": "ok", "version": __version__, "queued_images": service.batcher.queued,
-                "requests_in_flight": service.in_flight,
+                "requests_in_flight": service.in_flight, "pid": os.getpid(),
                 "detector": config.detector, "model": config.model}
 
     @app.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics")

@@ -109,7 +109,7 @@ class Batcher:
         """Reserve room for a request of ``images`` images before decoding it; raises :class:`OverloadedError` when
         the queue (images waiting for detection plus images being decoded) would exceed ``queue_limit``."""
         with self._lock:
-            if len(self._queue) + self._arriving + images > self.queue_limit:
+            if self.queued + self._arriving + images > self.queue_limit:
                 self.metrics.rejected.inc()
                 raise OverloadedError(f"the service is at its queue limit of {self.queue_limit} images; retry later")
             self._arriving += images
@@ -138,13 +138,13 @@ class Batcher:
 
     # -- life cycle --------------------------------------------------------------------------------------------------
 
-    def start(self, warm: Tuple[Tuple[str, Optional[str]], ...] = ()) -> None:
-        """Start the worker threads; ``warm`` holds ``(detector, recognizer)`` names to load before serving.
+    def start(self, warm: Tuple[Tuple[str, Optional[str]], ...] = (), workers: bool = True) -> None:
+        """Start the worker threads (``workers=False``: none, batches come through :meth:`run_batch`); ``warm``
+        holds ``(detector, recognizer)`` names to load before serving.
 
-        On a CPU each stage's models run on half the cores (one intra-op thread each on two cores): the two stages
-        then work side by side instead of both spreading every operator over all cores, which under load costs
-        more in thread hand-offs than it gains (measured on 2 cores: about 1.5x the throughput at concurrency 16).
-        Models on a GPU keep their sessions as they are."""
+        On a CPU each stage's models run on half the cores (one intra-op thread each on two cores), as the library's
+        parallel chunks do: the two stages then work side by side instead of both spreading every operator over
+        all cores. Models on a GPU keep their sessions as they are."""
         on_gpu = False
         for detector, recognizer in warm:
             providers = getattr(getattr(self.detector_for(detector), "model", None), "providers", None) or [""]
@@ -153,6 +153,8 @@ class Batcher:
                 self.recognizer_for(recognizer)
         self._threads_per_stage = None if on_gpu else max(1, usable_cpus() // 2)
         self._running = True
+        if not workers:
+            return
         self._threads = [threading.Thread(target=self._detect_loop, name="deepbatch-serve-detect", daemon=True),
                          threading.Thread(target=self._embed_loop, name="deepbatch-serve-embed", daemon=True)]
         for thread in self._threads:
@@ -226,9 +228,23 @@ class Batcher:
                     self._face_lock.notify_all()
                 return
             if batch:
-                self._detect(batch)
+                embed = self._detect(batch)
+                if embed:
+                    with self._face_lock:
+                        self._faces.append(embed)
+                        self._face_lock.notify_all()
 
-    def _detect(self, batch: List[Job]) -> None:
+    def run_batch(self, jobs: List[Job]) -> None:
+        """Detect and embed ``jobs`` as one batch, in the calling thread, resolving their futures (for engines
+        that form the batches themselves, such as Ray Serve's ``@serve.batch``)."""
+        live = [job for job in jobs if job.future.set_running_or_notify_cancel()]
+        with self._stage_threads():
+            embed = self._detect(live) if live else []
+            if embed:
+                self._embed(embed)
+
+    def _detect(self, batch: List[Job]) -> List[Job]:
+        """Detect and cut ``batch``; resolves the jobs that need no embedding and returns the others."""
         self.metrics.batch_size.observe(len(batch), stage="detect")
         groups: Dict[str, List[Job]] = {}
         for job in batch:
@@ -252,14 +268,10 @@ class Batcher:
             for job, faces in zip(jobs, found):
                 if self._cut(job, faces):
                     ready.append(job)
-        embed = [job for job in ready if job.recognizer is not None]
         for job in ready:
             if job.recognizer is None:
                 job.future.set_result(job.record)
-        if embed:
-            with self._face_lock:
-                self._faces.append(embed)
-                self._face_lock.notify_all()
+        return [job for job in ready if job.recognizer is not None]
 
     def _cut(self, job: Job, faces: Any) -> bool:
         """Apply the job's face rules and cut its faces, as :func:`~deepbatch.stream.iter_records` does; False

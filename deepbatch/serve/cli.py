@@ -52,6 +52,10 @@ def add_serve_command(command: Callable[..., argparse.ArgumentParser]) -> argpar
                        help="require 'Authorization: Bearer TOKEN' (default $DEEPBATCH_AUTH_TOKEN; none: open)")
     serve.add_argument("--graceful-timeout", type=float, default=30.0,
                        help="seconds SIGTERM waits for requests in flight (default 30)")
+    serve.add_argument("--engine", choices=("local", "ray"), default="local",
+                       help="local: one process, batched by its own threads (default); ray: Ray Serve replicas, "
+                            "batched by Ray Serve's @serve.batch (needs the serve-ray extra)")
+    serve.add_argument("--replicas", type=int, default=1, help="replicas with --engine ray (default 1)")
     serve.set_defaults(handler=cmd_serve)
     return serve
 
@@ -74,6 +78,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
                          max_body_bytes=args.max_body_bytes, max_images=args.max_images, max_pixels=args.max_pixels,
                          timeout_s=args.timeout, allow_path=args.allow_path, allow_urls=args.allow_urls,
                          token=args.token or None)
+    if args.engine == "ray":
+        from .ray_engine import run
+
+        if args.replicas < 1:
+            raise ArgumentError(f"--replicas must be a positive integer, got {args.replicas}")
+        return run(config, args.replicas, args.host, args.port)
     app: Any = create_app(config)
     logger.warning("deepbatch serve on http://%s:%d (detector %s, model %s)", args.host, args.port, args.detector,
                    args.model)
