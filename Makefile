@@ -25,6 +25,11 @@ install-test:
 	$(PYTHON) -m pip install -q -e ".[dev]"
 	$(PYTHON) -m pip install -q -e ".[yolo,mtcnn,dlib]"
 	$(PYTHON) -m pip install -q -e ".[fastmtcnn,find]"
+	$(PYTHON) -m pip install -q -e ".[serve,serve-test,serve-ray]"
+	@# the page test's headless browser, where this runs as root on a system with apt (elsewhere that test skips)
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && ! command -v chromedriver >/dev/null 2>&1; then \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 || \
+		echo "chromium could not be installed: the page test of deepbatch serve will skip"; fi
 	$(PYTHON) -m pip install -q --no-deps "facenet-pytorch>=2.5"
 	$(PYTHON) -m pip install -q -e ".[insightface]"
 	$(PYTHON) -m pip install -q --no-deps "insightface>=0.7.3"

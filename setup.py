@@ -54,6 +54,13 @@ EXTRAS = {
     # facenet-pytorch itself is installed with `pip install --no-deps facenet-pytorch`: its metadata pins
     # torch<2.3, but it runs on current torch; these are the packages it really needs.
     "fastmtcnn": ["torch>=2.0", "torchvision>=0.15", "pillow>=9", "requests>=2.23"],
+    # `deepbatch serve`: FastAPI (routes, request models, OpenAPI) on uvicorn; python-multipart reads uploads, httpx
+    # is the load benchmark's client and the tests' (ASGI transport included).
+    "serve": ["fastapi>=0.110", "uvicorn>=0.29", "python-multipart>=0.0.9", "httpx>=0.27"],
+    # the page's test drives Debian's chromium with Selenium (the Makefile's install-test installs chromium)
+    "serve-test": ["selenium>=4.10"],
+    # `deepbatch serve --engine ray`: replicas on Ray Serve, batched by its @serve.batch
+    "serve-ray": ["ray[serve]>=2.55,<3"],
 }
 
 setup(
@@ -65,7 +72,7 @@ setup(
     license="MIT",
     python_requires=">=3.10",
     packages=find_packages(include=["deepbatch", "deepbatch.*"]),
-    package_data={"deepbatch": ["py.typed"]},
+    package_data={"deepbatch": ["py.typed", "serve/page/*.html", "serve/page/*.js"]},
     install_requires=[
         "numpy>=1.23",
         "opencv-python-headless>=4.8,<5",  # 4.x ships the Haar cascades the opencv backend uses; 5.x does not

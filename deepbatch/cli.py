@@ -767,6 +767,8 @@ def build_parser() -> argparse.ArgumentParser:
     models.add_argument("--wide", action="store_true", help=f"one line per model, as wide as its text (by default "
                         f"cells wrap to fit {TABLE_WIDTH} columns)")
     models.set_defaults(handler=cmd_models)
+    from .serve.cli import add_serve_command
+    add_serve_command(command)
     return parser
 
 

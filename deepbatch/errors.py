@@ -150,3 +150,11 @@ class MissingDependencyError(DeepbatchError, ImportError):
 
 class ModelFormatError(DeepbatchError, ValueError):
     """A model file does not have the inputs and outputs its backend expects, or cannot be made to batch safely."""
+
+
+class OverloadedError(DeepbatchError, RuntimeError):
+    """The service's queue is full (or it is shutting down): the request was not taken; retry later (HTTP 503)."""
+
+
+class RequestLimitError(DeepbatchError, ValueError):
+    """A request to the service is over one of its limits (body size, images per request, pixels; HTTP 413)."""

@@ -1,0 +1,318 @@
+"""Load benchmark of ``deepbatch serve``: throughput and latency under concurrent requests, on loopback only.
+
+Rows, for one detector + recognizer pair on the same photos:
+
+* ``serve``: ``deepbatch serve`` as its own process, batching across requests (its default ``--max-batch``);
+* ``batch1``: the same with ``--max-batch 1`` (every request alone: what a server without cross-request batching
+  does with the same models);
+* ``offline``: the library's ``represent`` over all the photos in one call (its throughput), and one photo at a time
+  (its single-image latency, the reference for the service's latency at concurrency 1);
+* ``deepface``: DeepFace's own API server (its Flask app, threaded) on the same detector and recognizer, its weights
+  in a temporary ``DEEPFACE_HOME`` (YuNet from ``--weights``; Dlib's from ``face_recognition_models``);
+* ``queue``: ``deepbatch serve --queue-limit 32`` at concurrency 64: every request answered (200 or 503), server
+  memory before and after.
+
+The load generator is closed-loop: ``C`` clients, each sending its next request when the last one is answered, one
+photo per request (a JSON body with a data URI, encoded before timing), bounded by ``--requests`` per level (at least
+``2 C``) and ``--max-seconds``. Throughput counts images answered with 200 per second of wall time; p50/p99 are of
+the answered requests' latencies; ``batch`` is the mean detector batch the service formed (from ``/metrics``).
+
+    python benchmarks/serve_load.py --photos ../shared/dataset --rows serve,batch1,offline,queue
+    python benchmarks/serve_load.py --pair yunet:dlib --rows serve,offline,deepface --concurrency 1,4,16
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import base64
+import json
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+DEEPFACE_NAMES = {"yunet": "yunet", "opencv": "opencv", "retinaface": "retinaface", "dlib": "Dlib",
+                  "sface": "SFace", "arcface": "ArcFace"}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def rss_mib(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of process ``pid`` and its threads so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def wait_ready(url: str, process: subprocess.Popen, seconds: float = 180) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited with {process.returncode}")
+        try:
+            if httpx.get(url, timeout=2).status_code < 500:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.3)
+    raise RuntimeError(f"{url} did not answer within {seconds:g} s")
+
+
+def start_deepbatch(detector: str, model: str, extra: Sequence[str]) -> tuple:
+    port = free_port()
+    env = {**os.environ, "PYTHONPATH": str(ROOT) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    process = subprocess.Popen([sys.executable, "-m", "deepbatch", "serve", "--port", str(port), "--backend", detector,
+                                "--model", model, *extra], env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    wait_ready(url + "/health", process)
+    return process, url
+
+
+def start_deepface(weights: Path, home: Path) -> tuple:
+    """DeepFace's API server (its own Flask app, threaded) with YuNet's and Dlib's weights in ``home``."""
+    folder = home / ".deepface" / "weights"
+    folder.mkdir(parents=True, exist_ok=True)
+    yunet = sorted(weights.glob("face_detection_yunet*.onnx"))
+    if yunet:
+        shutil.copy(yunet[0], folder / "face_detection_yunet_2023mar.onnx")
+    import importlib.util
+
+    spec = importlib.util.find_spec("face_recognition_models")  # not imported: it needs pkg_resources
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("DeepFace's Dlib model needs the weights of face_recognition_models (the dlib extra)")
+    models = Path(list(spec.submodule_search_locations)[0]) / "models"
+    shutil.copy(models / "dlib_face_recognition_resnet_model_v1.dat",
+                folder / "dlib_face_recognition_resnet_model_v1.dat")
+    port = free_port()
+    code = ("from deepface.api.src.app import create_app; "
+            f"create_app().run(host='127.0.0.1', port={port}, threaded=True)")
+    env = {**os.environ, "DEEPFACE_HOME": str(home), "TF_CPP_MIN_LOG_LEVEL": "3"}
+    log = open(home / "deepface_api.log", "w")
+    process = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    wait_ready(url + "/", process)
+    return process, url
+
+
+def stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+def metric(text: str, name: str) -> float:
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith(name))
+
+
+def batch_counts(url: str) -> tuple:
+    try:
+        text = httpx.get(url + "/metrics", timeout=10).text
+    except httpx.HTTPError:
+        return 0.0, 0.0
+    return (metric(text, 'deepbatch_batch_size_count{stage="detect"}'),
+            metric(text, 'deepbatch_batch_size_sum{stage="detect"}'))
+
+
+async def load(url: str, bodies: List[bytes], concurrency: int, count: int, max_seconds: float,
+               keep_alive: bool = True) -> Dict[str, Any]:
+    """``count`` requests (or as many as fit in ``max_seconds``) from ``concurrency`` closed-loop clients
+    (``keep_alive=False``: a new connection per request, for servers that close them)."""
+    latencies: List[float] = []
+    codes: Dict[int, int] = {}
+    failures: Dict[str, int] = {}  # requests that got no HTTP answer, by exception
+    sent = 0
+    deadline = time.perf_counter() + max_seconds
+
+    async def client(http: httpx.AsyncClient) -> None:
+        nonlocal sent
+        while sent < count and time.perf_counter() < deadline:
+            body = bodies[sent % len(bodies)]
+            sent += 1
+            started = time.perf_counter()
+            try:
+                response = await http.post(url, content=body, headers={"content-type": "application/json"})
+                code = response.status_code
+            except httpx.HTTPError as exc:
+                code = 0
+                failures[type(exc).__name__] = failures.get(type(exc).__name__, 0) + 1
+            codes[code] = codes.get(code, 0) + 1
+            if code == 200:
+                latencies.append(time.perf_counter() - started)
+
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency if keep_alive else 0)
+    async with httpx.AsyncClient(timeout=300, limits=limits) as http:
+        started = time.perf_counter()
+        await asyncio.gather(*(client(http) for _ in range(concurrency)))
+        wall = time.perf_counter() - started
+    latencies.sort()
+
+    def pick(q: float) -> float:
+        return latencies[min(len(latencies) - 1, int(q * len(latencies)))] * 1000 if latencies else float("nan")
+
+    ok = codes.get(200, 0)
+    return {"requests": sum(codes.values()), "ok": ok, "errors": sum(codes.values()) - ok, "codes": codes,
+            "failures": failures, "wall_s": wall, "images_per_s": ok / wall, "p50_ms": pick(0.5), "p99_ms": pick(0.99)}
+
+
+def run_levels(name: str, url: str, route: str, bodies: List[bytes], levels: Sequence[int], per_level: int,
+               max_seconds: float, pid: Optional[int], deepbatch_metrics: bool) -> List[Dict[str, Any]]:
+    rows = []
+    keep_alive = deepbatch_metrics  # DeepFace's Flask server closes its connections after each answer
+    warm = asyncio.run(load(url + route, bodies, 1, 2, 300, keep_alive))  # models loaded (lazily, by DeepFace)
+    if not warm["ok"]:
+        raise RuntimeError(f"{name}: the warm-up requests failed: {warm['codes']} {warm['failures']}")
+    for concurrency in levels:
+        before = batch_counts(url) if deepbatch_metrics else (0.0, 0.0)
+        memory = rss_mib(pid) if pid else float("nan")
+        cpu = cpu_seconds(pid) if pid else float("nan")
+        result = asyncio.run(load(url + route, bodies, concurrency, max(per_level, 2 * concurrency), max_seconds,
+                                  keep_alive))
+        after = batch_counts(url) if deepbatch_metrics else (0.0, 0.0)
+        calls = after[0] - before[0]
+        used = (cpu_seconds(pid) - cpu) if pid else float("nan")
+        result.update(row=name, concurrency=concurrency, batch=(after[1] - before[1]) / calls if calls else None,
+                      rss_before_mib=memory, rss_after_mib=rss_mib(pid) if pid else float("nan"),
+                      cpu_ms_per_image=1000 * used / max(1, result["ok"]))
+        rows.append(result)
+        print(format_row(result), flush=True)
+    return rows
+
+
+def offline(photos: List[bytes], detector: str, model: str, repeat: int) -> List[Dict[str, Any]]:
+    import deepbatch
+
+    deepbatch.represent(photos[0], model_name=model, detector_backend=detector, enforce_detection=False)
+    batch = photos * repeat
+    cpu = cpu_seconds(os.getpid())
+    started = time.perf_counter()
+    deepbatch.represent(batch, model_name=model, detector_backend=detector, enforce_detection=False, on_error="skip")
+    wall = time.perf_counter() - started
+    cpu = cpu_seconds(os.getpid()) - cpu
+    single = []
+    for data in photos:
+        started = time.perf_counter()
+        deepbatch.represent(data, model_name=model, detector_backend=detector, enforce_detection=False)
+        single.append(time.perf_counter() - started)
+    single.sort()
+    rows = [{"row": "offline", "concurrency": "batch", "requests": len(batch), "ok": len(batch), "errors": 0,
+             "images_per_s": len(batch) / wall, "p50_ms": float("nan"), "p99_ms": float("nan"), "batch": None,
+             "cpu_ms_per_image": 1000 * cpu / len(batch)},
+            {"row": "offline", "concurrency": "1 by 1", "requests": len(single), "ok": len(single), "errors": 0,
+             "images_per_s": len(single) / sum(single), "p50_ms": statistics.median(single) * 1000,
+             "p99_ms": single[min(len(single) - 1, int(0.99 * len(single)))] * 1000, "batch": None}]
+    for row in rows:
+        print(format_row(row), flush=True)
+    return rows
+
+
+def format_row(row: Dict[str, Any]) -> str:
+    batch = "" if row.get("batch") is None else f"{row['batch']:.1f}"
+    codes = row.get("codes") or {}
+    refused = codes.get(503, 0)
+    memory = ""
+    if row.get("rss_before_mib") == row.get("rss_before_mib") and row.get("rss_before_mib") is not None:
+        memory = f"{row['rss_before_mib']:.0f} -> {row['rss_after_mib']:.0f}"
+    cpu = row.get("cpu_ms_per_image")
+    cpu_text = "" if cpu is None else f"{cpu:.0f}"
+    return (f"| {row['row']} | {row['concurrency']} | {row['requests']} | {row['images_per_s']:.1f} | "
+            f"{row['p50_ms']:.0f} | {row['p99_ms']:.0f} | {row['errors']} | {refused} | {batch} | {cpu_text} | "
+            f"{memory} |")
+
+
+HEADER = ("| row | concurrency | requests | images/s | p50 ms | p99 ms | errors | of which 503 | mean batch | "
+          "CPU ms/image | server RSS MiB |\n|---|---|---|---|---|---|---|---|---|---|---|")
+
+
+def main(argv: Optional[Sequence[str]] = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--photos", type=Path, default=Path(os.environ.get("DEEPBATCH_TEST_DATA", "../shared/dataset")))
+    parser.add_argument("--weights", type=Path, default=Path(os.environ.get("DEEPBATCH_WEIGHTS", "../shared/weights")))
+    parser.add_argument("--pair", default="scrfd:arcface_mbf", help="DETECTOR:RECOGNIZER (deepbatch names)")
+    parser.add_argument("--rows", default="serve,batch1,offline,queue")
+    parser.add_argument("--concurrency", default="1,4,16,64")
+    parser.add_argument("--deepface-concurrency", default="1,4,16",
+                        help="levels for DeepFace's server (it answers about one image per second here)")
+    parser.add_argument("--requests", type=int, default=48, help="requests per level (at least 2 x concurrency)")
+    parser.add_argument("--max-seconds", type=float, default=25.0, help="time limit per level")
+    parser.add_argument("--photo-count", type=int, default=24, help="photos used, in name order")
+    parser.add_argument("--json", type=Path, default=None)
+    args = parser.parse_args(argv)
+    detector, model = args.pair.split(":")
+    rows_wanted = args.rows.split(",")
+    levels = [int(c) for c in args.concurrency.split(",")]
+    paths = sorted(p for p in args.photos.glob("*.jpg"))[: args.photo_count]
+    photos = [p.read_bytes() for p in paths]
+    data_uris = ["data:image/jpeg;base64," + base64.b64encode(p).decode("ascii") for p in photos]
+    options = {"enforce_detection": False}
+    bodies = [json.dumps({"img": uri, **options}).encode() for uri in data_uris]
+    print(f"{len(photos)} photos from {args.photos}, pair {detector} + {model}, {os.cpu_count()} CPUs\n\n{HEADER}",
+          flush=True)
+    results: List[Dict[str, Any]] = []
+    for name, extra in (("serve", []), ("batch1", ["--max-batch", "1"])):
+        if name in rows_wanted:
+            process, url = start_deepbatch(detector, model, extra)
+            try:
+                results += run_levels(name, url, "/represent", bodies, levels, args.requests, args.max_seconds,
+                                      process.pid, True)
+            finally:
+                stop(process)
+    if "offline" in rows_wanted:
+        results += offline(photos, detector, model, max(1, args.requests // len(photos)))
+    if "queue" in rows_wanted:
+        process, url = start_deepbatch(detector, model, ["--queue-limit", "32"])
+        try:
+            results += run_levels("queue32", url, "/represent", bodies, [64], max(args.requests, 256),
+                                  args.max_seconds * 2, process.pid, True)
+        finally:
+            stop(process)
+    if "deepface" in rows_wanted:
+        home = Path(tempfile.mkdtemp(prefix="deepface-home-"))
+        try:
+            process, url = start_deepface(args.weights, home)
+            try:
+                names = {"model_name": DEEPFACE_NAMES.get(model, model),
+                         "detector_backend": DEEPFACE_NAMES.get(detector, detector)}
+                deepface_bodies = [json.dumps({"img": uri, **options, **names}).encode() for uri in data_uris]
+                deepface_levels = [int(c) for c in args.deepface_concurrency.split(",")]
+                results += run_levels("deepface", url, "/represent", deepface_bodies, deepface_levels, args.requests,
+                                      args.max_seconds, process.pid, False)
+            finally:
+                if process.poll() is not None:
+                    log = (home / "deepface_api.log").read_text(errors="replace")
+                    print(f"DeepFace's server exited with {process.returncode}; its log ends with:\n{log[-2000:]}",
+                          file=sys.stderr)
+                stop(process)
+        finally:
+            shutil.rmtree(home, ignore_errors=True)
+    if args.json:
+        args.json.parent.mkdir(parents=True, exist_ok=True)
+        args.json.write_text(json.dumps(results, indent=1, default=str))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,357 @@
+"""Dynamic batching across requests: the images of concurrent requests share model calls, stage by stage.
+
+Two worker threads own the models; the event loop never runs one. The *detection* thread takes the images waiting in
+a bounded queue, up to ``max_batch`` of them, waiting at most ``max_wait_s`` for more while other requests are still
+being read and decoded (a lone request is never held back), runs each detector once over its share (one
+``prepare_batch`` + ``infer_batch``, as the library's chunks do), applies each request's face rules and cuts the
+faces. The *embedding* thread takes every face cut so far and runs each recognizer once over them (in chunks of the
+recognizer's ``batch_size``). Each image then gets the :class:`~deepbatch.records.ImageRecord` the library's
+:func:`~deepbatch.stream.iter_records` gives for it, through its own ``Future``.
+
+Faults stay local: an image without a face fails its own future; a model call that raises fails the futures of the
+images in that call (:class:`ModelRunError`) and the threads go on with the next batch. Triton's dynamic batcher is
+the model for the two knobs: ``max_batch`` is its preferred batch size, ``max_wait_s`` its
+``max_queue_delay_microseconds``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections import deque
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
+
+import numpy as np
+
+from ..detection import resolve_detector
+from ..detectors.base import Detector
+from ..errors import DeepbatchError, FaceNotDetectedError, OverloadedError
+from ..ops.letterbox import InputSpec
+from ..recognition.base import Recognizer, resolve_recognizer
+from ..records import ImageRecord
+from ..runtime.session import GPU_PROVIDERS, threads_per_run, usable_cpus
+from ..stream import FaceRules, model_input
+from .metrics import Metrics
+
+logger = logging.getLogger(__name__)
+
+# On a CPU the models cost the same per image at any batch size, and so do requests batched together: on 2 cores,
+# interleaved runs of benchmarks/serve_load.py at concurrency 16 gave 105-108 CPU ms per image and 3.1-3.4 images/s
+# with batches of up to 16 (5.3 formed on average), against 106-117 ms and 3.1-3.2 images/s served one by one. On a
+# GPU each call has a fixed cost that a batch spreads (the library's "auto" batch there is 32); 16 takes most of that
+# gain while the last image of a batch waits for 16 images, not 32. The wait of 5 ms is far below one detector call
+# (about 40 ms on a free core), and it is only spent while other requests are still being decoded.
+DEFAULT_MAX_BATCH = 16
+DEFAULT_MAX_WAIT_S = 0.005
+DEFAULT_QUEUE_LIMIT = 64
+
+
+class ModelRunError(DeepbatchError, RuntimeError):
+    """A model call raised; every image of that call fails with this error, the service goes on."""
+
+
+@dataclass
+class Job:
+    """One decoded image of one request, and what the request asks of it."""
+
+    image: np.ndarray
+    detector: str
+    rules: FaceRules
+    recognizer: Optional[str] = None  # None: detection only (crops are cut when ``crops``)
+    normalization: str = "base"
+    crops: bool = False
+    source: Optional[str] = None
+    future: Future = field(default_factory=Future)
+    queued_at: float = field(default_factory=time.perf_counter)
+    record: Optional[ImageRecord] = None
+    pixels: Optional[np.ndarray] = None
+
+
+Resolver = Callable[[str], Any]
+
+
+class Batcher:
+    """Gathers :class:`Job` s from any thread into batched model calls on two worker threads.
+
+    ``detectors`` / ``recognizers`` map names to instances that take precedence over the registered models (a
+    served model built with other options); other names are built on first use, in the worker thread.
+    """
+
+    def __init__(self, max_batch: int = DEFAULT_MAX_BATCH, max_wait_s: float = DEFAULT_MAX_WAIT_S,
+                 queue_limit: int = DEFAULT_QUEUE_LIMIT, metrics: Optional[Metrics] = None,
+                 detectors: Optional[Dict[str, Detector]] = None,
+                 recognizers: Optional[Dict[str, Recognizer]] = None):
+        if max_batch < 1 or queue_limit < 1 or max_wait_s < 0:
+            raise ValueError(f"max_batch and queue_limit must be >= 1 and max_wait_s >= 0, got {max_batch}, "
+                             f"{queue_limit}, {max_wait_s}")
+        self.max_batch = int(max_batch)
+        self.max_wait_s = float(max_wait_s)
+        self.queue_limit = int(queue_limit)
+        self.metrics = metrics or Metrics()
+        self._detectors = dict(detectors or {})
+        self._recognizers = dict(recognizers or {})
+        self._queue: Deque[Job] = deque()
+        self._faces: Deque[List[Job]] = deque()
+        self._lock = threading.Condition()
+        self._face_lock = threading.Condition()
+        self._arriving = 0  # requests admitted whose images are still being read and decoded
+        self._running = False
+        self._threads_per_stage: Optional[int] = None
+        self._threads: List[threading.Thread] = []
+
+    # -- admission, from the event loop ------------------------------------------------------------------------------
+
+    def admit(self, images: int) -> None:
+        """Reserve room for a request of ``images`` images before decoding it; raises :class:`OverloadedError` when
+        the queue (images waiting for detection plus images being decoded) would exceed ``queue_limit``."""
+        with self._lock:
+            if self.queued + self._arriving + images > self.queue_limit:
+                self.metrics.rejected.inc()
+                raise OverloadedError(f"the service is at its queue limit of {self.queue_limit} images; retry later")
+            self._arriving += images
+
+    def release(self, images: int) -> None:
+        """Give back the room of :meth:`admit` for images that will not be submitted (a request that failed)."""
+        with self._lock:
+            self._arriving = max(0, self._arriving - images)
+            self._lock.notify_all()
+
+    def submit(self, jobs: List[Job]) -> List[Future]:
+        """Queue admitted jobs for detection; their futures resolve to :class:`ImageRecord` s or raise."""
+        now = time.perf_counter()
+        with self._lock:
+            if not self._running:
+                for job in jobs:
+                    job.future.set_exception(OverloadedError("the service is shutting down"))
+            else:
+                for job in jobs:
+                    job.queued_at = now
+                    self._queue.append(job)
+            self._arriving = max(0, self._arriving - len(jobs))
+            self.metrics.queue_depth.set(len(self._queue))
+            self._lock.notify_all()
+        return [job.future for job in jobs]
+
+    # -- life cycle --------------------------------------------------------------------------------------------------
+
+    def start(self, warm: Tuple[Tuple[str, Optional[str]], ...] = (), workers: bool = True) -> None:
+        """Start the worker threads (``workers=False``: none, batches come through :meth:`run_batch`); ``warm``
+        holds ``(detector, recognizer)`` names to load before serving.
+
+        On a CPU each stage's models run on half the cores (one intra-op thread each on two cores), as the library's
+        parallel chunks do: the two stages then work side by side instead of both spreading every operator over
+        all cores. Models on a GPU keep their sessions as they are."""
+        on_gpu = False
+        for detector, recognizer in warm:
+            providers = getattr(getattr(self.detector_for(detector), "model", None), "providers", None) or [""]
+            on_gpu = on_gpu or providers[0] in GPU_PROVIDERS
+            if recognizer is not None:
+                self.recognizer_for(recognizer)
+        self._threads_per_stage = None if on_gpu else max(1, usable_cpus() // 2)
+        self._running = True
+        if not workers:
+            return
+        self._threads = [threading.Thread(target=self._detect_loop, name="deepbatch-serve-detect", daemon=True),
+                         threading.Thread(target=self._embed_loop, name="deepbatch-serve-embed", daemon=True)]
+        for thread in self._threads:
+            thread.start()
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Finish every queued job, then stop the threads."""
+        with self._lock:
+            self._running = False
+            self._lock.notify_all()
+        with self._face_lock:
+            self._face_lock.notify_all()
+        for thread in self._threads:
+            thread.join(timeout)
+
+    @property
+    def queued(self) -> int:
+        return len(self._queue)
+
+    # -- models ------------------------------------------------------------------------------------------------------
+
+    def detector_for(self, name: str) -> Detector:
+        """The detector served as ``name``: one given at construction, else the registered one (built once)."""
+        found = self._detectors.get(name)
+        return found if found is not None else resolve_detector(name)
+
+    def recognizer_for(self, name: str) -> Recognizer:
+        """The recognizer served as ``name``: one given at construction, else the registered one (built once)."""
+        found = self._recognizers.get(name)
+        return found if found is not None else resolve_recognizer(name)
+
+    # -- detection stage ---------------------------------------------------------------------------------------------
+
+    def _take(self) -> Optional[List[Job]]:
+        """The next batch: up to ``max_batch`` images; waits up to ``max_wait_s`` after the first for images of
+        requests still being decoded. None once stopped and drained."""
+        with self._lock:
+            while not self._queue:
+                if not self._running:
+                    return None
+                self._lock.wait(0.5)
+            deadline = time.perf_counter() + self.max_wait_s
+            while len(self._queue) < self.max_batch and self._arriving > 0:
+                left = deadline - time.perf_counter()
+                if left <= 0:
+                    break
+                self._lock.wait(left)
+            batch = [self._queue.popleft() for _ in range(min(self.max_batch, len(self._queue)))]
+            self.metrics.queue_depth.set(len(self._queue))
+        now = time.perf_counter()
+        live = []
+        for job in batch:
+            if job.future.set_running_or_notify_cancel():  # a request that timed out is not computed
+                self.metrics.queue_wait.observe(now - job.queued_at)
+                live.append(job)
+        return live
+
+    def _stage_threads(self) -> Any:
+        return threads_per_run(self._threads_per_stage) if self._threads_per_stage else contextlib.nullcontext()
+
+    def _detect_loop(self) -> None:
+        with self._stage_threads():
+            self._detect_until_stopped()
+
+    def _detect_until_stopped(self) -> None:
+        while True:
+            batch = self._take()
+            if batch is None:
+                with self._face_lock:
+                    self._faces.append([])  # tells the embedding thread that nothing more comes
+                    self._face_lock.notify_all()
+                return
+            if batch:
+                embed = self._detect(batch)
+                if embed:
+                    with self._face_lock:
+                        self._faces.append(embed)
+                        self._face_lock.notify_all()
+
+    def run_batch(self, jobs: List[Job]) -> None:
+        """Detect and embed ``jobs`` as one batch, in the calling thread, resolving their futures (for engines
+        that form the batches themselves, such as Ray Serve's ``@serve.batch``)."""
+        live = [job for job in jobs if job.future.set_running_or_notify_cancel()]
+        with self._stage_threads():
+            embed = self._detect(live) if live else []
+            if embed:
+                self._embed(embed)
+
+    def _detect(self, batch: List[Job]) -> List[Job]:
+        """Detect and cut ``batch``; resolves the jobs that need no embedding and returns the others."""
+        self.metrics.batch_size.observe(len(batch), stage="detect")
+        groups: Dict[str, List[Job]] = {}
+        for job in batch:
+            groups.setdefault(job.detector, []).append(job)
+        ready: List[Job] = []
+        for name, jobs in groups.items():
+            started = time.perf_counter()
+            try:
+                detector = self.detector_for(name)
+                found = detector.infer_batch(detector.prepare_batch([job.image for job in jobs]))
+                if len(found) != len(jobs):
+                    raise RuntimeError(f"{name} returned {len(found)} results for {len(jobs)} images")
+            except Exception as exc:  # noqa: BLE001 (any failure of the model fails this call's images only)
+                logger.exception("detector %s failed on a batch of %d images", name, len(jobs))
+                self.metrics.model_errors.inc(stage="detect")
+                error = ModelRunError(f"the detector {name!r} failed on a batch of {len(jobs)} images: {exc}")
+                for job in jobs:
+                    job.future.set_exception(error)
+                continue
+            self.metrics.stage_time.observe(time.perf_counter() - started, stage="detect")
+            for job, faces in zip(jobs, found):
+                if self._cut(job, faces):
+                    ready.append(job)
+        for job in ready:
+            if job.recognizer is None:
+                job.future.set_result(job.record)
+        return [job for job in ready if job.recognizer is not None]
+
+    def _cut(self, job: Job, faces: Any) -> bool:
+        """Apply the job's face rules and cut its faces, as :func:`~deepbatch.stream.iter_records` does; False
+        when the job failed here."""
+        image = job.image
+        record = ImageRecord(0, job.source, shape=(image.shape[0], image.shape[1]))
+        try:
+            record.faces = job.rules.select(faces, record.shape or image.shape, None, job.source)
+            if job.crops or job.recognizer is not None:
+                cut = job.rules.cut(image, record.faces)
+                record.points = cut.points
+                record.crops = cut.crops if job.crops else None
+                if job.recognizer is not None:
+                    job.pixels = model_input(cut, int(self.recognizer_for(job.recognizer).input_size))
+        except FaceNotDetectedError as exc:
+            job.future.set_exception(exc)
+            return False
+        except Exception as exc:  # noqa: BLE001 (a failure while cutting one image fails that image only)
+            logger.exception("cutting the faces of %s failed", job.source or "an image")
+            job.future.set_exception(ModelRunError(f"cutting the faces failed: {exc}"))
+            return False
+        job.record = record
+        job.image = np.empty((0, 0, 3), np.uint8)  # the pixels are not needed any more
+        return True
+
+    # -- embedding stage ---------------------------------------------------------------------------------------------
+
+    def _embed_loop(self) -> None:
+        with self._stage_threads():
+            self._embed_until_stopped()
+
+    def _embed_until_stopped(self) -> None:
+        while True:
+            with self._face_lock:
+                while not self._faces:
+                    self._face_lock.wait(0.5)
+                jobs: List[Job] = []
+                done = False
+                while self._faces:
+                    part = self._faces.popleft()
+                    if not part:
+                        done = True
+                        break
+                    jobs.extend(part)
+            if jobs:
+                self._embed(jobs)
+            if done:
+                return
+
+    def _embed(self, jobs: List[Job]) -> None:
+        groups: Dict[Tuple[str, str], List[Job]] = {}
+        for job in jobs:
+            groups.setdefault((str(job.recognizer), job.normalization), []).append(job)
+        for (name, normalization), members in groups.items():
+            started = time.perf_counter()
+            try:
+                recognizer = self.recognizer_for(name)
+                spec: InputSpec = recognizer.spec_for(normalization)
+                pixels = [job.pixels for job in members if job.pixels is not None and len(job.pixels)]
+                count = sum(len(p) for p in pixels)
+                embeddings = recognizer.embed(np.concatenate(pixels), spec=spec) if pixels else None
+            except Exception as exc:  # noqa: BLE001 (any failure of the model fails this call's images only)
+                logger.exception("recognizer %s failed on a batch of %d images", name, len(members))
+                self.metrics.model_errors.inc(stage="embed")
+                error = ModelRunError(f"the recognizer {name!r} failed on a batch of {len(members)} images: {exc}")
+                for job in members:
+                    job.future.set_exception(error)
+                continue
+            self.metrics.stage_time.observe(time.perf_counter() - started, stage="embed")
+            self.metrics.batch_size.observe(count, stage="embed")
+            start = 0
+            for job in members:
+                record = job.record
+                assert record is not None
+                size = 0 if job.pixels is None else len(job.pixels)
+                if size and embeddings is not None:
+                    record.embeddings = embeddings[start : start + size]
+                    start += size
+                else:
+                    record.embeddings = np.zeros((0, int(recognizer.embedding_size)), np.float32)
+                job.pixels = None
+                if not job.future.done():
+                    job.future.set_result(record)
