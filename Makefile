@@ -25,6 +25,7 @@ install-test:
 	$(PYTHON) -m pip install -q -e ".[dev]"
 	$(PYTHON) -m pip install -q -e ".[yolo,mtcnn,dlib]"
 	$(PYTHON) -m pip install -q -e ".[fastmtcnn,find]"
+	$(PYTHON) -m pip install -q -e ".[database]"
 	$(PYTHON) -m pip install -q --no-deps "facenet-pytorch>=2.5"
 
 demo: install

@@ -45,6 +45,9 @@ EXTRAS = {
     # facenet-pytorch itself is installed with `pip install --no-deps facenet-pytorch`: its metadata pins
     # torch<2.3, but it runs on current torch; these are the packages it really needs.
     "fastmtcnn": ["torch>=2.0", "torchvision>=0.15", "pillow>=9", "requests>=2.23"],
+    # the face database: usearch's HNSW index for the embedded store, psycopg for PostgreSQL, pgserver (a
+    # PostgreSQL with pgvector in a wheel) for the pgvector tests, pandas for DeepFace's DataFrames
+    "database": ["usearch>=2.16", "psycopg[binary]>=3.1", "pgserver>=0.1.4", "pandas>=1.5"],
 }
 
 setup(

@@ -25,6 +25,7 @@ EXTRA_MODULES: Dict[str, Tuple[str, ...]] = {
     "ray": ("ray", "pyarrow"),
     "fastmtcnn": ("facenet_pytorch", "torch"),
     "find": ("pandas",),
+    "database": ("usearch", "psycopg"),
 }
 # What an extra cannot install itself: facenet-pytorch pins torch < 2.3, so it goes in without its dependencies.
 AFTER_EXTRA: Dict[str, str] = {"fastmtcnn": "pip install --no-deps 'facenet-pytorch>=2.5'"}
