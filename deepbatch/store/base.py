@@ -21,7 +21,7 @@ from typing import Any, Callable, Dict, Iterator, List, Optional, Sequence, Set,
 
 import numpy as np
 
-from ..errors import EmbeddingMismatchError, NothingRegisteredError, SchemaVersionError
+from ..errors import DatabaseConnectionError, EmbeddingMismatchError, NothingRegisteredError, SchemaVersionError
 
 SCHEMA_VERSION = 1
 DEFAULT_MAX_NEIGHBORS = 32  # DeepFace's build_index default: links per node of the HNSW graph
@@ -93,6 +93,9 @@ def _create_v1(store: SqlStore) -> None:
             embedding {store.vector_type} NOT NULL, UNIQUE (config_id, digest, face_index),
             FOREIGN KEY (config_id, digest) REFERENCES deepbatch_images (config_id, digest))""",
         "CREATE INDEX IF NOT EXISTS deepbatch_faces_config ON deepbatch_faces (config_id, id)",
+        f"""CREATE TABLE IF NOT EXISTS deepbatch_indexes (
+            config_id INTEGER NOT NULL REFERENCES deepbatch_configs (id), part INTEGER NOT NULL,
+            data {store.bytes_type} NOT NULL, PRIMARY KEY (config_id, part))""",
     ):
         store.execute(statement)
 
@@ -158,11 +161,16 @@ class SqlStore(FaceStore):
 
     serial = "INTEGER"
     vector_type = "BLOB"
+    bytes_type = "BLOB"
     placeholder = "?"
 
     @abc.abstractmethod
     def execute(self, sql: str, params: Sequence[Any] = ()) -> Any:
         """Run one statement in the current transaction and return its cursor."""
+
+    def query(self, sql: str, params: Sequence[Any] = ()) -> List[Any]:
+        """Every row of a read (PostgreSQL reads vectors in binary)."""
+        return list(self.execute(sql, params).fetchall())
 
     @abc.abstractmethod
     def transaction(self, write: bool = True) -> contextlib.AbstractContextManager:
@@ -206,6 +214,14 @@ class SqlStore(FaceStore):
                 self.execute(self.sql("DELETE FROM deepbatch_meta WHERE key = ?"), ("schema_version",))
                 self.execute(self.sql("INSERT INTO deepbatch_meta (key, value) VALUES (?, ?)"),
                              ("schema_version", str(step + 1)))
+            self.execute(self.sql("INSERT INTO deepbatch_meta (key, value) VALUES (?, ?) ON CONFLICT DO NOTHING"),
+                         ("database_type", self.database_type))
+            stored = self.execute(self.sql("SELECT value FROM deepbatch_meta WHERE key = ?"),
+                                  ("database_type",)).fetchone()[0]
+            if stored != self.database_type:
+                raise DatabaseConnectionError(
+                    f"this database was created with database_type={stored!r}, which stores vectors differently; "
+                    f"open it with database_type={stored!r}")
 
     def configs(self) -> Dict[int, EmbeddingConfig]:
         rows = self.execute("SELECT id, model_name, detector_backend, aligned, l2_normalized, normalization, "
@@ -288,8 +304,8 @@ class SqlStore(FaceStore):
     def _rows(self, where: str, params: Sequence[Any], config_id: int) -> FaceRows:
         with self.transaction(write=False):
             dimensions = self.dimensions(config_id)
-            rows = self.execute(self.sql(f"SELECT id, img_name, x, y, w, h, embedding FROM deepbatch_faces "
-                                         f"WHERE {where} ORDER BY id"), params).fetchall()
+            rows = self.query(self.sql(f"SELECT id, img_name, x, y, w, h, embedding FROM deepbatch_faces "
+                                       f"WHERE {where} ORDER BY id"), params)
         return self.face_rows(rows, dimensions)
 
     def face_rows(self, rows: Sequence[Sequence[Any]], dimensions: int) -> FaceRows:
