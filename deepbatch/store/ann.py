@@ -95,7 +95,8 @@ class AnnIndex:
             self.index.expansion_search = max(int(expansion), k)
         matches = self.index.search(queries, k)
         keys = np.atleast_2d(np.asarray(matches.keys)).astype(np.int64)
-        counts = np.atleast_1d(np.asarray(matches.counts))
+        # one query gives usearch's Matches (no counts), several its BatchMatches
+        counts = np.atleast_1d(np.asarray(getattr(matches, "counts", len(np.asarray(matches.keys)))))
         for row, count in enumerate(counts):
             out[row, :count] = keys[row, :count]
         return out
