@@ -56,6 +56,7 @@ from .pipeline import resolve_batch_size
 from .records import ImageRecord
 from .rows import image_row
 from .sources import Source, WorkItem, count_items, is_url, iter_items, plan_sources
+from .store.cli import add_database_commands
 from .structures import Faces
 
 logger = logging.getLogger("deepbatch.cli")
@@ -706,6 +707,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "show how it batches: native, repaired or per_image (with the reason); other backends say "
                         "native or loop from their class, without loading their framework")
     models.set_defaults(handler=cmd_models)
+    add_database_commands(command)
     return parser
 
 

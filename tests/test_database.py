@@ -17,13 +17,11 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Dict, Iterator, List, Tuple
 
-import numpy as np
 import pytest
-
 from database_servers import pgvector_server, postgres_server
+
 from deepbatch.database import RESULT_COLUMNS, build_index, image_digest, register, search
-from deepbatch.errors import (DatabaseConnectionError, EmbeddingMismatchError, NothingRegisteredError,
-                              SchemaVersionError)
+from deepbatch.errors import DatabaseConnectionError, EmbeddingMismatchError, NothingRegisteredError, SchemaVersionError
 from deepbatch.store import open_store
 
 pytest.importorskip("usearch", reason="usearch is not installed (pip install -e '.[database]')")
@@ -274,3 +272,16 @@ def test_two_writers_lose_and_duplicate_nothing(backend: str, servers: Dict[str,
     assert sum(r["inserted"] for r in results) == len(PHOTOS) + 1
     after = _images(backend, where)
     assert len(after) == len(PHOTOS) and sum(faces for _, faces in after) == len(PHOTOS) + 1
+
+
+def test_command_line_registers_and_searches(tmp_path: Path, photos: List[str],
+                                             capsys: pytest.CaptureFixture) -> None:
+    from deepbatch.cli import main
+
+    db = str(tmp_path / "faces.db")
+    assert main(["register", *photos[1:4], "--db", db, "-q"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"inserted": 3, "images": 3, "skipped": 0, "errors": []}
+    assert main(["search", photos[2], "--db", db, "-k", "2", "--similarity", "-q"]) == 0
+    line = json.loads(capsys.readouterr().out)
+    assert (line["image"], line["face"]) == (photos[2], 0)
+    assert [m["img_name"] for m in line["matches"]][0] == photos[2] and len(line["matches"]) == 2

@@ -12,7 +12,7 @@ import logging
 import os
 import tempfile
 from pathlib import Path
-from typing import Optional, Union
+from typing import Any, Optional, Union
 
 import numpy as np
 
@@ -29,12 +29,12 @@ class AnnIndex:
     """An HNSW index of ``dimensions``-d vectors under the cosine distance; keys are face ids."""
 
     def __init__(self, dimensions: int, max_neighbors_per_node: int = DEFAULT_MAX_NEIGHBORS,
-                 index: Optional[object] = None):
+                 index: Any = None):
         require("usearch", "database", "the embedded face database's approximate index")
         from usearch.index import Index
 
         self.dimensions = dimensions
-        self.index = index if index is not None else Index(
+        self.index: Any = index if index is not None else Index(
             ndim=dimensions, metric="cos", dtype="f16", connectivity=max_neighbors_per_node // 2,
             expansion_add=EXPANSION_ADD, expansion_search=EXPANSION_SEARCH)
         self.upto = int(max(self.index.keys)) if len(self.index) else 0
@@ -50,7 +50,7 @@ class AnnIndex:
         from usearch.index import Index
 
         try:
-            index = Index.restore(source if isinstance(source, (bytes, bytearray)) else str(source))
+            index: Any = Index.restore(source if isinstance(source, (bytes, bytearray)) else str(source))
         except (OSError, RuntimeError, ValueError) as exc:
             logger.warning("approximate index %s unreadable (%s); rebuilding it from the database",
                            source if not isinstance(source, (bytes, bytearray)) else "in the database", exc)
@@ -64,7 +64,7 @@ class AnnIndex:
         if not len(ids):
             return
         keys = np.asarray(ids, np.uint64)
-        fresh = ~np.asarray(self.index.contains(keys), bool)
+        fresh = ~np.asarray(self.index.contains(keys)).astype(bool)
         if fresh.any():
             self.index.add(keys[fresh], np.asarray(vectors, np.float32)[fresh])
         self.upto = max(self.upto, int(keys.max()))
@@ -75,7 +75,7 @@ class AnnIndex:
         sequences are not in commit order)."""
         if complete:
             ids = store.all_ids(config_id)
-            missing = ids[~np.asarray(self.index.contains(ids.astype(np.uint64)), bool)] if len(ids) else ids
+            missing = ids[~np.asarray(self.index.contains(ids.astype(np.uint64))).astype(bool)] if len(ids) else ids
             if not len(missing):
                 return 0
             rows = store.fetch_by_ids(config_id, missing.tolist())

@@ -141,7 +141,7 @@ class FaceStore(abc.ABC):
     def build_index(self, config_id: int, max_neighbors_per_node: int = DEFAULT_MAX_NEIGHBORS) -> None:
         """Bring the approximate index of ``config_id`` up to date with every registered face."""
 
-    def after_insert(self, config_id: int) -> None:
+    def after_insert(self, config_id: int) -> None:  # noqa: B027 (a hook: most backends need nothing here)
         """Called once a registration has written all it had (the embedded store saves its index)."""
 
     @abc.abstractmethod

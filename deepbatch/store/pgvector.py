@@ -20,7 +20,7 @@ from .postgres import PostgresStore
 
 def vector_text(vector: np.ndarray) -> str:
     """pgvector's text form of a float32 vector; ``%.9g`` gives back the same float32."""
-    return "[" + ",".join("%.9g" % v for v in vector.tolist()) + "]"
+    return "[" + ",".join(f"{v:.9g}" for v in vector.tolist()) + "]"
 
 
 class PgvectorStore(PostgresStore):
