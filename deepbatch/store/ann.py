@@ -17,6 +17,7 @@ from typing import Any, Optional, Union
 import numpy as np
 
 from ..optional import require
+from ..runtime.session import usable_cpus
 from .base import DEFAULT_MAX_NEIGHBORS, SqlStore
 
 logger = logging.getLogger(__name__)
@@ -66,7 +67,7 @@ class AnnIndex:
         keys = np.asarray(ids, np.uint64)
         fresh = ~np.asarray(self.index.contains(keys)).astype(bool)
         if fresh.any():
-            self.index.add(keys[fresh], np.asarray(vectors, np.float32)[fresh])
+            self.index.add(keys[fresh], np.asarray(vectors, np.float32)[fresh], threads=usable_cpus())
         self.upto = max(self.upto, int(keys.max()))
 
     def sync(self, store: SqlStore, config_id: int, complete: bool = False) -> int:
@@ -93,7 +94,7 @@ class AnnIndex:
             return out
         if expansion is not None:
             self.index.expansion_search = max(int(expansion), k)
-        matches = self.index.search(queries, k)
+        matches = self.index.search(queries, k, threads=1 if len(queries) == 1 else usable_cpus())
         keys = np.atleast_2d(np.asarray(matches.keys)).astype(np.int64)
         # one query gives usearch's Matches (no counts), several its BatchMatches
         counts = np.atleast_1d(np.asarray(getattr(matches, "counts", len(np.asarray(matches.keys)))))
