@@ -331,6 +331,12 @@ class SqlStore(FaceStore):
         rows = self._rows("config_id = ? AND id > ?", (config_id, int(after)), config_id)
         return rows.ids, rows.embeddings
 
+    def count(self, config_id: int) -> int:
+        """How many faces ``config_id`` holds."""
+        with self.transaction(write=False):
+            return int(self.execute(self.sql("SELECT COUNT(*) FROM deepbatch_faces WHERE config_id = ?"),
+                                    (config_id,)).fetchone()[0])
+
     def all_ids(self, config_id: int) -> np.ndarray:
         with self.transaction(write=False):
             rows = self.execute(self.sql("SELECT id FROM deepbatch_faces WHERE config_id = ? ORDER BY id"),
