@@ -285,3 +285,25 @@ def test_command_line_registers_and_searches(tmp_path: Path, photos: List[str],
     line = json.loads(capsys.readouterr().out)
     assert (line["image"], line["face"]) == (photos[2], 0)
     assert [m["img_name"] for m in line["matches"]][0] == photos[2] and len(line["matches"]) == 2
+
+
+# DeepFace 0.0.103's positional parameters, in order (deepface/DeepFace.py): callers passing them by position or
+# name get the same meaning.
+DEEPFACE_PARAMETERS = {
+    register: ["img", "img_name", "model_name", "detector_backend", "enforce_detection", "align", "l2_normalize",
+               "expand_percentage", "normalization", "anti_spoofing", "database_type", "connection_details",
+               "connection"],
+    search: ["img", "model_name", "detector_backend", "distance_metric", "enforce_detection", "align", "l2_normalize",
+             "expand_percentage", "normalization", "anti_spoofing", "similarity_search", "k", "database_type",
+             "connection_details", "connection", "search_method", "return_type"],
+    build_index: ["model_name", "detector_backend", "align", "l2_normalize", "database_type", "connection",
+                  "connection_details", "max_neighbors_per_node"],
+}
+
+
+@pytest.mark.parametrize("function", list(DEEPFACE_PARAMETERS), ids=lambda f: f.__name__)
+def test_positional_parameters_are_deepfaces(function: Callable[..., Any]) -> None:
+    import inspect
+
+    parameters = inspect.signature(function).parameters.values()
+    assert [p.name for p in parameters if p.kind == p.POSITIONAL_OR_KEYWORD] == DEEPFACE_PARAMETERS[function]
