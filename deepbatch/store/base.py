@@ -298,8 +298,13 @@ class SqlStore(FaceStore):
         """Run one statement per row in the current transaction."""
 
     def dimensions(self, config_id: int) -> int:
-        row = self.execute(self.sql("SELECT dimensions FROM deepbatch_configs WHERE id = ?"), (config_id,)).fetchone()
-        return int(row[0])
+        """The vector size of ``config_id`` (a configuration never changes: read once per connection)."""
+        known: Dict[int, int] = self.__dict__.setdefault("_dimensions", {})
+        if config_id not in known:
+            row = self.execute(self.sql("SELECT dimensions FROM deepbatch_configs WHERE id = ?"),
+                               (config_id,)).fetchone()
+            known[config_id] = int(row[0])
+        return known[config_id]
 
     def _rows(self, where: str, params: Sequence[Any], config_id: int) -> FaceRows:
         with self.transaction(write=False):

@@ -2,7 +2,7 @@
 
 One table holds every configuration, so the column has no fixed size; each configuration gets its own partial
 expression index, ``USING hnsw ((embedding::vector(D)) vector_cosine_ops) WHERE config_id = N``, which the server
-keeps up to date as faces are inserted. An approximate search sets ``hnsw.ef_search`` for its transaction and
+keeps up to date as faces are inserted. An approximate search sets ``hnsw.ef_search`` for the session and
 orders by ``embedding::vector(D) <=> query``. Vectors are read in pgvector's binary form (big-endian float32).
 """
 
@@ -28,6 +28,7 @@ class PgvectorStore(PostgresStore):
 
     database_type = "pgvector"
     vector_type = "vector"
+    _ef_search = 0
 
     def initialize_database(self) -> None:
         with self.transaction():
@@ -56,6 +57,9 @@ class PgvectorStore(PostgresStore):
                      f"((embedding::vector({dimensions})) vector_cosine_ops) "
                      f"WITH (m = {int(max_neighbors_per_node) // 2}, ef_construction = {EXPANSION_ADD}) "
                      f"WHERE config_id = {int(config_id)}")
+        # fresh statistics: without them the planner guesses a few rows per configuration and sorts them all
+        # instead of walking the HNSW index
+        self.execute("ANALYZE deepbatch_faces")
 
     def after_insert(self, config_id: int) -> None:
         self.build_index(config_id)
@@ -69,12 +73,14 @@ class PgvectorStore(PostgresStore):
                      f"LIMIT {int(k)}")
         rows: List[Any] = []
         seen = set()
-        with self.transaction(write=False):
-            self.execute(f"SET LOCAL hnsw.ef_search = {max(int(expansion or EXPANSION_SEARCH), int(k))}")
-            for query in np.atleast_2d(np.asarray(queries, np.float32)):
-                for row in self.query(statement, (vector_text(query),)):
-                    if row[0] not in seen:
-                        seen.add(row[0])
-                        rows.append(row)
+        ef_search = max(int(expansion or EXPANSION_SEARCH), int(k))
+        if ef_search != self._ef_search:  # a session setting: one round trip per change, not per query
+            self.execute(f"SET hnsw.ef_search = {ef_search}")
+            self._ef_search = ef_search
+        for query in np.atleast_2d(np.asarray(queries, np.float32)):
+            for row in self.query(statement, (vector_text(query),)):
+                if row[0] not in seen:
+                    seen.add(row[0])
+                    rows.append(row)
         rows.sort(key=lambda r: r[0])
         return self.face_rows(rows, dimensions)
