@@ -30,6 +30,7 @@ install-test:
 	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && ! command -v chromedriver >/dev/null 2>&1; then \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium chromium-driver >/dev/null 2>&1 || \
 		echo "chromium could not be installed: the page test of deepbatch serve will skip"; fi
+	$(PYTHON) -m pip install -q -e ".[database]"
 	$(PYTHON) -m pip install -q --no-deps "facenet-pytorch>=2.5"
 	$(PYTHON) -m pip install -q -e ".[insightface]"
 	$(PYTHON) -m pip install -q --no-deps "insightface>=0.7.3"

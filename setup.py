@@ -61,6 +61,9 @@ EXTRAS = {
     "serve-test": ["selenium>=4.10"],
     # `deepbatch serve --engine ray`: replicas on Ray Serve, batched by its @serve.batch
     "serve-ray": ["ray[serve]>=2.55,<3"],
+    # the face database: usearch's HNSW index for the embedded store, psycopg for PostgreSQL, pgserver (a
+    # PostgreSQL with pgvector in a wheel) for the pgvector tests, pandas for DeepFace's DataFrames
+    "database": ["usearch>=2.16", "psycopg[binary]>=3.1", "pgserver>=0.1.4", "pandas>=1.5"],
 }
 
 setup(

@@ -8,7 +8,7 @@ options (``batch_size``, ``on_error``, ...) and passes them on.
 
 What DeepFace offers and deepbatch does not raises :class:`UnsupportedFeatureError` saying so: ``analyze`` (no
 age, gender, emotion or race models) and ``stream`` (a webcam window; deepbatch runs headless OpenCV). The database
-functions (``register``, ``search``, ``build_index``) are not defined.
+functions (``register``, ``search``, ``build_index``) are :mod:`deepbatch.database`'s, with DeepFace's defaults.
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 
 from .errors import ArgumentError, DeepbatchError
 
-__all__ = ["build_model", "verify", "represent", "extract_faces", "find", "analyze", "stream"]
+__all__ = ["build_model", "verify", "represent", "extract_faces", "find", "register", "search", "build_index",
+           "analyze", "stream"]
 
 DEFAULT_MODEL = "VGG-Face"
 DEFAULT_DETECTOR = "opencv"
@@ -145,6 +146,75 @@ def find(
     return run(img_path, db_path, model_name, distance_metric, enforce_detection, detector_backend, align,
                similarity_search, k, expand_percentage, threshold, normalization, silent, refresh_database,
                anti_spoofing, datastore_format, return_type, **options)
+
+
+def register(
+    img: Any,
+    img_name: Optional[Union[str, List[str]]] = None,
+    model_name: str = DEFAULT_MODEL,
+    detector_backend: str = DEFAULT_DETECTOR,
+    enforce_detection: bool = True,
+    align: bool = True,
+    l2_normalize: bool = False,
+    expand_percentage: int = 0,
+    normalization: str = "base",
+    anti_spoofing: bool = False,
+    database_type: str = "postgres",
+    connection_details: Optional[Union[Dict[str, Any], str]] = None,
+    connection: Any = None,
+    **options: Any,
+) -> Dict[str, Any]:
+    """DeepFace's ``register``: :func:`deepbatch.register` with DeepFace's defaults (faces embedded in batches)."""
+    from .database import register as run
+
+    return run(img, img_name, model_name, detector_backend, enforce_detection, align, l2_normalize, expand_percentage,
+               normalization, anti_spoofing, database_type, connection_details, connection, **options)
+
+
+def search(
+    img: Any,
+    model_name: str = DEFAULT_MODEL,
+    detector_backend: str = DEFAULT_DETECTOR,
+    distance_metric: str = "cosine",
+    enforce_detection: bool = True,
+    align: bool = True,
+    l2_normalize: bool = False,
+    expand_percentage: int = 0,
+    normalization: str = "base",
+    anti_spoofing: bool = False,
+    similarity_search: bool = False,
+    k: Optional[int] = None,
+    database_type: str = "postgres",
+    connection_details: Optional[Union[Dict[str, Any], str]] = None,
+    connection: Any = None,
+    search_method: str = "exact",
+    return_type: Optional[str] = None,
+    **options: Any,
+) -> List[Any]:
+    """DeepFace's ``search``: :func:`deepbatch.search` with DeepFace's defaults."""
+    from .database import search as run
+
+    return run(img, model_name, detector_backend, distance_metric, enforce_detection, align, l2_normalize,
+               expand_percentage, normalization, anti_spoofing, similarity_search, k, database_type,
+               connection_details, connection, search_method, return_type, **options)
+
+
+def build_index(
+    model_name: str = DEFAULT_MODEL,
+    detector_backend: str = DEFAULT_DETECTOR,
+    align: bool = True,
+    l2_normalize: bool = False,
+    database_type: str = "postgres",
+    connection: Any = None,
+    connection_details: Optional[Union[Dict[str, Any], str]] = None,
+    max_neighbors_per_node: int = 32,
+    **options: Any,
+) -> None:
+    """DeepFace's ``build_index``: :func:`deepbatch.build_index` with DeepFace's defaults."""
+    from .database import build_index as run
+
+    run(model_name, detector_backend, align, l2_normalize, database_type, connection, connection_details,
+        max_neighbors_per_node, **options)
 
 
 def analyze(

@@ -16,6 +16,7 @@ from .optional import runtime_conflict
 
 if TYPE_CHECKING:
     from . import DeepFace as DeepFace
+    from .database import build_index, register, search
     from .detect_only import detect, iter_detect
     from .detection import extract_faces, iter_extract_faces
     from .detectors.base import Detector, build_detector, list_detectors
@@ -42,12 +43,15 @@ _EXPORTS = {
     "list_recognizers": "deepbatch.recognition.base",
     "Recognizer": "deepbatch.recognition.base",
     "find": "deepbatch.search",
+    "register": "deepbatch.database",
+    "search": "deepbatch.database",
+    "build_index": "deepbatch.database",
 }
 
 __all__ = [
     "__version__", "extract_faces", "iter_extract_faces", "detect", "iter_detect", "build_detector", "list_detectors",
     "Detector", "Faces", "Face", "represent", "verify", "verify_pairs", "build_recognizer", "list_recognizers",
-    "Recognizer", "find",
+    "Recognizer", "find", "register", "search", "build_index",
 ]
 
 

@@ -60,6 +60,7 @@ from .plan import RunPlan, build_plan, model_options
 from .records import ImageRecord
 from .rows import image_row
 from .sources import Source, WorkItem, count_items, is_url, iter_items, plan_sources, printable
+from .store.cli import add_database_commands
 from .structures import Faces
 
 logger = logging.getLogger("deepbatch.cli")
@@ -769,6 +770,7 @@ def build_parser() -> argparse.ArgumentParser:
     models.set_defaults(handler=cmd_models)
     from .serve.cli import add_serve_command
     add_serve_command(command)
+    add_database_commands(command)
     return parser
 
 

@@ -158,3 +158,27 @@ class OverloadedError(DeepbatchError, RuntimeError):
 
 class RequestLimitError(DeepbatchError, ValueError):
     """A request to the service is over one of its limits (body size, images per request, pixels; HTTP 413)."""
+
+
+class DatabaseError(DeepbatchError):
+    """A face database cannot be opened, read or written (see :mod:`deepbatch.store`)."""
+
+
+class DatabaseConnectionError(DatabaseError, ValueError):
+    """No connection could be made: missing ``connection_details`` and environment variable, or a server that
+    refuses; the message names what was tried."""
+
+
+class SchemaVersionError(DatabaseError, ValueError):
+    """The database was written with a schema this deepbatch cannot read (a newer one); the message gives both
+    versions."""
+
+
+class EmbeddingMismatchError(DatabaseError, ValueError):
+    """A search asked for embeddings the database does not hold: another model, detector, alignment, normalisation
+    or size than the ones registered. Vectors of different models are never compared; the message lists what the
+    database holds."""
+
+
+class NothingRegisteredError(DatabaseError, ValueError):
+    """Nothing is registered in the database for the configuration that was asked for."""

@@ -26,6 +26,7 @@ EXTRA_MODULES: Dict[str, Tuple[str, ...]] = {
     "fastmtcnn": ("facenet_pytorch", "torch"),
     "find": ("pandas",),
     "deepface": ("deepface", "tensorflow", "tf_keras"),
+    "database": ("usearch", "psycopg"),
 }
 # The pip name of a module, where it differs from the module's name.
 PACKAGE_NAMES: Dict[str, str] = {"facenet_pytorch": "facenet-pytorch", "ray": "ray[data]"}

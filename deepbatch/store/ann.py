@@ -1,0 +1,119 @@
+"""The client-side approximate nearest-neighbour index: an HNSW graph of usearch, keyed by face id.
+
+The database is the truth and the index a cache of it: :meth:`AnnIndex.sync` adds the faces registered since the
+index last looked (by anyone), so an index file that is stale, missing or unreadable costs time, never a result.
+Vectors are kept as float16 in the graph (half the memory; the ranking is refined on the stored float32
+vectors, and distances are always computed from those).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Optional, Union
+
+import numpy as np
+
+from ..optional import require
+from ..runtime.session import usable_cpus
+from .base import DEFAULT_MAX_NEIGHBORS, SqlStore
+
+logger = logging.getLogger(__name__)
+
+EXPANSION_ADD = 128  # candidates kept while linking a new node (HNSW's ef_construction)
+EXPANSION_SEARCH = 96  # candidates kept while searching (ef_search): recall@10 >= 0.95 at a million faces
+
+
+class AnnIndex:
+    """An HNSW index of ``dimensions``-d vectors under the cosine distance; keys are face ids."""
+
+    def __init__(self, dimensions: int, max_neighbors_per_node: int = DEFAULT_MAX_NEIGHBORS,
+                 index: Any = None):
+        require("usearch", "database", "the embedded face database's approximate index")
+        from usearch.index import Index
+
+        self.dimensions = dimensions
+        self.index: Any = index if index is not None else Index(
+            ndim=dimensions, metric="cos", dtype="f16", connectivity=max_neighbors_per_node // 2,
+            expansion_add=EXPANSION_ADD, expansion_search=EXPANSION_SEARCH)
+        self.upto = int(max(self.index.keys)) if len(self.index) else 0
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    @classmethod
+    def restore(cls, source: Union[str, Path, bytes], dimensions: int) -> Optional[AnnIndex]:
+        """An index saved by :meth:`save` or :meth:`to_bytes`, or None when it is missing or unreadable (it is
+        rebuilt from the database then)."""
+        require("usearch", "database", "the embedded face database's approximate index")
+        from usearch.index import Index
+
+        try:
+            index: Any = Index.restore(source if isinstance(source, (bytes, bytearray)) else str(source))
+        except (OSError, RuntimeError, ValueError) as exc:
+            logger.warning("approximate index %s unreadable (%s); rebuilding it from the database",
+                           source if not isinstance(source, (bytes, bytearray)) else "in the database", exc)
+            return None
+        if index is None or index.ndim != dimensions:
+            return None
+        index.expansion_search = EXPANSION_SEARCH
+        return cls(dimensions, index=index)
+
+    def add(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        if not len(ids):
+            return
+        keys = np.asarray(ids, np.uint64)
+        fresh = ~np.asarray(self.index.contains(keys)).astype(bool)
+        if fresh.any():
+            self.index.add(keys[fresh], np.asarray(vectors, np.float32)[fresh], threads=usable_cpus())
+        self.upto = max(self.upto, int(keys.max()))
+
+    def sync(self, store: SqlStore, config_id: int, complete: bool = False) -> int:
+        """Add the faces of ``config_id`` the index lacks; how many. By default those with an id above the
+        highest indexed one (ids grow in commit order in SQLite); ``complete`` compares every id (PostgreSQL's
+        sequences are not in commit order)."""
+        if complete:
+            if store.count(config_id) == len(self.index):  # faces are never deleted: same count, same faces
+                return 0
+            ids = store.all_ids(config_id)
+            missing = ids[~np.asarray(self.index.contains(ids.astype(np.uint64))).astype(bool)] if len(ids) else ids
+            if not len(missing):
+                return 0
+            rows = store.fetch_by_ids(config_id, missing.tolist())
+            self.add(rows.ids, rows.embeddings)
+            return len(rows)
+        ids, vectors = store.ids_after(config_id, self.upto)
+        self.add(ids, vectors)
+        return len(ids)
+
+    def search(self, queries: np.ndarray, k: int, expansion: Optional[int] = None) -> np.ndarray:
+        """``(Q, k)`` int64 face ids, nearest first, -1 where fewer than ``k`` faces exist."""
+        queries = np.atleast_2d(np.asarray(queries, np.float32))
+        out = np.full((len(queries), k), -1, np.int64)
+        if not len(self.index) or not len(queries):
+            return out
+        if expansion is not None:
+            self.index.expansion_search = max(int(expansion), k)
+        matches = self.index.search(queries, k, threads=1 if len(queries) == 1 else usable_cpus())
+        keys = np.atleast_2d(np.asarray(matches.keys)).astype(np.int64)
+        # one query gives usearch's Matches (no counts), several its BatchMatches
+        counts = np.atleast_1d(np.asarray(getattr(matches, "counts", len(np.asarray(matches.keys)))))
+        for row, count in enumerate(counts):
+            out[row, :count] = keys[row, :count]
+        return out
+
+    def save(self, path: Path) -> None:
+        """Write to ``path`` atomically (a temporary file beside it, then a rename)."""
+        handle, temporary = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+        os.close(handle)
+        try:
+            self.index.save(temporary)
+            os.replace(temporary, path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+
+    def to_bytes(self) -> bytes:
+        return bytes(self.index.save())
