@@ -206,7 +206,7 @@ class _Worker(ABC):
 
     def __init__(self, column: Optional[str], channels: str, keep_columns: Sequence[str], batch_size: int,
                  include_face: bool, align: bool, enforce_detection: Union[bool, str], max_faces: Optional[int],
-                 expand_percentage: float, image_limits: Optional[Mapping[str, Optional[int]]] = None):
+                 expand_percentage: float, image_limits: Optional[Mapping[str, Any]] = None):
         from .stream import FaceRules
 
         if image_limits:
