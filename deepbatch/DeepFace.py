@@ -15,17 +15,14 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Optional, Tuple, Union
 
-from .errors import ArgumentError, DeepbatchError
+from .errors import ArgumentError
+from .errors import UnsupportedFeatureError as UnsupportedFeatureError
 
 __all__ = ["build_model", "verify", "represent", "extract_faces", "find", "register", "search", "build_index",
            "analyze", "stream"]
 
 DEFAULT_MODEL = "VGG-Face"
 DEFAULT_DETECTOR = "opencv"
-
-
-class UnsupportedFeatureError(DeepbatchError, ValueError):
-    """A DeepFace function or task that deepbatch does not offer; the message says what to use instead."""
 
 
 def _one_item(img_path: Any, result: Any) -> Any:

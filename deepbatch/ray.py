@@ -41,7 +41,12 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, 
 
 import numpy as np
 
-from .errors import DeepbatchError, MissingDependencyError
+from .errors import INPUT_COLUMNS as INPUT_COLUMNS
+from .errors import ArgumentError, MissingDependencyError
+from .errors import DatasetColumnError as DatasetColumnError
+from .errors import RayArgumentError as RayArgumentError
+from .errors import RayResourceError as RayResourceError
+from .errors import WorkerSpecError as WorkerSpecError
 from .registry import accepts
 from .rows import arrow_schema, image_row, import_pyarrow
 
@@ -53,37 +58,12 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-INPUT_COLUMNS = ("image", "bytes", "path")  # looked for in this order when ``column`` is not given
 LOOP_BATCH_SIZE = 8  # rows per call for detectors that run image by image: small batches balance the actors
 GPU_BATCH_SIZE = 64  # rows per call for batching detectors on a GPU worker
 
 DetectorSpec = Union[str, Callable[[], "Detector"]]
 RecognizerSpec = Union[str, Callable[[], "Recognizer"]]
 WorkerCount = Union[int, Tuple[int, int]]
-
-
-class DatasetColumnError(DeepbatchError, ValueError):
-    """The dataset has none of the columns deepbatch reads images from, or not the one asked for."""
-
-    def __init__(self, columns: Sequence[str], column: Optional[str]):
-        wanted = repr(column) if column else "one of " + ", ".join(repr(c) for c in INPUT_COLUMNS)
-        super().__init__(
-            f"the dataset has columns {list(columns)} but images are read from {wanted}; build it with "
-            "ray.data.read_images(..., include_paths=True), ray.data.read_binary_files(..., include_paths=True) or "
-            "a 'path' column, or pass column='<name of your image column>'"
-        )
-
-
-class RayArgumentError(DeepbatchError, ValueError):
-    """An argument of the Ray integration is out of range or inconsistent; the message says which and the fix."""
-
-
-class RayResourceError(DeepbatchError, ValueError):
-    """The Ray cluster lacks the resources the job asks for (for example GPUs), so it could never start."""
-
-
-class WorkerSpecError(DeepbatchError, TypeError):
-    """A model was passed in a form that cannot be shipped to Ray workers."""
 
 
 def import_ray() -> Any:
@@ -346,11 +326,11 @@ def default_batch_size(detector_backend: DetectorSpec, num_gpus_per_worker: floa
 def _compute(ray: Any, num_workers: WorkerCount) -> Any:
     if isinstance(num_workers, int):
         if num_workers < 1:
-            raise RayArgumentError(f"num_workers must be a positive integer or a (min, max) pair, got {num_workers}")
+            raise ArgumentError(f"num_workers must be a positive integer or a (min, max) pair, got {num_workers}")
         return ray.data.ActorPoolStrategy(size=num_workers)
     low, high = num_workers
     if not 1 <= low <= high:
-        raise RayArgumentError(f"num_workers=(min, max) needs 1 <= min <= max, got {num_workers}")
+        raise ArgumentError(f"num_workers=(min, max) needs 1 <= min <= max, got {num_workers}")
     return ray.data.ActorPoolStrategy(min_size=low, max_size=high)
 
 
@@ -377,10 +357,10 @@ def _map(ds: Any, worker: type, constructor: Dict[str, Any], *, detector_backend
     ray = import_ray()
     _check_spec(detector_backend, "detector", Detector)
     if channels not in ("rgb", "bgr"):
-        raise RayArgumentError(f"channels must be 'rgb' or 'bgr', got {channels!r}")
+        raise ArgumentError(f"channels must be 'rgb' or 'bgr', got {channels!r}")
     FaceRules.of(enforce_detection, max_faces, expand_percentage, align)  # checked here, before a worker starts
     if num_gpus_per_worker < 0:
-        raise RayArgumentError(f"num_gpus_per_worker must be >= 0, got {num_gpus_per_worker}")
+        raise ArgumentError(f"num_gpus_per_worker must be >= 0, got {num_gpus_per_worker}")
     _check_columns(ds, column, keep_columns)
     if num_gpus_per_worker > 0:
         if not ray.is_initialized():
@@ -388,7 +368,7 @@ def _map(ds: Any, worker: type, constructor: Dict[str, Any], *, detector_backend
         check_gpus(num_workers, num_gpus_per_worker, ray.cluster_resources())
     size = int(batch_size or default_batch_size(detector_backend, num_gpus_per_worker))
     if size < 1:
-        raise RayArgumentError(f"batch_size must be a positive integer, got {batch_size}")
+        raise ArgumentError(f"batch_size must be a positive integer, got {batch_size}")
     cpus = num_cpus_per_worker
     if cpus is None:
         cpus = cpus_per_worker(num_workers, _cluster_cpus(ray), num_gpus_per_worker)
@@ -518,20 +498,20 @@ def parquet_target(output: Union[str, Path]) -> Path:
     cannot replace a link), and, when it exists, a folder deepbatch wrote (:func:`ours`)."""
     target = Path(output).expanduser()
     if target.suffix.lower() != ".parquet":
-        raise RayArgumentError(
+        raise ArgumentError(
             f"Parquet output must be named *.parquet, got {str(output)!r}; e.g. --output results.parquet"
         )
     if target.is_symlink():
-        raise RayArgumentError(
+        raise ArgumentError(
             f"{target} is a symbolic link; deepbatch does not write a dataset through a link (it would replace what "
             "the link points to): remove the link or pick another name"
         )
     if target.is_file():
-        raise RayArgumentError(
+        raise ArgumentError(
             f"{target} is a file; Ray writes a folder of Parquet part files: remove it or pick another name"
         )
     if target.is_dir() and not ours(target):
-        raise RayArgumentError(
+        raise ArgumentError(
             f"{target} is a folder that deepbatch did not write (no {DATASET_MARKER} marker, or other files in it); "
             "it is not replaced: remove it or pick another name"
         )
@@ -561,7 +541,7 @@ def _remove_ours(folder: Path) -> None:
         folder.unlink()
         return
     if not folder.is_dir() or not ours(folder):
-        raise RayArgumentError(f"{folder} is in the way and deepbatch did not write it; remove it to run")
+        raise ArgumentError(f"{folder} is in the way and deepbatch did not write it; remove it to run")
     shutil.rmtree(folder)
 
 
@@ -569,10 +549,10 @@ def check_plan_outputs(output: Optional[str], draw: Optional[str], crops: Option
     """Refuse, before anything runs, what ``--engine ray`` cannot do: no Parquet ``--output``, images written on
     this machine (``--draw``, ``--save-crops``); the dataset folder to write."""
     if output in (None, "-"):
-        raise RayArgumentError("--engine ray writes a Parquet dataset: pass --output results.parquet")
+        raise ArgumentError("--engine ray writes a Parquet dataset: pass --output results.parquet")
     for option, value in (("draw", draw), ("save_crops", crops)):
         if value:
-            raise RayArgumentError(f"--{option.replace('_', '-')} needs the images on this machine; use --engine local")
+            raise ArgumentError(f"--{option.replace('_', '-')} needs the images on this machine; use --engine local")
     return parquet_target(str(output))
 
 

@@ -28,6 +28,8 @@ import numpy as np
 from .detection import resolve_detector
 from .detectors.base import Detector
 from .errors import ArgumentError, DeepbatchError
+from .errors import EmptyDatabaseError as EmptyDatabaseError
+from .errors import IndexFormatError as IndexFormatError
 from .io.images import as_batch, list_image_files
 from .pipeline import BatchSize, resolve_batch_size
 from .recognition.base import Recognizer, resolve_recognizer
@@ -44,14 +46,6 @@ TARGET_COLUMNS = ("target_x", "target_y", "target_w", "target_h")
 SOURCE_COLUMNS = ("source_x", "source_y", "source_w", "source_h")
 # DeepFace's column order: the database row, then the query face, then the comparison.
 RESULT_COLUMNS = ("identity", "hash", *TARGET_COLUMNS, "threshold", *SOURCE_COLUMNS, "distance", "confidence")
-
-
-class EmptyDatabaseError(DeepbatchError, ValueError):
-    """The database folder holds no image (DeepFace's ``EmptyDatasource``)."""
-
-
-class IndexFormatError(DeepbatchError, ValueError):
-    """An index file that cannot be read or does not belong to the model it is named after."""
 
 
 @dataclass
@@ -371,7 +365,7 @@ def find(
                             "'npz' (numpy only)")
     if k is not None and k < 1:
         raise ArgumentError(f"k must be a positive integer or None, got {k}")
-    return_type = _resolve_return_type(return_type)
+    return_type = resolve_return_type(return_type)
     recognizer = resolve_recognizer(model_name)
     detector = resolve_detector(detector_backend)
     check_metric(distance_metric)
@@ -405,7 +399,9 @@ def find(
     return results[0] if single else results
 
 
-def _resolve_return_type(return_type: Optional[str]) -> str:
+def resolve_return_type(return_type: Optional[str]) -> str:
+    """``find``'s ``return_type``: ``None`` is ``"pandas"`` when pandas is installed, else ``"dict"``; ``"pandas"``
+    needs pandas (:class:`MissingDependencyError` naming the extra otherwise)."""
     if return_type is None:
         try:
             import pandas  # noqa: F401
@@ -445,3 +441,6 @@ def _table(index: FaceIndex, identities: np.ndarray, distances: np.ndarray, box:
 
         return pd.DataFrame(columns, columns=list(RESULT_COLUMNS))
     return [dict(zip(RESULT_COLUMNS, values)) for values in zip(*(columns[c] for c in RESULT_COLUMNS))]
+
+
+_resolve_return_type = resolve_return_type  # the former name, kept for modules that import it

@@ -12,7 +12,9 @@ import numpy as np
 
 from .detection import resolve_detector
 from .detectors.base import DEFAULT_BATCH_SIZE, Detector
-from .errors import ArgumentError, DeepbatchError, FaceNotDetectedError, ImageError
+from .errors import ArgumentError, FaceNotDetectedError, ImageError
+from .errors import EmbeddingSizeError as EmbeddingSizeError
+from .errors import EmbeddingTypeError as EmbeddingTypeError
 from .formatting import BatchResult, facial_area
 from .pipeline import BatchSize, resolve_batch_size
 from .recognition.base import Recognizer, resolve_recognizer
@@ -227,21 +229,3 @@ def _given_embedding(item: Any, recognizer: Recognizer, where: Union[int, str]) 
         raise EmbeddingSizeError(vector.shape[1], recognizer, name)
     return ImageRecord(0, None, faces=None, embeddings=vector, points=np.zeros(1, np.int64))
 
-
-class EmbeddingTypeError(DeepbatchError, ValueError):
-    """A list given as a precomputed embedding holds something other than numbers (text, nested lists)."""
-
-    def __init__(self, where: str):
-        super().__init__(f"When passing {where} as a list, ensure that all its items are of type float "
-                         "(a precomputed embedding is a flat list of numbers, as represent returns it)")
-
-
-class EmbeddingSizeError(DeepbatchError, ValueError):
-    """A precomputed embedding does not have the size of the chosen model's embeddings."""
-
-    def __init__(self, size: int, recognizer: Recognizer, where: str = "the precomputed embedding"):
-        name = recognizer.display_name or recognizer.name
-        super().__init__(
-            f"embeddings of {name} should have {recognizer.embedding_size} dimensions, but {where} has {size} "
-            f"dimensions; embed both images with the same model_name"
-        )

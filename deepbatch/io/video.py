@@ -21,17 +21,14 @@ from typing import Any, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 
-from ..errors import ImageDecodeError, ImageNotFoundError
+from ..errors import ImageNotFoundError
+from ..errors import VideoError as VideoError
 from .headers import declared_size
 
 JPEG_FOURCCS = (b"MJPG", b"mjpg", b"JPEG", b"jpeg", b"AVRn", b"LJPG", b"dmb1")  # frames that are whole JPEG files
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts")
 
 PathLike = Union[str, "os.PathLike[str]"]
-
-
-class VideoError(ImageDecodeError):
-    """A video file exists but OpenCV cannot open or decode it."""
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, List, Mapping, Optional, Tuple,
 
 import numpy as np
 
-from ..errors import DeepbatchError, ModelFormatError
+from ..errors import ModelFormatError
+from ..errors import ThresholdUnknownError as ThresholdUnknownError
 from ..ops.letterbox import InputSpec
 from ..registry import Registry
 from ..runtime.model import OnnxModel
@@ -38,17 +39,6 @@ logger = logging.getLogger(__name__)
 
 RECOGNIZERS: Registry[Recognizer] = Registry("recognizer", "deepbatch.recognition")
 DEFAULT_FACE_BATCH = 64
-
-class ThresholdUnknownError(DeepbatchError, ValueError):
-    """No calibrated verification threshold exists for a model and metric."""
-
-    def __init__(self, model: str, metric: str):
-        super().__init__(
-            f"no calibrated {metric} threshold for {model}: pass threshold=... explicitly, or derive one from "
-            "labelled pairs with deepbatch.recognition.calibration.calibrate_threshold "
-            "(benchmarks/verify_master.py --calibrate does it for a folder of photos and a pairs CSV)"
-        )
-
 
 class Recognizer(ABC):
     """A face-embedding model. Subclasses declare ``input_spec`` and ``embedding_size`` and override ``embed_blob``.

@@ -34,7 +34,7 @@ from typing import Any, ClassVar, Dict, List, Mapping, Optional, Tuple, Union
 
 import numpy as np
 
-from ..errors import LegacyKerasError, WeightsNotFoundError
+from ..errors import LegacyKerasError, UnsupportedNormalizationError, WeightsNotFoundError
 from ..ops.align import FaceCrops
 from ..ops.deepface_align import deepface_crops, deepface_normalize, deepface_resize
 from ..ops.letterbox import InputSpec
@@ -43,7 +43,7 @@ from ..structures import Faces
 from ..weights import find_weights, resolve_weights, verify_found
 from .base import DEFAULT_FACE_BATCH, RECOGNIZERS, Recognizer
 from .calibration import ConfidenceModel
-from .normalization import NORMALIZATIONS, UnsupportedNormalizationError
+from .normalization import NORMALIZATION_NAMES, NORMALIZATIONS
 
 EXTRA = "deepface"
 RELEASES = "https://github.com/serengil/deepface_models/releases/download/v1.0/"
@@ -115,7 +115,7 @@ class DeepFaceRecognizer(Recognizer):
     def spec_for(self, normalization: str = "base") -> InputSpec:
         """DeepFace's ``normalization`` (its exact spelling), carried to :meth:`embed`."""
         if normalization not in {n.name for n in NORMALIZATIONS.values()}:
-            raise UnsupportedNormalizationError(normalization)
+            raise UnsupportedNormalizationError(normalization, NORMALIZATION_NAMES)
         return DeepFaceInput(size=(self.input_hw[1], self.input_hw[0]), rgb=False, center=True,
                              normalization=normalization)
 

@@ -25,7 +25,7 @@ from typing import Dict, Optional, Tuple, Union
 
 import numpy as np
 
-from ..errors import DeepbatchError
+from ..errors import UnsupportedNormalizationError as UnsupportedNormalizationError
 from ..ops.letterbox import InputSpec, normalize
 
 BGR = Tuple[float, float, float]
@@ -53,13 +53,7 @@ NORMALIZATIONS: Dict[str, Normalization] = {n.name.lower(): n for n in (
 )}
 
 
-class UnsupportedNormalizationError(DeepbatchError, ValueError):
-    """A ``normalization`` name DeepFace does not define."""
-
-    def __init__(self, value: object):
-        names = ", ".join(n.name for n in NORMALIZATIONS.values())
-        super().__init__(f"unimplemented normalization type - {value!r}; use one of {names} ('base', the model's own "
-                         "pre-processing, is recommended)")
+NORMALIZATION_NAMES: Tuple[str, ...] = tuple(n.name for n in NORMALIZATIONS.values())
 
 
 @dataclass(frozen=True)
@@ -71,7 +65,7 @@ def spec_for(spec: InputSpec, normalization: str) -> InputSpec:
     """``spec`` (a model's own) with DeepFace's ``normalization`` applied, in the model's channel order."""
     choice = NORMALIZATIONS.get(str(normalization).lower())
     if choice is None:
-        raise UnsupportedNormalizationError(normalization)
+        raise UnsupportedNormalizationError(normalization, NORMALIZATION_NAMES)
     if choice.mean is None or choice.std is None:
         return spec
     mean, std = (_model_order(v, spec.rgb) for v in (choice.mean, choice.std))

@@ -37,7 +37,9 @@ import threading
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
-from ..errors import DeepbatchError
+from ..errors import ProviderError as ProviderError
+from ..errors import RuntimeConflictError as RuntimeConflictError
+from ..errors import ThreadsError as ThreadsError
 from ..native_stderr import STDERR, Captured
 from ..optional import gpu_runtime_supported, require, runtime_conflict
 
@@ -58,10 +60,6 @@ PRESETS = {"auto": AUTO_ORDER, "cpu": (CPU,), "cuda": (CUDA, CPU), "tensorrt": A
 _announced: set = set()  # fallback messages already logged in this process: one line each, not one per model
 
 
-class ProviderError(DeepbatchError, ValueError):
-    """An execution provider name or list that ONNX Runtime cannot use."""
-
-
 def import_onnxruntime():  # type: ignore[no-untyped-def]
     try:
         return require("onnxruntime", "", "running ONNX models", package="onnxruntime-gpu")
@@ -70,10 +68,6 @@ def import_onnxruntime():  # type: ignore[no-untyped-def]
         if conflict is not None:
             raise RuntimeConflictError(conflict) from exc
         raise
-
-
-class RuntimeConflictError(DeepbatchError, ImportError):
-    """``onnxruntime`` and ``onnxruntime-gpu`` are both installed and ONNX Runtime cannot be imported."""
 
 
 def tensorrt_cache_dir() -> Path:
@@ -216,10 +210,6 @@ def check_threads(threads: Optional[int]) -> None:
     """Raise :class:`ThreadsError` unless ``threads`` is None or a positive integer."""
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, numbers.Integral) or threads < 1):
         raise ThreadsError(f"threads must be a positive integer or None (ONNX Runtime's default), got {threads!r}")
-
-
-class ThreadsError(DeepbatchError, ValueError):
-    """A thread count that is not a positive integer."""
 
 
 def explicit_threads(threads: Optional[int]) -> Optional[int]:
