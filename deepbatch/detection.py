@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import logging
 import os
+import warnings
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 
+from .checks import refuse_anti_spoofing
 from .detectors.base import DETECTORS, Detector, build_detector
-from .errors import ArgumentError, DeepbatchError
+from .errors import DeepbatchError
 from .formatting import BatchResult, collect_batch, confidence, facial_area, present_face
 from .io.images import as_batch
 from .pipeline import DEFAULT_PREFETCH, BatchSize, resolve_batch_size
@@ -19,7 +21,7 @@ from .structures import Faces
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["ImageFaces", "extract_faces", "face_dicts", "iter_detections", "iter_extract_faces", "resolve_detector"]
+__all__ = ["ImageFaces", "extract_faces", "iter_detections", "iter_extract_faces", "resolve_detector"]
 
 
 def resolve_detector(detector_backend: Union[str, Detector], **options: Any) -> Detector:
@@ -69,8 +71,7 @@ def extract_faces(
     records the exception in ``errors`` under the image's index, and returns every other image's faces in order.
     A single image always raises.
     """
-    if anti_spoofing:
-        raise ArgumentError("anti_spoofing is not supported by deepbatch")
+    refuse_anti_spoofing(anti_spoofing)
     if grayscale:
         logger.warning("grayscale is deprecated (as in DeepFace); use color_face='gray'")
         color_face = "gray"
@@ -109,7 +110,11 @@ def face_dicts(
     max_faces: Optional[int],
 ) -> List[Dict[str, Any]]:
     """DeepFace-style dicts for the faces of one decoded image (the whole image with confidence 0 when there are
-    none), by the same rules and crops as :func:`extract_faces`."""
+    none), by the same rules and crops as :func:`extract_faces`. Deprecated: use :func:`extract_faces` (with
+    ``detector_backend`` a :class:`~deepbatch.detectors.base.Detector`), or :class:`~deepbatch.stream.FaceRules`
+    and :func:`record_dicts`."""
+    warnings.warn("face_dicts() is deprecated; use extract_faces(), or FaceRules and record_dicts()",
+                  DeprecationWarning, stacklevel=2)
     rules = FaceRules("whole_image", max_faces, expand_percentage, align)
     chosen = rules.select(faces, image.shape)
     record = ImageRecord(0, None, shape=image.shape, faces=chosen, crops=rules.cut(image, chosen).crops)

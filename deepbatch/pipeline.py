@@ -17,11 +17,18 @@ flight fits the budget with it, or when nothing else is in flight: a huge image 
 from __future__ import annotations
 
 import logging
+import warnings
 from collections import deque
 from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import islice
-from typing import Any, Callable, Deque, Generator, Iterable, Iterator, List, Optional, Tuple, TypeVar, Union
+from typing import Any, Callable, Deque, Generator, Iterable, Iterator, List, Optional, Tuple, TypeVar
 
+from .batching import CPU_AUTO_BATCH as CPU_AUTO_BATCH
+from .batching import GPU_AUTO_BATCH as GPU_AUTO_BATCH
+from .batching import BatchSize as BatchSize
+from .batching import numbered_chunks as numbered_chunks
+from .batching import resolve_batch_size as resolve_batch_size
+from .checks import check_batch_size
 from .errors import ArgumentError
 
 Weigh = Callable[[Any], int]
@@ -32,27 +39,6 @@ T = TypeVar("T")
 R = TypeVar("R")
 
 DEFAULT_PREFETCH = 2  # chunks prepared ahead: one being prepared, one ready, while the model runs a third
-
-BatchSize = Union[int, str]  # a positive int, or "auto"
-# "auto" batch sizes. On a CPU the model is as fast per image at batch 1 as at 32, and single-image chunks keep every
-# core busy from the first image to the last (a large chunk leaves cores idle while the last chunks run) and cost the
-# least CPU time per image (benchmarks/peers.py, 7 rounds, detection from files: 37.3 ms at 1, 37.4 at 2, 40.2 at
-# 4, 38.8 at 32). On a GPU each call has a fixed cost that large batches spread.
-CPU_AUTO_BATCH = 1
-GPU_AUTO_BATCH = 32
-
-
-def resolve_batch_size(batch_size: BatchSize, detector: Any = None) -> int:
-    """``batch_size`` as a positive int: ``"auto"`` gives :data:`GPU_AUTO_BATCH` when ``detector``'s model runs on
-    CUDA or TensorRT, else :data:`CPU_AUTO_BATCH` (detectors without an ONNX model run on the CPU)."""
-    if batch_size == "auto":
-        from .runtime.session import GPU_PROVIDERS
-
-        providers = getattr(getattr(detector, "model", None), "providers", None) or ["CPUExecutionProvider"]
-        return GPU_AUTO_BATCH if providers[0] in GPU_PROVIDERS else CPU_AUTO_BATCH
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ArgumentError(f"batch_size must be a positive integer or 'auto', got {batch_size!r}")
-    return batch_size
 
 
 def default_workers() -> int:
@@ -67,27 +53,12 @@ def default_workers() -> int:
     return min(4, max(1, usable_cpus() // 2))
 
 
-def numbered_chunks(items: Iterable[T], size: int) -> Iterator[Tuple[int, List[T]]]:
-    """``(start, chunk)`` for consecutive chunks of at most ``size`` items; the iterable is read lazily."""
-    if size < 1:
-        raise ArgumentError(f"batch_size must be a positive integer, got {size}")
-    iterator = iter(items)
-    start = 0
-    while True:
-        chunk = list(islice(iterator, size))
-        if not chunk:
-            return
-        yield start, chunk
-        start += len(chunk)
-
-
 def budget_chunks(items: Iterable[T], size: int, weigh: Weigh,
                   budget: int) -> Iterator[Tuple[int, List[T], int]]:
     """``(start, chunk, weight)`` for consecutive chunks of at most ``size`` items whose weights (``weigh(item)``,
     e.g. the pixels an image will decode to) add up to at most ``budget``; an item heavier than the budget makes a
     chunk of its own. The iterable is read lazily, one item ahead."""
-    if size < 1:
-        raise ArgumentError(f"batch_size must be a positive integer, got {size}")
+    size = check_batch_size(size)
     start = 0
     chunk: List[T] = []
     weight = 0
@@ -166,11 +137,14 @@ def prefetch_map(function: Callable[[T], R], items: Iterable[T], workers: Option
 Stages = Tuple[Callable[[List[Any]], Any], Callable[[Any], List[Any]]]
 
 
-def detector_stages(detector: Any, batch_size: int) -> Stages:
-    """``(prepare, infer)`` for one chunk of validated images (at most ``batch_size``): ``infer(prepare(images))``
+def detector_stages(detector: Any, batch_size: Optional[int] = None) -> Stages:
+    """``(prepare, infer)`` for one chunk of validated images, of any size: ``infer(prepare(images))``
     is one ``Faces`` per image. ``prepare`` is thread-safe and runs ahead on prefetch threads (letterboxing, for
     ONNX detectors); a detector without a CPU half does all its work in ``infer``. See
-    :meth:`deepbatch.detectors.base.Detector.prepare_batch`."""
+    :meth:`deepbatch.detectors.base.Detector.prepare_batch`. ``batch_size`` is deprecated: it never had an effect."""
+    if batch_size is not None:
+        warnings.warn("detector_stages() ignores batch_size; call detector_stages(detector)", DeprecationWarning,
+                      stacklevel=2)
     return detector.prepare_batch, detector.infer_batch
 
 

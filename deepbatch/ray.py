@@ -41,6 +41,9 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, 
 
 import numpy as np
 
+from .batching import RAY_GPU_BATCH_SIZE as GPU_BATCH_SIZE
+from .batching import RAY_LOOP_BATCH_SIZE as LOOP_BATCH_SIZE
+from .checks import check_batch_size
 from .errors import INPUT_COLUMNS as INPUT_COLUMNS
 from .errors import ArgumentError, MissingDependencyError
 from .errors import DatasetColumnError as DatasetColumnError
@@ -58,8 +61,6 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-LOOP_BATCH_SIZE = 8  # rows per call for detectors that run image by image: small batches balance the actors
-GPU_BATCH_SIZE = 64  # rows per call for batching detectors on a GPU worker
 
 DetectorSpec = Union[str, Callable[[], "Detector"]]
 RecognizerSpec = Union[str, Callable[[], "Recognizer"]]
@@ -259,14 +260,14 @@ class FaceEmbeddingWorker(_Worker):
         self.embedding_size = int(self.recognizer.embedding_size)
 
     def process(self, items: List[Any]) -> List[Dict[str, Any]]:
-        from .recognition.distance import l2_normalize
+        from .recognition.normalization import l2_normalize
         from .stream import iter_records
 
         out = []
         for record in iter_records(items, self.detector, self.batch_size, self.rules, recognizer=self.recognizer,
                                    spec=self.spec, on_error="skip"):
             if self.l2_normalize and record.embeddings is not None:
-                record.embeddings = l2_normalize(record.embeddings).astype(np.float32)
+                record.embeddings = l2_normalize(record.embeddings)
             out.append(record.row())
         return out
 
@@ -311,9 +312,10 @@ def cpus_per_worker(num_workers: WorkerCount, total_cpus: float, num_gpus_per_wo
 
 
 def default_batch_size(detector_backend: DetectorSpec, num_gpus_per_worker: float) -> int:
-    """Rows per actor call: :data:`deepbatch.detectors.base.DEFAULT_BATCH_SIZE` for batching detectors
-    (:data:`GPU_BATCH_SIZE` on a GPU), :data:`LOOP_BATCH_SIZE` for detectors that run image by image."""
-    from .detectors.base import DEFAULT_BATCH_SIZE, DETECTORS
+    """Rows per actor call (the constants of :mod:`deepbatch.batching`): ``DEFAULT_BATCH_SIZE`` for batching
+    detectors (``RAY_GPU_BATCH_SIZE`` on a GPU), ``RAY_LOOP_BATCH_SIZE`` for detectors that run image by image."""
+    from .batching import DEFAULT_BATCH_SIZE
+    from .detectors.base import DETECTORS
 
     native = True
     if isinstance(detector_backend, str):
@@ -366,9 +368,8 @@ def _map(ds: Any, worker: type, constructor: Dict[str, Any], *, detector_backend
         if not ray.is_initialized():
             ray.init()
         check_gpus(num_workers, num_gpus_per_worker, ray.cluster_resources())
-    size = int(batch_size or default_batch_size(detector_backend, num_gpus_per_worker))
-    if size < 1:
-        raise ArgumentError(f"batch_size must be a positive integer, got {batch_size}")
+    size = check_batch_size(default_batch_size(detector_backend, num_gpus_per_worker) if batch_size is None
+                            else batch_size)
     cpus = num_cpus_per_worker
     if cpus is None:
         cpus = cpus_per_worker(num_workers, _cluster_cpus(ray), num_gpus_per_worker)

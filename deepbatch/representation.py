@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Optional, Tuple, Union
 
+from .checks import refuse_anti_spoofing
 from .detection import resolve_detector
 from .detectors.base import DETECTORS, Detector
 from .errors import ArgumentError
@@ -93,8 +94,7 @@ def represent(
     detected per model call, and all their faces embedded together (``"auto"``: chosen for the detector's
     device, see :func:`deepbatch.pipeline.resolve_batch_size`).
     """
-    if anti_spoofing:
-        raise ArgumentError("anti_spoofing is not supported by deepbatch")
+    refuse_anti_spoofing(anti_spoofing)
     check_on_error(on_error)
     rules = FaceRules.of(enforce_detection, max_faces, expand_percentage, align)
     items, single = as_batch(img_path)

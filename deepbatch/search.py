@@ -25,6 +25,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from .checks import refuse_anti_spoofing
 from .detection import resolve_detector
 from .detectors.base import Detector
 from .errors import ArgumentError, DeepbatchError
@@ -358,8 +359,7 @@ def find(
     ``.npz`` file (``datastore_format`` accepts only ``"npz"``; DeepFace's feather and parquet are not offered);
     ``batch_size`` images are detected per model call, for the database and for the queries.
     """
-    if anti_spoofing:
-        raise ArgumentError("anti_spoofing is not supported by deepbatch")
+    refuse_anti_spoofing(anti_spoofing)
     if datastore_format != "npz":
         raise ArgumentError(f"datastore_format={datastore_format!r} is not supported: deepbatch stores its index as "
                             "'npz' (numpy only)")

@@ -17,11 +17,13 @@ from typing import TYPE_CHECKING, Any, Generator, Iterable, List, Optional, Tupl
 
 import numpy as np
 
-from .checks import check_expand_percentage, check_max_faces
-from .detectors.base import DEFAULT_BATCH_SIZE, Detector
+from .batching import DEFAULT_BATCH_SIZE
+from .checks import check_batch_size, check_expand_percentage, check_max_faces
+from .detectors.base import Detector
 from .errors import ArgumentError, FaceNotDetectedError, ImageError
 from .io.images import declared_pixels, describe, get_image_limits, load_image, load_image_for_canvas
-from .ops.align import FaceCrops, expand_boxes, face_crops, resize_into
+from .ops.align import FaceCrops, expand_boxes, face_crops
+from .ops.align import model_input as model_input
 from .ops.boxes import clip_boxes
 from .ops.letterbox import InputSpec
 from .pipeline import (
@@ -220,15 +222,6 @@ def _embed(chunk: List[Tuple[ImageRecord, Optional[np.ndarray]]], recognizer: Re
     return [record for record, _ in chunk]
 
 
-def model_input(cut: FaceCrops, size: int) -> np.ndarray:
-    """``(N, size, size, 3)`` uint8: each crop resized into the model's square, exactly as
-    :func:`deepbatch.ops.align.align_faces` does, so a stored crop embedded with ``"skip"`` gives the same input."""
-    pixels = np.empty((len(cut), size, size, 3), np.uint8)
-    for i, face in enumerate(cut.crops):
-        resize_into(pixels[i], face)
-    return pixels
-
-
 def iter_detections(
     items: Iterable[Any], detector: Detector, batch_size: int = DEFAULT_BATCH_SIZE, on_error: str = "raise",
     single: bool = False, *, workers: Optional[int] = None, prefetch: int = DEFAULT_PREFETCH, reduced: bool = False,
@@ -253,9 +246,8 @@ def iter_detections(
     alone).
     """
     check_on_error(on_error)
-    if batch_size < 1:
-        raise ArgumentError(f"batch_size must be a positive integer, got {batch_size}")
-    prepare, infer = detector_stages(detector, batch_size)
+    batch_size = check_batch_size(batch_size)
+    prepare, infer = detector_stages(detector)
     canvas = detector_canvas(detector) if reduced else None
     parallel = workers != 0 and prefetch != 0 and detector.parallel_chunks
     threads = 0

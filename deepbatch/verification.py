@@ -10,8 +10,10 @@ from typing import Any, Dict, Hashable, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from .batching import DEFAULT_BATCH_SIZE
+from .checks import refuse_anti_spoofing
 from .detection import resolve_detector
-from .detectors.base import DEFAULT_BATCH_SIZE, Detector
+from .detectors.base import Detector
 from .errors import ArgumentError, FaceNotDetectedError, ImageError
 from .errors import EmbeddingSizeError as EmbeddingSizeError
 from .errors import EmbeddingTypeError as EmbeddingTypeError
@@ -127,8 +129,7 @@ def verify(
     (seconds).
     ``silent`` is accepted for DeepFace compatibility (deepbatch reports through ``logging``).
     """
-    if anti_spoofing:
-        raise ArgumentError("anti_spoofing is not supported by deepbatch")
+    refuse_anti_spoofing(anti_spoofing)
     return _verify([(img1_path, img2_path)], model_name, detector_backend, distance_metric, enforce_detection,
                    align, expand_percentage, normalization, threshold, DEFAULT_BATCH_SIZE, "raise", single=True)[0]
 

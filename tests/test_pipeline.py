@@ -205,13 +205,13 @@ def test_letterbox_into_a_pooled_buffer_is_a_view_of_it(parity_images: List[np.n
 
 
 def test_onnx_detectors_split_into_letterbox_and_model_stages(scrfd_320: OnnxDetector):
-    prepare, infer = detector_stages(scrfd_320, 8)
+    prepare, infer = detector_stages(scrfd_320)
     assert (prepare, infer) == (scrfd_320.prepare_batch, scrfd_320.infer_batch)
 
 
 def test_other_detectors_run_whole_in_the_model_stage():
     detector = build_detector("skip")
-    prepare, infer = detector_stages(detector, 8)
+    prepare, infer = detector_stages(detector)
     images = [np.zeros((8, 8, 3), np.uint8)]
     assert prepare(images) is images and infer == detector.infer_batch
 
@@ -422,3 +422,9 @@ def test_bench_runs_a_backend_on_its_own_canvas(dataset_dir: Path, weights_dir: 
     out = _run_bench(["--backend", "ultralight_320", "--batch-sizes", "1", "--images", "2", "--skip-extract",
                       "--data", str(dataset_dir)], capsys)
     assert "at 320x240 on" in out
+
+
+def test_detector_stages_batch_size_is_deprecated():
+    detector = build_detector("skip")
+    with pytest.warns(DeprecationWarning, match="ignores batch_size"):
+        assert detector_stages(detector, 8) == (detector.prepare_batch, detector.infer_batch)

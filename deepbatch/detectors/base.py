@@ -19,10 +19,12 @@ import logging
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, ClassVar, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any, ClassVar, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from ..batching import DEFAULT_BATCH_SIZE as DEFAULT_BATCH_SIZE
+from ..batching import chunks as chunks
 from ..errors import ArgumentError
 from ..io.images import validate_arrays
 from ..ops.boxes import split_by_image
@@ -38,15 +40,6 @@ from ..weights import WeightFile, resolve_weights
 logger = logging.getLogger(__name__)
 
 DETECTORS: Registry[Detector] = Registry("detector", "deepbatch.detectors", name_instances=True)
-DEFAULT_BATCH_SIZE = 32
-
-
-def chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
-    """Consecutive pieces of ``items`` of at most ``size`` elements."""
-    if size < 1:
-        raise ArgumentError(f"batch_size must be a positive integer, got {size}")
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 class Detector(ABC):  # noqa: B024 (abstract by contract: __init_subclass__ demands one of two overrides)

@@ -18,6 +18,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, List, Mapping, Optional, Tuple,
 
 import numpy as np
 
+from ..batching import DEFAULT_FACE_BATCH as DEFAULT_FACE_BATCH
+from ..batching import chunks
+from ..checks import check_batch_size
 from ..errors import ModelFormatError
 from ..errors import ThresholdUnknownError as ThresholdUnknownError
 from ..ops.letterbox import InputSpec
@@ -38,7 +41,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 RECOGNIZERS: Registry[Recognizer] = Registry("recognizer", "deepbatch.recognition")
-DEFAULT_FACE_BATCH = 64
 
 class Recognizer(ABC):
     """A face-embedding model. Subclasses declare ``input_spec`` and ``embedding_size`` and override ``embed_blob``.
@@ -61,9 +63,7 @@ class Recognizer(ABC):
     embedding_range: ClassVar[Optional[Tuple[float, float]]] = None
 
     def __init__(self, batch_size: int = DEFAULT_FACE_BATCH):
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
-        self.batch_size = int(batch_size)
+        self.batch_size = check_batch_size(batch_size)
 
     @property
     def input_size(self) -> int:
@@ -95,13 +95,11 @@ class Recognizer(ABC):
                 f"shape {faces.shape} and dtype {faces.dtype}; align them first (deepbatch.ops.align.align_faces)"
             )
         spec = spec or self.input_spec
-        step = int(batch_size or self.batch_size)
-        if step < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {step}")
         out = np.empty((len(faces), self.embedding_size), np.float32)
-        for start in range(0, len(faces), step):
-            chunk = faces[start : start + step]
+        start = 0
+        for chunk in chunks(faces, batch_size or self.batch_size):
             out[start : start + len(chunk)] = self.embed_blob(normalize_faces(chunk, spec))
+            start += len(chunk)
         return out
 
     @abstractmethod

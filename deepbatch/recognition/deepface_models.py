@@ -34,6 +34,7 @@ from typing import Any, ClassVar, Dict, List, Mapping, Optional, Tuple, Union
 
 import numpy as np
 
+from ..batching import chunks
 from ..errors import LegacyKerasError, UnsupportedNormalizationError, WeightsNotFoundError
 from ..ops.align import FaceCrops
 from ..ops.deepface_align import deepface_crops, deepface_normalize, deepface_resize
@@ -145,11 +146,11 @@ class DeepFaceRecognizer(Recognizer):
             faces = np.stack([deepface_resize(np.ascontiguousarray(f), self.input_hw) for f in faces]) if len(
                 faces) else np.zeros((0, *self.input_hw, 3), np.float32)
         normalization = spec.normalization if isinstance(spec, DeepFaceInput) else "base"
-        step = int(batch_size or self.batch_size)
         out = np.empty((len(faces), self.embedding_size), np.float32)
-        for start in range(0, len(faces), step):
-            chunk = deepface_normalize(faces[start : start + step].astype(np.float32), normalization)
-            out[start : start + len(chunk)] = self.forward(chunk)
+        start = 0
+        for piece in chunks(faces, batch_size or self.batch_size):
+            out[start : start + len(piece)] = self.forward(deepface_normalize(piece.astype(np.float32), normalization))
+            start += len(piece)
         return out
 
     def embed_blob(self, blob: np.ndarray) -> np.ndarray:

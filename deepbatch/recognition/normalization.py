@@ -21,7 +21,7 @@ name           input to the model
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Optional, Tuple, Union
+from typing import Any, Dict, Optional, Tuple, Union
 
 import numpy as np
 
@@ -99,8 +99,10 @@ def minmax_normalize(embeddings: np.ndarray, low: float, high: float) -> np.ndar
     return ((np.clip(embeddings, low, high) - low) / (high - low)).astype(np.float32)
 
 
-def l2_normalize(embeddings: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit length, float32 (zero rows stay zero), as DeepFace's ``l2_normalize``."""
+def l2_normalize(embeddings: np.ndarray, dtype: Any = np.float32) -> np.ndarray:
+    """Rows scaled to unit length (zero rows stay zero), as DeepFace's ``l2_normalize``: computed in float64,
+    returned as float32, the dtype of every embedding deepbatch returns (``dtype=np.float64`` keeps the precision
+    for arithmetic on them, as the distances do)."""
     embeddings = np.asarray(embeddings, dtype=np.float64)
     norms = np.linalg.norm(embeddings, axis=-1, keepdims=True)
-    return (embeddings / np.where(norms > 0, norms, 1.0)).astype(np.float32)
+    return (embeddings / np.where(norms > 0, norms, 1.0)).astype(dtype, copy=False)
