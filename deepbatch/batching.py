@@ -13,11 +13,20 @@ import.
 from __future__ import annotations
 
 from itertools import islice
-from typing import Any, Iterable, Iterator, List, Sequence, Tuple, TypeVar, Union
+from typing import Any, Iterable, Iterator, List, Protocol, Tuple, TypeVar, Union
 
 from .checks import check_batch_size
 
-S = TypeVar("S", bound=Sequence[Any])
+
+class Sliceable(Protocol):
+    """What :func:`chunks` cuts: a list, tuple or array."""
+
+    def __len__(self) -> int: ...
+
+    def __getitem__(self, index: slice, /) -> Any: ...
+
+
+S = TypeVar("S", bound=Sliceable)
 T = TypeVar("T")
 
 BatchSize = Union[int, str]  # a positive int, or "auto"
@@ -49,7 +58,7 @@ def chunks(items: S, size: int) -> Iterator[S]:
     an :class:`~deepbatch.errors.ArgumentError` when ``size`` is not a positive integer."""
     size = check_batch_size(size)
     for start in range(0, len(items), size):
-        yield items[start : start + size]  # type: ignore[misc]
+        yield items[start : start + size]
 
 
 def numbered_chunks(items: Iterable[T], size: int) -> Iterator[Tuple[int, List[T]]]:

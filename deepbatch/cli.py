@@ -62,6 +62,7 @@ from .rows import image_row
 from .sources import Source, WorkItem, count_items, is_url, iter_items, plan_sources, printable
 from .store.cli import add_database_commands
 from .structures import Faces
+from .summary import run_summary
 
 logger = logging.getLogger("deepbatch.cli")
 
@@ -96,13 +97,8 @@ class Tally:
         self.no_face += int(not row["faces"])
 
     def summary(self, verb: str) -> str:
-        elapsed = max(time.perf_counter() - self.started, 1e-9)
-        images = self.items - self.frames
-        return (
-            f"{verb} {images} image(s) and {self.frames} video frame(s): {self.faces} face(s), "
-            f"{self.no_face} without a face, {len(self.failures)} failed; {elapsed:.1f} s "
-            f"({self.items / elapsed:.1f} images/s)"
-        )
+        return run_summary(verb, self.items - self.frames, self.faces, self.no_face, len(self.failures),
+                           time.perf_counter() - self.started, frames=self.frames)
 
 
 class Sink:

@@ -71,10 +71,12 @@ def iter_detect(
     ``(height, width)`` and ``error``.
 
     ``paths_or_frames`` is any iterable of inputs (paths, URLs, arrays, a generator of video frames); a single path
-    or image is a stream of one. It is read lazily and at most ``prefetch + 1`` chunks are held at a time. Each
-    record's ``image`` is the decoded image, at ``1 / factor`` of the original size unless ``full_resolution=True``
-    asks for full-size decoding (for drawing on it or cutting crops). ``on_error`` works as in :func:`detect`:
-    ``"skip"`` yields an unusable image with ``error`` set and ``faces`` None.
+    or image is a stream of one. It is read lazily and at most ``prefetch + 2`` chunks are held at a time
+    (``max(prefetch, workers + 1) + 2`` for a model run on the CPU threads; see
+    :func:`deepbatch.stream.chunks_held`). Each record's ``image`` is the decoded image, at ``1 / factor`` of the
+    original size unless ``full_resolution=True`` asks for full-size decoding (for drawing on it or cutting crops).
+    ``on_error`` works as in :func:`detect`: ``"skip"`` yields an unusable image with ``error`` set and ``faces``
+    None.
     """
     rules = FaceRules("empty", max_faces)
     detector = resolve_detector(detector_backend)

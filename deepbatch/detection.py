@@ -169,10 +169,11 @@ def iter_extract_faces(
 
     ``paths_or_frames`` is any iterable of the inputs :func:`extract_faces` accepts (a list of paths, a generator
     of video frames, an (N, H, W, C) array); a single path or image is a stream of one. It is read lazily, chunk by
-    chunk, and memory holds at most ``prefetch + 2`` chunks of images whatever its length. ``workers`` threads
-    decode and letterbox the next chunks, and cut the faces of the previous one, while the model runs (see
-    :mod:`deepbatch.pipeline`; ``workers=0`` does everything in the calling thread). The other arguments are those
-    of :func:`extract_faces`. ``on_error="raise"`` raises the first unusable or (with ``enforce_detection``)
+    chunk, and memory holds at most ``prefetch + 2`` chunks of images whatever its length (``max(prefetch, workers
+    + 1) + 2`` for a model run on the CPU threads; :func:`deepbatch.stream.chunks_held` gives the number).
+    ``workers`` threads decode and letterbox the next chunks, and cut the faces of the previous one, while the model
+    runs (see :mod:`deepbatch.pipeline`; ``workers=0`` does everything in the calling thread). The other arguments
+    are those of :func:`extract_faces`. ``on_error="raise"`` raises the first unusable or (with ``enforce_detection``)
     faceless image's error when the stream reaches it; ``"skip"`` logs it and yields an empty :class:`ImageFaces`
     with its ``error``.
     """

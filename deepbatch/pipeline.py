@@ -6,12 +6,14 @@ runs the CPU half of up to ``prefetch`` chunks ahead on ``workers`` threads whil
 half of the current chunk; OpenCV's decode and resize and numpy's arithmetic release the GIL, and so does ONNX
 Runtime, so the stages really overlap. Results come back in input order.
 
-Memory is bounded by ``prefetch + 1`` chunks whatever the length of the input: the input iterator is read in the
-calling thread, one chunk at a time, only when a slot frees up, so a generator of frames is never read further
-ahead than that. It is bounded by pixels too: given a ``weigh`` and a ``budget`` (the pixels of the images a chunk
-will decode, against :attr:`~deepbatch.io.images.ImageLimits.max_pixels_in_flight`), chunks are cut so that one
-fits the budget (an image larger than it makes a chunk of its own) and a chunk is started only while everything in
-flight fits the budget with it, or when nothing else is in flight: a huge image runs alone.
+:func:`prefetch_map` holds at most ``prefetch + 1`` items whatever the length of the input (those in flight, and the
+one the consumer holds): the input iterator is read in the calling thread, one item at a time, only when a slot
+frees up, so a generator of frames is never read further ahead than that. The streaming core chains two of them
+(detection, then cutting faces), so it holds one chunk more: see :func:`deepbatch.stream.chunks_held`. Memory is
+bounded by pixels too: given a ``weigh`` and a ``budget`` (the pixels of the images a chunk will decode, against
+:attr:`~deepbatch.io.images.ImageLimits.max_pixels_in_flight`), chunks are cut so that one fits the budget (an
+image larger than it makes a chunk of its own) and a chunk is started only while everything in flight fits the
+budget with it, or when nothing else is in flight: a huge image runs alone.
 """
 
 from __future__ import annotations

@@ -52,6 +52,7 @@ from .errors import RayResourceError as RayResourceError
 from .errors import WorkerSpecError as WorkerSpecError
 from .registry import accepts
 from .rows import arrow_schema, image_row, import_pyarrow
+from .summary import run_summary
 
 if TYPE_CHECKING:
     import pyarrow
@@ -682,13 +683,11 @@ def run_cli(plan: Any) -> int:
     finally:
         if started:
             ray.shutdown()
-    elapsed = max(time.perf_counter() - began, 1e-9)
+    elapsed = time.perf_counter() - began
     images, faces, no_face, failed = summarize(target)
     for path, problem in failed:
         logger.error("failed: %s: %s", path, problem)
     if not plan.quiet:
-        sys.stderr.write(
-            f"{plan.command}: {images} image(s) on {plan.workers} Ray worker(s): {faces} face(s), {no_face} without "
-            f"a face, {len(failed)} failed; {elapsed:.1f} s ({images / elapsed:.1f} images/s); results in {target}\n"
-        )
+        sys.stderr.write(run_summary(f"{plan.command}:", images, faces, no_face, len(failed), elapsed,
+                                     workers=plan.workers, output=target) + "\n")
     return len(failed)

@@ -141,6 +141,11 @@ def iter_records(
     (at ``1 / factor`` of the original size with ``reduced=True``, which lets large JPEG files decode at the scale
     the detector's canvas needs; faces are in original pixels all the same).
 
+    Memory holds the decoded images of at most :func:`chunks_held` chunks whatever the length of ``items``:
+    ``prefetch + 2`` (the chunks prepared ahead, the one being detected or handed out, and the one whose faces are
+    being cut), or ``max(prefetch, workers + 1) + 2`` when the detector runs whole chunks on the threads (a CPU
+    model), and one chunk with ``workers=0`` or ``prefetch=0``.
+
     An unusable image, or a faceless one under ``no_face="error"``, gets its ``error`` (and ``faces`` None).
     ``on_error="raise"`` (or ``single``: one image given alone, whose errors name no index) raises it when the
     stream reaches it, in input order whatever ``batch_size`` is; ``"skip"`` yields the record and goes on.
@@ -240,7 +245,7 @@ def iter_detections(
     per core by default (:func:`~deepbatch.pipeline.parallel_workers`), up to ``max(prefetch, workers + 1)`` chunks
     at a time, each model run on its share of the cores (:func:`~deepbatch.runtime.session.threads_per_run`).
     ``items`` may be any iterable, a generator included: it is read lazily, and memory holds at most that many
-    chunks plus one whatever its length. The images decoded at once are bounded in pixels too
+    chunks plus one (see :func:`chunks_held`) whatever its length. The images decoded at once are bounded in pixels too
     (:attr:`~deepbatch.io.images.ImageLimits.max_pixels_in_flight`, from each input's header before it is decoded):
     chunks are cut to fit it, and a chunk starts only while it fits beside those in flight (a huge image runs
     alone).
@@ -253,7 +258,7 @@ def iter_detections(
     threads = 0
     if parallel:
         workers = parallel_workers() if workers is None else workers
-        prefetch = max(prefetch, workers + 1)
+        prefetch = chunks_ahead(detector, workers, prefetch)
         threads = max(1, usable_cpus() // max(1, workers))
 
     def detect(good: List[ImageRecord], prepared: Any) -> None:
@@ -283,6 +288,25 @@ def iter_detections(
         if good:
             detect(good, prepared)
         yield from records
+
+
+def chunks_ahead(detector: Detector, workers: Optional[int] = None, prefetch: int = DEFAULT_PREFETCH) -> int:
+    """The chunks :func:`iter_detections` prepares ahead of the one it hands out: ``prefetch``, or, for a detector
+    whose ``parallel_chunks`` is True, ``max(prefetch, workers + 1)`` (``workers`` None: one thread per core, see
+    :func:`~deepbatch.pipeline.parallel_workers`); 0 when everything runs inline (``workers=0`` or ``prefetch=0``)."""
+    if workers == 0 or prefetch == 0:
+        return 0
+    if not detector.parallel_chunks:
+        return prefetch
+    return max(prefetch, (parallel_workers() if workers is None else workers) + 1)
+
+
+def chunks_held(detector: Detector, workers: Optional[int] = None, prefetch: int = DEFAULT_PREFETCH) -> int:
+    """The most chunks whose decoded images :func:`iter_records` holds at once, whatever the length of its input:
+    :func:`chunks_ahead` plus the chunk handed out and the one whose faces are being cut; one chunk when everything
+    runs inline. The input is never read further ahead than these chunks."""
+    ahead = chunks_ahead(detector, workers, prefetch)
+    return ahead + 2 if ahead else 1
 
 
 def _decoded_pixels(record: ImageRecord) -> int:

@@ -189,9 +189,9 @@ _run_threads = threading.local()
 @contextlib.contextmanager
 def threads_per_run(threads: int) -> Any:
     """Within this block, CPU models run from this thread with ``threads`` intra-op threads (a session of that many,
-    opened once per model): for pipelines that run one chunk per core on several threads at once. On two cores, two
-    chunks at a time on one-thread sessions detect 8-15% more images per second than on two-thread sessions
-    (ONNX Runtime's threads cost 25 ms of CPU per SCRFD-500M run instead of 21). Models given ``threads=`` (or
+    opened once per model): for pipelines that run one chunk per core on several threads at once, which detect more
+    images per second than chunks run one after the other on sessions that share every core (ONNX Runtime's
+    thread pool costs CPU time on every run; ``benchmarks/peers.py`` measures both). Models given ``threads=`` (or
     ``$DEEPBATCH_THREADS``) keep their own count."""
     previous = getattr(_run_threads, "count", None)
     _run_threads.count = max(1, int(threads))
