@@ -18,6 +18,7 @@ from deepbatch.errors import FaceNotDetectedError, ImageNotFoundError
 from deepbatch.ops.letterbox import BufferPool, InputSpec, letterbox, normalize, shrink, shrink_factor
 from deepbatch.pipeline import DEFAULT_PREFETCH, detector_stages, numbered_chunks, parallel_workers, prefetch_map
 from deepbatch.runtime.session import threads_per_run, usable_cpus
+from deepbatch.stream import chunks_held
 
 # The same chunks through the same session give bit-identical outputs whether or not they were prefetched.
 EXACT = 0.0
@@ -338,6 +339,7 @@ def test_iter_extract_faces_reads_a_frame_stream_a_few_chunks_ahead(scrfd_320: O
     next(results)
     # on the CPU each core detects a chunk of its own; one more chunk is detected while crops are cut
     ahead = max(DEFAULT_PREFETCH, parallel_workers() + 1) if scrfd_320.parallel_chunks else DEFAULT_PREFETCH
+    assert chunks_held(scrfd_320, None, DEFAULT_PREFETCH) == ahead + 2
     assert stream.pulled <= (ahead + 2) * batch_size
     results.close()
 

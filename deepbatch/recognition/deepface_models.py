@@ -34,7 +34,7 @@ from typing import Any, ClassVar, Dict, List, Mapping, Optional, Tuple, Union
 
 import numpy as np
 
-from ..batching import chunks
+from ..batching import DEFAULT_FACE_BATCH, chunks
 from ..errors import LegacyKerasError, UnsupportedNormalizationError, WeightsNotFoundError
 from ..ops.align import FaceCrops
 from ..ops.deepface_align import deepface_crops, deepface_normalize, deepface_resize
@@ -42,7 +42,7 @@ from ..ops.letterbox import InputSpec
 from ..optional import require
 from ..structures import Faces
 from ..weights import find_weights, resolve_weights, verify_found
-from .base import DEFAULT_FACE_BATCH, RECOGNIZERS, Recognizer
+from .base import RECOGNIZERS, Recognizer
 from .calibration import ConfidenceModel
 from .normalization import NORMALIZATION_NAMES, NORMALIZATIONS
 

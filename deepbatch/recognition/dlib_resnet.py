@@ -41,12 +41,13 @@ from typing import ClassVar, Mapping, Optional, Tuple, Union
 
 import numpy as np
 
+from ..batching import DEFAULT_FACE_BATCH
 from ..errors import UnsupportedNormalizationError
 from ..ops.align import ARCFACE_TEMPLATE, similarity_transform
 from ..ops.letterbox import InputSpec
 from ..optional import require, require_all
 from ..weights import WeightFile, find_weights, resolve_weights, verify_found
-from .base import DEFAULT_FACE_BATCH, RECOGNIZERS, Recognizer
+from .base import RECOGNIZERS, Recognizer
 from .calibration import ConfidenceModel
 from .normalization import NORMALIZATION_NAMES
 
