@@ -151,12 +151,15 @@ def _loaded_batching(args: argparse.Namespace) -> str:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
+    from ..source_tree import load_benchmark
+
     try:
-        from .. import bench
+        bench = load_benchmark("bench_detector")
     except ModuleNotFoundError as exc:
-        if exc.name != "deepbatch.bench":
+        if exc.name != "bench_detector":
             raise
-        _say("deepbatch bench is not available in this installation (no deepbatch.bench module)", err=True)
+        _say("deepbatch bench runs benchmarks/bench_detector.py of a checkout of the source repository, which this "
+             "installation does not have", err=True)
         return EXIT_USAGE
     parser = argparse.ArgumentParser(prog="deepbatch bench", description="Throughput of a detector: raw model and "
                                      "end-to-end extract_faces, per batch size.")
