@@ -5,7 +5,7 @@ For each batch size the table gives images/s and ms/image of
 * **raw**: ``session.run`` alone, on a ready float32 batch (real photos, already letterboxed), as many images as
   the end-to-end runs: the model's own batched throughput, the limit to approach;
 * **detect**: files (or decoded frames) in, :class:`~deepbatch.structures.Faces` out, through the pipelined
-  :func:`~deepbatch.detection.iter_detections` (read, decode, letterbox, run, decode, NMS, map back);
+  :func:`~deepbatch.api.extract.iter_detections` (read, decode, letterbox, run, decode, NMS, map back);
 * **extract**: :func:`deepbatch.extract_faces` on the same inputs: detection plus the aligned crops and
   DeepFace-style dicts;
 
@@ -185,7 +185,7 @@ def time_raw(detector: Any, photos: Sequence[np.ndarray], batch_size: int, image
 
 def time_detect(detector: Any, inputs: Sequence[Any], batch_size: int, workers: Optional[int]) -> Timing:
     """Pipelined detection over ``inputs`` (paths or frames)."""
-    from deepbatch.detection import iter_detections
+    from deepbatch.api.extract import iter_detections
 
     with _Clock() as clock:
         count = sum(1 for _ in iter_detections(inputs, detector, batch_size, workers=workers))
@@ -195,7 +195,7 @@ def time_detect(detector: Any, inputs: Sequence[Any], batch_size: int, workers: 
 def time_extract(detector: Any, inputs: Sequence[Any], batch_size: int, api: str = "extract_faces",
                  workers: Optional[int] = None) -> Timing:
     """:func:`deepbatch.extract_faces` (or its streaming form) over ``inputs``."""
-    from deepbatch.detection import extract_faces, iter_extract_faces
+    from deepbatch.api.extract import extract_faces, iter_extract_faces
 
     with _Clock() as clock:
         if api == "iter_extract_faces":
@@ -229,7 +229,7 @@ def time_insightface(model_path: Path, paths: Sequence[Path], input_size: Tuple[
 
 def time_stages(detector: Any, paths: Sequence[Path], repeat: int = 1) -> Dict[str, float]:
     """Milliseconds per image of each stage, run one image at a time with nothing overlapped."""
-    from deepbatch.detection import face_dicts
+    from deepbatch.api.extract import face_dicts
     from deepbatch.io.images import load_image
 
     totals = {"read + decode": 0.0, "letterbox": 0.0, "session.run": 0.0, "decode + nms": 0.0, "crops + dicts": 0.0}

@@ -1,89 +1,18 @@
-"""``detect`` and ``iter_detect``: boxes, landmarks and scores without crops, over one image or a stream.
+"""Deprecated name of :mod:`deepbatch.api.detect` (detect): importing it gives that very module, with a
+``DeprecationWarning``."""
 
-Both run the same pipelined core as :func:`deepbatch.extract_faces` (:func:`deepbatch.stream.iter_records`):
-prefetch threads read, decode and letterbox the next chunks while the model runs the current one. Since no
-full-resolution pixels are returned, a JPEG much larger than the detector's canvas is decoded at 1/2, 1/4 or 1/8 of
-its size by the JPEG decoder itself (:func:`deepbatch.io.images.decode_for_canvas`), which is most of the cost of
-reading a photo; faces are reported in the original image's pixels all the same.
-"""
+import sys
+import warnings
+from typing import TYPE_CHECKING
 
-from __future__ import annotations
+from .api import detect as _module
 
-import logging
-from typing import Any, Iterable, Iterator, Optional, Union
+if TYPE_CHECKING:  # the names as type checkers see them; at run time this module is the new one
+    from .api.detect import (  # noqa: F401
+        detect,
+        iter_detect,
+    )
 
-from .detection import as_stream, resolve_detector
-from .detectors.base import Detector
-from .formatting import BatchResult, collect_batch
-from .io.images import as_batch
-from .pipeline import DEFAULT_PREFETCH, BatchSize, resolve_batch_size
-from .records import ImageRecord
-from .stream import FaceRules, check_on_error, iter_records
-from .structures import Faces
-
-logger = logging.getLogger(__name__)
-
-
-def detect(
-    img_path: Any,
-    detector_backend: Union[str, Detector] = "scrfd",
-    max_faces: Optional[int] = None,
-    *,
-    batch_size: BatchSize = "auto",
-    on_error: str = "raise",
-    workers: Optional[int] = None,
-    prefetch: int = DEFAULT_PREFETCH,
-) -> Union[Faces, BatchResult]:
-    """The faces in one image or a batch: a :class:`Faces` for one image, a :class:`BatchResult` of one
-    :class:`Faces` per image (in input order) for a list or an (N, H, W, C) array.
-
-    ``img_path`` is anything :func:`deepbatch.extract_faces` takes. Boxes ``(N, 4)`` xyxy and landmarks
-    ``(N, 5, 2)`` (person-relative, or None for detectors without them) are float32 in original-image pixels; an
-    image without a face gives an empty :class:`Faces`. ``max_faces`` keeps the largest faces. ``batch_size``
-    images go through the model per call (``"auto"``: chosen for the detector's device, see
-    :func:`deepbatch.pipeline.resolve_batch_size`). ``on_error="raise"`` raises the first unusable image's
-    :class:`ImageError` in input order; ``"skip"`` logs it, gives that image an empty :class:`Faces` and records the
-    exception in ``errors`` under its index. A single image always raises.
-    """
-    check_on_error(on_error)
-    items, single = as_batch(img_path)
-    rules = FaceRules("empty", max_faces)
-    detector = resolve_detector(detector_backend)
-    stream = iter_records(items, detector, resolve_batch_size(batch_size, detector), rules, reduced=True,
-                          on_error=on_error, single=single, workers=workers, prefetch=prefetch)
-    return collect_batch(((record.index, record.error, record.faces if record.faces is not None else Faces.empty())
-                          for record in stream), single, len(items))
-
-
-def iter_detect(
-    paths_or_frames: Iterable[Any],
-    detector_backend: Union[str, Detector] = "scrfd",
-    max_faces: Optional[int] = None,
-    *,
-    batch_size: BatchSize = "auto",
-    on_error: str = "raise",
-    full_resolution: bool = False,
-    workers: Optional[int] = None,
-    prefetch: int = DEFAULT_PREFETCH,
-) -> Iterator[ImageRecord]:
-    """Stream :func:`detect` over any number of images: one :class:`~deepbatch.records.ImageRecord` per
-    input, in order, with ``index``, ``source``, ``faces`` (original-image pixels), the original ``shape``
-    ``(height, width)`` and ``error``.
-
-    ``paths_or_frames`` is any iterable of inputs (paths, URLs, arrays, a generator of video frames); a single path
-    or image is a stream of one. It is read lazily and at most ``prefetch + 1`` chunks are held at a time. Each
-    record's ``image`` is the decoded image, at ``1 / factor`` of the original size unless ``full_resolution=True``
-    asks for full-size decoding (for drawing on it or cutting crops). ``on_error`` works as in :func:`detect`:
-    ``"skip"`` yields an unusable image with ``error`` set and ``faces`` None.
-    """
-    rules = FaceRules("empty", max_faces)
-    detector = resolve_detector(detector_backend)
-    records = iter_records(as_stream(paths_or_frames), detector, resolve_batch_size(batch_size, detector), rules,
-                           reduced=not full_resolution, on_error=on_error, workers=workers, prefetch=prefetch)
-    try:
-        for record in records:
-            if record.error is not None:
-                logger.warning("skipped: %s", record.error)
-            yield record
-    finally:
-        records.close()
+warnings.warn("deepbatch.detect_only is deprecated: import deepbatch.api.detect instead",
+              DeprecationWarning, stacklevel=2)
+sys.modules[__name__] = _module

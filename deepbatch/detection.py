@@ -1,193 +1,24 @@
-"""``extract_faces``: DeepFace's face extraction over one image or a batch of images."""
+"""Deprecated name of :mod:`deepbatch.api.extract` (extract_faces): importing it gives that very module, with a
+``DeprecationWarning``."""
 
-from __future__ import annotations
+import sys
+import warnings
+from typing import TYPE_CHECKING
 
-import logging
-import os
-from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple, Union
+from .api import extract as _module
 
-import numpy as np
+if TYPE_CHECKING:  # the names as type checkers see them; at run time this module is the new one
+    from .api.extract import (  # noqa: F401
+        ImageFaces,
+        as_stream,
+        extract_faces,
+        face_dicts,
+        iter_detections,
+        iter_extract_faces,
+        record_dicts,
+        resolve_detector,
+    )
 
-from .detectors.base import DETECTORS, Detector, build_detector
-from .errors import ArgumentError, DeepbatchError
-from .formatting import BatchResult, collect_batch, confidence, facial_area, present_face
-from .io.images import as_batch
-from .pipeline import DEFAULT_PREFETCH, BatchSize, resolve_batch_size
-from .records import ImageRecord
-from .stream import FaceRules, check_on_error, iter_detections, iter_records
-from .structures import Faces
-
-logger = logging.getLogger(__name__)
-
-__all__ = ["ImageFaces", "extract_faces", "face_dicts", "iter_detections", "iter_extract_faces", "resolve_detector"]
-
-
-def resolve_detector(detector_backend: Union[str, Detector], **options: Any) -> Detector:
-    """A detector instance from a registered name (cached) or an instance passed through."""
-    if isinstance(detector_backend, Detector):
-        return detector_backend
-    return build_detector(detector_backend, **options)
-
-
-def extract_faces(
-    img_path: Any,
-    detector_backend: Union[str, Detector] = "scrfd",
-    enforce_detection: bool = True,
-    align: bool = True,
-    expand_percentage: int = 0,
-    grayscale: bool = False,
-    color_face: str = "rgb",
-    normalize_face: bool = True,
-    anti_spoofing: bool = False,
-    max_faces: Optional[int] = None,
-    *,
-    batch_size: BatchSize = "auto",
-    on_error: str = "raise",
-) -> Union[List[Dict[str, Any]], BatchResult]:
-    """Detect and crop faces, DeepFace-style, over one image or a batch.
-
-    ``img_path``: a path, URL, base64 data URI, bytes, file object or BGR numpy array; or a list of those, or an
-    (N, H, W, C) array. One image gives a list of face dicts; a batch gives a list with one list of face dicts per
-    image, in input order (a :class:`BatchResult`, whose ``errors`` maps skipped images to their exceptions).
-
-    Each dict has ``face`` (the crop: RGB float in [0, 1] by default), ``facial_area`` (``x, y, w, h``,
-    person-relative ``left_eye``/``right_eye``, and ``nose``/``mouth_left``/``mouth_right`` when known) and
-    ``confidence``. ``align=True`` warps each face onto the five-point ArcFace template, eyes levelled, as a square
-    at the face's own resolution (112 to 448 pixels; the eyes alone place faces whose detector gives no other
-    landmark): the very crop :func:`deepbatch.represent` embeds, so embedding a stored crop later with
-    ``detector_backend="skip"`` gives the photo's embedding. ``align=False`` gives the box crop.
-    ``expand_percentage`` grows the box (and the aligned square around the face); ``max_faces`` keeps the largest
-    faces; ``grayscale=True`` is DeepFace's deprecated spelling of ``color_face="gray"``. The reported
-    ``facial_area`` is clamped inside the image as DeepFace clamps it, and a landmark outside the image is None.
-    ``enforce_detection=True`` raises :class:`FaceNotDetectedError` naming the image's index when an image has no
-    face; with ``False`` such an image gives the whole image with confidence 0, as DeepFace does.
-    ``detector_backend`` is a registered name (see ``list_detectors()``) or a :class:`Detector`.
-
-    ``on_error`` decides what an unusable image (a subclass of :class:`ImageError`) or, with ``enforce_detection``,
-    an image without a face does to a batch: ``"raise"`` raises the error of the first such image in input order,
-    naming its index and path, whatever ``batch_size`` is; ``"skip"`` logs it, leaves that image's entry empty,
-    records the exception in ``errors`` under the image's index, and returns every other image's faces in order.
-    A single image always raises.
-    """
-    if anti_spoofing:
-        raise ArgumentError("anti_spoofing is not supported by deepbatch")
-    if grayscale:
-        logger.warning("grayscale is deprecated (as in DeepFace); use color_face='gray'")
-        color_face = "gray"
-    rules = FaceRules.of(enforce_detection, max_faces, expand_percentage, align)
-    check_on_error(on_error)
-    items, single = as_batch(img_path)
-    if not items:  # nothing to detect: no model is loaded, but a misspelt name still fails
-        if isinstance(detector_backend, str):
-            DETECTORS.canonical(detector_backend)
-        return BatchResult()
-    detector = resolve_detector(detector_backend)
-    records = iter_records(items, detector, resolve_batch_size(batch_size, detector), rules, crops=True,
-                           on_error=on_error, single=single)
-    return collect_batch(((r.index, r.error, record_dicts(r, color_face, normalize_face)) for r in records), single,
-                         len(items))
-
-
-def record_dicts(record: ImageRecord, color_face: str, normalize_face: bool) -> List[Dict[str, Any]]:
-    """DeepFace-style dicts for the faces of a record cut by :func:`~deepbatch.stream.iter_records`
-    (``crops=True``): ``face`` (the crop as ``color_face`` asks), ``facial_area`` and ``confidence``; none for a
-    record with an ``error``."""
-    if record.error is not None or record.faces is None or record.crops is None:
-        return []
-    return [
-        {
-            "face": present_face(pixels, color_face, normalize_face),
-            "facial_area": facial_area(face.box, face.landmarks, record.shape),
-            "confidence": confidence(face.score),
-        }
-        for face, pixels in zip(record.faces, record.crops)
-    ]
-
-
-def face_dicts(
-    image: np.ndarray, faces: Faces, align: bool, expand_percentage: float, color_face: str, normalize_face: bool,
-    max_faces: Optional[int],
-) -> List[Dict[str, Any]]:
-    """DeepFace-style dicts for the faces of one decoded image (the whole image with confidence 0 when there are
-    none), by the same rules and crops as :func:`extract_faces`."""
-    rules = FaceRules("whole_image", max_faces, expand_percentage, align)
-    chosen = rules.select(faces, image.shape)
-    record = ImageRecord(0, None, shape=image.shape, faces=chosen, crops=rules.cut(image, chosen).crops)
-    return record_dicts(record, color_face, normalize_face)
-
-
-class ImageFaces(List[Dict[str, Any]]):
-    """The face dicts of one image, as in :func:`extract_faces`, plus where they came from: the image's
-    ``image_index`` in the stream, its ``source`` (path or description, or None), its ``shape`` ``(height, width,
-    ...)``, the typed ``faces`` behind the dicts (:class:`Faces`, float precision) and the ``error`` that stopped it
-    (``None`` when it was processed; with ``on_error="skip"`` an unusable image gives an empty list with ``error``
-    set). :meth:`row` is the image's output row (:mod:`deepbatch.rows`), as the command line and Ray write it."""
-
-    def __init__(self, dicts: Iterable[Dict[str, Any]] = (), image_index: int = 0, source: Optional[str] = None,
-                 error: Optional[DeepbatchError] = None, shape: Optional[Tuple[int, ...]] = None,
-                 faces: Optional[Faces] = None):
-        super().__init__(dicts)
-        self.image_index = image_index
-        self.source = source
-        self.error = error
-        self.shape = shape
-        self.faces = faces
-
-    @classmethod
-    def of(cls, record: ImageRecord, color_face: str = "rgb", normalize_face: bool = True) -> ImageFaces:
-        """The presentation of one record of :func:`~deepbatch.stream.iter_records` (``crops=True``)."""
-        return cls(record_dicts(record, color_face, normalize_face), record.index, record.source, record.error,
-                   record.shape, record.faces)
-
-    def row(self) -> Dict[str, Any]:
-        from .rows import image_row
-
-        return image_row(self.source, self.shape, self.faces, self.error)
-
-
-def iter_extract_faces(
-    paths_or_frames: Iterable[Any],
-    detector_backend: Union[str, Detector] = "scrfd",
-    enforce_detection: bool = True,
-    align: bool = True,
-    expand_percentage: int = 0,
-    color_face: str = "rgb",
-    normalize_face: bool = True,
-    max_faces: Optional[int] = None,
-    *,
-    batch_size: BatchSize = "auto",
-    on_error: str = "raise",
-    workers: Optional[int] = None,
-    prefetch: int = DEFAULT_PREFETCH,
-) -> Iterator[ImageFaces]:
-    """Stream :func:`extract_faces` over any number of images: yields one :class:`ImageFaces` per input, in order.
-
-    ``paths_or_frames`` is any iterable of the inputs :func:`extract_faces` accepts (a list of paths, a generator
-    of video frames, an (N, H, W, C) array); a single path or image is a stream of one. It is read lazily, chunk by
-    chunk, and memory holds at most ``prefetch + 2`` chunks of images whatever its length. ``workers`` threads
-    decode and letterbox the next chunks, and cut the faces of the previous one, while the model runs (see
-    :mod:`deepbatch.pipeline`; ``workers=0`` does everything in the calling thread). The other arguments are those
-    of :func:`extract_faces`. ``on_error="raise"`` raises the first unusable or (with ``enforce_detection``)
-    faceless image's error when the stream reaches it; ``"skip"`` logs it and yields an empty :class:`ImageFaces`
-    with its ``error``.
-    """
-    rules = FaceRules.of(enforce_detection, max_faces, expand_percentage, align)
-    detector = resolve_detector(detector_backend)
-    records = iter_records(as_stream(paths_or_frames), detector, resolve_batch_size(batch_size, detector), rules,
-                           crops=True, on_error=on_error, workers=workers, prefetch=prefetch)
-    try:
-        for record in records:
-            if record.error is not None:
-                logger.warning("skipped: %s", record.error)
-            yield ImageFaces.of(record, color_face, normalize_face)
-    finally:
-        records.close()
-
-
-def as_stream(paths_or_frames: Any) -> Iterable[Any]:
-    """A streaming API's input as an iterable of inputs: a single path or image is a stream of one."""
-    if isinstance(paths_or_frames, (str, bytes, os.PathLike)) or (
-        isinstance(paths_or_frames, np.ndarray) and paths_or_frames.ndim != 4
-    ):
-        return [paths_or_frames]
-    return paths_or_frames  # type: ignore[no-any-return]
+warnings.warn("deepbatch.detection is deprecated: import deepbatch.api.extract instead",
+              DeprecationWarning, stacklevel=2)
+sys.modules[__name__] = _module

@@ -1,188 +1,32 @@
-"""Pipelined chunk processing: the next chunks are decoded and letterboxed while the model runs the current one.
+"""Deprecated name of :mod:`deepbatch.core.workers` (chunking and the prefetch thread pool): importing it gives
+that very module, with a ``DeprecationWarning``."""
 
-A detector's work on a chunk splits in two (see :func:`detector_stages`): a CPU half (reading and decoding the
-images, letterboxing them into a batch blob) and a model half (one ``session.run``, decode, NMS). :func:`prefetch_map`
-runs the CPU half of up to ``prefetch`` chunks ahead on ``workers`` threads while the calling thread runs the model
-half of the current chunk; OpenCV's decode and resize and numpy's arithmetic release the GIL, and so does ONNX
-Runtime, so the stages really overlap. Results come back in input order.
+import sys
+import warnings
+from typing import TYPE_CHECKING
 
-Memory is bounded by ``prefetch + 1`` chunks whatever the length of the input: the input iterator is read in the
-calling thread, one chunk at a time, only when a slot frees up, so a generator of frames is never read further
-ahead than that. It is bounded by pixels too: given a ``weigh`` and a ``budget`` (the pixels of the images a chunk
-will decode, against :attr:`~deepbatch.io.images.ImageLimits.max_pixels_in_flight`), chunks are cut so that one
-fits the budget (an image larger than it makes a chunk of its own) and a chunk is started only while everything in
-flight fits the budget with it, or when nothing else is in flight: a huge image runs alone.
-"""
+from .core import workers as _module
 
-from __future__ import annotations
+if TYPE_CHECKING:  # the names as type checkers see them; at run time this module is the new one
+    from .core.workers import (  # noqa: F401
+        CPU_AUTO_BATCH,
+        DEFAULT_PREFETCH,
+        GPU_AUTO_BATCH,
+        BatchSize,
+        R,
+        Stages,
+        T,
+        Weigh,
+        budget_chunks,
+        default_workers,
+        detector_canvas,
+        detector_stages,
+        numbered_chunks,
+        parallel_workers,
+        prefetch_map,
+        resolve_batch_size,
+    )
 
-import logging
-from collections import deque
-from concurrent.futures import Future, ThreadPoolExecutor
-from itertools import islice
-from typing import Any, Callable, Deque, Generator, Iterable, Iterator, List, Optional, Tuple, TypeVar, Union
-
-from .errors import ArgumentError
-
-Weigh = Callable[[Any], int]
-
-logger = logging.getLogger(__name__)
-
-T = TypeVar("T")
-R = TypeVar("R")
-
-DEFAULT_PREFETCH = 2  # chunks prepared ahead: one being prepared, one ready, while the model runs a third
-
-BatchSize = Union[int, str]  # a positive int, or "auto"
-# "auto" batch sizes. On a CPU the model is as fast per image at batch 1 as at 32, and single-image chunks keep every
-# core busy from the first image to the last (a large chunk leaves cores idle while the last chunks run) and cost the
-# least CPU time per image (benchmarks/peers.py, 7 rounds, detection from files: 37.3 ms at 1, 37.4 at 2, 40.2 at
-# 4, 38.8 at 32). On a GPU each call has a fixed cost that large batches spread.
-CPU_AUTO_BATCH = 1
-GPU_AUTO_BATCH = 32
-
-
-def resolve_batch_size(batch_size: BatchSize, detector: Any = None) -> int:
-    """``batch_size`` as a positive int: ``"auto"`` gives :data:`GPU_AUTO_BATCH` when ``detector``'s model runs on
-    CUDA or TensorRT, else :data:`CPU_AUTO_BATCH` (detectors without an ONNX model run on the CPU)."""
-    if batch_size == "auto":
-        from .runtime.session import GPU_PROVIDERS
-
-        providers = getattr(getattr(detector, "model", None), "providers", None) or ["CPUExecutionProvider"]
-        return GPU_AUTO_BATCH if providers[0] in GPU_PROVIDERS else CPU_AUTO_BATCH
-    if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
-        raise ArgumentError(f"batch_size must be a positive integer or 'auto', got {batch_size!r}")
-    return batch_size
-
-
-def default_workers() -> int:
-    """Prefetch threads: one per two usable cores, from one to four.
-
-    With two cores (ONNX Runtime's intra-op threads on both) one thread decodes and letterboxes as fast as a second
-    would: the machine is saturated either way. On bigger machines a single thread decoding large JPEGs becomes the
-    bottleneck, so more chunks are prepared at once.
-    """
-    from .runtime.session import usable_cpus
-
-    return min(4, max(1, usable_cpus() // 2))
-
-
-def numbered_chunks(items: Iterable[T], size: int) -> Iterator[Tuple[int, List[T]]]:
-    """``(start, chunk)`` for consecutive chunks of at most ``size`` items; the iterable is read lazily."""
-    if size < 1:
-        raise ArgumentError(f"batch_size must be a positive integer, got {size}")
-    iterator = iter(items)
-    start = 0
-    while True:
-        chunk = list(islice(iterator, size))
-        if not chunk:
-            return
-        yield start, chunk
-        start += len(chunk)
-
-
-def budget_chunks(items: Iterable[T], size: int, weigh: Weigh,
-                  budget: int) -> Iterator[Tuple[int, List[T], int]]:
-    """``(start, chunk, weight)`` for consecutive chunks of at most ``size`` items whose weights (``weigh(item)``,
-    e.g. the pixels an image will decode to) add up to at most ``budget``; an item heavier than the budget makes a
-    chunk of its own. The iterable is read lazily, one item ahead."""
-    if size < 1:
-        raise ArgumentError(f"batch_size must be a positive integer, got {size}")
-    start = 0
-    chunk: List[T] = []
-    weight = 0
-    for item in items:
-        w = max(0, int(weigh(item)))
-        if chunk and weight + w > budget:
-            yield start, chunk, weight
-            start += len(chunk)
-            chunk, weight = [], 0
-        chunk.append(item)
-        weight += w
-        if len(chunk) == size:  # yielded before the next item is read
-            yield start, chunk, weight
-            start += len(chunk)
-            chunk, weight = [], 0
-    if chunk:
-        yield start, chunk, weight
-
-
-def prefetch_map(function: Callable[[T], R], items: Iterable[T], workers: Optional[int] = None,
-                 prefetch: int = DEFAULT_PREFETCH, weigh: Optional[Weigh] = None,
-                 budget: Optional[int] = None) -> Generator[R, None, None]:
-    """``function(item)`` for each item, in order, computed up to ``prefetch`` items ahead on ``workers`` threads.
-
-    ``items`` is read in the calling thread, never more than ``prefetch + 1`` items ahead of the result being
-    consumed. With ``weigh`` and ``budget``, an item is also started only while the weights of the items in flight
-    (started, or handed to the consumer who has not come back yet) and its own add up to at most ``budget``, or
-    when nothing is in flight. ``workers=0`` (or ``prefetch=0``) computes everything inline, in the calling
-    thread. An exception raised by ``function`` is re-raised here, in order, when its item's turn comes. Closing the
-    iterator early cancels the pending items and waits for the running ones, so no thread outlives it.
-    """
-    workers = default_workers() if workers is None else workers
-    if workers < 0 or prefetch < 0:
-        raise ArgumentError(f"workers and prefetch must be >= 0, got workers={workers}, prefetch={prefetch}")
-    if workers == 0 or prefetch == 0:
-        yield from map(function, items)
-        return
-    iterator = iter(items)
-    pending: Deque[Tuple[Future, int]] = deque()
-    held = 0  # the weight in flight
-    waiting: List[Tuple[Any, int]] = []  # an item read but not started: the budget was full
-    pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="deepbatch-prefetch")
-
-    def fill(limit: int) -> None:
-        """Start items until ``limit`` are pending, the input ends, or the next one does not fit the budget."""
-        nonlocal held
-        while len(pending) < limit:
-            if not waiting:
-                for item in islice(iterator, 1):
-                    waiting.append((item, weigh(item) if weigh is not None else 0))
-                if not waiting:
-                    return
-            item, weight = waiting[0]
-            if budget is not None and held > 0 and held + weight > budget:
-                return
-            waiting.pop()
-            pending.append((pool.submit(function, item), weight))
-            held += weight
-
-    try:
-        fill(prefetch)
-        handed = 0
-        while True:
-            held -= handed  # the consumer came back for the next result: the last one is its own now
-            if not pending:
-                fill(prefetch)
-                if not pending:
-                    return
-            future, handed = pending.popleft()
-            fill(prefetch)
-            yield future.result()
-    finally:
-        pool.shutdown(wait=True, cancel_futures=True)
-
-
-Stages = Tuple[Callable[[List[Any]], Any], Callable[[Any], List[Any]]]
-
-
-def detector_stages(detector: Any, batch_size: int) -> Stages:
-    """``(prepare, infer)`` for one chunk of validated images (at most ``batch_size``): ``infer(prepare(images))``
-    is one ``Faces`` per image. ``prepare`` is thread-safe and runs ahead on prefetch threads (letterboxing, for
-    ONNX detectors); a detector without a CPU half does all its work in ``infer``. See
-    :meth:`deepbatch.detectors.base.Detector.prepare_batch`."""
-    return detector.prepare_batch, detector.infer_batch
-
-
-def parallel_workers() -> int:
-    """Threads that each run whole chunks for a detector whose ``parallel_chunks`` is True: one per usable core,
-    from two to eight (two keep a core busy while the other thread waits on a read)."""
-    from .runtime.session import usable_cpus
-
-    return min(8, max(2, usable_cpus()))
-
-
-def detector_canvas(detector: Any) -> Any:
-    """The :class:`~deepbatch.ops.letterbox.InputSpec` of the canvas a detector fits every image onto, or None when
-    it looks at images at their own size (then nothing may be decoded smaller than it is)."""
-    return detector.canvas
+warnings.warn("deepbatch.pipeline is deprecated: import deepbatch.core.workers instead",
+              DeprecationWarning, stacklevel=2)
+sys.modules[__name__] = _module

@@ -12,11 +12,11 @@ import numpy as np
 import pytest
 
 import deepbatch
-from deepbatch.detection import ImageFaces, iter_detections, iter_extract_faces
+from deepbatch.api.extract import ImageFaces, iter_detections, iter_extract_faces
+from deepbatch.core.workers import DEFAULT_PREFETCH, detector_stages, numbered_chunks, parallel_workers, prefetch_map
 from deepbatch.detectors.base import OnnxDetector, build_detector
 from deepbatch.errors import FaceNotDetectedError, ImageNotFoundError
 from deepbatch.ops.letterbox import BufferPool, InputSpec, letterbox, normalize, shrink, shrink_factor
-from deepbatch.pipeline import DEFAULT_PREFETCH, detector_stages, numbered_chunks, parallel_workers, prefetch_map
 from deepbatch.runtime.session import threads_per_run, usable_cpus
 from deepbatch.source_tree import load_benchmark
 

@@ -8,10 +8,10 @@ from typing import Any, Dict, List
 import numpy as np
 import pytest
 
+from deepbatch.core.stream import FaceRules, iter_records
 from deepbatch.detectors.base import OnnxDetector
 from deepbatch.errors import ArgumentError, FaceNotDetectedError, ImageNotFoundError
 from deepbatch.recognition import build_recognizer
-from deepbatch.stream import FaceRules, iter_records
 
 GRAY = np.full((240, 320, 3), 128, np.uint8)  # a frame without a face
 

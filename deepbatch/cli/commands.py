@@ -71,7 +71,7 @@ def cmd_represent(args: argparse.Namespace) -> int:
 
 def cmd_verify(args: argparse.Namespace) -> int:
     """``deepbatch verify A B``: :func:`deepbatch.verify` on two images; exit 0 whether or not they match."""
-    from ..verification import verify
+    from ..api.verify import verify
 
     for path in (args.image1, args.image2):
         if not is_url(path) and not Path(path).expanduser().exists():

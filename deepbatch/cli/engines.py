@@ -6,7 +6,7 @@ import argparse
 from collections import deque
 from typing import Any, Callable, Deque, Dict, Iterator
 
-from ..pipeline import resolve_batch_size
+from ..core.workers import resolve_batch_size
 from ..plan import RunPlan, model_options
 from ..sources import WorkItem
 from .sinks import Sink
@@ -21,11 +21,11 @@ def _paired(items: Iterator[WorkItem], pending: Deque[WorkItem]) -> Iterator[Any
 
 
 def run_local(plan: RunPlan, items: Iterator[WorkItem], sink: Sink) -> None:
-    """``detect`` or ``represent`` in this process: :func:`~deepbatch.stream.iter_records` over the stream,
+    """``detect`` or ``represent`` in this process: :func:`~deepbatch.core.stream.iter_records` over the stream,
     ``batch_size`` images per model call (and, for ``represent``, their faces embedded together), a few chunks of
     images in memory at a time. ``detect`` decodes images in full only for ``--draw`` and ``--save-crops`` (else
     a large JPEG is decoded at the scale the detector's canvas needs)."""
-    from ..stream import iter_records
+    from ..core.stream import iter_records
 
     detector = plan.models.build_detector()
     recognizer = plan.models.build_recognizer() if plan.command == "represent" else None

@@ -36,7 +36,7 @@ def _positive_int(text: str) -> int:
 
 
 def _batch_size(text: str) -> Union[int, str]:
-    """``auto`` (chosen for the device, see :func:`deepbatch.pipeline.resolve_batch_size`) or a positive integer."""
+    """``auto`` (chosen for the device, see :func:`deepbatch.core.workers.resolve_batch_size`) or a positive integer."""
     return "auto" if text == "auto" else _positive_int(text)
 
 
