@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
 from .optional import runtime_conflict
+from .renamed import install as _install_renamed_modules
 
 if TYPE_CHECKING:
     from . import DeepFace as DeepFace
@@ -71,6 +72,8 @@ if not TYPE_CHECKING:  # hidden from type checkers, which would otherwise type e
 def __dir__() -> list:
     return sorted(list(globals()) + list(_EXPORTS) + ["DeepFace"])
 
+
+_install_renamed_modules()  # the module names that moved still import, with a DeprecationWarning
 
 _conflict = runtime_conflict()
 if _conflict is not None:
