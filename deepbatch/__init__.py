@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from .api.verify import verify, verify_pairs
     from .database import build_index, register, search
     from .detectors.base import Detector, build_detector, list_detectors
+    from .performance import Performance
     from .recognition.base import Recognizer, build_recognizer, list_recognizers
     from .structures import Face, Faces
 
@@ -47,12 +48,13 @@ _EXPORTS = {
     "register": "deepbatch.database",
     "search": "deepbatch.database",
     "build_index": "deepbatch.database",
+    "Performance": "deepbatch.performance",
 }
 
 __all__ = [
     "__version__", "extract_faces", "iter_extract_faces", "detect", "iter_detect", "build_detector", "list_detectors",
     "Detector", "Faces", "Face", "represent", "verify", "verify_pairs", "build_recognizer", "list_recognizers",
-    "Recognizer", "find", "register", "search", "build_index",
+    "Recognizer", "find", "register", "search", "build_index", "Performance",
 ]
 
 

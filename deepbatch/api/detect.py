@@ -18,6 +18,7 @@ from ..core.workers import DEFAULT_PREFETCH, BatchSize, resolve_batch_size
 from ..detectors.base import Detector
 from ..formatting import BatchResult, collect_batch
 from ..io.images import as_batch
+from ..performance import Performance, settle
 from ..records import ImageRecord
 from ..structures import Faces
 
@@ -33,6 +34,7 @@ def detect(
     on_error: str = "raise",
     workers: Optional[int] = None,
     prefetch: int = DEFAULT_PREFETCH,
+    performance: Optional[Performance] = None,
 ) -> Union[Faces, BatchResult]:
     """The faces in one image or a batch: a :class:`Faces` for one image, a :class:`BatchResult` of one
     :class:`Faces` per image (in input order) for a list or an (N, H, W, C) array.
@@ -44,13 +46,18 @@ def detect(
     :func:`deepbatch.core.workers.resolve_batch_size`). ``on_error="raise"`` raises the first unusable image's
     :class:`ImageError` in input order; ``"skip"`` logs it, gives that image an empty :class:`Faces` and records the
     exception in ``errors`` under its index. A single image always raises.
+
+    ``performance`` (a :class:`deepbatch.Performance`) sets the batch size, the prefetch threads and the chunks read
+    ahead, all automatic by default; ``batch_size``, ``workers`` and ``prefetch`` are its advanced spellings, not
+    to be combined with it.
     """
     check_on_error(on_error)
+    settings = settle(performance, batch_size, workers, prefetch)
     items, single = as_batch(img_path)
     rules = FaceRules("empty", max_faces)
     detector = resolve_detector(detector_backend)
-    stream = iter_records(items, detector, resolve_batch_size(batch_size, detector), rules, reduced=True,
-                          on_error=on_error, single=single, workers=workers, prefetch=prefetch)
+    stream = iter_records(items, detector, resolve_batch_size(settings.batch_size, detector), rules, reduced=True,
+                          on_error=on_error, single=single, workers=settings.workers, prefetch=settings.prefetch)
     return collect_batch(((record.index, record.error, record.faces if record.faces is not None else Faces.empty())
                           for record in stream), single, len(items))
 
@@ -65,6 +72,7 @@ def iter_detect(
     full_resolution: bool = False,
     workers: Optional[int] = None,
     prefetch: int = DEFAULT_PREFETCH,
+    performance: Optional[Performance] = None,
 ) -> Iterator[ImageRecord]:
     """Stream :func:`detect` over any number of images: one :class:`~deepbatch.records.ImageRecord` per
     input, in order, with ``index``, ``source``, ``faces`` (original-image pixels), the original ``shape``
@@ -75,11 +83,17 @@ def iter_detect(
     record's ``image`` is the decoded image, at ``1 / factor`` of the original size unless ``full_resolution=True``
     asks for full-size decoding (for drawing on it or cutting crops). ``on_error`` works as in :func:`detect`:
     ``"skip"`` yields an unusable image with ``error`` set and ``faces`` None.
+
+    ``performance`` (a :class:`deepbatch.Performance`) sets the batch size, the prefetch threads and the chunks read
+    ahead, all automatic by default; ``batch_size``, ``workers`` and ``prefetch`` are its advanced spellings, not
+    to be combined with it.
     """
+    settings = settle(performance, batch_size, workers, prefetch)
     rules = FaceRules("empty", max_faces)
     detector = resolve_detector(detector_backend)
-    records = iter_records(as_stream(paths_or_frames), detector, resolve_batch_size(batch_size, detector), rules,
-                           reduced=not full_resolution, on_error=on_error, workers=workers, prefetch=prefetch)
+    records = iter_records(as_stream(paths_or_frames), detector, resolve_batch_size(settings.batch_size, detector),
+                           rules, reduced=not full_resolution, on_error=on_error, workers=settings.workers,
+                           prefetch=settings.prefetch)
     try:
         for record in records:
             if record.error is not None:

@@ -14,6 +14,7 @@ from ..detectors.base import DETECTORS, Detector, build_detector
 from ..errors import ArgumentError, DeepbatchError
 from ..formatting import BatchResult, collect_batch, confidence, facial_area, present_face
 from ..io.images import as_batch
+from ..performance import Performance, settle
 from ..records import ImageRecord
 from ..structures import Faces
 
@@ -43,6 +44,7 @@ def extract_faces(
     *,
     batch_size: BatchSize = "auto",
     on_error: str = "raise",
+    performance: Optional[Performance] = None,
 ) -> Union[List[Dict[str, Any]], BatchResult]:
     """Detect and crop faces, DeepFace-style, over one image or a batch.
 
@@ -68,6 +70,9 @@ def extract_faces(
     naming its index and path, whatever ``batch_size`` is; ``"skip"`` logs it, leaves that image's entry empty,
     records the exception in ``errors`` under the image's index, and returns every other image's faces in order.
     A single image always raises.
+
+    ``performance`` (a :class:`deepbatch.Performance`) sets the batch size, the prefetch threads and the chunks read
+    ahead, all automatic by default; ``batch_size`` is its advanced spelling, not to be combined with it.
     """
     if anti_spoofing:
         raise ArgumentError("anti_spoofing is not supported by deepbatch")
@@ -76,14 +81,15 @@ def extract_faces(
         color_face = "gray"
     rules = FaceRules.of(enforce_detection, max_faces, expand_percentage, align)
     check_on_error(on_error)
+    settings = settle(performance, batch_size)
     items, single = as_batch(img_path)
     if not items:  # nothing to detect: no model is loaded, but a misspelt name still fails
         if isinstance(detector_backend, str):
             DETECTORS.canonical(detector_backend)
         return BatchResult()
     detector = resolve_detector(detector_backend)
-    records = iter_records(items, detector, resolve_batch_size(batch_size, detector), rules, crops=True,
-                           on_error=on_error, single=single)
+    records = iter_records(items, detector, resolve_batch_size(settings.batch_size, detector), rules, crops=True,
+                           on_error=on_error, single=single, workers=settings.workers, prefetch=settings.prefetch)
     return collect_batch(((r.index, r.error, record_dicts(r, color_face, normalize_face)) for r in records), single,
                          len(items))
 
@@ -159,6 +165,7 @@ def iter_extract_faces(
     on_error: str = "raise",
     workers: Optional[int] = None,
     prefetch: int = DEFAULT_PREFETCH,
+    performance: Optional[Performance] = None,
 ) -> Iterator[ImageFaces]:
     """Stream :func:`extract_faces` over any number of images: yields one :class:`ImageFaces` per input, in order.
 
@@ -170,11 +177,16 @@ def iter_extract_faces(
     of :func:`extract_faces`. ``on_error="raise"`` raises the first unusable or (with ``enforce_detection``)
     faceless image's error when the stream reaches it; ``"skip"`` logs it and yields an empty :class:`ImageFaces`
     with its ``error``.
+
+    ``performance`` (a :class:`deepbatch.Performance`) sets the batch size, the prefetch threads and the chunks read
+    ahead, all automatic by default; ``batch_size``, ``workers`` and ``prefetch`` are its advanced spellings, not
+    to be combined with it.
     """
+    settings = settle(performance, batch_size, workers, prefetch)
     rules = FaceRules.of(enforce_detection, max_faces, expand_percentage, align)
     detector = resolve_detector(detector_backend)
-    records = iter_records(as_stream(paths_or_frames), detector, resolve_batch_size(batch_size, detector), rules,
-                           crops=True, on_error=on_error, workers=workers, prefetch=prefetch)
+    records = iter_records(as_stream(paths_or_frames), detector, resolve_batch_size(settings.batch_size, detector),
+                           rules, crops=True, on_error=on_error, workers=settings.workers, prefetch=settings.prefetch)
     try:
         for record in records:
             if record.error is not None:

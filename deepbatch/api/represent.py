@@ -16,6 +16,7 @@ from ..detectors.base import DETECTORS, Detector
 from ..errors import ArgumentError
 from ..formatting import BatchResult, collect_batch, confidence, facial_area, present_face
 from ..io.images import as_batch
+from ..performance import Performance, settle
 from ..recognition.base import RECOGNIZERS, Recognizer, resolve_recognizer
 from ..recognition.normalization import l2_normalize as unit_rows
 from ..recognition.normalization import minmax_normalize as scale_to_range
@@ -65,6 +66,7 @@ def represent(
     batch_size: BatchSize = "auto",
     on_error: str = "raise",
     return_numpy: bool = False,
+    performance: Optional[Performance] = None,
 ) -> Union[List[Dict[str, Any]], BatchResult]:
     """Face embeddings, DeepFace-style, over one image or a batch.
 
@@ -92,11 +94,15 @@ def represent(
     grows the box and the aligned square. ``max_faces`` keeps the largest faces. ``batch_size`` images are
     detected per model call, and all their faces embedded together (``"auto"``: chosen for the detector's
     device, see :func:`deepbatch.core.workers.resolve_batch_size`).
+
+    ``performance`` (a :class:`deepbatch.Performance`) sets the batch size, the prefetch threads and the chunks read
+    ahead, all automatic by default; ``batch_size`` is its advanced spelling, not to be combined with it.
     """
     if anti_spoofing:
         raise ArgumentError("anti_spoofing is not supported by deepbatch")
     check_on_error(on_error)
     rules = FaceRules.of(enforce_detection, max_faces, expand_percentage, align)
+    settings = settle(performance, batch_size)
     items, single = as_batch(img_path)
     if not items:  # nothing to embed: no model is loaded, but misspelt names still fail
         if isinstance(model_name, str):
@@ -108,8 +114,9 @@ def represent(
     spec = recognizer.spec_for(normalization)
     minmax_range = _embedding_range(recognizer) if minmax_normalize else None
     detector = resolve_detector(detector_backend)
-    records = iter_records(items, detector, resolve_batch_size(batch_size, detector), rules, recognizer=recognizer,
-                           spec=spec, crops=return_face, on_error=on_error, single=single, as_loaded=True)
+    records = iter_records(items, detector, resolve_batch_size(settings.batch_size, detector), rules,
+                           recognizer=recognizer, spec=spec, crops=return_face, on_error=on_error, single=single,
+                           as_loaded=True, workers=settings.workers, prefetch=settings.prefetch)
     return collect_batch(((record.index, record.error, [] if record.error is not None else
                            embedding_dicts(record, return_numpy, l2_normalize, minmax_range)) for record in records),
                          single, len(items))
