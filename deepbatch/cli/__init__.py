@@ -51,7 +51,7 @@ from .commands import (  # noqa: F401
     cmd_represent,
     cmd_verify,
 )
-from .console import _ProgressAwareHandler, _say, _silence_stdout  # noqa: F401
+from .console import ProgressAwareHandler, say, silence_stdout  # noqa: F401
 from .engines import (  # noqa: F401
     CLUSTER_ENGINES,
     LOCAL_ENGINES,
@@ -78,7 +78,7 @@ from .parser import (  # noqa: F401
     _positive_int,
     build_parser,
 )
-from .signals import _STOP_SIGNALS, _interrupt, _restore_signals, _stop_on_signals  # noqa: F401
+from .signals import _STOP_SIGNALS, _interrupt, restore_signals, stop_on_signals  # noqa: F401
 from .sinks import Sink, Tally  # noqa: F401
 from .tables import (  # noqa: F401
     TABLE_WIDTH,
@@ -90,5 +90,9 @@ from .tables import (  # noqa: F401
     _weights_status,
     cmd_models,
 )
+
+# the names these had when the command line was one module
+_say, _ProgressAwareHandler, _silence_stdout = say, ProgressAwareHandler, silence_stdout
+_stop_on_signals, _restore_signals = stop_on_signals, restore_signals
 
 __all__ = ["Source", "WorkItem", "build_parser", "count_items", "iter_items", "main", "plan_sources"]

@@ -13,7 +13,7 @@ import numpy as np
 from ..errors import ArgumentError, FaceNotDetectedError
 from ..plan import RunPlan, build_plan
 from ..sources import count_items, is_url, iter_items
-from .console import _say
+from .console import say
 from .engines import CLUSTER_ENGINES, LOCAL_ENGINES, build_cli_detector, build_cli_recognizer, detector_options
 from .exit_codes import EXIT_FAILED, EXIT_OK, EXIT_USAGE
 from .sinks import Sink, Tally
@@ -57,7 +57,7 @@ def _run_here(plan: RunPlan) -> int:
     code = _report_failures(sink.tally)
     if not plan.quiet:
         where = f"; results in {plan.outputs.rows}" if plan.outputs.rows is not None else ""
-        _say(sink.tally.summary(f"{plan.command}:") + where, err=True)
+        say(sink.tally.summary(f"{plan.command}:") + where, err=True)
     return code
 
 
@@ -79,7 +79,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     if args.whole_image and args.enforce_detection:
         raise ArgumentError("--whole-image and --enforce-detection contradict each other: choose one")
     if args.whole_image:
-        _say("warning: --whole-image: an image without a face is compared as a whole image, so the verdict may "
+        say("warning: --whole-image: an image without a face is compared as a whole image, so the verdict may "
              "not be about faces", err=True)
     args.detector_options = detector_options(args)
     try:
@@ -87,14 +87,14 @@ def cmd_verify(args: argparse.Namespace) -> int:
                         detector_backend=build_cli_detector(args), distance_metric=args.metric,
                         enforce_detection=not args.whole_image, align=not args.no_align, threshold=args.threshold)
     except FaceNotDetectedError as exc:
-        _say(f"error: {exc} On the command line: --whole-image.", err=True)
+        say(f"error: {exc} On the command line: --whole-image.", err=True)
         return EXIT_FAILED
     result["model"], result["detector_backend"] = args.model, args.backend
     if args.json:
-        _say(json.dumps(result, default=_plain))
+        say(json.dumps(result, default=_plain))
     else:
         verdict = "same person" if result["verified"] else "different people"
-        _say(f"{verdict}: {result['similarity_metric']} distance {result['distance']:.4f} "
+        say(f"{verdict}: {result['similarity_metric']} distance {result['distance']:.4f} "
              f"(threshold {result['threshold']:.4f}, confidence {result['confidence']:.0f}%)")
     return EXIT_OK
 
@@ -115,11 +115,11 @@ def cmd_batchify(args: argparse.Namespace) -> int:
         result = batchify(args.source, args.target, args.batch_sizes, args.input_shape, args.dynamic_spatial,
                           args.tolerance, args.providers, args.seed)
     except BatchUnsafeError as exc:
-        _say(f"refused: {exc}", err=True)
+        say(f"refused: {exc}", err=True)
         return EXIT_FAILED
-    _say(f"{result.source} (declared batch layout: {result.layout}) -> {result.target}")
-    _say(f"changes: {result.repair.describe()}")
-    _say(result.report.table())
+    say(f"{result.source} (declared batch layout: {result.layout}) -> {result.target}")
+    say(f"changes: {result.repair.describe()}")
+    say(result.report.table())
     return EXIT_OK
 
 
@@ -128,14 +128,14 @@ def cmd_check_batch(args: argparse.Namespace) -> int:
     from ..runtime.surgery import batch_layout, import_onnx
 
     report = check_batch(args.model, args.batch_sizes, args.input_shape, args.tolerance, args.providers, args.seed)
-    _say(f"{args.model}")
-    _say(report.table())
-    _say(f"deepbatch runs it as: {_loaded_batching(args)}")
+    say(f"{args.model}")
+    say(report.table())
+    say(f"deepbatch runs it as: {_loaded_batching(args)}")
     if report.passed:
         return EXIT_OK
     layout = batch_layout(import_onnx().load(str(args.model), load_external_data=False))
     if layout != "dynamic":
-        _say(f"hint: the file declares a {layout} batch; `deepbatch batchify {args.model} OUT.onnx` can repair it")
+        say(f"hint: the file declares a {layout} batch; `deepbatch batchify {args.model} OUT.onnx` can repair it")
     return EXIT_FAILED
 
 
@@ -158,7 +158,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
     except ModuleNotFoundError as exc:
         if exc.name != "bench_detector":
             raise
-        _say("deepbatch bench runs benchmarks/bench_detector.py of a checkout of the source repository, which this "
+        say("deepbatch bench runs benchmarks/bench_detector.py of a checkout of the source repository, which this "
              "installation does not have", err=True)
         return EXIT_USAGE
     parser = argparse.ArgumentParser(prog="deepbatch bench", description="Throughput of a detector: raw model and "

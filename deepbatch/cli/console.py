@@ -8,14 +8,14 @@ import os
 import sys
 
 
-def _say(text: str, err: bool = False) -> None:
+def say(text: str, err: bool = False) -> None:
     """Command output: results to stdout, summaries and diagnostics to stderr (through the progress bar)."""
     from tqdm import tqdm
 
     tqdm.write(text, file=sys.stderr if err else sys.stdout)
 
 
-class _ProgressAwareHandler(logging.Handler):
+class ProgressAwareHandler(logging.Handler):
     """Logs to stderr without breaking a progress bar that is being drawn."""
 
     def emit(self, record: logging.LogRecord) -> None:
@@ -27,7 +27,7 @@ class _ProgressAwareHandler(logging.Handler):
             self.handleError(record)
 
 
-def _silence_stdout() -> None:
+def silence_stdout() -> None:
     """Point stdout at the null device so that flushing it at exit does not raise again."""
     try:
         devnull = os.open(os.devnull, os.O_WRONLY)

@@ -13,7 +13,7 @@ def _interrupt(signum: int, frame: Any) -> None:
     raise KeyboardInterrupt(signal.Signals(signum).name)
 
 
-def _stop_on_signals() -> Dict[int, Any]:
+def stop_on_signals() -> Dict[int, Any]:
     """Make SIGTERM and SIGHUP stop the run as Ctrl-C does (outputs closed, exit 130), and Ctrl-C itself stop it
     whatever was inherited: a background job of a non-interactive shell (many CI scripts) starts with SIGINT
     ignored, and Python then leaves it so. Returns the old handlers."""
@@ -24,6 +24,6 @@ def _stop_on_signals() -> Dict[int, Any]:
     return handlers
 
 
-def _restore_signals(handlers: Dict[int, Any]) -> None:
+def restore_signals(handlers: Dict[int, Any]) -> None:
     for signum, previous in handlers.items():
         signal.signal(signum, previous)

@@ -8,7 +8,7 @@ import os
 import sys
 from typing import Any, Dict, List, Optional, Tuple
 
-from .console import _say
+from .console import say
 from .exit_codes import EXIT_OK
 
 
@@ -121,15 +121,15 @@ def cmd_models(args: argparse.Namespace) -> int:
 
     header: Tuple[str, ...] = ("name", "model", *(["batching"] if args.batching else []), "weights")
     width = None if args.wide else _table_width()
-    _say("detectors")
-    _say(_table(_registry_rows(DETECTORS, args.batching), header, width))
-    _say("recognizers")
+    say("detectors")
+    say(_table(_registry_rows(DETECTORS, args.batching), header, width))
+    say("recognizers")
     try:
         from ..recognition import RECOGNIZERS
     except ModuleNotFoundError as exc:
         if exc.name is None or not exc.name.startswith("deepbatch"):
             raise
-        _say("  (none: this installation has no deepbatch.recognition)")
+        say("  (none: this installation has no deepbatch.recognition)")
         return EXIT_OK
-    _say(_table(_registry_rows(RECOGNIZERS, args.batching), header, width))
+    say(_table(_registry_rows(RECOGNIZERS, args.batching), header, width))
     return EXIT_OK
