@@ -83,7 +83,7 @@ install-bench: install
 		"tf-keras==$$($(PYTHON) -c 'import tensorflow as tf; print(tf.__version__.rsplit(".", 1)[0])').*"
 
 bench: install-bench
-	$(PYTHON) -m deepbatch.bench --backend scrfd --batch-sizes 1,8,16,32 --input-size 640 --images 500 \
+	$(PYTHON) benchmarks/bench_detector.py --backend scrfd --batch-sizes 1,8,16,32 --input-size 640 --images 500 \
 		--reference insightface --breakdown --data $(DEEPBATCH_TEST_DATA)
 	$(PYTHON) benchmarks/backend_table.py --photos $(DEEPBATCH_TEST_DATA)
 	$(PYTHON) benchmarks/verify_master.py
@@ -103,7 +103,7 @@ test-data:
 bench-gpu:
 	@$(PYTHON) -c "import deepbatch" 2>/dev/null || $(PYTHON) -m pip install -q -e .
 	mkdir -p out
-	$(PYTHON) -m deepbatch.bench_gpu --install $(if $(WHEELS),--wheels $(WHEELS)) --data $(DEEPBATCH_TEST_DATA) \
+	$(PYTHON) benchmarks/bench_gpu.py --install $(if $(WHEELS),--wheels $(WHEELS)) --data $(DEEPBATCH_TEST_DATA) \
 		--json out/bench_gpu.json
 
 readme-tables:

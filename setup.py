@@ -75,7 +75,7 @@ setup(
     license="MIT",
     python_requires=">=3.10",
     packages=find_packages(include=["deepbatch", "deepbatch.*"]),
-    package_data={"deepbatch": ["py.typed", "serve/page/*.html", "serve/page/*.js"]},
+    package_data={"deepbatch": ["py.typed", "*.pyi", "serve/page/*.html", "serve/page/*.js"]},
     install_requires=[
         "numpy>=1.23",
         "opencv-python-headless>=4.8,<5",  # 4.x ships the Haar cascades the opencv backend uses; 5.x does not

@@ -66,7 +66,7 @@ def verify(
     anti_spoofing: bool = False,
 ) -> Dict[str, Any]:
     """DeepFace's ``verify``: :func:`deepbatch.verify` with DeepFace's defaults."""
-    from .verification import verify as run
+    from .api.verify import verify as run
 
     return run(img1_path, img2_path, model_name, detector_backend, distance_metric, enforce_detection, align,
                expand_percentage, normalization, silent, threshold, anti_spoofing)
@@ -89,7 +89,7 @@ def represent(
 ) -> Union[List[Dict[str, Any]], List[List[Dict[str, Any]]]]:
     """DeepFace's ``represent``: :func:`deepbatch.represent` with DeepFace's defaults; a list of images is embedded
     in batches and gives one list of faces per image (a list of one image gives its faces), as DeepFace."""
-    from .representation import represent as run
+    from .api.represent import represent as run
 
     return _one_item(img_path, run(img_path, model_name, enforce_detection, detector_backend, align,
                                    expand_percentage, normalization, anti_spoofing, max_faces, l2_normalize,
@@ -110,7 +110,7 @@ def extract_faces(
 ) -> Union[List[Dict[str, Any]], List[List[Dict[str, Any]]]]:
     """DeepFace's ``extract_faces``: :func:`deepbatch.extract_faces` with DeepFace's defaults. The ``face`` crops are
     deepbatch's (warped onto the five-point template); ``facial_area`` and ``confidence`` are as DeepFace's."""
-    from .detection import extract_faces as run
+    from .api.extract import extract_faces as run
 
     return _one_item(img_path, run(img_path, detector_backend, enforce_detection, align, expand_percentage, grayscale,
                                    color_face, normalize_face, anti_spoofing, **options))
@@ -138,7 +138,7 @@ def find(
 ) -> List[Any]:
     """DeepFace's ``find``: :func:`deepbatch.find` with DeepFace's defaults (the database folder is embedded in
     batches)."""
-    from .search import find as run
+    from .api.find import find as run
 
     return run(img_path, db_path, model_name, distance_metric, enforce_detection, detector_backend, align,
                similarity_search, k, expand_percentage, threshold, normalization, silent, refresh_database,

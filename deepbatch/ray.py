@@ -189,7 +189,7 @@ class _Worker(ABC):
     def __init__(self, column: Optional[str], channels: str, keep_columns: Sequence[str], batch_size: int,
                  include_face: bool, align: bool, enforce_detection: Union[bool, str], max_faces: Optional[int],
                  expand_percentage: float, image_limits: Optional[Mapping[str, Any]] = None):
-        from .stream import FaceRules
+        from .core.stream import FaceRules
 
         if image_limits:
             from .io.images import set_image_limits
@@ -234,7 +234,7 @@ class FaceDetectionWorker(_Worker):
         self.detector = _build_detector(detector_backend, detector_options, threads)
 
     def process(self, items: List[Any]) -> List[Dict[str, Any]]:
-        from .stream import iter_records
+        from .core.stream import iter_records
 
         out = []
         for record in iter_records(items, self.detector, self.batch_size, self.rules, crops=self.include_face,
@@ -261,8 +261,8 @@ class FaceEmbeddingWorker(_Worker):
         self.embedding_size = int(self.recognizer.embedding_size)
 
     def process(self, items: List[Any]) -> List[Dict[str, Any]]:
+        from .core.stream import iter_records
         from .recognition.normalization import l2_normalize
-        from .stream import iter_records
 
         out = []
         for record in iter_records(items, self.detector, self.batch_size, self.rules, recognizer=self.recognizer,
@@ -354,8 +354,8 @@ def _map(ds: Any, worker: type, constructor: Dict[str, Any], *, detector_backend
          num_workers: WorkerCount, num_gpus_per_worker: float, num_cpus_per_worker: Optional[float],
          include_face: bool, align: bool, enforce_detection: Union[bool, str], max_faces: Optional[int],
          expand_percentage: float, image_limits: Optional[Mapping[str, Optional[int]]] = None) -> Any:
+    from .core.stream import FaceRules
     from .detectors.base import Detector
-    from .stream import FaceRules
 
     ray = import_ray()
     _check_spec(detector_backend, "detector", Detector)

@@ -12,13 +12,14 @@ import numpy as np
 import pytest
 
 import deepbatch
-from deepbatch.detection import ImageFaces, iter_detections, iter_extract_faces
+from deepbatch.api.extract import ImageFaces, iter_detections, iter_extract_faces
+from deepbatch.core.stream import chunks_held
+from deepbatch.core.workers import DEFAULT_PREFETCH, detector_stages, numbered_chunks, parallel_workers, prefetch_map
 from deepbatch.detectors.base import OnnxDetector, build_detector
 from deepbatch.errors import FaceNotDetectedError, ImageNotFoundError
 from deepbatch.ops.letterbox import BufferPool, InputSpec, letterbox, normalize, shrink, shrink_factor
-from deepbatch.pipeline import DEFAULT_PREFETCH, detector_stages, numbered_chunks, parallel_workers, prefetch_map
 from deepbatch.runtime.session import threads_per_run, usable_cpus
-from deepbatch.stream import chunks_held
+from deepbatch.source_tree import load_benchmark
 
 # The same chunks through the same session give bit-identical outputs whether or not they were prefetched.
 EXACT = 0.0
@@ -383,8 +384,7 @@ def test_iter_extract_faces_enforces_detection(scrfd_320: OnnxDetector):
 
 @pytest.mark.parametrize(("text", "expected"), [("1,8,16,32", [1, 8, 16, 32]), ("4", [4]), ("2, 3", [2, 3])])
 def test_bench_batch_sizes_parse(text: str, expected: List[int]):
-    from deepbatch.bench import _batch_sizes
-
+    _batch_sizes = load_benchmark("bench_detector")._batch_sizes
     assert _batch_sizes(text) == expected
 
 
@@ -392,8 +392,7 @@ def test_bench_batch_sizes_parse(text: str, expected: List[int]):
 def test_bench_batch_sizes_refuse_bad_lists(text: str):
     import argparse
 
-    from deepbatch.bench import _batch_sizes
-
+    _batch_sizes = load_benchmark("bench_detector")._batch_sizes
     with pytest.raises(argparse.ArgumentTypeError):
         _batch_sizes(text)
 
@@ -402,8 +401,7 @@ def _run_bench(arguments: List[str], capsys: pytest.CaptureFixture[str]) -> str:
     """What ``deepbatch bench`` with ``arguments`` prints (it must succeed)."""
     import argparse
 
-    from deepbatch import bench
-
+    bench = load_benchmark("bench_detector")
     parser = argparse.ArgumentParser()
     bench.add_arguments(parser)
     assert bench.run(parser.parse_args(arguments)) == 0

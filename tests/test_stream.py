@@ -8,12 +8,12 @@ from typing import Any, Dict, List
 import numpy as np
 import pytest
 
+from deepbatch.core.stream import FaceRules, iter_records
 from deepbatch.detectors.base import OnnxDetector
 from deepbatch.errors import ArgumentError, FaceNotDetectedError, ImageNotFoundError
 from deepbatch.io.images import load_image
 from deepbatch.ops.align import align_faces
 from deepbatch.recognition import build_recognizer
-from deepbatch.stream import FaceRules, iter_records
 
 GRAY = np.full((240, 320, 3), 128, np.uint8)  # a frame without a face
 

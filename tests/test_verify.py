@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import deepbatch
+from deepbatch.api.verify import EmbeddingSizeError, EmbeddingTypeError
 from deepbatch.errors import FaceNotDetectedError, ImageNotFoundError
 from deepbatch.recognition import RECOGNIZERS, build_recognizer
 from deepbatch.recognition.base import ThresholdUnknownError
@@ -22,7 +23,6 @@ from deepbatch.recognition.calibration import (
     fit_confidence,
 )
 from deepbatch.recognition.distance import METRICS, distance_matrix, pair_distances
-from deepbatch.verification import EmbeddingSizeError, EmbeddingTypeError
 
 DEEPFACE_KEYS = {"verified", "distance", "threshold", "confidence", "model", "detector_backend", "similarity_metric",
                  "facial_areas", "time"}

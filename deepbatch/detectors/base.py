@@ -4,7 +4,7 @@
   (or a 4-D array) and returns one :class:`~deepbatch.structures.Faces` per image, in order. The framework chunks
   the input into ``batch_size`` pieces; a backend implements either ``detect_batch`` (one chunk at once: native
   batching) or ``detect_image`` (one image; the base class loops). A chunk runs in two halves,
-  ``infer_batch(prepare_batch(images))``: :mod:`deepbatch.pipeline` runs the thread-safe ``prepare_batch`` ahead on
+  ``infer_batch(prepare_batch(images))``: :mod:`deepbatch.core.workers` runs the thread-safe ``prepare_batch`` ahead on
   prefetch threads. By default all the work is in ``infer_batch``.
 * :class:`OnnxDetector` is the template for ONNX Runtime detectors: letterbox the chunk onto one canvas
   (``prepare_batch``), then one ``session.run``, the score threshold, the backend's decoding of the kept candidates,

@@ -18,7 +18,7 @@ CPU threads
     see); ``threads=`` or ``$DEEPBATCH_THREADS`` override it. Nodes run sequentially (one inter-op thread): the
     detectors' graphs are chains, so parallel branches gain nothing. Idle intra-op threads sleep instead of spinning
     (``allow_spinning=0``): spinning threads burn the cores that decode and letterbox the next chunk (see
-    :mod:`deepbatch.pipeline`) and, on a busy machine, those of every other process. A caller that already runs one
+    :mod:`deepbatch.core.workers`) and, on a busy machine, those of every other process. A caller that already runs one
     chunk per core on several threads asks for fewer threads per run with :func:`threads_per_run` (ONNX Runtime's
     own threads would only contend for the same cores).
 """

@@ -25,18 +25,19 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from .checks import refuse_anti_spoofing
-from .detection import resolve_detector
-from .detectors.base import Detector
-from .errors import ArgumentError, DeepbatchError
-from .errors import EmptyDatabaseError as EmptyDatabaseError
-from .errors import IndexFormatError as IndexFormatError
-from .io.images import as_batch, list_image_files
-from .pipeline import BatchSize, resolve_batch_size
-from .recognition.base import Recognizer, resolve_recognizer
-from .recognition.distance import check_metric, distance_matrix
-from .records import ImageRecord
-from .stream import FaceRules, iter_records
+from ..api.extract import resolve_detector
+from ..checks import refuse_anti_spoofing
+from ..core.stream import FaceRules, iter_records
+from ..core.workers import BatchSize, resolve_batch_size
+from ..detectors.base import Detector
+from ..errors import ArgumentError, DeepbatchError
+from ..errors import EmptyDatabaseError as EmptyDatabaseError
+from ..errors import IndexFormatError as IndexFormatError
+from ..io.images import as_batch, list_image_files
+from ..performance import AUTOMATIC, Performance, settle
+from ..recognition.base import Recognizer, resolve_recognizer
+from ..recognition.distance import check_metric, distance_matrix
+from ..records import ImageRecord
 
 logger = logging.getLogger(__name__)
 
@@ -230,12 +231,16 @@ def update_index(
     refresh_database: bool = True,
     batch_size: BatchSize = "auto",
     change_detection: str = "stat",
+    performance: Optional[Performance] = None,
 ) -> Tuple[FaceIndex, IndexUpdate]:
     """The index of ``db_path`` brought up to date (see the module docstring), and what the update did.
 
     Images are embedded ``batch_size`` at a time with a progress bar (hidden when ``silent``). An image without a
     face (``enforce_detection=True``) or that cannot be read is kept as a row without embedding, as DeepFace does,
     so it is not retried until it changes. ``refresh_database=False`` uses the stored index as it is.
+
+    ``performance`` (a :class:`deepbatch.Performance`) sets the batch size, the prefetch threads and the chunks read
+    ahead, all automatic by default; ``batch_size`` is its advanced spelling, not to be combined with it.
     """
     folder = Path(db_path)
     if not folder.is_dir():
@@ -260,7 +265,8 @@ def update_index(
             logger.warning("%s; it is rebuilt from the images", exc)
             rebuild = True
     update = IndexUpdate(path)
-    batch_size = resolve_batch_size(batch_size, detector)
+    settings = settle(performance, batch_size)
+    batch_size = resolve_batch_size(settings.batch_size, detector)
     if not refresh_database:
         if not len(index):
             raise EmptyDatabaseError(f"nothing is indexed in {path} and refresh_database=False")
@@ -284,7 +290,7 @@ def update_index(
             logger.info("%s: %d new, %d changed, %d removed images", folder, len(update.added),
                         len(update.changed), len(update.removed))
         results = _embed_files([files[rel] for rel in todo], detector, recognizer, batch_size, enforce_detection,
-                               align, expand_percentage, spec, silent)
+                               align, expand_percentage, spec, silent, settings)
         update.embedded = len(todo)
         index = index.extend(_rows(results, todo, [signatures[rel] for rel in todo], dim, key, update))
         for rel, error in update.failed.items():
@@ -299,12 +305,12 @@ def update_index(
 
 def _embed_files(paths: List[Path], detector: Detector, recognizer: Recognizer, batch_size: int,
                  enforce_detection: bool, align: bool, expand_percentage: float, spec: Any,
-                 silent: bool) -> List[ImageRecord]:
+                 silent: bool, performance: Performance = AUTOMATIC) -> List[ImageRecord]:
     from tqdm import tqdm
 
     stream = iter_records([str(p) for p in paths], detector, batch_size,
                           FaceRules.of(enforce_detection, None, expand_percentage, align), recognizer=recognizer,
-                          spec=spec, on_error="skip")
+                          spec=spec, on_error="skip", workers=performance.workers, prefetch=performance.prefetch)
     with tqdm(total=len(paths), desc="Embedding the database", unit="img", disable=silent) as progress:
         results = []
         for result in stream:
@@ -343,6 +349,7 @@ def find(
     *,
     batch_size: BatchSize = "auto",
     change_detection: str = "stat",
+    performance: Optional[Performance] = None,
 ) -> List[Any]:
     """The faces of ``db_path`` that match each face of ``img_path``, as DeepFace's ``find``.
 
@@ -358,6 +365,9 @@ def find(
     The database index is maintained by :func:`update_index` (``refresh_database``, ``change_detection``) as an
     ``.npz`` file (``datastore_format`` accepts only ``"npz"``; DeepFace's feather and parquet are not offered);
     ``batch_size`` images are detected per model call, for the database and for the queries.
+
+    ``performance`` (a :class:`deepbatch.Performance`) sets the batch size, the prefetch threads and the chunks read
+    ahead, all automatic by default; ``batch_size`` is its advanced spelling, not to be combined with it.
     """
     refuse_anti_spoofing(anti_spoofing)
     if datastore_format != "npz":
@@ -370,13 +380,16 @@ def find(
     detector = resolve_detector(detector_backend)
     check_metric(distance_metric)
     limit = _resolve_threshold(recognizer, distance_metric, threshold, similarity_search)
-    batch_size = resolve_batch_size(batch_size, detector)
+    settings = settle(performance, batch_size)
+    batch_size = resolve_batch_size(settings.batch_size, detector)
     index, _ = update_index(db_path, recognizer, detector, enforce_detection, align, expand_percentage,
-                            normalization, silent, refresh_database, batch_size, change_detection)
+                            normalization, silent, refresh_database, "auto", change_detection,
+                            Performance(batch_size, settings.workers, settings.prefetch))
     items, single = as_batch(img_path)
     rules = FaceRules.of(enforce_detection, None, expand_percentage, align)
     queries = list(iter_records(items, detector, batch_size, rules, recognizer=recognizer,
-                                spec=recognizer.spec_for(normalization), single=single))
+                                spec=recognizer.spec_for(normalization), single=single, workers=settings.workers,
+                                prefetch=settings.prefetch))
     query_embeddings = [q.embeddings for q in queries if q.embeddings is not None and len(q.embeddings)]
     distances = np.zeros((0, len(index)))
     if query_embeddings and len(index):
@@ -411,7 +424,7 @@ def resolve_return_type(return_type: Optional[str]) -> str:
     if return_type not in RETURN_TYPES:
         raise ArgumentError(f"return_type must be one of {RETURN_TYPES} or None, got {return_type!r}")
     if return_type == "pandas":
-        from .optional import require
+        from ..optional import require
 
         require("pandas", "find", "find(return_type='pandas')")
     return return_type

@@ -25,13 +25,13 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import islice
 from typing import Any, Callable, Deque, Generator, Iterable, Iterator, List, Optional, Tuple, TypeVar
 
-from .batching import CPU_AUTO_BATCH as CPU_AUTO_BATCH
-from .batching import GPU_AUTO_BATCH as GPU_AUTO_BATCH
-from .batching import BatchSize as BatchSize
-from .batching import numbered_chunks as numbered_chunks
-from .batching import resolve_batch_size as resolve_batch_size
-from .checks import check_batch_size
-from .errors import ArgumentError
+from ..batching import CPU_AUTO_BATCH as CPU_AUTO_BATCH
+from ..batching import GPU_AUTO_BATCH as GPU_AUTO_BATCH
+from ..batching import BatchSize as BatchSize
+from ..batching import numbered_chunks as numbered_chunks
+from ..batching import resolve_batch_size as resolve_batch_size
+from ..checks import check_batch_size
+from ..errors import ArgumentError
 
 Weigh = Callable[[Any], int]
 
@@ -50,7 +50,7 @@ def default_workers() -> int:
     would: the machine is saturated either way. On bigger machines a single thread decoding large JPEGs becomes the
     bottleneck, so more chunks are prepared at once.
     """
-    from .runtime.session import usable_cpus
+    from ..runtime.session import usable_cpus
 
     return min(4, max(1, usable_cpus() // 2))
 
@@ -153,7 +153,7 @@ def detector_stages(detector: Any, batch_size: Optional[int] = None) -> Stages:
 def parallel_workers() -> int:
     """Threads that each run whole chunks for a detector whose ``parallel_chunks`` is True: one per usable core,
     from two to eight (two keep a core busy while the other thread waits on a read)."""
-    from .runtime.session import usable_cpus
+    from ..runtime.session import usable_cpus
 
     return min(8, max(2, usable_cpus()))
 

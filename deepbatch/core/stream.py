@@ -17,16 +17,9 @@ from typing import TYPE_CHECKING, Any, Generator, Iterable, List, Optional, Tupl
 
 import numpy as np
 
-from .batching import DEFAULT_BATCH_SIZE
-from .checks import check_batch_size, check_expand_percentage, check_max_faces
-from .detectors.base import Detector
-from .errors import ArgumentError, FaceNotDetectedError, ImageError
-from .io.images import declared_pixels, describe, get_image_limits, load_image, load_image_for_canvas
-from .ops.align import FaceCrops, expand_boxes, face_crops
-from .ops.align import model_input as model_input
-from .ops.boxes import clip_boxes
-from .ops.letterbox import InputSpec
-from .pipeline import (
+from ..batching import DEFAULT_BATCH_SIZE
+from ..checks import check_batch_size, check_expand_percentage, check_max_faces
+from ..core.workers import (
     DEFAULT_PREFETCH,
     budget_chunks,
     detector_canvas,
@@ -34,12 +27,19 @@ from .pipeline import (
     parallel_workers,
     prefetch_map,
 )
-from .records import ImageRecord
-from .runtime.session import threads_per_run, usable_cpus
-from .structures import Faces
+from ..detectors.base import Detector
+from ..errors import ArgumentError, FaceNotDetectedError, ImageError
+from ..io.images import declared_pixels, describe, get_image_limits, load_image, load_image_for_canvas
+from ..ops.align import FaceCrops, expand_boxes, face_crops
+from ..ops.align import model_input as model_input
+from ..ops.boxes import clip_boxes
+from ..ops.letterbox import InputSpec
+from ..records import ImageRecord
+from ..runtime.session import threads_per_run, usable_cpus
+from ..structures import Faces
 
 if TYPE_CHECKING:
-    from .recognition.base import Recognizer
+    from ..recognition.base import Recognizer
 
 logger = logging.getLogger(__name__)
 
@@ -240,9 +240,9 @@ def iter_detections(
 
     With ``on_error="raise"`` the first unusable image raises its :class:`ImageError`; with ``"skip"`` it is yielded
     with ``error`` set and the rest go on. While the model runs one chunk, ``workers`` threads read, decode and
-    letterbox up to ``prefetch`` next chunks (:mod:`deepbatch.pipeline`; ``workers=0`` does it all in this thread).
+    letterbox up to ``prefetch`` next chunks (:mod:`deepbatch.core.workers`; ``workers=0`` does it all in this thread).
     A detector whose ``parallel_chunks`` is True (a model on the CPU) runs whole chunks on the threads instead, one
-    per core by default (:func:`~deepbatch.pipeline.parallel_workers`), up to ``max(prefetch, workers + 1)`` chunks
+    per core by default (:func:`~deepbatch.core.workers.parallel_workers`), up to ``max(prefetch, workers + 1)`` chunks
     at a time, each model run on its share of the cores (:func:`~deepbatch.runtime.session.threads_per_run`).
     ``items`` may be any iterable, a generator included: it is read lazily, and memory holds at most that many
     chunks plus one (see :func:`chunks_held`) whatever its length. The images decoded at once are bounded in pixels too

@@ -5,7 +5,7 @@ For each batch size the table gives images/s and ms/image of
 * **raw**: ``session.run`` alone, on a ready float32 batch (real photos, already letterboxed), as many images as
   the end-to-end runs: the model's own batched throughput, the limit to approach;
 * **detect**: files (or decoded frames) in, :class:`~deepbatch.structures.Faces` out, through the pipelined
-  :func:`~deepbatch.detection.iter_detections` (read, decode, letterbox, run, decode, NMS, map back);
+  :func:`~deepbatch.api.extract.iter_detections` (read, decode, letterbox, run, decode, NMS, map back);
 * **extract**: :func:`deepbatch.extract_faces` on the same inputs: detection plus the aligned crops and
   DeepFace-style dicts;
 
@@ -14,7 +14,8 @@ loop (``insightface.model_zoo.scrfd.SCRFD.detect`` after ``cv2.imread``) on the 
 ratio of deepbatch's batched detection to it. ``--breakdown`` times every stage of one image at a time, without
 overlap, to show where end-to-end time goes. Speed is measured here, never asserted in tests.
 
-Run ``deepbatch bench --help`` or ``python -m deepbatch.bench --help``; ``make bench`` runs it on ``../shared``.
+Run ``deepbatch bench --help`` (from a checkout of the repository) or ``python benchmarks/bench_detector.py --help``;
+``make bench`` runs it on ``../shared``.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
-from .errors import DeepbatchError, MissingDependencyError
+from deepbatch.errors import DeepbatchError, MissingDependencyError
 
 logger = logging.getLogger(__name__)
 
@@ -161,7 +162,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def photo_paths(folder: Path) -> List[Path]:
-    from .io.images import list_image_files
+    from deepbatch.io.images import list_image_files
 
     paths = list_image_files(folder)
     if not paths:
@@ -171,7 +172,7 @@ def photo_paths(folder: Path) -> List[Path]:
 
 def time_raw(detector: Any, photos: Sequence[np.ndarray], batch_size: int, images: int) -> Timing:
     """``session.run`` alone on one ready batch of letterboxed photos, run until ``images`` are done."""
-    from .ops.letterbox import letterbox
+    from deepbatch.ops.letterbox import letterbox
 
     blob = letterbox(list(islice(cycle(photos), batch_size)), detector.input_spec).blob
     detector.model.run(blob)  # warm-up: first-run allocations and kernel selection
@@ -184,7 +185,7 @@ def time_raw(detector: Any, photos: Sequence[np.ndarray], batch_size: int, image
 
 def time_detect(detector: Any, inputs: Sequence[Any], batch_size: int, workers: Optional[int]) -> Timing:
     """Pipelined detection over ``inputs`` (paths or frames)."""
-    from .detection import iter_detections
+    from deepbatch.api.extract import iter_detections
 
     with _Clock() as clock:
         count = sum(1 for _ in iter_detections(inputs, detector, batch_size, workers=workers))
@@ -194,7 +195,7 @@ def time_detect(detector: Any, inputs: Sequence[Any], batch_size: int, workers: 
 def time_extract(detector: Any, inputs: Sequence[Any], batch_size: int, api: str = "extract_faces",
                  workers: Optional[int] = None) -> Timing:
     """:func:`deepbatch.extract_faces` (or its streaming form) over ``inputs``."""
-    from .detection import extract_faces, iter_extract_faces
+    from deepbatch.api.extract import extract_faces, iter_extract_faces
 
     with _Clock() as clock:
         if api == "iter_extract_faces":
@@ -214,7 +215,7 @@ def time_insightface(model_path: Path, paths: Sequence[Path], input_size: Tuple[
         from insightface.model_zoo.scrfd import SCRFD
     except ImportError as exc:
         raise MissingDependencyError("insightface", "bench", "the InsightFace reference benchmark") from exc
-    from .runtime.session import CPU, resolve_providers
+    from deepbatch.runtime.session import CPU, resolve_providers
 
     reference = SCRFD(model_file=str(model_path))  # InsightFace's own session, as its users run it
     on_cpu = resolve_providers(providers)[0][0] == CPU
@@ -228,10 +229,10 @@ def time_insightface(model_path: Path, paths: Sequence[Path], input_size: Tuple[
 
 def time_stages(detector: Any, paths: Sequence[Path], repeat: int = 1) -> Dict[str, float]:
     """Milliseconds per image of each stage, run one image at a time with nothing overlapped."""
-    from .detection import record_dicts
-    from .io.images import load_image
-    from .records import ImageRecord
-    from .stream import FaceRules
+    from deepbatch.api.extract import record_dicts
+    from deepbatch.core.stream import FaceRules
+    from deepbatch.io.images import load_image
+    from deepbatch.records import ImageRecord
 
     rules = FaceRules("whole_image")
 
@@ -260,8 +261,8 @@ def time_stages(detector: Any, paths: Sequence[Path], repeat: int = 1) -> Dict[s
 
 def measure(args: argparse.Namespace, progress: Callable[[str], None] = logger.info) -> Report:
     """Run the benchmark that ``args`` describes (see :func:`add_arguments`)."""
-    from .detectors.base import OnnxDetector, build_detector
-    from .io.images import load_image
+    from deepbatch.detectors.base import OnnxDetector, build_detector
+    from deepbatch.io.images import load_image
 
     paths = photo_paths(Path(args.data))
     detector = build_detector(args.backend, input_size=args.input_size, providers=args.providers,

@@ -10,19 +10,20 @@ from typing import Any, Dict, Hashable, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from .batching import DEFAULT_BATCH_SIZE
-from .checks import refuse_anti_spoofing
-from .detection import resolve_detector
-from .detectors.base import Detector
-from .errors import ArgumentError, FaceNotDetectedError, ImageError
-from .errors import EmbeddingSizeError as EmbeddingSizeError
-from .errors import EmbeddingTypeError as EmbeddingTypeError
-from .formatting import BatchResult, facial_area
-from .pipeline import BatchSize, resolve_batch_size
-from .recognition.base import Recognizer, resolve_recognizer
-from .recognition.distance import check_metric, distance_matrix
-from .records import ImageRecord
-from .stream import FaceRules, check_on_error, iter_records
+from ..api.extract import resolve_detector
+from ..batching import DEFAULT_BATCH_SIZE
+from ..checks import refuse_anti_spoofing
+from ..core.stream import FaceRules, check_on_error, iter_records
+from ..core.workers import BatchSize, resolve_batch_size
+from ..detectors.base import Detector
+from ..errors import ArgumentError, FaceNotDetectedError, ImageError
+from ..errors import EmbeddingSizeError as EmbeddingSizeError
+from ..errors import EmbeddingTypeError as EmbeddingTypeError
+from ..formatting import BatchResult, facial_area
+from ..performance import AUTOMATIC, Performance, settle
+from ..recognition.base import Recognizer, resolve_recognizer
+from ..recognition.distance import check_metric, distance_matrix
+from ..records import ImageRecord
 
 logger = logging.getLogger(__name__)
 
@@ -88,6 +89,7 @@ def verify_pairs(
     *,
     batch_size: BatchSize = "auto",
     on_error: str = "raise",
+    performance: Optional[Performance] = None,
 ) -> BatchResult:
     """Verify many ``(img1, img2)`` pairs; each distinct image is detected and embedded once, ``batch_size`` images
     at a time. Images are the same when they are the same path, URL or bytes, or the same object.
@@ -95,9 +97,14 @@ def verify_pairs(
     Returns a :class:`BatchResult` with one :func:`verify` dict per pair, in order; with ``on_error="skip"`` a pair
     whose image cannot be used gets an empty dict and its exception in ``errors``. ``time`` in each dict is the
     whole call's seconds divided by the number of pairs. Arguments are as in :func:`verify`.
+
+    ``performance`` (a :class:`deepbatch.Performance`) sets the batch size, the prefetch threads and the chunks read
+    ahead, all automatic by default; ``batch_size`` is its advanced spelling, not to be combined with it.
     """
+    settings = settle(performance, batch_size)
     return _verify(pairs, model_name, detector_backend, distance_metric, enforce_detection, align,
-                   expand_percentage, normalization, threshold, batch_size, on_error, single=False)
+                   expand_percentage, normalization, threshold, settings.batch_size, on_error, single=False,
+                   performance=settings)
 
 
 def verify(
@@ -138,6 +145,7 @@ def _verify(
     pairs: Sequence[Tuple[Any, Any]], model_name: Union[str, Recognizer], detector_backend: Union[str, Detector],
     distance_metric: str, enforce_detection: bool, align: bool, expand_percentage: int, normalization: str,
     threshold: Optional[float], batch_size: BatchSize, on_error: str, single: bool,
+    performance: Performance = AUTOMATIC,
 ) -> BatchResult:
     started = time.perf_counter()
     check_metric(distance_metric)
@@ -169,7 +177,7 @@ def _verify(
     size = resolve_batch_size(batch_size, detector)
     # Errors are collected per distinct image and re-addressed to the first pair that uses it (see _at_pair).
     records = iter_records(list(distinct.values()), detector, size, rules, recognizer=recognizer, spec=spec,
-                           on_error="skip")
+                           on_error="skip", workers=performance.workers, prefetch=performance.prefetch)
     for key, record in zip(keys, records):
         embedded[key] = record
 

@@ -1,6 +1,6 @@
 """``represent``: DeepFace's face embeddings over one image or a batch, batched end to end.
 
-:func:`deepbatch.stream.iter_records` loads and detects the images chunk by chunk, cuts every face as
+:func:`deepbatch.core.stream.iter_records` loads and detects the images chunk by chunk, cuts every face as
 ``extract_faces`` cuts it and embeds the faces of a chunk together (``recognizer.batch_size`` faces per model
 call); this module turns its records into DeepFace-style dicts.
 """
@@ -9,18 +9,19 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Optional, Tuple, Union
 
-from .checks import refuse_anti_spoofing
-from .detection import resolve_detector
-from .detectors.base import DETECTORS, Detector
-from .errors import ArgumentError
-from .formatting import BatchResult, collect_batch, confidence, facial_area, present_face
-from .io.images import as_batch
-from .pipeline import BatchSize, resolve_batch_size
-from .recognition.base import RECOGNIZERS, Recognizer, resolve_recognizer
-from .recognition.normalization import l2_normalize as unit_rows
-from .recognition.normalization import minmax_normalize as scale_to_range
-from .records import ImageRecord
-from .stream import FaceRules, check_on_error, iter_records
+from ..api.extract import resolve_detector
+from ..checks import refuse_anti_spoofing
+from ..core.stream import FaceRules, check_on_error, iter_records
+from ..core.workers import BatchSize, resolve_batch_size
+from ..detectors.base import DETECTORS, Detector
+from ..errors import ArgumentError
+from ..formatting import BatchResult, collect_batch, confidence, facial_area, present_face
+from ..io.images import as_batch
+from ..performance import Performance, settle
+from ..recognition.base import RECOGNIZERS, Recognizer, resolve_recognizer
+from ..recognition.normalization import l2_normalize as unit_rows
+from ..recognition.normalization import minmax_normalize as scale_to_range
+from ..records import ImageRecord
 
 
 def embedding_dicts(result: ImageRecord, return_numpy: bool = False, l2_normalize: bool = False,
@@ -66,6 +67,7 @@ def represent(
     batch_size: BatchSize = "auto",
     on_error: str = "raise",
     return_numpy: bool = False,
+    performance: Optional[Performance] = None,
 ) -> Union[List[Dict[str, Any]], BatchResult]:
     """Face embeddings, DeepFace-style, over one image or a batch.
 
@@ -92,11 +94,15 @@ def represent(
     and scales it to [0, 1]; ``l2_normalize`` then scales each embedding to unit length. ``expand_percentage``
     grows the box and the aligned square. ``max_faces`` keeps the largest faces. ``batch_size`` images are
     detected per model call, and all their faces embedded together (``"auto"``: chosen for the detector's
-    device, see :func:`deepbatch.pipeline.resolve_batch_size`).
+    device, see :func:`deepbatch.core.workers.resolve_batch_size`).
+
+    ``performance`` (a :class:`deepbatch.Performance`) sets the batch size, the prefetch threads and the chunks read
+    ahead, all automatic by default; ``batch_size`` is its advanced spelling, not to be combined with it.
     """
     refuse_anti_spoofing(anti_spoofing)
     check_on_error(on_error)
     rules = FaceRules.of(enforce_detection, max_faces, expand_percentage, align)
+    settings = settle(performance, batch_size)
     items, single = as_batch(img_path)
     if not items:  # nothing to embed: no model is loaded, but misspelt names still fail
         if isinstance(model_name, str):
@@ -108,8 +114,9 @@ def represent(
     spec = recognizer.spec_for(normalization)
     minmax_range = _embedding_range(recognizer) if minmax_normalize else None
     detector = resolve_detector(detector_backend)
-    records = iter_records(items, detector, resolve_batch_size(batch_size, detector), rules, recognizer=recognizer,
-                           spec=spec, crops=return_face, on_error=on_error, single=single, as_loaded=True)
+    records = iter_records(items, detector, resolve_batch_size(settings.batch_size, detector), rules,
+                           recognizer=recognizer, spec=spec, crops=return_face, on_error=on_error, single=single,
+                           as_loaded=True, workers=settings.workers, prefetch=settings.prefetch)
     return collect_batch(((record.index, record.error, [] if record.error is not None else
                            embedding_dicts(record, return_numpy, l2_normalize, minmax_range)) for record in records),
                          single, len(items))

@@ -9,15 +9,16 @@ from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple, Union
 
 import numpy as np
 
-from .checks import refuse_anti_spoofing
-from .detectors.base import DETECTORS, Detector, build_detector
-from .errors import DeepbatchError
-from .formatting import BatchResult, collect_batch, confidence, facial_area, present_face
-from .io.images import as_batch
-from .pipeline import DEFAULT_PREFETCH, BatchSize, resolve_batch_size
-from .records import ImageRecord
-from .stream import FaceRules, check_on_error, iter_detections, iter_records
-from .structures import Faces
+from ..checks import refuse_anti_spoofing
+from ..core.stream import FaceRules, check_on_error, iter_detections, iter_records
+from ..core.workers import DEFAULT_PREFETCH, BatchSize, resolve_batch_size
+from ..detectors.base import DETECTORS, Detector, build_detector
+from ..errors import DeepbatchError
+from ..formatting import BatchResult, collect_batch, confidence, facial_area, present_face
+from ..io.images import as_batch
+from ..performance import Performance, settle
+from ..records import ImageRecord
+from ..structures import Faces
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +46,7 @@ def extract_faces(
     *,
     batch_size: BatchSize = "auto",
     on_error: str = "raise",
+    performance: Optional[Performance] = None,
 ) -> Union[List[Dict[str, Any]], BatchResult]:
     """Detect and crop faces, DeepFace-style, over one image or a batch.
 
@@ -70,6 +72,9 @@ def extract_faces(
     naming its index and path, whatever ``batch_size`` is; ``"skip"`` logs it, leaves that image's entry empty,
     records the exception in ``errors`` under the image's index, and returns every other image's faces in order.
     A single image always raises.
+
+    ``performance`` (a :class:`deepbatch.Performance`) sets the batch size, the prefetch threads and the chunks read
+    ahead, all automatic by default; ``batch_size`` is its advanced spelling, not to be combined with it.
     """
     refuse_anti_spoofing(anti_spoofing)
     if grayscale:
@@ -77,20 +82,21 @@ def extract_faces(
         color_face = "gray"
     rules = FaceRules.of(enforce_detection, max_faces, expand_percentage, align)
     check_on_error(on_error)
+    settings = settle(performance, batch_size)
     items, single = as_batch(img_path)
     if not items:  # nothing to detect: no model is loaded, but a misspelt name still fails
         if isinstance(detector_backend, str):
             DETECTORS.canonical(detector_backend)
         return BatchResult()
     detector = resolve_detector(detector_backend)
-    records = iter_records(items, detector, resolve_batch_size(batch_size, detector), rules, crops=True,
-                           on_error=on_error, single=single)
+    records = iter_records(items, detector, resolve_batch_size(settings.batch_size, detector), rules, crops=True,
+                           on_error=on_error, single=single, workers=settings.workers, prefetch=settings.prefetch)
     return collect_batch(((r.index, r.error, record_dicts(r, color_face, normalize_face)) for r in records), single,
                          len(items))
 
 
 def record_dicts(record: ImageRecord, color_face: str, normalize_face: bool) -> List[Dict[str, Any]]:
-    """DeepFace-style dicts for the faces of a record cut by :func:`~deepbatch.stream.iter_records`
+    """DeepFace-style dicts for the faces of a record cut by :func:`~deepbatch.core.stream.iter_records`
     (``crops=True``): ``face`` (the crop as ``color_face`` asks), ``facial_area`` and ``confidence``; none for a
     record with an ``error``."""
     if record.error is not None or record.faces is None or record.crops is None:
@@ -140,12 +146,12 @@ class ImageFaces(List[Dict[str, Any]]):
 
     @classmethod
     def of(cls, record: ImageRecord, color_face: str = "rgb", normalize_face: bool = True) -> ImageFaces:
-        """The presentation of one record of :func:`~deepbatch.stream.iter_records` (``crops=True``)."""
+        """The presentation of one record of :func:`~deepbatch.core.stream.iter_records` (``crops=True``)."""
         return cls(record_dicts(record, color_face, normalize_face), record.index, record.source, record.error,
                    record.shape, record.faces)
 
     def row(self) -> Dict[str, Any]:
-        from .rows import image_row
+        from ..rows import image_row
 
         return image_row(self.source, self.shape, self.faces, self.error)
 
@@ -164,23 +170,29 @@ def iter_extract_faces(
     on_error: str = "raise",
     workers: Optional[int] = None,
     prefetch: int = DEFAULT_PREFETCH,
+    performance: Optional[Performance] = None,
 ) -> Iterator[ImageFaces]:
     """Stream :func:`extract_faces` over any number of images: yields one :class:`ImageFaces` per input, in order.
 
     ``paths_or_frames`` is any iterable of the inputs :func:`extract_faces` accepts (a list of paths, a generator
     of video frames, an (N, H, W, C) array); a single path or image is a stream of one. It is read lazily, chunk by
     chunk, and memory holds at most ``prefetch + 2`` chunks of images whatever its length (``max(prefetch, workers
-    + 1) + 2`` for a model run on the CPU threads; :func:`deepbatch.stream.chunks_held` gives the number).
+    + 1) + 2`` for a model run on the CPU threads; :func:`deepbatch.core.stream.chunks_held` gives the number).
     ``workers`` threads decode and letterbox the next chunks, and cut the faces of the previous one, while the model
-    runs (see :mod:`deepbatch.pipeline`; ``workers=0`` does everything in the calling thread). The other arguments
+    runs (see :mod:`deepbatch.core.workers`; ``workers=0`` does everything in the calling thread). The other arguments
     are those of :func:`extract_faces`. ``on_error="raise"`` raises the first unusable or (with ``enforce_detection``)
     faceless image's error when the stream reaches it; ``"skip"`` logs it and yields an empty :class:`ImageFaces`
     with its ``error``.
+
+    ``performance`` (a :class:`deepbatch.Performance`) sets the batch size, the prefetch threads and the chunks read
+    ahead, all automatic by default; ``batch_size``, ``workers`` and ``prefetch`` are its advanced spellings, not
+    to be combined with it.
     """
+    settings = settle(performance, batch_size, workers, prefetch)
     rules = FaceRules.of(enforce_detection, max_faces, expand_percentage, align)
     detector = resolve_detector(detector_backend)
-    records = iter_records(as_stream(paths_or_frames), detector, resolve_batch_size(batch_size, detector), rules,
-                           crops=True, on_error=on_error, workers=workers, prefetch=prefetch)
+    records = iter_records(as_stream(paths_or_frames), detector, resolve_batch_size(settings.batch_size, detector),
+                           rules, crops=True, on_error=on_error, workers=settings.workers, prefetch=settings.prefetch)
     try:
         for record in records:
             if record.error is not None:

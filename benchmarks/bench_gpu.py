@@ -1,4 +1,4 @@
-"""``python -m deepbatch.bench_gpu``: the one-shot GPU table (``--install``, as ``make bench-gpu`` runs it, installs
+"""``python benchmarks/bench_gpu.py``: the one-shot GPU table (``--install``, as ``make bench-gpu`` runs it, installs
 what it needs first: :func:`install_gpu_packages`).
 
 For SCRFD-500M and SCRFD-2.5G at 320 and 640, batch 1, 16, 32 and 64, on CUDA and on TensorRT FP16, images/s of
@@ -34,7 +34,7 @@ from typing import Any, Callable, Dict, List, Optional, Sequence, Tuple, cast
 
 import numpy as np
 
-from .errors import DeepbatchError
+from deepbatch.errors import DeepbatchError
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ def letterbox_uint8(images: Sequence[np.ndarray], spec: Any) -> Tuple[np.ndarray
     """``(canvas, geometry)``: images fitted onto an (N, H, W, 3) uint8 BGR canvas padded with ``spec.pad_value``,
     and a :class:`~deepbatch.ops.letterbox.Letterboxed` (whose ``blob`` is a zero-cost stand-in of the model's
     input shape) for the detector's ``decode`` and mapping back."""
-    from .ops.letterbox import Letterboxed, place
+    from deepbatch.ops.letterbox import Letterboxed, place
 
     n = len(images)
     canvas = np.full((n, spec.height, spec.width, 3), spec.pad_value, np.uint8)
@@ -102,7 +102,7 @@ class PreambleRunner:
     """A detector's model behind :func:`uint8_preamble`, run through an IO binding on ``device`` ("cpu" or "cuda")."""
 
     def __init__(self, detector: Any, providers: Any, device: str):
-        from .runtime.session import create_session
+        from deepbatch.runtime.session import create_session
 
         model = uint8_preamble(_repaired_model(detector), detector.input_spec)
         self.session = create_session(model.SerializeToString(), providers)
@@ -132,7 +132,7 @@ def _repaired_model(detector: Any) -> Any:
     """The detector's ONNX graph with the batch axis made dynamic, as its session runs it."""
     import onnx
 
-    from .runtime.surgery import make_batch_dynamic
+    from deepbatch.runtime.surgery import make_batch_dynamic
 
     model, _ = make_batch_dynamic(onnx.load(str(detector.model.path)), spatial=detector.dynamic_spatial)
     return model
@@ -147,7 +147,7 @@ def gpu_decode_letterbox(datas: Sequence[bytes], spec: Any, device: str) -> Tupl
     import torch.nn.functional as F
     from torchvision.io import ImageReadMode, decode_jpeg
 
-    from .ops.letterbox import Letterboxed, fit_size, shrink_factor
+    from deepbatch.ops.letterbox import Letterboxed, fit_size, shrink_factor
 
     encoded = [torch.frombuffer(bytearray(d), dtype=torch.uint8) for d in datas]
     images = decode_jpeg(encoded, mode=ImageReadMode.RGB, device=device, apply_exif_orientation=True)
@@ -275,7 +275,9 @@ def install_gpu_packages(wheels: Optional[Path] = None) -> List[str]:
     else:
         said.append(f"{ONNXRUNTIME_GPU} could not be downloaded (no package index? pass --wheels DIR); the GPU "
                     "part runs only if the installed onnxruntime has the CUDA provider")
-    requirement = _python_says("from deepbatch.bench_gpu import tensorrt_requirement as r; print(r() or '')")
+    here = str(Path(__file__).resolve().parent)
+    requirement = _python_says(f"import sys; sys.path.insert(0, {here!r}); "
+                               "from bench_gpu import tensorrt_requirement as r; print(r() or '')")
     if requirement and not _python_says("import tensorrt_libs; print('yes')"):
         installed = _fetch_and_install([requirement], wheels)
         said.append(f"installed {requirement}" if installed else
@@ -359,8 +361,7 @@ def measure_cell(cell: Cell, detector: Any, providers: Any, device: str, paths: 
                  frames: List[np.ndarray], images: int, torch_decode: bool) -> None:
     """Fill every column of ``cell`` that this machine can run."""
     import deepbatch
-
-    from .ops.letterbox import letterbox
+    from deepbatch.ops.letterbox import letterbox
 
     size = cell.batch_size
     runs = max(1, images // size)
@@ -417,8 +418,8 @@ def check_preamble(detector: Any, frames: List[np.ndarray]) -> Dict[str, float]:
     import onnx
     from onnx import helper
 
-    from .ops.letterbox import letterbox
-    from .runtime.session import create_session
+    from deepbatch.ops.letterbox import letterbox
+    from deepbatch.runtime.session import create_session
 
     chunk = frames[:4]
     canvas, _ = letterbox_uint8(chunk, detector.input_spec)
@@ -480,8 +481,8 @@ def tensorrt_providers(input_name: str, size: int) -> List[Any]:
 
 
 def run(args: argparse.Namespace) -> Table:
-    from .detectors import build_detector
-    from .io.images import list_image_files, load_image
+    from deepbatch.detectors import build_detector
+    from deepbatch.io.images import list_image_files, load_image
 
     started = time.perf_counter()
     paths = [str(p) for p in list_image_files(Path(args.data))]
@@ -548,7 +549,7 @@ def format_table(table: Table) -> str:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m deepbatch.bench_gpu", description=__doc__.split("\n")[0])
+    parser = argparse.ArgumentParser(prog="python benchmarks/bench_gpu.py", description=__doc__.split("\n")[0])
     parser.add_argument("--data", default=os.environ.get("DEEPBATCH_TEST_DATA", "../shared/dataset"))
     parser.add_argument("--images", type=int, default=256, help="images per GPU measurement (default 256)")
     parser.add_argument("--cpu-images", type=int, default=32, help="images per CPU measurement (default 32)")
