@@ -21,7 +21,8 @@ import cv2
 import numpy as np
 import pytest
 
-from deepbatch.cli import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, _table, main
+from deepbatch.cli import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, main
+from deepbatch.cli.tables import _table
 from deepbatch.detectors import DETECTORS
 from deepbatch.detectors.base import OnnxDetector
 from deepbatch.errors import ArgumentError, MissingDependencyError, WeightsNotFoundError

@@ -39,11 +39,6 @@ The package holds one concern per module: :mod:`~deepbatch.cli.parser` (commands
 
 from ..sources import Source, WorkItem, count_items, iter_items, plan_sources  # noqa: F401
 from .commands import (  # noqa: F401
-    _loaded_batching,
-    _plain,
-    _report_failures,
-    _run_here,
-    _run_images,
     cmd_batchify,
     cmd_bench,
     cmd_check_batch,
@@ -55,44 +50,22 @@ from .console import ProgressAwareHandler, say, silence_stdout  # noqa: F401
 from .engines import (  # noqa: F401
     CLUSTER_ENGINES,
     LOCAL_ENGINES,
-    _model_options,
-    _paired,
     build_cli_detector,
     build_cli_recognizer,
     detector_options,
     run_local,
 )
 from .exit_codes import EXIT_FAILED, EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE  # noqa: F401
-from .main import _OUT_OF_MEMORY_TEXTS, _command_parser, main  # noqa: F401
+from .main import main  # noqa: F401
 from .parser import (  # noqa: F401
     DEVICES,
-    _add_input_options,
-    _add_model_check_options,
-    _add_model_options,
-    _batch_size,
-    _common_options,
-    _expand_percentage,
-    _fraction,
-    _input_size,
-    _int_list,
-    _positive_int,
     build_parser,
 )
-from .signals import _STOP_SIGNALS, _interrupt, restore_signals, stop_on_signals  # noqa: F401
+from .signals import restore_signals, stop_on_signals  # noqa: F401
 from .sinks import Sink, Tally  # noqa: F401
 from .tables import (  # noqa: F401
     TABLE_WIDTH,
-    _built_batching,
-    _column_widths,
-    _registry_rows,
-    _table,
-    _table_width,
-    _weights_status,
     cmd_models,
 )
-
-# the names these had when the command line was one module
-_say, _ProgressAwareHandler, _silence_stdout = say, ProgressAwareHandler, silence_stdout
-_stop_on_signals, _restore_signals = stop_on_signals, restore_signals
 
 __all__ = ["Source", "WorkItem", "build_parser", "count_items", "iter_items", "main", "plan_sources"]
