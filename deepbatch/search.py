@@ -371,7 +371,7 @@ def find(
                             "'npz' (numpy only)")
     if k is not None and k < 1:
         raise ArgumentError(f"k must be a positive integer or None, got {k}")
-    return_type = _resolve_return_type(return_type)
+    return_type = resolve_return_type(return_type)
     recognizer = resolve_recognizer(model_name)
     detector = resolve_detector(detector_backend)
     check_metric(distance_metric)
@@ -405,7 +405,7 @@ def find(
     return results[0] if single else results
 
 
-def _resolve_return_type(return_type: Optional[str]) -> str:
+def resolve_return_type(return_type: Optional[str]) -> str:
     if return_type is None:
         try:
             import pandas  # noqa: F401

@@ -1,10 +1,12 @@
-"""The HTTP application: DeepFace's API routes (``/represent``, ``/verify``) plus ``/detect``, ``/extract_faces``,
+"""The HTTP application: DeepFace's API routes (``/represent``, ``/verify``, and ``/register``, ``/search`` when a
+face database is configured, see :mod:`~deepbatch.serve.face_db`) plus ``/detect``, ``/extract_faces``,
 ``/health``, ``/metrics``, the OpenAPI description (``/docs``, ``/openapi.json``) and a page at ``/``.
 
 Every request is parsed on the event loop, its images are read and decoded on a thread of the thread pool, then
 handed to the :class:`~deepbatch.serve.batcher.Batcher`, whose worker threads own the models: the event loop never
 runs a model call. Answers are the dicts the library returns for the same image and arguments (DeepFace's shapes:
-``{"results": [...]}`` for ``/represent``, the verification dict for ``/verify``); failures are
+``{"results": [...]}`` for ``/represent`` and ``/search``, the verification dict for ``/verify``, ``{"inserted": ...}``
+for ``/register``); failures are
 ``{"error": message}`` with the library's typed message and a status code that says whose fault it is (see
 :data:`STATUS`).
 """
@@ -23,7 +25,7 @@ from concurrent.futures import Future
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Dict, List, Optional, Tuple
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Tuple, TypeVar
 
 import numpy as np
 from fastapi import FastAPI, Request
@@ -34,9 +36,12 @@ from .._version import __version__
 from ..detectors.base import DETECTORS, Detector
 from ..errors import (
     ArgumentError,
+    DatabaseConnectionError,
     DeepbatchError,
+    EmbeddingMismatchError,
     FaceNotDetectedError,
     ImageError,
+    NothingRegisteredError,
     OverloadedError,
     RequestLimitError,
     UnknownModelError,
@@ -48,12 +53,16 @@ from ..recognition.base import RECOGNIZERS, Recognizer
 from ..recognition.distance import check_metric
 from ..representation import embedding_dicts
 from ..stream import FaceRules
-from ..verification import _area, _at_pair, _best_pair, _given_embedding, _is_embedding
+from ..verification import at_pair, best_pair, face_area, given_embedding, is_embedding
 from .batcher import DEFAULT_MAX_BATCH, DEFAULT_MAX_WAIT_S, DEFAULT_QUEUE_LIMIT, Batcher, Job, ModelRunError
+from .face_db import DatabaseChoice, DatabaseNotConfiguredError
+from .face_db import register as register_faces
+from .face_db import search as search_faces
 from .metrics import Metrics
 from .schemas import document
 
 logger = logging.getLogger(__name__)
+Pending = TypeVar("Pending")
 
 PAGE_DIR = Path(__file__).parent / "page"
 AUTH_MESSAGE = "Invalid or missing authentication token"  # DeepFace's API says this too
@@ -73,10 +82,13 @@ class BadRequestError(DeepbatchError, ValueError):
 
 
 # Status codes by error, most specific first: the client's image (400, as DeepFace's API), the client's arguments
-# (422), limits (413), refused paths (403), the service's load (503), its models (500), its clock (504).
+# (422), limits (413), refused paths (403), the service's load (503), its models (500), its clock (504), its face
+# database (503 when there is none or it cannot be reached; 404 when nothing is registered under the settings asked).
 STATUS: Tuple[Tuple[type, int], ...] = (
     (RequestLimitError, 413), (PathRefusedError, 403), (OverloadedError, 503), (RequestTimeoutError, 504),
-    (ModelRunError, 500), (BadRequestError, 400), (ImageError, 400), (FaceNotDetectedError, 400),
+    (ModelRunError, 500), (DatabaseNotConfiguredError, 503), (DatabaseConnectionError, 503),
+    (EmbeddingMismatchError, 404), (NothingRegisteredError, 404),
+    (BadRequestError, 400), (ImageError, 400), (FaceNotDetectedError, 400),
     (UnknownModelError, 422), (ArgumentError, 422), (ValueError, 422),
 )
 
@@ -98,6 +110,7 @@ class ServeConfig:
     allow_urls: bool = True
     token: Optional[str] = None
     warm: bool = True
+    database: Optional[DatabaseChoice] = None  # the face database of /register and /search (None: none)
     detectors: Dict[str, Detector] = field(default_factory=dict)  # served instances, by name (tests, plugins)
     recognizers: Dict[str, Recognizer] = field(default_factory=dict)
 
@@ -250,10 +263,17 @@ class Inputs:
     def decode(self, item: Any, index: Optional[int] = None) -> np.ndarray:
         """One input as a BGR image, by the library's loader under the service's limits; an image over the pixel
         limit raises :class:`RequestLimitError` with the library's message."""
-        limits = self.config.limits
-        source = describe(item)
-        data = read_encoded(item, index, source, limits)
+        return self.decode_data(self.read(item, index), index, describe(item))
+
+    def read(self, item: Any, index: Optional[int] = None) -> bytes:
+        """One input's encoded bytes (fetched, for a URL), under the service's limits."""
+        data = read_encoded(item, index, describe(item), self.config.limits)
         assert data is not None
+        return data
+
+    def decode_data(self, data: bytes, index: Optional[int], source: Optional[str]) -> np.ndarray:
+        """Encoded ``data`` as a BGR image, as :meth:`decode`."""
+        limits = self.config.limits
         kind = sniff(data[:32])
         size = declared_size(data, kind) if kind is not None else None
         try:
@@ -268,7 +288,7 @@ class Inputs:
 
 def error_response(exc: BaseException) -> Any:
     status = next((code for kind, code in STATUS if isinstance(exc, kind)), 500)
-    headers = {"Retry-After": "1"} if status == 503 else None
+    headers = {"Retry-After": "1"} if isinstance(exc, (OverloadedError, DatabaseConnectionError)) else None
     if status == 500 and not isinstance(exc, ModelRunError):
         logger.exception("internal error", exc_info=exc)
     return JSONResponse({"error": str(exc)}, status_code=status, headers=headers)
@@ -284,6 +304,7 @@ class Service:
         self.batcher = batcher or Batcher(config.max_batch, config.max_wait_s, config.queue_limit, Metrics(),
                                           config.detectors, config.recognizers)
         self.metrics = self.batcher.metrics
+        self.database = config.database
 
     def detector_name(self, args: Arguments) -> str:
         name = args.text("detector_backend", self.config.detector)
@@ -321,8 +342,27 @@ class Service:
                 self.batcher.release(len(items))
         return await self.wait(futures, single)
 
-    async def wait(self, futures: List[Future], single: bool) -> List[Any]:
+    async def settle_jobs(self, images: int, load: Callable[[], List[Pending]],
+                          job_of: Callable[[Pending], Optional[Job]]) -> List[Pending]:
+        """Admit ``images`` images, run ``load`` off the event loop (it reads and decodes them, giving one item each
+        with a :class:`Job` or without one, when the image needs no model call), batch the jobs and wait for all of
+        them; their futures are then done, results and errors alike. An error raised by ``load`` fails the request."""
+        self.batcher.admit(images)
+        try:
+            loaded = await run_in_threadpool(load)
+        except BaseException:
+            self.batcher.release(images)
+            raise
+        jobs = [job for job in map(job_of, loaded) if job is not None]
+        self.batcher.release(images - len(jobs))
+        await self.settle(self.batcher.submit(jobs))
+        return loaded
+
+    async def settle(self, futures: List[Future]) -> None:
+        """Wait until every future is done, or cancel them all and raise :class:`RequestTimeoutError`."""
         waiting = [asyncio.wrap_future(f) for f in futures]
+        if not waiting:
+            return
         try:
             await asyncio.wait_for(asyncio.gather(*waiting, return_exceptions=True), self.config.timeout_s)
         except asyncio.TimeoutError:
@@ -330,6 +370,9 @@ class Service:
                 future.cancel()
             raise RequestTimeoutError(f"the request was not answered within {self.config.timeout_s:g} s "
                                       "(--timeout)") from None
+
+    async def wait(self, futures: List[Future], single: bool) -> List[Any]:
+        await self.settle(futures)
         results = []
         for index, future in enumerate(futures):
             error = future.exception()
@@ -433,8 +476,8 @@ def create_app(config: Optional[ServeConfig] = None, batcher: Optional[Batcher] 
         pending: List[Tuple[int, Any]] = []
         for side, name in enumerate(("img1", "img2")):
             value = args.image(name)
-            if _is_embedding(value) and value and not isinstance(value[0], (str, bytes)):
-                sides.append(_given_embedding(value, recognizer, side + 1))
+            if is_embedding(value) and value and not isinstance(value[0], (str, bytes)):
+                sides.append(given_embedding(value, recognizer, side + 1))
             else:
                 sides.append(None)
                 pending.append((side, service.inputs.item(value, name)))
@@ -447,12 +490,12 @@ def create_app(config: Optional[ServeConfig] = None, batcher: Optional[Batcher] 
                 records = await service.run([item for _, item in pending], False, make)
             except (ImageError, FaceNotDetectedError) as exc:
                 side = pending[exc.index or 0][0]
-                raise _at_pair(exc.at(None), 0, ("img1", "img2")[side], True) from None
+                raise at_pair(exc.at(None), 0, ("img1", "img2")[side], True) from None
             for (side, _), record in zip(pending, records):
                 sides[side] = record
         limit = recognizer.threshold(metric) if threshold is None else float(threshold)
         calibrated = limit if metric not in recognizer.thresholds else recognizer.threshold(metric)
-        distance, i, j = _best_pair(sides[0], sides[1], metric)
+        distance, i, j = best_pair(sides[0], sides[1], metric)
         return {
             "verified": bool(distance <= limit),
             "distance": distance,
@@ -461,7 +504,7 @@ def create_app(config: Optional[ServeConfig] = None, batcher: Optional[Batcher] 
             "model": args.text("model_name", config.model),
             "detector_backend": args.text("detector_backend", config.detector),
             "similarity_metric": metric,
-            "facial_areas": {"img1": _area(sides[0], i), "img2": _area(sides[1], j)},
+            "facial_areas": {"img1": face_area(sides[0], i), "img2": face_area(sides[1], j)},
             "time": round(time.perf_counter() - started, 2),
         }
 
@@ -497,8 +540,14 @@ def create_app(config: Optional[ServeConfig] = None, batcher: Optional[Batcher] 
                     for face, crop in zip(record.faces, record.crops)] for record in records]
         return {"results": results[0] if single else results}
 
+    async def register(args: Arguments) -> Dict[str, Any]:
+        return await register_faces(service, args)
+
+    async def search(args: Arguments) -> Dict[str, Any]:
+        return await search_faces(service, args)
+
     routes: Dict[str, Handler] = {"/represent": represent, "/verify": verify, "/detect": detect,
-                                  "/extract_faces": extract_faces}
+                                  "/extract_faces": extract_faces, "/register": register, "/search": search}
     for path, handler in routes.items():
         app.add_api_route(path, endpoint(path, handler), methods=["POST"], response_class=JSONResponse,
                           **document(path))
@@ -507,7 +556,8 @@ def create_app(config: Optional[ServeConfig] = None, batcher: Optional[Batcher] 
     async def health() -> Dict[str, Any]:
         return {"status": "ok", "version": __version__, "queued_images": service.batcher.queued,
                 "requests_in_flight": service.in_flight, "pid": os.getpid(),
-                "detector": config.detector, "model": config.model}
+                "detector": config.detector, "model": config.model,
+                "database": None if service.database is None else service.database.describe()}
 
     @app.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics")
     async def metrics() -> Response:
