@@ -21,7 +21,7 @@ import logging
 import os
 import re
 import time
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -52,6 +52,7 @@ from ..io.images import ImageLimits, decode, describe, read_encoded
 from ..recognition.base import RECOGNIZERS, Recognizer
 from ..recognition.distance import check_metric
 from ..representation import embedding_dicts
+from ..runtime.session import usable_cpus
 from ..stream import FaceRules
 from ..verification import at_pair, best_pair, face_area, given_embedding, is_embedding
 from .batcher import DEFAULT_MAX_BATCH, DEFAULT_MAX_WAIT_S, DEFAULT_QUEUE_LIMIT, Batcher, Job, ModelRunError
@@ -305,6 +306,13 @@ class Service:
                                           config.detectors, config.recognizers)
         self.metrics = self.batcher.metrics
         self.database = config.database
+        # Reading and decoding take one thread per core: more would hold more decoded images at once (and grow
+        # more malloc arenas) without decoding any faster.
+        self.decoders = ThreadPoolExecutor(max(2, usable_cpus()), thread_name_prefix="deepbatch-serve-decode")
+
+    async def decoding(self, load: Callable[[], Any]) -> Any:
+        """``load()`` on a decoding thread."""
+        return await asyncio.get_running_loop().run_in_executor(self.decoders, load)
 
     def detector_name(self, args: Arguments) -> str:
         name = args.text("detector_backend", self.config.detector)
@@ -334,7 +342,7 @@ class Service:
                 return [make(self.inputs.decode(item, None if single else i), describe(item))
                         for i, item in enumerate(items)]
 
-            jobs = await run_in_threadpool(load)
+            jobs = await self.decoding(load)
             futures = self.batcher.submit(jobs)
             submitted = True
         finally:
@@ -349,7 +357,7 @@ class Service:
         them; their futures are then done, results and errors alike. An error raised by ``load`` fails the request."""
         self.batcher.admit(images)
         try:
-            loaded = await run_in_threadpool(load)
+            loaded = await self.decoding(load)
         except BaseException:
             self.batcher.release(images)
             raise
@@ -407,6 +415,7 @@ def create_app(config: Optional[ServeConfig] = None, batcher: Optional[Batcher] 
             yield
         finally:
             await run_in_threadpool(service.batcher.stop)
+            service.decoders.shutdown(wait=False)
 
     app = FastAPI(title="deepbatch", version=__version__, lifespan=lifespan,
                   description="Face detection, embedding and verification, batched across concurrent requests. "
