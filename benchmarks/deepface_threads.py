@@ -76,7 +76,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
                     status, output = done.returncode, (done.stdout + done.stderr).strip()
                 except subprocess.TimeoutExpired:
                     status, output = "timeout", ""
-                tail = " | ".join(output.splitlines()[-2:])[-300:]
+                tail = " | ".join(line for line in output.splitlines()[-3:] if line)[-400:]
                 print(f"{detector}, {threads} thread(s): exit {status}: {tail}", flush=True)
     finally:
         shutil.rmtree(home, ignore_errors=True)
