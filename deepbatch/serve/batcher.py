@@ -91,6 +91,7 @@ class Batcher:
             raise ValueError(f"max_batch and queue_limit must be >= 1 and max_wait_s >= 0, got {max_batch}, "
                              f"{queue_limit}, {max_wait_s}")
         self.max_batch = int(max_batch)
+        self._take_limit = self.max_batch  # images per batch of one detection thread
         self.max_wait_s = float(max_wait_s)
         self.queue_limit = int(queue_limit)
         self.metrics = metrics or Metrics()
@@ -166,6 +167,10 @@ class Batcher:
         if not workers:
             return
         self._detecting = detectors
+        # Several detection threads split the batch size between them: the images in detection at once (and the
+        # model's working memory for them) stay those of one batch of max_batch, and on a CPU, where these threads
+        # run, a batch costs the same per image at any size.
+        self._take_limit = max(1, -(-self.max_batch // detectors))
         self._threads = [threading.Thread(target=self._detect_loop, name=f"deepbatch-serve-detect-{i}", daemon=True)
                          for i in range(detectors)]
         self._threads.append(threading.Thread(target=self._embed_loop, name="deepbatch-serve-embed", daemon=True))
@@ -209,12 +214,12 @@ class Batcher:
                     return None
                 self._lock.wait(0.5)
             deadline = time.perf_counter() + self.max_wait_s
-            while len(self._queue) < self.max_batch and self._arriving > 0:
+            while len(self._queue) < self._take_limit and self._arriving > 0:
                 left = deadline - time.perf_counter()
                 if left <= 0:
                     break
                 self._lock.wait(left)
-            batch = [self._queue.popleft() for _ in range(min(self.max_batch, len(self._queue)))]
+            batch = [self._queue.popleft() for _ in range(min(self._take_limit, len(self._queue)))]
             self.metrics.queue_depth.set(len(self._queue))
         now = time.perf_counter()
         live = []
