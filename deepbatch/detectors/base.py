@@ -31,7 +31,7 @@ from ..ops.nms import nms
 from ..registry import Registry
 from ..runtime.model import OnnxModel, load_onnx
 from ..runtime.session import ProviderList, check_threads, requested_providers
-from ..runtime.surgery import _dims
+from ..runtime.surgery import tensor_dims
 from ..structures import Faces
 from ..weights import WeightFile, resolve_weights
 
@@ -188,7 +188,7 @@ class OnnxDetector(Detector):
         if weights is not None:
             self.weights = weights
         # Arguments are checked before the weights are looked up: a bad one is reported as such, also offline.
-        requested = None if input_size is None else _as_size(input_size, self.size_multiple)
+        requested = None if input_size is None else as_size(input_size, self.size_multiple)
         self.score_threshold = fraction("score_threshold", score_threshold)
         self.nms_threshold = fraction("nms_threshold", nms_threshold)
         check_threads(threads)
@@ -196,7 +196,7 @@ class OnnxDetector(Detector):
         path = resolve_weights(self.weights, model_path)
         declared = None if self.dynamic_spatial else _declared_canvas(path)
         size = requested or declared or self.default_input.size
-        self.input_spec = replace(self.default_input, size=_as_size(size, self.size_multiple))
+        self.input_spec = replace(self.default_input, size=as_size(size, self.size_multiple))
         if declared is not None and self.input_spec.size != declared:
             raise ArgumentError(
                 f"{path.name} runs only on the {declared[0]}x{declared[1]} canvas it was exported for (its graph "
@@ -273,7 +273,7 @@ class OnnxDetector(Detector):
 
 def _declared_canvas(path: Path) -> Optional[Tuple[int, int]]:
     """The ``(width, height)`` an ONNX file declares for its input, or None when either is not a fixed number."""
-    dims = _dims(load_onnx(path).graph.input[0])
+    dims = tensor_dims(load_onnx(path).graph.input[0])
     if len(dims) != 4 or not all(isinstance(d, int) and d > 0 for d in dims[2:]):
         return None
     return int(dims[3]), int(dims[2])
@@ -290,7 +290,8 @@ def fraction(name: str, value: Any) -> float:
     return number
 
 
-def _as_size(size: Union[int, Sequence[int]], multiple: int = 32) -> Tuple[int, int]:
+def as_size(size: Union[int, Sequence[int]], multiple: int = 32) -> Tuple[int, int]:
+    """``(width, height)`` from one side or a pair; each must be a multiple of ``multiple`` and at least that."""
     if isinstance(size, (int, np.integer)):
         width = height = int(size)
     else:

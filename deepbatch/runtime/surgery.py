@@ -67,12 +67,14 @@ class BatchRepair:
         return "; ".join(parts) or "nothing to change"
 
 
-def _dims(value_info) -> List:  # type: ignore[no-untyped-def]
+def tensor_dims(value_info) -> List:  # type: ignore[no-untyped-def]
+    """A graph input's or output's dimensions: sizes, symbolic names, or None where neither is given."""
     dims = value_info.type.tensor_type.shape.dim
     return [d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in dims]
 
 
-def _constants(graph) -> Dict[str, np.ndarray]:  # type: ignore[no-untyped-def]
+def graph_constants(graph) -> Dict[str, np.ndarray]:  # type: ignore[no-untyped-def]
+    """The graph's initializers and Constant nodes' values, by output name."""
     onnx = import_onnx()
     found = {init.name: onnx.numpy_helper.to_array(init) for init in graph.initializer}
     for node in graph.node:
@@ -94,7 +96,7 @@ def _per_image_sizes(model) -> Dict[str, int]:  # type: ignore[no-untyped-def]
     graph = inferred.graph
     sizes: Dict[str, int] = {}
     for value in list(graph.value_info) + list(graph.input) + list(graph.output):
-        dims = _dims(value)
+        dims = tensor_dims(value)
         if len(dims) >= 2 and all(isinstance(d, int) and d > 0 for d in dims[1:]):
             sizes[value.name] = int(np.prod(dims[1:]))
     return sizes
@@ -128,10 +130,10 @@ def batch_layout(model) -> str:  # type: ignore[no-untyped-def]
     graph = model.graph
     initializers = {i.name for i in graph.initializer}
     inputs = [i for i in graph.input if i.name not in initializers]
-    batch = {_dims(i)[0] if _dims(i) else None for i in inputs}
+    batch = {tensor_dims(i)[0] if tensor_dims(i) else None for i in inputs}
     for output in graph.output:
-        dims = _dims(output)
-        image_input = len(_dims(inputs[0])) == 4
+        dims = tensor_dims(output)
+        image_input = len(tensor_dims(inputs[0])) == 4
         if len(dims) == 2 and image_input and dims[1] is not None and dims[0] != 1 and dims[0] not in batch:
             return "flattened"
     return "fixed" if 1 in batch else "dynamic"
@@ -208,7 +210,7 @@ def _rewrite_body(model, repair: BatchRepair) -> Set[str]:  # type: ignore[no-un
     """
     onnx = import_onnx()
     graph = model.graph
-    constants = _constants(graph)
+    constants = graph_constants(graph)
     flow = trace_batch(model, constants)
     per_image = _per_image_sizes(model)
     rewritten_outputs: Set[str] = set()
