@@ -8,6 +8,8 @@ a throwaway PostgreSQL server when this machine has one (tests/database_servers.
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any, Dict, Iterator, Tuple
 
@@ -198,3 +200,11 @@ def test_postgres_registration_and_search_equal_the_embedded_ones(served_db: Dic
     (table,) = found.json()["results"]
     assert table[0]["img_name"] == "img2.jpg" and [r["img_name"] for r in table] != []
 
+
+
+def test_a_database_that_cannot_be_opened_stops_the_command_before_it_listens(tmp_path: Path) -> None:
+    missing = tmp_path / "no-such-folder" / "faces.db"
+    done = subprocess.run([sys.executable, "-m", "deepbatch", "serve", "--database", str(missing), "--port", "1"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2
+    assert f"the folder of the database {missing} does not exist" in done.stderr
