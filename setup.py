@@ -36,8 +36,9 @@ EXTRAS = {
     # The benchmark's InsightFace reference: insightface itself is installed with `pip install --no-deps
     # insightface` (it requires opencv-python, which clashes with opencv-python-headless); these are its real needs.
     # DeepFace (installed with --no-deps by `make install-bench`) also imports gdown, pandas and TensorFlow.
+    # DeepFace's API server, for benchmarks/serve_load.py: its Flask app, run by gunicorn as DeepFace's image runs it.
     "bench": ["requests>=2.23", "scipy>=1.9", "scikit-image>=0.19", "gdown>=3.10", "pandas>=1.3",
-              "tensorflow-cpu>=2.12", "mtcnn>=1.0"],
+              "tensorflow-cpu>=2.12", "mtcnn>=1.0", "flask>=2.2", "flask-cors>=4.0", "gunicorn>=21.2"],
     # InsightFace's own SCRFD decoder, the tests' reference: insightface itself is installed with `pip install
     # --no-deps insightface` (it requires opencv-python, which clashes with opencv-python-headless); these are the
     # packages its model_zoo really imports.

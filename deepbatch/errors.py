@@ -298,3 +298,23 @@ class OutputBusyError(DeepbatchError, ValueError):
 
 # The Ray integration's argument errors are :class:`ArgumentError`; the old name stays for ``except`` clauses.
 RayArgumentError = ArgumentError
+
+
+class PathRefusedError(DeepbatchError, PermissionError):
+    """A server-side path or URL was sent but the operator did not allow it (HTTP 403)."""
+
+
+class RequestTimeoutError(DeepbatchError, TimeoutError):
+    """The request was not answered within the service's per-request timeout (HTTP 504)."""
+
+
+class BadRequestError(DeepbatchError, ValueError):
+    """The request itself is malformed: not JSON or form data, a missing field, a field of the wrong type."""
+
+
+class ModelRunError(DeepbatchError, RuntimeError):
+    """A model call raised; every image of that call fails with this error, the service goes on."""
+
+
+class DatabaseNotConfiguredError(DeepbatchError, LookupError):
+    """``/register`` or ``/search`` was called on a service started without a face database (HTTP 503)."""

@@ -10,7 +10,6 @@ from .api.find import EmptyDatabaseError as EmptyDatabaseError
 from .api.find import FaceIndex as FaceIndex
 from .api.find import IndexFormatError as IndexFormatError
 from .api.find import IndexUpdate as IndexUpdate
-from .api.find import _resolve_return_type as _resolve_return_type
 from .api.find import file_signature as file_signature
 from .api.find import find as find
 from .api.find import index_file_name as index_file_name

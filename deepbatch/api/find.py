@@ -456,4 +456,3 @@ def _table(index: FaceIndex, identities: np.ndarray, distances: np.ndarray, box:
     return [dict(zip(RESULT_COLUMNS, values)) for values in zip(*(columns[c] for c in RESULT_COLUMNS))]
 
 
-_resolve_return_type = resolve_return_type  # the former name, kept for modules that import it

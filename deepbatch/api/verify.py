@@ -31,9 +31,9 @@ SIDES = ("img1", "img2")
 NO_FACIAL_AREA: Dict[str, Any] = {"x": None, "y": None, "w": None, "h": None, "left_eye": None, "right_eye": None}
 
 
-def _is_embedding(item: Any) -> bool:
+def is_embedding(item: Any) -> bool:
     """A precomputed embedding, as DeepFace's ``verify`` accepts: a list (or tuple), or a 1-D array; whether its
-    items are numbers is checked by :func:`_given_embedding`."""
+    items are numbers is checked by :func:`given_embedding`."""
     return isinstance(item, (list, tuple)) or (isinstance(item, np.ndarray) and item.ndim == 1)
 
 
@@ -48,7 +48,7 @@ def _key(item: Any) -> Hashable:
     return ("object", id(item))
 
 
-def _at_pair(error: Exception, pair: int, side: str, single: bool) -> Exception:
+def at_pair(error: Exception, pair: int, side: str, single: bool) -> Exception:
     """``error`` re-addressed to a side of a pair, keeping its type (so ``except`` clauses still match)."""
     where = side if single else f"pair {pair} {side}"
     if isinstance(error, FaceNotDetectedError):
@@ -61,7 +61,7 @@ def _at_pair(error: Exception, pair: int, side: str, single: bool) -> Exception:
     return new
 
 
-def _best_pair(first: ImageRecord, second: ImageRecord, metric: str) -> Tuple[float, int, int]:
+def best_pair(first: ImageRecord, second: ImageRecord, metric: str) -> Tuple[float, int, int]:
     """Smallest distance over every face of one image against every face of the other, and its face indices."""
     assert first.embeddings is not None and second.embeddings is not None
     distances = distance_matrix(first.embeddings, second.embeddings, metric)
@@ -69,7 +69,8 @@ def _best_pair(first: ImageRecord, second: ImageRecord, metric: str) -> Tuple[fl
     return float(distances[i, j]), int(i), int(j)
 
 
-def _area(result: ImageRecord, index: int) -> Dict[str, Any]:
+def face_area(result: ImageRecord, index: int) -> Dict[str, Any]:
+    """DeepFace's ``facial_area`` of face ``index`` of ``result`` (every key None when it has no faces)."""
     if result.faces is None:
         return dict(NO_FACIAL_AREA)
     return facial_area(result.faces.boxes[index], None if result.faces.landmarks is None else
@@ -168,14 +169,14 @@ def _verify(
     distinct: Dict[Hashable, Any] = {}
     for index, pair in enumerate(pairs):
         for side, item in enumerate(pair, start=1):
-            if _is_embedding(item):
+            if is_embedding(item):
                 key: Hashable = ("embedding", id(item))
-                embedded[key] = _given_embedding(item, recognizer, side if single else f"pair {index} img{side}")
+                embedded[key] = given_embedding(item, recognizer, side if single else f"pair {index} img{side}")
             else:
                 distinct.setdefault(_key(item), item)
     keys = list(distinct)
     size = resolve_batch_size(batch_size, detector)
-    # Errors are collected per distinct image and re-addressed to the first pair that uses it (see _at_pair).
+    # Errors are collected per distinct image and re-addressed to the first pair that uses it (see at_pair).
     records = iter_records(list(distinct.values()), detector, size, rules, recognizer=recognizer, spec=spec,
                            on_error="skip", workers=performance.workers, prefetch=performance.prefetch)
     for key, record in zip(keys, records):
@@ -185,16 +186,16 @@ def _verify(
     model = model_name if isinstance(model_name, str) else (recognizer.display_name or recognizer.name)
     backend = detector_backend if isinstance(detector_backend, str) else detector.name
     for index, pair in enumerate(pairs):
-        sides = [embedded[("embedding", id(item)) if _is_embedding(item) else _key(item)] for item in pair]
+        sides = [embedded[("embedding", id(item)) if is_embedding(item) else _key(item)] for item in pair]
         failed = [(side, r.error) for side, r in zip(SIDES, sides) if r.error is not None]
         if failed:
-            error = _at_pair(failed[0][1], index, failed[0][0], single)
+            error = at_pair(failed[0][1], index, failed[0][0], single)
             if on_error == "raise":
                 raise error
             results.errors[index] = error
             results.append({})
             continue
-        distance, i, j = _best_pair(sides[0], sides[1], distance_metric)
+        distance, i, j = best_pair(sides[0], sides[1], distance_metric)
         results.append({
             "verified": bool(distance <= limit),
             "distance": distance,
@@ -203,7 +204,7 @@ def _verify(
             "model": model,
             "detector_backend": backend,
             "similarity_metric": distance_metric,
-            "facial_areas": {"img1": _area(sides[0], i), "img2": _area(sides[1], j)},
+            "facial_areas": {"img1": face_area(sides[0], i), "img2": face_area(sides[1], j)},
             "time": 0.0,
         })
     elapsed = round((time.perf_counter() - started) / max(len(pairs), 1), 2)
@@ -227,7 +228,7 @@ def check_threshold(threshold: Any) -> None:
                             "the model's calibrated threshold")
 
 
-def _given_embedding(item: Any, recognizer: Recognizer, where: Union[int, str]) -> ImageRecord:
+def given_embedding(item: Any, recognizer: Recognizer, where: Union[int, str]) -> ImageRecord:
     name = where if isinstance(where, str) else f"img{where}_path"
     values = list(item)
     if not values or not all(isinstance(v, (int, float, np.number)) and not isinstance(v, (bool, np.bool_))
