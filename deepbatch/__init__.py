@@ -50,19 +50,20 @@ _EXPORTS = {
     "build_index": "deepbatch.database",
     "Performance": "deepbatch.performance",
 }
+_MODULES = {"DeepFace": "deepbatch.DeepFace"}  # ``from deepbatch import DeepFace``: DeepFace's module, on deepbatch
 
 __all__ = [
     "__version__", "extract_faces", "iter_extract_faces", "detect", "iter_detect", "build_detector", "list_detectors",
     "Detector", "Faces", "Face", "represent", "verify", "verify_pairs", "build_recognizer", "list_recognizers",
-    "Recognizer", "find", "register", "search", "build_index", "Performance",
+    "Recognizer", "find", "register", "search", "build_index", "Performance", "DeepFace",
 ]
 
 
 if not TYPE_CHECKING:  # hidden from type checkers, which would otherwise type every attribute, typos too, as Any
 
     def __getattr__(name: str) -> Any:
-        if name == "DeepFace":  # the DeepFace-shaped module: ``from deepbatch import DeepFace``
-            return importlib.import_module("deepbatch.DeepFace")
+        if name in _MODULES:
+            return importlib.import_module(_MODULES[name])
         module = _EXPORTS.get(name)
         if module is None:
             raise AttributeError(f"module 'deepbatch' has no attribute {name!r}")
@@ -72,7 +73,7 @@ if not TYPE_CHECKING:  # hidden from type checkers, which would otherwise type e
 
 
 def __dir__() -> list:
-    return sorted(list(globals()) + list(_EXPORTS) + ["DeepFace"])
+    return sorted(list(globals()) + list(_EXPORTS) + list(_MODULES))
 
 
 _install_renamed_modules()  # the module names that moved still import, with a DeprecationWarning

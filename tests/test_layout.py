@@ -34,7 +34,7 @@ IMAGES_NAMES = [
 
 CLI_NAMES = [("main", "main"), ("build_parser", "parser"), ("EXIT_OK", "exit_codes"), ("EXIT_FAILED", "exit_codes"),
              ("EXIT_USAGE", "exit_codes"), ("EXIT_INTERNAL", "exit_codes"), ("EXIT_INTERRUPTED", "exit_codes"),
-             ("_table", "tables"), ("Sink", "sinks"), ("run_local", "engines")]
+             ("cmd_models", "tables"), ("Sink", "sinks"), ("run_local", "engines")]
 
 
 def _fresh_import(name: str) -> types.ModuleType:
