@@ -44,6 +44,22 @@ def detect(
     :func:`deepbatch.pipeline.resolve_batch_size`). ``on_error="raise"`` raises the first unusable image's
     :class:`ImageError` in input order; ``"skip"`` logs it, gives that image an empty :class:`Faces` and records the
     exception in ``errors`` under its index. A single image always raises.
+
+    Args:
+        img_path: One image or a batch, as ``extract_faces`` takes them.
+        detector_backend: A registered detector name or a ``Detector``.
+        max_faces: Keep the largest ``max_faces`` faces of each image.
+        batch_size: Images per model call, or ``"auto"``.
+        on_error: ``"raise"`` or ``"skip"`` an unusable image of a batch.
+        workers: Threads that prepare chunks beside the model (None: automatic).
+        prefetch: Chunks prepared ahead of the model.
+
+    Returns:
+        A ``Faces`` for one image; for a batch, a ``BatchResult`` of one ``Faces`` per image, in input order.
+
+    Raises:
+        ImageError: An image cannot be used (its index and path are named).
+        UnknownModelError: ``detector_backend`` is not registered.
     """
     check_on_error(on_error)
     items, single = as_batch(img_path)
@@ -75,6 +91,22 @@ def iter_detect(
     record's ``image`` is the decoded image, at ``1 / factor`` of the original size unless ``full_resolution=True``
     asks for full-size decoding (for drawing on it or cutting crops). ``on_error`` works as in :func:`detect`:
     ``"skip"`` yields an unusable image with ``error`` set and ``faces`` None.
+
+    Args:
+        paths_or_frames: Any iterable of images, read lazily.
+        detector_backend: A registered detector name or a ``Detector``.
+        max_faces: Keep the largest ``max_faces`` faces of each image.
+        batch_size: Images per model call, or ``"auto"``.
+        on_error: ``"raise"`` at the first unusable image, or ``"skip"`` it (yielded with ``error`` set).
+        full_resolution: Decode large JPEGs in full instead of at a reduced scale.
+        workers: Threads that prepare chunks beside the model (None: automatic).
+        prefetch: Chunks prepared ahead of the model.
+
+    Yields:
+        One ``ImageRecord`` per input, in order.
+
+    Raises:
+        ImageError: With ``on_error="raise"``, when the stream reaches an unusable image.
     """
     rules = FaceRules("empty", max_faces)
     detector = resolve_detector(detector_backend)
