@@ -48,7 +48,7 @@ def _cli(*args: str) -> str:
 
 
 def outputs() -> Dict[str, Any]:
-    """What the examples print, run on the test photos from their folder (the README's relative names)."""
+    """What the examples print, run on the test photos from their folder (the pages' relative names)."""
     import deepbatch
 
     here = os.getcwd()
@@ -69,7 +69,7 @@ def _facial_area(area: Dict[str, Any]) -> str:
 
 
 def _row(row: Dict[str, Any]) -> str:
-    """The row with numbers shortened (2 decimals, 4 for the confidence), laid out as the README shows it."""
+    """The row with numbers shortened (2 decimals, 4 for the confidence), laid out as docs/cli.md shows it."""
     def short(values: Any) -> Any:
         return [short(v) for v in values] if isinstance(values, list) else round(values, 2)
 
