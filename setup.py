@@ -65,6 +65,9 @@ EXTRAS = {
     # the face database: usearch's HNSW index for the embedded store, psycopg for PostgreSQL, pgserver (a
     # PostgreSQL with pgvector in a wheel) for the pgvector tests, pandas for DeepFace's DataFrames
     "database": ["usearch>=2.16", "psycopg[binary]>=3.1", "pgserver>=0.1.4", "pandas>=1.5"],
+    # `make docs`: the site from docs/ and mkdocs.yml, its API reference rendered from the docstrings (ruff lays out
+    # the signatures)
+    "docs": ["mkdocs>=1.6", "mkdocs-material>=9.5", "mkdocstrings[python]>=0.26", "ruff>=0.4"],
 }
 
 setup(

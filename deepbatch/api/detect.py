@@ -50,6 +50,23 @@ def detect(
     ``performance`` (a :class:`deepbatch.Performance`) sets the batch size, the prefetch threads and the chunks read
     ahead, all automatic by default; ``batch_size``, ``workers`` and ``prefetch`` are its advanced spellings, not
     to be combined with it.
+
+    Args:
+        img_path: One image or a batch, as ``extract_faces`` takes them.
+        detector_backend: A registered detector name or a ``Detector``.
+        max_faces: Keep the largest ``max_faces`` faces of each image.
+        batch_size: Images per model call, or ``"auto"``.
+        on_error: ``"raise"`` or ``"skip"`` an unusable image of a batch.
+        workers: Threads that prepare chunks beside the model (None: automatic).
+        prefetch: Chunks prepared ahead of the model.
+        performance: A ``Performance``: batch size, prefetch threads and chunks read ahead (automatic by default).
+
+    Returns:
+        A ``Faces`` for one image; for a batch, a ``BatchResult`` of one ``Faces`` per image, in input order.
+
+    Raises:
+        ImageError: An image cannot be used (its index and path are named).
+        UnknownModelError: ``detector_backend`` is not registered.
     """
     check_on_error(on_error)
     settings = settle(performance, batch_size, workers, prefetch)
@@ -89,6 +106,23 @@ def iter_detect(
     ``performance`` (a :class:`deepbatch.Performance`) sets the batch size, the prefetch threads and the chunks read
     ahead, all automatic by default; ``batch_size``, ``workers`` and ``prefetch`` are its advanced spellings, not
     to be combined with it.
+
+    Args:
+        paths_or_frames: Any iterable of images, read lazily.
+        detector_backend: A registered detector name or a ``Detector``.
+        max_faces: Keep the largest ``max_faces`` faces of each image.
+        batch_size: Images per model call, or ``"auto"``.
+        on_error: ``"raise"`` at the first unusable image, or ``"skip"`` it (yielded with ``error`` set).
+        full_resolution: Decode large JPEGs in full instead of at a reduced scale.
+        workers: Threads that prepare chunks beside the model (None: automatic).
+        prefetch: Chunks prepared ahead of the model.
+        performance: A ``Performance``: batch size, prefetch threads and chunks read ahead (automatic by default).
+
+    Yields:
+        One ``ImageRecord`` per input, in order.
+
+    Raises:
+        ImageError: With ``on_error="raise"``, when the stream reaches an unusable image.
     """
     settings = settle(performance, batch_size, workers, prefetch)
     rules = FaceRules("empty", max_faces)

@@ -75,6 +75,32 @@ def extract_faces(
 
     ``performance`` (a :class:`deepbatch.Performance`) sets the batch size, the prefetch threads and the chunks read
     ahead, all automatic by default; ``batch_size`` is its advanced spelling, not to be combined with it.
+
+    Args:
+        img_path: One image (a path, URL, base64 data URI, bytes, file object or BGR array), or a batch: a list of
+            those or an (N, H, W, C) array.
+        detector_backend: A registered detector name (``list_detectors()``) or a ``Detector``.
+        enforce_detection: Raise ``FaceNotDetectedError`` for an image without a face; else give the whole image.
+        align: Warp each face onto the five-point template; ``False`` gives the box crop.
+        expand_percentage: Grow each box (and aligned square) by this percentage, 0 to 200.
+        grayscale: DeepFace's deprecated spelling of ``color_face="gray"``.
+        color_face: ``"rgb"``, ``"bgr"`` or ``"gray"``.
+        normalize_face: Crops as float in [0, 1]; ``False`` gives uint8.
+        anti_spoofing: Refused (``ArgumentError``): deepbatch has no anti-spoofing model.
+        max_faces: Keep the largest ``max_faces`` faces of each image.
+        batch_size: Images per model call, or ``"auto"`` (chosen for the detector's device).
+        on_error: ``"raise"`` or ``"skip"`` an unusable or faceless image of a batch.
+        performance: A ``Performance``: batch size, prefetch threads and chunks read ahead (automatic by default).
+
+    Returns:
+        For one image, a list of face dicts (``face``, ``facial_area``, ``confidence``); for a batch, a
+        ``BatchResult`` with one such list per image, in input order.
+
+    Raises:
+        ImageError: An image cannot be used (its index and path are named).
+        FaceNotDetectedError: With ``enforce_detection``, an image has no face.
+        ArgumentError: An argument is out of range or not offered.
+        UnknownModelError: ``detector_backend`` is not registered.
     """
     refuse_anti_spoofing(anti_spoofing)
     if grayscale:
@@ -187,6 +213,28 @@ def iter_extract_faces(
     ``performance`` (a :class:`deepbatch.Performance`) sets the batch size, the prefetch threads and the chunks read
     ahead, all automatic by default; ``batch_size``, ``workers`` and ``prefetch`` are its advanced spellings, not
     to be combined with it.
+
+    Args:
+        paths_or_frames: Any iterable of images (paths, URLs, arrays, a generator of video frames), read lazily.
+        detector_backend: A registered detector name or a ``Detector``.
+        enforce_detection: As in ``extract_faces``.
+        align: As in ``extract_faces``.
+        expand_percentage: As in ``extract_faces``.
+        color_face: As in ``extract_faces``.
+        normalize_face: As in ``extract_faces``.
+        max_faces: As in ``extract_faces``.
+        batch_size: Images per model call, or ``"auto"``.
+        on_error: ``"raise"`` at the first unusable or faceless image, or ``"skip"`` it (yielded with its ``error``).
+        workers: Threads that prepare chunks beside the model (``0``: all in the calling thread; None: automatic).
+        prefetch: Chunks prepared ahead of the model.
+        performance: A ``Performance``: batch size, prefetch threads and chunks read ahead (automatic by default).
+
+    Yields:
+        One ``ImageFaces`` per input, in order: the list of face dicts, with ``image_index``, ``source`` and ``error``.
+
+    Raises:
+        ImageError: With ``on_error="raise"``, when the stream reaches an unusable image.
+        FaceNotDetectedError: With ``enforce_detection`` and ``on_error="raise"``, an image has no face.
     """
     settings = settle(performance, batch_size, workers, prefetch)
     rules = FaceRules.of(enforce_detection, max_faces, expand_percentage, align)

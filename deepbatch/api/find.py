@@ -368,6 +368,36 @@ def find(
 
     ``performance`` (a :class:`deepbatch.Performance`) sets the batch size, the prefetch threads and the chunks read
     ahead, all automatic by default; ``batch_size`` is its advanced spelling, not to be combined with it.
+
+    Args:
+        img_path: One query image, or a list of images.
+        db_path: The folder of face photos, searched recursively.
+        model_name: A registered recognizer name or a ``Recognizer``.
+        distance_metric: ``"cosine"``, ``"euclidean"``, ``"euclidean_l2"`` or ``"angular"``.
+        enforce_detection: Raise ``FaceNotDetectedError`` when a query image has no face.
+        detector_backend: A registered detector name or a ``Detector``.
+        align: Warp each face onto the five-point template.
+        similarity_search: Rank every database face instead of those within the threshold.
+        k: Keep the nearest ``k`` faces of each table.
+        expand_percentage: Grow each box by this percentage, 0 to 200.
+        threshold: The largest distance kept (default: the model's calibrated threshold).
+        normalization: DeepFace's input normalisation; ``"base"`` is the model's own.
+        silent: Hide the progress bar.
+        refresh_database: Embed the photos added or changed since the index was written.
+        anti_spoofing: Refused (``ArgumentError``).
+        datastore_format: ``"npz"`` only.
+        return_type: ``"pandas"`` or ``"dict"`` (default: pandas when installed).
+        batch_size: Images per model call, for the database and the queries.
+        change_detection: ``"stat"`` (size and modification time) or ``"content"`` (a hash of the bytes).
+        performance: A ``Performance``: batch size, prefetch threads and chunks read ahead (automatic by default).
+
+    Returns:
+        For one image, one table per face found in it; for a list, one such list per image, in input order.
+
+    Raises:
+        ImageError: A query image cannot be used.
+        FaceNotDetectedError: With ``enforce_detection``, a query image has no face.
+        ArgumentError: An argument is out of range or not offered.
     """
     refuse_anti_spoofing(anti_spoofing)
     if datastore_format != "npz":

@@ -98,6 +98,34 @@ def represent(
 
     ``performance`` (a :class:`deepbatch.Performance`) sets the batch size, the prefetch threads and the chunks read
     ahead, all automatic by default; ``batch_size`` is its advanced spelling, not to be combined with it.
+
+    Args:
+        img_path: One image or a batch, as ``extract_faces`` takes them.
+        model_name: A registered recognizer name (``list_recognizers()``) or a ``Recognizer``.
+        enforce_detection: Raise ``FaceNotDetectedError`` for an image without a face; else embed the whole image.
+        detector_backend: A registered detector name or a ``Detector``; ``"skip"`` embeds the whole image.
+        align: Warp each face onto the five-point template; ``False`` embeds the box crop.
+        expand_percentage: Grow each box (and aligned square) by this percentage, 0 to 200.
+        normalization: DeepFace's input normalisation; ``"base"`` is the model's own.
+        anti_spoofing: Refused (``ArgumentError``): deepbatch has no anti-spoofing model.
+        max_faces: Keep the largest ``max_faces`` faces of each image.
+        l2_normalize: Scale each embedding to unit length.
+        minmax_normalize: Scale each value to [0, 1] from the model's range.
+        return_face: Add the embedded crop as ``face``.
+        batch_size: Images per detector call, or ``"auto"``.
+        on_error: ``"raise"`` or ``"skip"`` an unusable or faceless image of a batch.
+        return_numpy: Embeddings as float32 arrays instead of lists.
+        performance: A ``Performance``: batch size, prefetch threads and chunks read ahead (automatic by default).
+
+    Returns:
+        For one image, a list with one dict per face (``embedding``, ``facial_area``, ``face_confidence``,
+        ``alignment``); for a batch, a ``BatchResult`` with one such list per image, in input order.
+
+    Raises:
+        ImageError: An image cannot be used (its index and path are named).
+        FaceNotDetectedError: With ``enforce_detection``, an image has no face.
+        ArgumentError: An argument is out of range or not offered.
+        UnknownModelError: ``model_name`` or ``detector_backend`` is not registered.
     """
     refuse_anti_spoofing(anti_spoofing)
     check_on_error(on_error)

@@ -101,6 +101,27 @@ def verify_pairs(
 
     ``performance`` (a :class:`deepbatch.Performance`) sets the batch size, the prefetch threads and the chunks read
     ahead, all automatic by default; ``batch_size`` is its advanced spelling, not to be combined with it.
+
+    Args:
+        pairs: ``(img1, img2)`` pairs of images or embeddings.
+        model_name: As in ``verify``.
+        detector_backend: As in ``verify``.
+        distance_metric: As in ``verify``.
+        enforce_detection: As in ``verify``.
+        align: As in ``verify``.
+        expand_percentage: As in ``verify``.
+        normalization: As in ``verify``.
+        threshold: As in ``verify``.
+        batch_size: Images per model call, or ``"auto"``.
+        on_error: ``"raise"`` or ``"skip"`` a pair whose image cannot be used.
+        performance: A ``Performance``: batch size, prefetch threads and chunks read ahead (automatic by default).
+
+    Returns:
+        A ``BatchResult`` with one ``verify`` dict per pair, in order.
+
+    Raises:
+        ImageError: With ``on_error="raise"``, an image cannot be used.
+        FaceNotDetectedError: With ``enforce_detection`` and ``on_error="raise"``, an image has no face.
     """
     settings = settle(performance, batch_size)
     return _verify(pairs, model_name, detector_backend, distance_metric, enforce_detection, align,
@@ -136,6 +157,30 @@ def verify(
     (``img1`` and ``img2``: the faces of the closest pair; ``None`` values for an embedding input) and ``time``
     (seconds).
     ``silent`` is accepted for DeepFace compatibility (deepbatch reports through ``logging``).
+
+    Args:
+        img1_path: An image, or a precomputed embedding (a flat list of floats or a 1-D array).
+        img2_path: The other image or embedding.
+        model_name: A registered recognizer name or a ``Recognizer``.
+        detector_backend: A registered detector name or a ``Detector``.
+        distance_metric: ``"cosine"``, ``"euclidean"``, ``"euclidean_l2"`` or ``"angular"``.
+        enforce_detection: Raise ``FaceNotDetectedError`` when an image has no face.
+        align: Warp each face onto the five-point template.
+        expand_percentage: Grow each box by this percentage, 0 to 200.
+        normalization: DeepFace's input normalisation; ``"base"`` is the model's own.
+        silent: Accepted for DeepFace; deepbatch reports through ``logging``.
+        threshold: The distance at or below which the faces are the same person (default: the calibrated one).
+        anti_spoofing: Refused (``ArgumentError``).
+
+    Returns:
+        DeepFace's result dict (``verified``, ``distance``, ``threshold``, ``confidence``, ``model``,
+        ``detector_backend``, ``similarity_metric``, ``facial_areas``, ``time``).
+
+    Raises:
+        ImageError: An image cannot be used.
+        FaceNotDetectedError: With ``enforce_detection``, an image has no face (``img1`` or ``img2`` is named).
+        ThresholdUnknownError: The model has no calibrated threshold for the metric and none is given.
+        ArgumentError: An argument is out of range or not offered.
     """
     refuse_anti_spoofing(anti_spoofing)
     return _verify([(img1_path, img2_path)], model_name, detector_backend, distance_metric, enforce_detection,

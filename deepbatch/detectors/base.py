@@ -296,10 +296,27 @@ def check_input_size(size: Union[int, Sequence[int]], multiple: int = 32) -> Tup
 
 
 def build_detector(name: str, **kwargs: Any) -> Detector:
-    """The detector registered as ``name`` (built once per name and arguments, then cached)."""
+    """The detector registered as ``name`` (built once per name and arguments, then cached).
+
+    Args:
+        name: A registered name or alias (``list_detectors()``).
+        **kwargs: The detector's options (``model_path``, ``providers``, ``input_size``, ``conf``, ...).
+
+    Returns:
+        The ``Detector``; the same instance for the same name and options.
+
+    Raises:
+        UnknownModelError: ``name`` is not registered (the message suggests the closest names).
+        MissingDependencyError: The backend's extra is not installed (the message names it).
+        WeightsNotFoundError: The weights are neither found nor downloadable.
+    """
     return DETECTORS.build(name, **kwargs)
 
 
 def list_detectors() -> List[str]:
-    """Every registered detector name, aliases included."""
+    """Every registered detector name, aliases included.
+
+    Returns:
+        The names, sorted.
+    """
     return DETECTORS.names()

@@ -179,12 +179,29 @@ class OnnxRecognizer(Recognizer):
 
 
 def build_recognizer(name: str, **kwargs: Any) -> Recognizer:
-    """The recognizer registered as ``name`` (case-insensitive; built once per name and arguments, then cached)."""
+    """The recognizer registered as ``name`` (case-insensitive; built once per name and arguments, then cached).
+
+    Args:
+        name: A registered name or alias (``list_recognizers()``), in any case.
+        **kwargs: The recognizer's options (``model_path``, ``providers``, ...).
+
+    Returns:
+        The ``Recognizer``; the same instance for the same name and options.
+
+    Raises:
+        UnknownModelError: ``name`` is not registered (the message suggests the closest names).
+        MissingDependencyError: The backend's extra is not installed (the message names it).
+        WeightsNotFoundError: The weights are neither found nor downloadable.
+    """
     return RECOGNIZERS.build(name, **kwargs)
 
 
 def list_recognizers() -> List[str]:
-    """Every registered recognizer name, aliases included."""
+    """Every registered recognizer name, aliases included.
+
+    Returns:
+        The names, sorted.
+    """
     return RECOGNIZERS.names()
 
 

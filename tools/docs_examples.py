@@ -1,8 +1,9 @@
-"""Regenerate the numbers of README.md's examples by running them: the ``extract_faces("couple.jpg")`` facial area and
-confidence of the short tour, the example output row of ``deepbatch detect img1.jpg`` and the line ``deepbatch
-verify img1.jpg img2.jpg`` prints. Run on the test photos (``$DEEPBATCH_TEST_DATA``) with the default models;
-``python tools/readme_examples.py`` rewrites README.md, ``--check`` only says whether it is current
-(tests/test_readme_examples.py checks that README.md equals what this renders)."""
+"""Regenerate the numbers of the documentation's examples by running them: the ``extract_faces("couple.jpg")``
+facial area and confidence of the short tour (README.md and docs/usage.md), the example output row of ``deepbatch
+detect img1.jpg`` and the line ``deepbatch verify img1.jpg img2.jpg`` prints (docs/cli.md). Run on the test photos
+(``$DEEPBATCH_TEST_DATA``) with the default models; ``python tools/docs_examples.py`` rewrites the pages,
+``--check`` only says whether they are current (tests/test_docs_examples.py checks that each page equals what this
+renders)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,11 @@ VERIFY = re.compile(r"(for `img1\.jpg img2\.jpg` it prints\s+)`same person: cosi
                     r"[0-9.]+, confidence [0-9]+%\)`")
 
 
+# The pages that show each example: every pattern of a page must be found in it.
+PAGES = {README: (FACIAL_AREA, CONFIDENCE), ROOT / "docs" / "usage.md": (FACIAL_AREA, CONFIDENCE),
+         ROOT / "docs" / "cli.md": (ROW, VERIFY)}
+
+
 def _photos() -> Path:
     return Path(os.environ.get("DEEPBATCH_TEST_DATA", ROOT.parent / "shared" / "dataset"))
 
@@ -42,7 +48,7 @@ def _cli(*args: str) -> str:
 
 
 def outputs() -> Dict[str, Any]:
-    """What the examples print, run on the test photos from their folder (the README's relative names)."""
+    """What the examples print, run on the test photos from their folder (the pages' relative names)."""
     import deepbatch
 
     here = os.getcwd()
@@ -63,7 +69,7 @@ def _facial_area(area: Dict[str, Any]) -> str:
 
 
 def _row(row: Dict[str, Any]) -> str:
-    """The row with numbers shortened (2 decimals, 4 for the confidence), laid out as the README shows it."""
+    """The row with numbers shortened (2 decimals, 4 for the confidence), laid out as docs/cli.md shows it."""
     def short(values: Any) -> Any:
         return [short(v) for v in values] if isinstance(values, list) else round(values, 2)
 
@@ -75,7 +81,7 @@ def _row(row: Dict[str, Any]) -> str:
 
 
 def render(text: str, values: Dict[str, Any]) -> str:
-    """README ``text`` with its example numbers replaced by ``values`` (from :func:`outputs`)."""
+    """A page's ``text`` with its example numbers replaced by ``values`` (from :func:`outputs`)."""
     text = FACIAL_AREA.sub(lambda _: _facial_area(values["facial_area"]), text, count=1)
     text = CONFIDENCE.sub(f'faces[0]["confidence"]   # {values["confidence"]}', text, count=1)
     text = ROW.sub(lambda m: m.group(1) + _row(values["row"]) + m.group(3), text, count=1)
@@ -86,17 +92,23 @@ def render(text: str, values: Dict[str, Any]) -> str:
 
 
 def main() -> int:
-    text = README.read_text(encoding="utf-8")
-    for pattern in (FACIAL_AREA, CONFIDENCE, ROW, VERIFY):
-        if not pattern.search(text):
-            print(f"README.md has no example matching {pattern.pattern!r}", file=sys.stderr)
-            return 1
-    rendered = render(text, outputs())
-    if "--check" in sys.argv[1:]:
-        print("README.md examples are current" if rendered == text else "README.md examples are out of date")
-        return 0 if rendered == text else 1
-    README.write_text(rendered, encoding="utf-8")
-    return 0
+    texts = {page: page.read_text(encoding="utf-8") for page in PAGES}
+    for page, patterns in PAGES.items():
+        for pattern in patterns:
+            if not pattern.search(texts[page]):
+                print(f"{page.relative_to(ROOT)} has no example matching {pattern.pattern!r}", file=sys.stderr)
+                return 1
+    values = outputs()
+    stale = 0
+    for page, text in texts.items():
+        rendered = render(text, values)
+        name = page.relative_to(ROOT)
+        if "--check" in sys.argv[1:]:
+            print(f"{name} examples are current" if rendered == text else f"{name} examples are out of date")
+            stale |= rendered != text
+        else:
+            page.write_text(rendered, encoding="utf-8")
+    return stale
 
 
 if __name__ == "__main__":
