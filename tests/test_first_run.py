@@ -153,6 +153,13 @@ def test_table_cells_wrap_to_the_width() -> None:
     assert len(_table(rows, ("name", "model", "weights"), None).splitlines()) == 2
 
 
+def test_four_wide_columns_still_fit_the_width() -> None:
+    rows = [("scrfd_500m (= scrfd)", "SCRFD 0.5G " * 6, "per_image (" + "reason " * 12 + ")",
+             "not downloaded yet (" + "https://example.org/x" * 8 + ")")]
+    lines = _table(rows, ("name", "model", "batching", "weights")).splitlines()
+    assert max(len(line) for line in lines) <= 100
+
+
 def test_models_fits_100_columns_unless_wide(no_weights: Path) -> None:
     def shown(*args: str) -> List[str]:
         out = io.StringIO()

@@ -29,14 +29,19 @@ def _built_batching(registry: Any, name: str) -> str:
     return str(getattr(built, "batching", None) or getattr(model, "batching", "native"))
 
 
-def _weights_status(spec: Any, extra: str = "") -> str:
-    """Found weights' path, or what is missing (packages first) and the command or source that gives it."""
+def _weights_status(spec: Any, extra: str = "", factory: Any = None) -> str:
+    """Found weights' path, or what is missing (packages first) and the command or source that gives it. A backend
+    whose weights live outside deepbatch's lookup (DeepFace's folder) finds them with its ``locate_weights``."""
     from ..optional import install_command, missing_modules
     from ..weights import find_weights, supply_note
 
     packages = missing_modules(extra) if extra else []
     if packages:
         return f"missing package {', '.join(packages)}: {install_command(extra)}"
+    locate = getattr(factory, "locate_weights", None)
+    if spec is None and callable(locate):
+        found_elsewhere = locate()
+        return str(found_elsewhere) if found_elsewhere is not None else f"missing ({factory.bundled_weights})"
     if spec is None:
         return "none needed" + (f" (packages of deepbatch[{extra}] installed)" if extra else "")
     found = find_weights(spec)
@@ -56,7 +61,7 @@ def _registry_rows(registry: Any, batching: bool = False) -> List[Tuple[str, ...
         entry = registry.entry(name)
         label = name + (f" (= {', '.join(sorted(aliases[name]))})" if name in aliases else "")
         spec = entry.defaults.get("weights") or getattr(entry.factory, "weights", None)
-        status = _weights_status(spec, getattr(entry.factory, "extra", ""))
+        status = _weights_status(spec, getattr(entry.factory, "extra", ""), entry.factory)
         row: Tuple[str, ...] = (label, entry.summary, status)
         if batching:
             found = not status.startswith(("missing", "not downloaded"))
@@ -73,6 +78,12 @@ def _column_widths(natural: List[int], room: int, shortest: int = 16) -> List[in
     where that is under its share, and the wider ones share the rest by the square root of their widths (a long
     column gets more room, without squeezing the others to a word per line); no column narrower than
     ``shortest`` or its own width."""
+    while shortest > 4 and sum(_shares(natural, room, shortest)) > room:  # many columns: narrower ones fit
+        shortest -= 1
+    return _shares(natural, room, shortest)
+
+
+def _shares(natural: List[int], room: int, shortest: int) -> List[int]:
     widths = list(natural)
     open_columns = list(range(len(natural)))
     left = room

@@ -225,6 +225,12 @@ class KerasDeepFaceModel(DeepFaceRecognizer):
         """Native (one ``model(batch)`` per chunk), known without loading TensorFlow."""
         return "native"
 
+    @classmethod
+    def locate_weights(cls) -> Optional[Path]:
+        """DeepFace's weight file of this model in DeepFace's folder, or None where it is not there."""
+        path = deepface_home() / cls.weight_file
+        return path if path.is_file() else None
+
     def __init__(self, batch_size: int = DEFAULT_FACE_BATCH):
         super().__init__(batch_size)
         self.weights_path = deepface_file(self.weight_file, self.sources or RELEASES + self.weight_file,
