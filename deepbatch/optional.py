@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib
 import importlib.util
+import logging
 import os
 import sys
 from types import ModuleType
@@ -44,6 +45,19 @@ def require(module: str, extra: str, purpose: str, package: str = "") -> ModuleT
         first = package or PACKAGE_NAMES.get(module.split(".")[0], module.split(".")[0])
         others = [p for p in missing_packages(extra) if p != first]
         raise MissingDependencyError([first, *others], extra, purpose) from exc
+
+
+def load_triton_before_tensorflow() -> None:
+    """TensorFlow 2.20+ wheels load their LLVM with RTLD_GLOBAL, so a later ``import triton`` (torch's compiler,
+    which torchvision and the ultralytics backends pull in) crashes the interpreter (tensorflow/tensorflow#124205).
+    Loading triton first, when it is installed, lets both live in one process: every import of TensorFlow by
+    deepbatch goes through here."""
+    if "tensorflow" in sys.modules or importlib.util.find_spec("triton") is None:
+        return
+    try:
+        import triton  # noqa: F401
+    except Exception as exc:  # triton is optional here: without it nothing can crash later
+        logging.getLogger(__name__).debug("triton could not be preloaded: %s", exc)
 
 
 def require_all(modules: Sequence[str], extra: str, purpose: str) -> None:

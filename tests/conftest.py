@@ -29,6 +29,7 @@ import pytest
 
 from deepbatch.detectors import DETECTORS, build_detector
 from deepbatch.errors import MissingDependencyError
+from deepbatch.optional import load_triton_before_tensorflow
 
 ROOT = Path(__file__).resolve().parent.parent
 SHARED = ROOT.parent / "shared"
@@ -39,6 +40,7 @@ os.environ.setdefault("DEEPBATCH_TEST_DATA", str(SHARED_PHOTOS if SHARED_PHOTOS.
 os.environ["DEEPBATCH_HOME"] = tempfile.mkdtemp(prefix="deepbatch-home-")  # prepared-model caches stay out of ~
 TEST_HOME = Path(os.environ["DEEPBATCH_HOME"])
 os.environ.setdefault("YOLO_OFFLINE", "1")  # ultralytics otherwise probes the network (DNS lookups) on import
+load_triton_before_tensorflow()  # test modules import TensorFlow (tf_keras, mtcnn) and torch into one process
 
 import offline  # noqa: E402  (tests/ is on sys.path)
 

@@ -94,3 +94,14 @@ def test_install_hint_resolves_with_pip(extra: str, tmp_path: Path) -> None:
     result = subprocess.run(command, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert result.returncode == 0, result.stderr
     assert "Would install deepbatch" in result.stdout and "does not provide the extra" not in result.stderr
+
+
+@pytest.mark.slow
+def test_torch_loads_after_deepbatch_loaded_tensorflow() -> None:
+    """A process that builds a TensorFlow backend, then a torch one (torchvision loads triton), does not crash."""
+    pytest.importorskip("torchvision")
+    pytest.importorskip("mtcnn")
+    code = ("from deepbatch.detectors import build_detector; build_detector('mtcnn'); "
+            "import torchvision.ops; print('both loaded')")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and "both loaded" in result.stdout, result.stderr[-2000:]

@@ -17,17 +17,15 @@ image; a box reaching past the edge is clipped to it, its landmarks are kept as 
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import math
-import sys
 import threading
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
 
 from ..ops.boxes import check_cascade_thresholds, clip_boxes, group_by_shape
-from ..optional import require
+from ..optional import load_triton_before_tensorflow, require
 from ..structures import OBSERVER_TO_PERSON, Faces
 from .base import DETECTORS, Detector
 
@@ -40,20 +38,8 @@ DEFAULT_MAX_PIXELS = 2048 * 2048  # of the bordered image
 logger = logging.getLogger(__name__)
 
 
-def _load_triton_before_tensorflow() -> None:
-    """TensorFlow 2.20+ wheels load their LLVM with RTLD_GLOBAL, so a later ``import triton`` (torch's compiler,
-    which the ultralytics backends pull in) crashes the interpreter (tensorflow/tensorflow#124205). Loading triton
-    first, when it is installed, lets both live in one process."""
-    if "tensorflow" in sys.modules or importlib.util.find_spec("triton") is None:
-        return
-    try:
-        import triton  # noqa: F401
-    except Exception as exc:  # triton is optional here: without it nothing can crash later
-        logger.debug("triton could not be preloaded: %s", exc)
-
-
 def import_mtcnn() -> Any:
-    _load_triton_before_tensorflow()
+    load_triton_before_tensorflow()
     return require("mtcnn", "mtcnn", "The MTCNN face detector")
 
 

@@ -39,7 +39,7 @@ from ..errors import LegacyKerasError, UnsupportedNormalizationError, WeightsNot
 from ..ops.align import FaceCrops
 from ..ops.deepface_align import deepface_crops, deepface_normalize, deepface_resize
 from ..ops.letterbox import InputSpec
-from ..optional import require
+from ..optional import load_triton_before_tensorflow, require
 from ..structures import Faces
 from ..weights import find_weights, resolve_weights, verify_found
 from .base import RECOGNIZERS, Recognizer
@@ -197,6 +197,7 @@ def _confidence_model(name: str, metric: str) -> Optional[ConfidenceModel]:
 def _keras_client(module: str, cls: str) -> Any:
     """DeepFace's own client for a TensorFlow model (built, and its weights loaded, by DeepFace's code)."""
     os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")  # DeepFace's Keras 2 models, as deepface.DeepFace sets it
+    load_triton_before_tensorflow()
     require("tf_keras", EXTRA, "DeepFace's Keras models on TensorFlow 2.16 or later", package="tf-keras")
     tf = require("tensorflow", EXTRA, "DeepFace's Keras models")
     keras = getattr(getattr(getattr(tf, "keras", None), "Model", None), "__module__", "")
