@@ -27,6 +27,7 @@ from .detection import resolve_detector
 from .detectors.base import Detector
 from .errors import ArgumentError, DeepbatchError, ImageError
 from .io.images import as_batch, list_image_files, read_encoded
+from .optional import require
 from .pipeline import BatchSize, resolve_batch_size
 from .recognition.base import Recognizer, resolve_recognizer
 from .recognition.distance import check_metric, distance_matrix
@@ -39,6 +40,7 @@ from .stream import FaceRules, iter_records
 logger = logging.getLogger(__name__)
 
 SEARCH_METHODS = ("exact", "ann")
+RETURN_TYPES = ("pandas", "dict")
 DEFAULT_ANN_K = 20  # DeepFace's number of neighbours of an approximate search without k
 COMMIT_EVERY = 64  # images per transaction: a crash loses at most this many images' work
 TARGET_COLUMNS = ("target_x", "target_y", "target_w", "target_h")
@@ -204,9 +206,20 @@ def _register(store: FaceStore, config: EmbeddingConfig, items: Iterable[Any],
 
 
 def _resolve_return_type(return_type: Optional[str]) -> str:
-    from .search import _resolve_return_type as resolve
-
-    return resolve(return_type)
+    """``"pandas"`` (the default when pandas is installed) or ``"dict"``. Written here rather than imported from
+    :mod:`deepbatch.search` (``find``'s module): importing that module binds its name on the package, over the
+    function ``deepbatch.search``."""
+    if return_type is None:
+        try:
+            import pandas  # noqa: F401
+        except ImportError:
+            return "dict"
+        return "pandas"
+    if return_type not in RETURN_TYPES:
+        raise ArgumentError(f"return_type must be one of {RETURN_TYPES} or None, got {return_type!r}")
+    if return_type == "pandas":
+        require("pandas", "database", "search(return_type='pandas')")
+    return return_type
 
 
 def search(

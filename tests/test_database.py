@@ -223,6 +223,25 @@ def test_a_corrupt_index_file_is_rebuilt_from_the_table(tmp_path: Path, photos: 
         assert len(store.index(config_id)) == store.count(config_id)
 
 
+SEARCH_TWICE = """
+import json, sys
+import deepbatch
+photo, where = json.loads(sys.argv[1])
+deepbatch.register([photo], connection_details=where)
+first = deepbatch.search(photo, connection_details=where, return_type="dict")
+second = deepbatch.search(photo, connection_details=where, return_type="dict")
+print(json.dumps([first[0][0]["img_name"], second[0][0]["img_name"]]))
+"""
+
+
+def test_the_package_search_is_still_the_function_after_a_search(tmp_path: Path, photos: List[str]) -> None:
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    done = subprocess.run([sys.executable, "-c", SEARCH_TWICE, json.dumps([photos[1], str(tmp_path / "faces.db")])],
+                          capture_output=True, text=True, env=env, timeout=SUBPROCESS_TIMEOUT_S)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == [photos[1], photos[1]]
+
+
 SYNTHETIC_SIZE = 3000
 SYNTHETIC_QUERIES = 50
 MIN_RECALL = 0.95  # the scale target's recall@10 against exact search
