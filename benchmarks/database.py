@@ -35,6 +35,7 @@ import contextlib
 import csv
 import logging
 import os
+import signal
 import sys
 import tempfile
 import time
@@ -147,12 +148,13 @@ def bench_backend(backend: str, where: Any, vectors: np.ndarray, names: List[str
         store.insert_embeddings(config_id, [ImageEntry(f"{i:064x}", names[i], box, score, vectors[i : i + 1])
                                             for i in range(first, min(first + args.chunk, len(vectors)))])
     insert_s = time.perf_counter() - start
+    logger.info("%s: %d vectors inserted in %.1f s (load %s)", backend, len(vectors), insert_s, load())
     if backend == "pgvector":
         store.execute(f"SET maintenance_work_mem = '{args.maintenance_work_mem}'")
     start = time.perf_counter()
     store.build_index(config_id, args.max_neighbors)
     build_s = time.perf_counter() - start
-    logger.info("%s: %d vectors inserted in %.1f s, index built in %.1f s", backend, len(vectors), insert_s, build_s)
+    logger.info("%s: index built in %.1f s (load %s)", backend, build_s, load())
     ids = store.all_ids(config_id)  # face ids in insertion order: vector i is ids[i]
     rows = []
     for ef in args.ef:
@@ -311,6 +313,8 @@ def main() -> None:
     parser.add_argument("--search-photos", type=int, default=16, help="deepface: query photos")
     parser.add_argument("--maintenance-work-mem", default="2GB", help="pgvector's HNSW build memory")
     args = parser.parse_args()
+    # a time limit's SIGTERM unwinds like an exception: throwaway servers are stopped, temporary files removed
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     if args.batch_size != "auto":
         args.batch_size = int(args.batch_size)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
