@@ -257,8 +257,9 @@ def test_approximate_search_recalls_the_exact_top_ten(backend: str, servers: Dic
 
     monkeypatch.setattr(ann, "SYNC_PAGE", 700)  # the index catches up in several pages
     rng = np.random.default_rng(0)
-    vectors = rng.standard_normal((SYNTHETIC_SIZE, 64)).astype(np.float32)
-    queries = vectors[:SYNTHETIC_QUERIES] + 0.5 * rng.standard_normal((SYNTHETIC_QUERIES, 64)).astype(np.float32)
+    # norms about 80, as unnormalised embeddings (the graph holds them normalised)
+    vectors = 10 * rng.standard_normal((SYNTHETIC_SIZE, 64)).astype(np.float32)
+    queries = vectors[:SYNTHETIC_QUERIES] + 5 * rng.standard_normal((SYNTHETIC_QUERIES, 64)).astype(np.float32)
     unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
     exact = np.argsort(-(queries @ unit.T), axis=1)[:, :10]
     box, score = np.zeros((1, 4), np.int64), np.ones(1, np.float32)

@@ -100,7 +100,7 @@ class AnnIndex:
 
     def search(self, queries: np.ndarray, k: int, expansion: Optional[int] = None) -> np.ndarray:
         """``(Q, k)`` int64 face ids, nearest first, -1 where fewer than ``k`` faces exist."""
-        queries = np.atleast_2d(np.asarray(queries, np.float32))
+        queries = unit_rows(np.atleast_2d(np.asarray(queries, np.float32)))  # as the graph's vectors: within [-1, 1]
         out = np.full((len(queries), k), -1, np.int64)
         if not len(self.index) or not len(queries):
             return out
