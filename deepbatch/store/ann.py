@@ -25,7 +25,7 @@ from .base import DEFAULT_MAX_NEIGHBORS, FaceRows, SqlStore
 logger = logging.getLogger(__name__)
 
 EXPANSION_ADD = 128  # candidates kept while linking a new node (HNSW's ef_construction)
-EXPANSION_SEARCH = 96  # candidates kept while searching (ef_search): recall@10 >= 0.95 at a million faces
+EXPANSION_SEARCH = 96  # candidates kept while searching (ef_search; docs/database.md: recall against size)
 REFINE = 2  # candidates asked of the graph per face wanted, re-ranked on the float32 vectors
 SYNC_PAGE = 50_000  # faces read from the database per step while catching an index up (bounds the memory)
 QUANTIZATION = "i8"
