@@ -11,7 +11,7 @@ DEMO_PHOTOS ?= $(if $(wildcard $(DEEPBATCH_TEST_DATA)/*.jpg),$(DEEPBATCH_TEST_DA
 ONE_RUNTIME = if [ "$$(uname -sm)" = "Linux x86_64" ] && $(PYTHON) -m pip show -q onnxruntime 2>/dev/null; then \
 	$(PYTHON) -m pip uninstall -q -y onnxruntime onnxruntime-gpu; fi
 
-.PHONY: install install-test install-bench demo test test-intro test-fast lint bench bench-stream test-data bench-gpu readme-tables
+.PHONY: install install-test install-bench demo test test-intro test-fast lint bench bench-stream test-data bench-gpu docs install-docs docs-tables
 
 install:
 	@$(ONE_RUNTIME)
@@ -39,6 +39,7 @@ install-test:
 	$(PYTHON) -m pip install -q -e ".[deepface]"
 	$(PYTHON) -m pip install -q --no-deps "deepface>=0.0.93" \
 		"tf-keras==$$($(PYTHON) -c 'import tensorflow as tf; print(tf.__version__.rsplit(".", 1)[0])').*"
+	$(PYTHON) -m pip install -q -e ".[docs]"
 
 demo: install
 	deepbatch detect $(DEMO_PHOTOS) --output out/faces.jsonl --draw out/annotated
@@ -83,7 +84,7 @@ install-bench: install
 		"tf-keras==$$($(PYTHON) -c 'import tensorflow as tf; print(tf.__version__.rsplit(".", 1)[0])').*"
 
 bench: install-bench
-	$(PYTHON) -m deepbatch.bench --backend scrfd --batch-sizes 1,8,16,32 --input-size 640 --images 500 \
+	$(PYTHON) benchmarks/bench_detector.py --backend scrfd --batch-sizes 1,8,16,32 --input-size 640 --images 500 \
 		--reference insightface --breakdown --data $(DEEPBATCH_TEST_DATA)
 	$(PYTHON) benchmarks/backend_table.py --photos $(DEEPBATCH_TEST_DATA)
 	$(PYTHON) benchmarks/verify_master.py
@@ -103,8 +104,16 @@ test-data:
 bench-gpu:
 	@$(PYTHON) -c "import deepbatch" 2>/dev/null || $(PYTHON) -m pip install -q -e .
 	mkdir -p out
-	$(PYTHON) -m deepbatch.bench_gpu --install $(if $(WHEELS),--wheels $(WHEELS)) --data $(DEEPBATCH_TEST_DATA) \
+	$(PYTHON) benchmarks/bench_gpu.py --install $(if $(WHEELS),--wheels $(WHEELS)) --data $(DEEPBATCH_TEST_DATA) \
 		--json out/bench_gpu.json
 
-readme-tables:
-	$(PYTHON) tools/readme_tables.py
+docs-tables:
+	$(PYTHON) tools/docs_tables.py
+
+# The documentation site (docs/, mkdocs.yml; the API reference from the docstrings) into site/: strict, so a broken
+# link, a missing page or a docstring that does not parse fails the build. Nothing is fetched while building.
+install-docs:
+	$(PYTHON) -m pip install -q -e ".[docs]"
+
+docs: install-docs
+	NO_MKDOCS_2_WARNING=1 $(PYTHON) -m mkdocs build --strict --site-dir site

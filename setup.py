@@ -36,8 +36,9 @@ EXTRAS = {
     # The benchmark's InsightFace reference: insightface itself is installed with `pip install --no-deps
     # insightface` (it requires opencv-python, which clashes with opencv-python-headless); these are its real needs.
     # DeepFace (installed with --no-deps by `make install-bench`) also imports gdown, pandas and TensorFlow.
+    # DeepFace's API server, for benchmarks/serve_load.py: its Flask app, run by gunicorn as DeepFace's image runs it.
     "bench": ["requests>=2.23", "scipy>=1.9", "scikit-image>=0.19", "gdown>=3.10", "pandas>=1.3",
-              "tensorflow-cpu>=2.12", "mtcnn>=1.0"],
+              "tensorflow-cpu>=2.12", "mtcnn>=1.0", "flask>=2.2", "flask-cors>=4.0", "gunicorn>=21.2"],
     # InsightFace's own SCRFD decoder, the tests' reference: insightface itself is installed with `pip install
     # --no-deps insightface` (it requires opencv-python, which clashes with opencv-python-headless); these are the
     # packages its model_zoo really imports.
@@ -64,6 +65,9 @@ EXTRAS = {
     # the face database: usearch's HNSW index for the embedded store, psycopg for PostgreSQL, pgserver (a
     # PostgreSQL with pgvector in a wheel) for the pgvector tests, pandas for DeepFace's DataFrames
     "database": ["usearch>=2.16", "psycopg[binary]>=3.1", "pgserver>=0.1.4", "pandas>=1.5"],
+    # `make docs`: the site from docs/ and mkdocs.yml, its API reference rendered from the docstrings (ruff lays out
+    # the signatures)
+    "docs": ["mkdocs>=1.6", "mkdocs-material>=9.5", "mkdocstrings[python]>=0.26", "ruff>=0.4"],
 }
 
 setup(
@@ -75,7 +79,7 @@ setup(
     license="MIT",
     python_requires=">=3.10",
     packages=find_packages(include=["deepbatch", "deepbatch.*"]),
-    package_data={"deepbatch": ["py.typed", "serve/page/*.html", "serve/page/*.js"]},
+    package_data={"deepbatch": ["py.typed", "*.pyi", "serve/page/*.html", "serve/page/*.js"]},
     install_requires=[
         "numpy>=1.23",
         "opencv-python-headless>=4.8,<5",  # 4.x ships the Haar cascades the opencv backend uses; 5.x does not

@@ -1,4 +1,4 @@
-"""Per-backend table for the README: faces found in two group photos, and images/s at batch 1 vs batch 32.
+"""Per-backend table for docs/detectors.md: faces found in two group photos, and images/s at batch 1 vs batch 32.
 
 Every registered detector whose weights are found is measured on photos decoded beforehand (so JPEG decoding is
 not counted), in one process, one after the other. Usage::

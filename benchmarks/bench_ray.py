@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def local_rate(files: List[str], backend: str, batch_size: int) -> float:
-    from deepbatch.detection import iter_detections
+    from deepbatch.api.extract import iter_detections
     from deepbatch.detectors import build_detector
 
     detector = build_detector(backend)

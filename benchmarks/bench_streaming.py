@@ -42,8 +42,9 @@ def frames(photos: List[np.ndarray], count: int) -> Iterator[np.ndarray]:
 
 
 def one_run(args: argparse.Namespace) -> Dict[str, float]:
-    from deepbatch.bench import photo_paths
-    from deepbatch.detection import iter_extract_faces
+    from bench_detector import photo_paths
+
+    from deepbatch.api.extract import iter_extract_faces
     from deepbatch.detectors.base import build_detector
     from deepbatch.io.images import load_image
 

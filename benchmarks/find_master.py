@@ -40,7 +40,7 @@ os.environ.setdefault("DEEPBATCH_WEIGHTS", str(ROOT.parent / "shared" / "weights
 os.environ.setdefault("DEEPBATCH_TEST_DATA", str(ROOT.parent / "shared" / "dataset"))
 
 import deepbatch  # noqa: E402
-from deepbatch.search import update_index  # noqa: E402
+from deepbatch.api.find import update_index  # noqa: E402
 
 logger = logging.getLogger("find_master")
 

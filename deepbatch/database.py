@@ -18,29 +18,29 @@ from __future__ import annotations
 import hashlib
 import logging
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Iterable, Iterator, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
-from .detection import resolve_detector
+from .api.extract import resolve_detector
+from .checks import refuse_anti_spoofing
+from .core.stream import FaceRules, iter_records
+from .core.workers import BatchSize, resolve_batch_size
 from .detectors.base import Detector
 from .errors import ArgumentError, DeepbatchError, ImageError
 from .io.images import as_batch, list_image_files, read_encoded
-from .optional import require
-from .pipeline import BatchSize, resolve_batch_size
 from .recognition.base import Recognizer, resolve_recognizer
 from .recognition.distance import check_metric, distance_matrix
 from .recognition.normalization import l2_normalize as unit_rows
 from .records import ImageRecord
 from .store import open_store
 from .store.base import DEFAULT_MAX_NEIGHBORS, EmbeddingConfig, FaceRows, FaceStore, ImageEntry
-from .stream import FaceRules, iter_records
 
 logger = logging.getLogger(__name__)
 
 SEARCH_METHODS = ("exact", "ann")
-RETURN_TYPES = ("pandas", "dict")
 DEFAULT_ANN_K = 20  # DeepFace's number of neighbours of an approximate search without k
 COMMIT_EVERY = 64  # images per transaction: a crash loses at most this many images' work
 TARGET_COLUMNS = ("target_x", "target_y", "target_w", "target_h")
@@ -50,8 +50,9 @@ RESULT_COLUMNS = ("id", "img_name", "model_name", "detector_backend", "aligned",
                   *TARGET_COLUMNS, "threshold", "distance_metric", "distance", "confidence", *SOURCE_COLUMNS)
 
 
-def _config(recognizer: Recognizer, detector: Detector, align: bool, l2_normalize: bool, normalization: str,
-            expand_percentage: float) -> EmbeddingConfig:
+def embedding_config(recognizer: Recognizer, detector: Detector, align: bool, l2_normalize: bool,
+                     normalization: str, expand_percentage: float) -> EmbeddingConfig:
+    """The configuration faces are stored and searched under; an unknown ``normalization`` raises here."""
     recognizer.spec_for(normalization)  # an unknown normalisation fails here, before anything is written
     return EmbeddingConfig(recognizer.name, detector.name, bool(align), bool(l2_normalize), normalization,
                            float(expand_percentage), int(recognizer.embedding_size))
@@ -80,7 +81,9 @@ def image_digest(item: Any, index: Optional[int] = None) -> Tuple[str, Any]:
     return hashlib.sha256(data).hexdigest(), data
 
 
-def _name(item: Any, img_name: Union[None, str, Sequence[str]], position: int, digest: str) -> str:
+def entry_name(item: Any, img_name: Union[None, str, Sequence[str]], position: int, digest: str) -> str:
+    """The name an image is registered under: ``img_name`` (one for all, or the ``position``-th), a path itself,
+    else ``sha256:<digest>``."""
     if isinstance(img_name, str):
         return img_name
     if img_name is not None:
@@ -90,7 +93,9 @@ def _name(item: Any, img_name: Union[None, str, Sequence[str]], position: int, d
     return f"sha256:{digest}"
 
 
-def _entry(record: ImageRecord, digest: str, name: str, l2_normalize: bool, dimensions: int) -> ImageEntry:
+def image_entry(record: ImageRecord, digest: str, name: str, l2_normalize: bool, dimensions: int) -> ImageEntry:
+    """What is stored for one image's record: its faces and embeddings, or an error row when the record carries
+    an error (or no embedding)."""
     if record.error is not None or record.faces is None or record.embeddings is None:
         error = record.error if record.error is not None else "no embedding"
         return ImageEntry(digest, name, np.zeros((0, 4), np.int64), np.zeros(0, np.float32),
@@ -136,13 +141,12 @@ def register(
     Returns DeepFace's ``{"inserted": faces written}`` with ``images`` (images written, error rows included),
     ``skipped`` (already registered) and ``errors`` (``{"img_name", "error"}`` per image that gave no embedding).
     """
-    if anti_spoofing:
-        raise ArgumentError("anti_spoofing is not supported by deepbatch")
+    refuse_anti_spoofing(anti_spoofing)
     if commit_every < 1:
         raise ArgumentError(f"commit_every must be a positive integer, got {commit_every}")
     recognizer = resolve_recognizer(model_name)
     detector = resolve_detector(detector_backend)
-    config = _config(recognizer, detector, align, l2_normalize, normalization, expand_percentage)
+    config = embedding_config(recognizer, detector, align, l2_normalize, normalization, expand_percentage)
     items, _ = _inputs(img)
     if img_name is not None and not isinstance(img_name, str) and isinstance(items, list) \
             and len(img_name) != len(items):
@@ -170,14 +174,14 @@ def _register(store: FaceStore, config: EmbeddingConfig, items: Iterable[Any],
             try:
                 digest, data = image_digest(item, position)
             except ImageError as exc:
-                name = _name(item, img_name, position, "")
+                name = entry_name(item, img_name, position, "")
                 result["errors"].append({"img_name": name, "error": str(exc)})
                 continue
             if digest in registered:
                 result["skipped"] += 1
                 continue
             registered.add(digest)  # the same photo twice in one call is registered once
-            pending.append((digest, _name(item, img_name, position, digest)))
+            pending.append((digest, entry_name(item, img_name, position, digest)))
             yield data
 
     batch: List[ImageEntry] = []
@@ -192,7 +196,7 @@ def _register(store: FaceStore, config: EmbeddingConfig, items: Iterable[Any],
     for record in iter_records(todo(), detector, batch_size, rules, recognizer=recognizer,
                                spec=recognizer.spec_for(normalization), on_error="skip"):
         digest, name = pending[record.index]
-        entry = _entry(record, digest, name, l2_normalize, config.dimensions)
+        entry = image_entry(record, digest, name, l2_normalize, config.dimensions)
         if entry.error is not None:
             result["errors"].append({"img_name": name, "error": entry.error})
             logger.warning("%s: registered without a face (%s)", name, entry.error)
@@ -205,21 +209,69 @@ def _register(store: FaceStore, config: EmbeddingConfig, items: Iterable[Any],
     return result
 
 
-def _resolve_return_type(return_type: Optional[str]) -> str:
-    """``"pandas"`` (the default when pandas is installed) or ``"dict"``. Written here rather than imported from
-    :mod:`deepbatch.search` (``find``'s module): importing that module binds its name on the package, over the
-    function ``deepbatch.search``."""
-    if return_type is None:
-        try:
-            import pandas  # noqa: F401
-        except ImportError:
-            return "dict"
-        return "pandas"
-    if return_type not in RETURN_TYPES:
-        raise ArgumentError(f"return_type must be one of {RETURN_TYPES} or None, got {return_type!r}")
-    if return_type == "pandas":
-        require("pandas", "database", "search(return_type='pandas')")
-    return return_type
+def resolve_return_type(return_type: Optional[str]) -> str:
+    from .api.find import resolve_return_type as resolve
+
+    return resolve(return_type)
+
+
+@dataclass(frozen=True)
+class Matching:
+    """How a search ranks the registered faces against each query face (see :func:`search`); built, and its
+    arguments checked, by :meth:`of` before any model runs."""
+
+    distance_metric: str
+    limit: float  # the largest distance kept (inf: every candidate)
+    similarity_search: bool
+    k: Optional[int]
+    search_method: str
+    ef_search: Optional[int]
+    return_type: str
+
+    @classmethod
+    def of(cls, recognizer: Recognizer, distance_metric: str = "cosine", similarity_search: bool = False,
+           k: Optional[int] = None, search_method: str = "exact", threshold: Optional[float] = None,
+           ef_search: Optional[int] = None, return_type: Optional[str] = None) -> Matching:
+        if search_method not in SEARCH_METHODS:
+            raise ArgumentError(f"search_method must be one of {SEARCH_METHODS}, got {search_method!r}")
+        if k is not None and k < 1:
+            raise ArgumentError(f"k must be a positive integer or None, got {k}")
+        check_metric(distance_metric)
+        if threshold is not None:
+            limit = float(threshold)
+        elif similarity_search and distance_metric not in recognizer.thresholds:
+            limit = float("inf")
+        else:
+            limit = recognizer.threshold(distance_metric)
+        return cls(distance_metric, limit, bool(similarity_search), k, search_method, ef_search,
+                   resolve_return_type(return_type))
+
+
+def match_records(store: FaceStore, config_id: int, config: EmbeddingConfig, recognizer: Recognizer,
+                  matching: Matching, queries: Sequence[ImageRecord]) -> List[List[Any]]:
+    """For each query record (faces detected and embedded under ``config``), one table of matches per face,
+    nearest first: the registered faces of ``config_id`` in ``store`` that ``matching`` keeps."""
+    vectors = [q.embeddings for q in queries if q.embeddings is not None and len(q.embeddings)]
+    query_vectors = np.concatenate(vectors) if vectors else np.zeros((0, config.dimensions), np.float32)
+    if config.l2_normalized:
+        query_vectors = unit_rows(query_vectors).astype(np.float32)
+    if matching.search_method == "exact":
+        rows = store.fetch_all_embeddings(config_id)
+    else:
+        rows = store.search_by_vector(config_id, query_vectors, matching.k or DEFAULT_ANN_K, matching.ef_search)
+    distances = distance_matrix(query_vectors, rows.embeddings, matching.distance_metric) if len(rows) and \
+        len(query_vectors) else np.zeros((len(query_vectors), len(rows)))
+    results: List[List[Any]] = []
+    row = 0
+    for query in queries:
+        tables = []
+        count = 0 if query.faces is None or query.embeddings is None else len(query.embeddings)
+        for face in range(count):
+            assert query.faces is not None
+            tables.append(_table(rows, distances[row], query.faces.boxes[face], matching, recognizer, config))
+            row += 1
+        results.append(tables)
+    return results
 
 
 def search(
@@ -262,23 +314,12 @@ def search(
     by cosine, then ranks those by ``distance_metric``. Distances are always computed here from the stored float32
     vectors, so every backend gives the same numbers.
     """
-    if anti_spoofing:
-        raise ArgumentError("anti_spoofing is not supported by deepbatch")
-    if search_method not in SEARCH_METHODS:
-        raise ArgumentError(f"search_method must be one of {SEARCH_METHODS}, got {search_method!r}")
-    if k is not None and k < 1:
-        raise ArgumentError(f"k must be a positive integer or None, got {k}")
-    check_metric(distance_metric)
-    return_type = _resolve_return_type(return_type)
+    refuse_anti_spoofing(anti_spoofing)
     recognizer = resolve_recognizer(model_name)
+    matching = Matching.of(recognizer, distance_metric, similarity_search, k, search_method, threshold, ef_search,
+                           return_type)
     detector = resolve_detector(detector_backend)
-    config = _config(recognizer, detector, align, l2_normalize, normalization, expand_percentage)
-    if threshold is not None:
-        limit = float(threshold)
-    elif similarity_search and distance_metric not in recognizer.thresholds:
-        limit = float("inf")
-    else:
-        limit = recognizer.threshold(distance_metric)
+    config = embedding_config(recognizer, detector, align, l2_normalize, normalization, expand_percentage)
     store = open_store(database_type, connection_details, connection)
     try:
         config_id = store.config_id(config)  # a database without these embeddings fails before any model runs
@@ -286,36 +327,16 @@ def search(
         rules = FaceRules.of(enforce_detection, None, expand_percentage, align)
         queries = list(iter_records(items, detector, resolve_batch_size(batch_size, detector), rules,
                                     recognizer=recognizer, spec=recognizer.spec_for(normalization), single=single))
-        vectors = [q.embeddings for q in queries if q.embeddings is not None and len(q.embeddings)]
-        query_vectors = np.concatenate(vectors) if vectors else np.zeros((0, config.dimensions), np.float32)
-        if l2_normalize:
-            query_vectors = unit_rows(query_vectors).astype(np.float32)
-        if search_method == "exact":
-            rows = store.fetch_all_embeddings(config_id)
-        else:
-            rows = store.search_by_vector(config_id, query_vectors, k or DEFAULT_ANN_K, ef_search)
+        results = match_records(store, config_id, config, recognizer, matching, queries)
     finally:
         store.close()
-    distances = distance_matrix(query_vectors, rows.embeddings, distance_metric) if len(rows) and \
-        len(query_vectors) else np.zeros((len(query_vectors), len(rows)))
-    results: List[List[Any]] = []
-    row = 0
-    for query in queries:
-        tables = []
-        count = 0 if query.faces is None or query.embeddings is None else len(query.embeddings)
-        for face in range(count):
-            assert query.faces is not None
-            tables.append(_table(rows, distances[row], query.faces.boxes[face], limit, similarity_search, k,
-                                 return_type, recognizer, config, distance_metric, search_method))
-            row += 1
-        results.append(tables)
     return results[0] if single else results
 
 
-def _table(rows: FaceRows, distances: np.ndarray, box: np.ndarray, limit: float, similarity_search: bool,
-           k: Optional[int], return_type: str, recognizer: Recognizer, config: EmbeddingConfig, metric: str,
-           search_method: str) -> Any:
-    keep = np.isfinite(distances) if similarity_search else distances <= limit
+def _table(rows: FaceRows, distances: np.ndarray, box: np.ndarray, matching: Matching, recognizer: Recognizer,
+           config: EmbeddingConfig) -> Any:
+    limit, k, metric, search_method = matching.limit, matching.k, matching.distance_metric, matching.search_method
+    keep = np.isfinite(distances) if matching.similarity_search else distances <= limit
     order = np.flatnonzero(keep)
     order = order[np.lexsort((rows.ids[order], distances[order]))][:k]  # ties broken by id: same order everywhere
     x1, y1, x2, y2 = (int(round(float(v))) for v in box)
@@ -336,7 +357,7 @@ def _table(rows: FaceRows, distances: np.ndarray, box: np.ndarray, limit: float,
         "confidence": [recognizer.confidence(float(d), metric, bool(d <= limit)) for d in distances[order]],
         **{name: [source[i]] * n for i, name in enumerate(SOURCE_COLUMNS)},
     }
-    if return_type == "pandas":
+    if matching.return_type == "pandas":
         import pandas as pd
 
         return pd.DataFrame(columns, columns=list(RESULT_COLUMNS))
@@ -364,7 +385,7 @@ def build_index(
         raise ArgumentError(f"max_neighbors_per_node must be at least 2, got {max_neighbors_per_node}")
     recognizer = resolve_recognizer(model_name)
     detector = resolve_detector(detector_backend)
-    config = _config(recognizer, detector, align, l2_normalize, normalization, expand_percentage)
+    config = embedding_config(recognizer, detector, align, l2_normalize, normalization, expand_percentage)
     store = open_store(database_type, connection_details, connection)
     try:
         store.build_index(store.config_id(config), max_neighbors_per_node)

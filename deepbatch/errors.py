@@ -15,9 +15,13 @@ for a single image) and its ``source`` (path, URL or a short description):
 
 from __future__ import annotations
 
-from typing import Optional, Sequence, Union
+from typing import TYPE_CHECKING, Optional, Sequence, Union
 
-ImageRef = Union[int, str, None]
+from .install import install_command
+
+if TYPE_CHECKING:
+    from .recognition.base import Recognizer
+    from .runtime.isolation import IsolationReport
 
 
 class DeepbatchError(Exception):
@@ -136,8 +140,6 @@ class MissingDependencyError(DeepbatchError, ImportError):
     """An optional package needed by a backend is not installed; the message names the extra to install."""
 
     def __init__(self, package: Union[str, Sequence[str]], extra: str, purpose: str):
-        from .optional import install_command  # here, not at the top: optional.py imports this module
-
         self.packages = [package] if isinstance(package, str) else list(package)
         self.package = self.packages[0]
         self.extra = extra
@@ -182,3 +184,137 @@ class EmbeddingMismatchError(DatabaseError, ValueError):
 
 class NothingRegisteredError(DatabaseError, ValueError):
     """Nothing is registered in the database for the configuration that was asked for."""
+
+
+class VideoError(ImageDecodeError):
+    """A video file exists but OpenCV cannot open or decode it."""
+
+
+class BatchUnsafeError(ModelFormatError):
+    """:func:`~deepbatch.runtime.batchify.batchify` refused: the graph could not be rewritten, or the rewritten graph
+    failed the cross-frame contamination check (``report`` then says how). Nothing was written."""
+
+    def __init__(self, message: str, report: Optional[IsolationReport] = None):
+        self.report = report
+        super().__init__(message)
+
+
+class ProviderError(DeepbatchError, ValueError):
+    """An execution provider name or list that ONNX Runtime cannot use."""
+
+
+class RuntimeConflictError(DeepbatchError, ImportError):
+    """``onnxruntime`` and ``onnxruntime-gpu`` are both installed and ONNX Runtime cannot be imported."""
+
+
+class ThreadsError(DeepbatchError, ValueError):
+    """A thread count that is not a positive integer."""
+
+
+class UnsupportedFeatureError(DeepbatchError, ValueError):
+    """A DeepFace function or task that deepbatch does not offer; the message says what to use instead."""
+
+
+# The columns of a Ray dataset images are read from, looked for in this order when no column is named.
+INPUT_COLUMNS = ("image", "bytes", "path")
+
+
+class DatasetColumnError(DeepbatchError, ValueError):
+    """The dataset has none of the columns deepbatch reads images from, or not the one asked for."""
+
+    def __init__(self, columns: Sequence[str], column: Optional[str]):
+        wanted = repr(column) if column else "one of " + ", ".join(repr(c) for c in INPUT_COLUMNS)
+        super().__init__(
+            f"the dataset has columns {list(columns)} but images are read from {wanted}; build it with "
+            "ray.data.read_images(..., include_paths=True), ray.data.read_binary_files(..., include_paths=True) or "
+            "a 'path' column, or pass column='<name of your image column>'"
+        )
+
+
+class RayResourceError(DeepbatchError, ValueError):
+    """The Ray cluster lacks the resources the job asks for (for example GPUs), so it could never start."""
+
+
+class WorkerSpecError(DeepbatchError, TypeError):
+    """A model was passed in a form that cannot be shipped to Ray workers."""
+
+
+class EmptyDatabaseError(DeepbatchError, ValueError):
+    """The database folder holds no image (DeepFace's ``EmptyDatasource``)."""
+
+
+class IndexFormatError(DeepbatchError, ValueError):
+    """An index file that cannot be read or does not belong to the model it is named after."""
+
+
+class EmbeddingTypeError(DeepbatchError, ValueError):
+    """A list given as a precomputed embedding holds something other than numbers (text, nested lists)."""
+
+    def __init__(self, where: str):
+        super().__init__(f"When passing {where} as a list, ensure that all its items are of type float "
+                         "(a precomputed embedding is a flat list of numbers, as represent returns it)")
+
+
+class EmbeddingSizeError(DeepbatchError, ValueError):
+    """A precomputed embedding does not have the size of the chosen model's embeddings."""
+
+    def __init__(self, size: int, recognizer: Recognizer, where: str = "the precomputed embedding"):
+        name = recognizer.display_name or recognizer.name
+        super().__init__(
+            f"embeddings of {name} should have {recognizer.embedding_size} dimensions, but {where} has {size} "
+            f"dimensions; embed both images with the same model_name"
+        )
+
+
+class ThresholdUnknownError(DeepbatchError, ValueError):
+    """No calibrated verification threshold exists for a model and metric."""
+
+    def __init__(self, model: str, metric: str):
+        super().__init__(
+            f"no calibrated {metric} threshold for {model}: pass threshold=... explicitly, or derive one from "
+            "labelled pairs with deepbatch.recognition.calibration.calibrate_threshold "
+            "(benchmarks/verify_master.py --calibrate does it for a folder of photos and a pairs CSV)"
+        )
+
+
+class UnsupportedNormalizationError(DeepbatchError, ValueError):
+    """A ``normalization`` name DeepFace does not define; the message lists ``valid``, the names it does (see
+    :data:`deepbatch.recognition.normalization.NORMALIZATIONS`)."""
+
+    def __init__(self, value: object, valid: Sequence[str] = ()):
+        names = ", ".join(valid) if valid else "the names of deepbatch.recognition.normalization.NORMALIZATIONS"
+        super().__init__(f"unimplemented normalization type - {value!r}; use one of {names} ('base', the model's own "
+                         "pre-processing, is recommended)")
+
+
+class OutputRefusedError(DeepbatchError, OSError):
+    """A file would be written through a symbolic link, outside the folder it was aimed at, or over an input of the
+    run; nothing was written. For one image it is that image's error row; for an ``--output`` it is exit code 2."""
+
+
+class OutputBusyError(DeepbatchError, ValueError):
+    """Another run that is still alive is writing the same output (its lock file names it)."""
+
+
+# The Ray integration's argument errors are :class:`ArgumentError`; the old name stays for ``except`` clauses.
+RayArgumentError = ArgumentError
+
+
+class PathRefusedError(DeepbatchError, PermissionError):
+    """A server-side path or URL was sent but the operator did not allow it (HTTP 403)."""
+
+
+class RequestTimeoutError(DeepbatchError, TimeoutError):
+    """The request was not answered within the service's per-request timeout (HTTP 504)."""
+
+
+class BadRequestError(DeepbatchError, ValueError):
+    """The request itself is malformed: not JSON or form data, a missing field, a field of the wrong type."""
+
+
+class ModelRunError(DeepbatchError, RuntimeError):
+    """A model call raised; every image of that call fails with this error, the service goes on."""
+
+
+class DatabaseNotConfiguredError(DeepbatchError, LookupError):
+    """``/register`` or ``/search`` was called on a service started without a face database (HTTP 503)."""

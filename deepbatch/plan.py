@@ -29,7 +29,7 @@ from .io.outputs import Inode, RunLock, check_separate, inode
 from .sources import Source, plan_sources
 
 if TYPE_CHECKING:
-    from .stream import FaceRules
+    from .core.stream import FaceRules
 
 Options = Tuple[Tuple[str, Any], ...]
 
@@ -233,8 +233,8 @@ def _checked_gpus(value: Any) -> float:
 
 def build_plan(args: Any, stdin: Optional[IO[str]] = None) -> RunPlan:
     """The checked :class:`RunPlan` of parsed ``detect``/``represent`` arguments (see the module doc)."""
+    from .core.stream import FaceRules
     from .io.writers import output_format
-    from .stream import FaceRules
 
     command = args.command
     draw = getattr(args, "draw", None)

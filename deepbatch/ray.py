@@ -41,9 +41,18 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Mapping, Optional, 
 
 import numpy as np
 
-from .errors import DeepbatchError, MissingDependencyError
+from .batching import RAY_GPU_BATCH_SIZE as GPU_BATCH_SIZE
+from .batching import RAY_LOOP_BATCH_SIZE as LOOP_BATCH_SIZE
+from .checks import check_batch_size
+from .errors import INPUT_COLUMNS as INPUT_COLUMNS
+from .errors import ArgumentError, MissingDependencyError
+from .errors import DatasetColumnError as DatasetColumnError
+from .errors import RayArgumentError as RayArgumentError
+from .errors import RayResourceError as RayResourceError
+from .errors import WorkerSpecError as WorkerSpecError
 from .registry import accepts
 from .rows import arrow_schema, image_row, import_pyarrow
+from .summary import run_summary
 
 if TYPE_CHECKING:
     import pyarrow
@@ -53,37 +62,10 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger(__name__)
 
-INPUT_COLUMNS = ("image", "bytes", "path")  # looked for in this order when ``column`` is not given
-LOOP_BATCH_SIZE = 8  # rows per call for detectors that run image by image: small batches balance the actors
-GPU_BATCH_SIZE = 64  # rows per call for batching detectors on a GPU worker
 
 DetectorSpec = Union[str, Callable[[], "Detector"]]
 RecognizerSpec = Union[str, Callable[[], "Recognizer"]]
 WorkerCount = Union[int, Tuple[int, int]]
-
-
-class DatasetColumnError(DeepbatchError, ValueError):
-    """The dataset has none of the columns deepbatch reads images from, or not the one asked for."""
-
-    def __init__(self, columns: Sequence[str], column: Optional[str]):
-        wanted = repr(column) if column else "one of " + ", ".join(repr(c) for c in INPUT_COLUMNS)
-        super().__init__(
-            f"the dataset has columns {list(columns)} but images are read from {wanted}; build it with "
-            "ray.data.read_images(..., include_paths=True), ray.data.read_binary_files(..., include_paths=True) or "
-            "a 'path' column, or pass column='<name of your image column>'"
-        )
-
-
-class RayArgumentError(DeepbatchError, ValueError):
-    """An argument of the Ray integration is out of range or inconsistent; the message says which and the fix."""
-
-
-class RayResourceError(DeepbatchError, ValueError):
-    """The Ray cluster lacks the resources the job asks for (for example GPUs), so it could never start."""
-
-
-class WorkerSpecError(DeepbatchError, TypeError):
-    """A model was passed in a form that cannot be shipped to Ray workers."""
 
 
 def import_ray() -> Any:
@@ -207,7 +189,7 @@ class _Worker(ABC):
     def __init__(self, column: Optional[str], channels: str, keep_columns: Sequence[str], batch_size: int,
                  include_face: bool, align: bool, enforce_detection: Union[bool, str], max_faces: Optional[int],
                  expand_percentage: float, image_limits: Optional[Mapping[str, Any]] = None):
-        from .stream import FaceRules
+        from .core.stream import FaceRules
 
         if image_limits:
             from .io.images import set_image_limits
@@ -252,7 +234,7 @@ class FaceDetectionWorker(_Worker):
         self.detector = _build_detector(detector_backend, detector_options, threads)
 
     def process(self, items: List[Any]) -> List[Dict[str, Any]]:
-        from .stream import iter_records
+        from .core.stream import iter_records
 
         out = []
         for record in iter_records(items, self.detector, self.batch_size, self.rules, crops=self.include_face,
@@ -279,14 +261,14 @@ class FaceEmbeddingWorker(_Worker):
         self.embedding_size = int(self.recognizer.embedding_size)
 
     def process(self, items: List[Any]) -> List[Dict[str, Any]]:
-        from .recognition.distance import l2_normalize
-        from .stream import iter_records
+        from .core.stream import iter_records
+        from .recognition.normalization import l2_normalize
 
         out = []
         for record in iter_records(items, self.detector, self.batch_size, self.rules, recognizer=self.recognizer,
                                    spec=self.spec, on_error="skip"):
             if self.l2_normalize and record.embeddings is not None:
-                record.embeddings = l2_normalize(record.embeddings).astype(np.float32)
+                record.embeddings = l2_normalize(record.embeddings)
             out.append(record.row())
         return out
 
@@ -331,9 +313,10 @@ def cpus_per_worker(num_workers: WorkerCount, total_cpus: float, num_gpus_per_wo
 
 
 def default_batch_size(detector_backend: DetectorSpec, num_gpus_per_worker: float) -> int:
-    """Rows per actor call: :data:`deepbatch.detectors.base.DEFAULT_BATCH_SIZE` for batching detectors
-    (:data:`GPU_BATCH_SIZE` on a GPU), :data:`LOOP_BATCH_SIZE` for detectors that run image by image."""
-    from .detectors.base import DEFAULT_BATCH_SIZE, DETECTORS
+    """Rows per actor call (the constants of :mod:`deepbatch.batching`): ``DEFAULT_BATCH_SIZE`` for batching
+    detectors (``RAY_GPU_BATCH_SIZE`` on a GPU), ``RAY_LOOP_BATCH_SIZE`` for detectors that run image by image."""
+    from .batching import DEFAULT_BATCH_SIZE
+    from .detectors.base import DETECTORS
 
     native = True
     if isinstance(detector_backend, str):
@@ -346,11 +329,11 @@ def default_batch_size(detector_backend: DetectorSpec, num_gpus_per_worker: floa
 def _compute(ray: Any, num_workers: WorkerCount) -> Any:
     if isinstance(num_workers, int):
         if num_workers < 1:
-            raise RayArgumentError(f"num_workers must be a positive integer or a (min, max) pair, got {num_workers}")
+            raise ArgumentError(f"num_workers must be a positive integer or a (min, max) pair, got {num_workers}")
         return ray.data.ActorPoolStrategy(size=num_workers)
     low, high = num_workers
     if not 1 <= low <= high:
-        raise RayArgumentError(f"num_workers=(min, max) needs 1 <= min <= max, got {num_workers}")
+        raise ArgumentError(f"num_workers=(min, max) needs 1 <= min <= max, got {num_workers}")
     return ray.data.ActorPoolStrategy(min_size=low, max_size=high)
 
 
@@ -371,24 +354,23 @@ def _map(ds: Any, worker: type, constructor: Dict[str, Any], *, detector_backend
          num_workers: WorkerCount, num_gpus_per_worker: float, num_cpus_per_worker: Optional[float],
          include_face: bool, align: bool, enforce_detection: Union[bool, str], max_faces: Optional[int],
          expand_percentage: float, image_limits: Optional[Mapping[str, Optional[int]]] = None) -> Any:
+    from .core.stream import FaceRules
     from .detectors.base import Detector
-    from .stream import FaceRules
 
     ray = import_ray()
     _check_spec(detector_backend, "detector", Detector)
     if channels not in ("rgb", "bgr"):
-        raise RayArgumentError(f"channels must be 'rgb' or 'bgr', got {channels!r}")
+        raise ArgumentError(f"channels must be 'rgb' or 'bgr', got {channels!r}")
     FaceRules.of(enforce_detection, max_faces, expand_percentage, align)  # checked here, before a worker starts
     if num_gpus_per_worker < 0:
-        raise RayArgumentError(f"num_gpus_per_worker must be >= 0, got {num_gpus_per_worker}")
+        raise ArgumentError(f"num_gpus_per_worker must be >= 0, got {num_gpus_per_worker}")
     _check_columns(ds, column, keep_columns)
     if num_gpus_per_worker > 0:
         if not ray.is_initialized():
             ray.init()
         check_gpus(num_workers, num_gpus_per_worker, ray.cluster_resources())
-    size = int(batch_size or default_batch_size(detector_backend, num_gpus_per_worker))
-    if size < 1:
-        raise RayArgumentError(f"batch_size must be a positive integer, got {batch_size}")
+    size = check_batch_size(default_batch_size(detector_backend, num_gpus_per_worker) if batch_size is None
+                            else batch_size)
     cpus = num_cpus_per_worker
     if cpus is None:
         cpus = cpus_per_worker(num_workers, _cluster_cpus(ray), num_gpus_per_worker)
@@ -518,20 +500,20 @@ def parquet_target(output: Union[str, Path]) -> Path:
     cannot replace a link), and, when it exists, a folder deepbatch wrote (:func:`ours`)."""
     target = Path(output).expanduser()
     if target.suffix.lower() != ".parquet":
-        raise RayArgumentError(
+        raise ArgumentError(
             f"Parquet output must be named *.parquet, got {str(output)!r}; e.g. --output results.parquet"
         )
     if target.is_symlink():
-        raise RayArgumentError(
+        raise ArgumentError(
             f"{target} is a symbolic link; deepbatch does not write a dataset through a link (it would replace what "
             "the link points to): remove the link or pick another name"
         )
     if target.is_file():
-        raise RayArgumentError(
+        raise ArgumentError(
             f"{target} is a file; Ray writes a folder of Parquet part files: remove it or pick another name"
         )
     if target.is_dir() and not ours(target):
-        raise RayArgumentError(
+        raise ArgumentError(
             f"{target} is a folder that deepbatch did not write (no {DATASET_MARKER} marker, or other files in it); "
             "it is not replaced: remove it or pick another name"
         )
@@ -561,7 +543,7 @@ def _remove_ours(folder: Path) -> None:
         folder.unlink()
         return
     if not folder.is_dir() or not ours(folder):
-        raise RayArgumentError(f"{folder} is in the way and deepbatch did not write it; remove it to run")
+        raise ArgumentError(f"{folder} is in the way and deepbatch did not write it; remove it to run")
     shutil.rmtree(folder)
 
 
@@ -569,10 +551,10 @@ def check_plan_outputs(output: Optional[str], draw: Optional[str], crops: Option
     """Refuse, before anything runs, what ``--engine ray`` cannot do: no Parquet ``--output``, images written on
     this machine (``--draw``, ``--save-crops``); the dataset folder to write."""
     if output in (None, "-"):
-        raise RayArgumentError("--engine ray writes a Parquet dataset: pass --output results.parquet")
+        raise ArgumentError("--engine ray writes a Parquet dataset: pass --output results.parquet")
     for option, value in (("draw", draw), ("save_crops", crops)):
         if value:
-            raise RayArgumentError(f"--{option.replace('_', '-')} needs the images on this machine; use --engine local")
+            raise ArgumentError(f"--{option.replace('_', '-')} needs the images on this machine; use --engine local")
     return parquet_target(str(output))
 
 
@@ -701,13 +683,11 @@ def run_cli(plan: Any) -> int:
     finally:
         if started:
             ray.shutdown()
-    elapsed = max(time.perf_counter() - began, 1e-9)
+    elapsed = time.perf_counter() - began
     images, faces, no_face, failed = summarize(target)
     for path, problem in failed:
         logger.error("failed: %s: %s", path, problem)
     if not plan.quiet:
-        sys.stderr.write(
-            f"{plan.command}: {images} image(s) on {plan.workers} Ray worker(s): {faces} face(s), {no_face} without "
-            f"a face, {len(failed)} failed; {elapsed:.1f} s ({images / elapsed:.1f} images/s); results in {target}\n"
-        )
+        sys.stderr.write(run_summary(f"{plan.command}:", images, faces, no_face, len(failed), elapsed,
+                                     workers=plan.workers, output=target) + "\n")
     return len(failed)

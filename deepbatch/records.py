@@ -1,7 +1,7 @@
 """The one per-image record that the streaming core yields and every edge consumes.
 
-:func:`deepbatch.stream.iter_records` fills ``image``, ``shape`` and ``faces`` (chosen by the face rules,
-:class:`deepbatch.stream.FaceRules`), and, when asked, ``crops``, ``points`` and ``embeddings``. The Python API
+:func:`deepbatch.core.stream.iter_records` fills ``image``, ``shape`` and ``faces`` (chosen by the face rules,
+:class:`deepbatch.core.stream.FaceRules`), and, when asked, ``crops``, ``points`` and ``embeddings``. The Python API
 turns a record into DeepFace-style dicts; the command line and Ray turn it into a row with :meth:`ImageRecord.row`
 (:mod:`deepbatch.rows`)."""
 

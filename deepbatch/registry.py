@@ -21,7 +21,7 @@ T = TypeVar("T")
 @dataclass(frozen=True)
 class Entry(Generic[T]):
     """A registered model: its canonical name, the factory that builds it, the arguments it is built with, a
-    one-line ``summary`` and the ``licence`` its weights are published under (both shown in the README's tables)."""
+    one-line ``summary`` and the ``licence`` its weights are published under (both shown in the docs' tables)."""
 
     name: str
     factory: Callable[..., T]

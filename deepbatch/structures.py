@@ -33,7 +33,14 @@ def _check_shape(name: str, array: np.ndarray, expected: tuple) -> None:
 
 @dataclass(frozen=True)
 class Face:
-    """One detected face. ``box`` is ``(4,)`` xyxy, ``landmarks`` ``(5, 2)`` person-relative or ``None``."""
+    """One detected face. ``box`` is ``(4,)`` xyxy, ``landmarks`` ``(5, 2)`` person-relative or ``None``.
+
+    Attributes:
+        box: ``(4,)`` float32 xyxy in original-image pixels.
+        score: The detector's confidence.
+        landmarks: ``(5, 2)`` float32 person-relative points (left eye, right eye, nose, mouth left, mouth right), or
+            None for a detector without landmarks.
+    """
 
     box: np.ndarray
     score: float
@@ -50,6 +57,14 @@ class Faces:
     """All faces found in one image: ``boxes (N, 4)``, ``scores (N,)``, ``landmarks (N, 5, 2)`` or ``None``.
 
     Indexing with an int gives a :class:`Face`; with a slice, boolean mask or index array a new ``Faces``.
+
+    Attributes:
+        boxes: ``(N, 4)`` float32 xyxy in original-image pixels.
+        scores: ``(N,)`` float32 confidences.
+        landmarks: ``(N, 5, 2)`` float32 person-relative points, or None for a detector without landmarks.
+
+    Raises:
+        ValueError: The arrays' shapes disagree (the message gives the expected and the actual shape).
     """
 
     boxes: np.ndarray

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 import pytest
+from conftest import ROOT
 
-from deepbatch.bench_gpu import (
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+from bench_gpu import (  # noqa: E402  (a script of benchmarks/, the benchmark of `make bench-gpu`)
     check_preamble,
     check_torch_decode,
     gpu_status,
@@ -14,8 +18,9 @@ from deepbatch.bench_gpu import (
     probe_model,
     tensorrt_requirement,
 )
-from deepbatch.detectors import build_detector
-from deepbatch.io.images import list_image_files, load_image
+
+from deepbatch.detectors import build_detector  # noqa: E402
+from deepbatch.io.images import list_image_files, load_image  # noqa: E402
 
 PREAMBLE_OUTPUT_TOLERANCE = 1e-5  # same float32 arithmetic in another graph: reassociation may move the last bit
 

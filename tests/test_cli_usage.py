@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 import pytest
 
-import deepbatch.stream
+import deepbatch.core.stream
 from deepbatch._version import __version__
 from deepbatch.cli import EXIT_FAILED, EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, build_parser, main
 
@@ -118,7 +118,7 @@ def test_a_bug_is_an_internal_failure_not_bad_usage(dataset_dir: Path, monkeypat
     def broken(*args: object, **kwargs: object) -> None:
         raise ValueError("an unexpected value")
 
-    monkeypatch.setattr(deepbatch.stream, "select_faces", broken)
+    monkeypatch.setattr(deepbatch.core.stream, "select_faces", broken)
     result = run(["detect", dataset_dir / "img1.jpg", "--no-progress"])
     assert (result.code, "internal failure" in result.stderr) == (EXIT_INTERNAL, True)
 

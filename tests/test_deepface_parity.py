@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 import deepbatch
+from deepbatch.api.verify import verify_pairs
 from deepbatch.recognition.distance import pair_distances
-from deepbatch.verification import verify_pairs
 
 # DeepFace's current parameter lists (deepface/DeepFace.py), in order; deepbatch's own arguments follow them,
 # keyword-only.

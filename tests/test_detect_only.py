@@ -11,12 +11,12 @@ import pytest
 from test_inputs import jpeg, png, with_exif
 
 import deepbatch
-from deepbatch.detection import iter_detections
+from deepbatch.api.extract import iter_detections
+from deepbatch.core.workers import CPU_AUTO_BATCH, resolve_batch_size
 from deepbatch.detectors import build_detector
 from deepbatch.errors import ArgumentError, ImageDecodeError, ImageNotFoundError
 from deepbatch.io.headers import declared_size
 from deepbatch.io.images import ImageLimits, decode_for_canvas, list_image_files, load_image, reduction_factor
-from deepbatch.pipeline import CPU_AUTO_BATCH, resolve_batch_size
 from deepbatch.structures import Faces
 
 # A photo decoded at 1/2, 1/4 or 1/8 of its size (libjpeg's scaled IDCT) and the same photo decoded in full, then

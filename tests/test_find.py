@@ -13,7 +13,7 @@ import cv2
 import numpy as np
 import pytest
 
-from deepbatch.search import (
+from deepbatch.api.find import (
     RESULT_COLUMNS,
     EmptyDatabaseError,
     IndexFormatError,

@@ -14,7 +14,7 @@ from typing import Callable, Dict, List
 import numpy as np
 import pytest
 
-from deepbatch.search import find, update_index
+from deepbatch.api.find import find, update_index
 
 DB_PHOTOS = ["img1.jpg", "img2.jpg", "couple.jpg"]
 

@@ -21,7 +21,8 @@ import cv2
 import numpy as np
 import pytest
 
-from deepbatch.cli import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, _table, main
+from deepbatch.cli import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, main
+from deepbatch.cli.tables import _table
 from deepbatch.detectors import DETECTORS
 from deepbatch.detectors.base import OnnxDetector
 from deepbatch.errors import ArgumentError, MissingDependencyError, WeightsNotFoundError
@@ -150,6 +151,13 @@ def test_table_cells_wrap_to_the_width() -> None:
     lines = _table(rows, ("name", "model", "weights")).splitlines()
     assert max(len(line) for line in lines) <= 100 and len(lines) > 2
     assert len(_table(rows, ("name", "model", "weights"), None).splitlines()) == 2
+
+
+def test_four_wide_columns_still_fit_the_width() -> None:
+    rows = [("scrfd_500m (= scrfd)", "SCRFD 0.5G " * 6, "per_image (" + "reason " * 12 + ")",
+             "not downloaded yet (" + "https://example.org/x" * 8 + ")")]
+    lines = _table(rows, ("name", "model", "batching", "weights")).splitlines()
+    assert max(len(line) for line in lines) <= 100
 
 
 def test_models_fits_100_columns_unless_wide(no_weights: Path) -> None:

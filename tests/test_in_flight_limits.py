@@ -22,7 +22,7 @@ import cv2
 import numpy as np
 import pytest
 
-from deepbatch.pipeline import budget_chunks, prefetch_map
+from deepbatch.core.workers import budget_chunks, prefetch_map
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -58,7 +58,8 @@ def test_every_lazy_export_is_typed_and_listed() -> None:
     typed = {alias.asname or alias.name for node in ast.walk(tree) if isinstance(node, ast.If)
              and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING"
              for stmt in node.body if isinstance(stmt, ast.ImportFrom) for alias in stmt.names}
-    assert typed == set(deepbatch._EXPORTS) and set(deepbatch.__all__) == {"__version__", *deepbatch._EXPORTS}
+    exported = {*deepbatch._EXPORTS, *deepbatch._MODULES}
+    assert typed == exported and set(deepbatch.__all__) == {"__version__", *exported}
 
 
 def test_both_onnx_runtimes_installed_warns_at_import_with_the_fix(tmp_path: Path) -> None:

@@ -12,12 +12,14 @@ import numpy as np
 import pytest
 
 import deepbatch
-from deepbatch.detection import ImageFaces, iter_detections, iter_extract_faces
+from deepbatch.api.extract import ImageFaces, iter_detections, iter_extract_faces
+from deepbatch.core.stream import chunks_held
+from deepbatch.core.workers import DEFAULT_PREFETCH, detector_stages, numbered_chunks, parallel_workers, prefetch_map
 from deepbatch.detectors.base import OnnxDetector, build_detector
 from deepbatch.errors import FaceNotDetectedError, ImageNotFoundError
 from deepbatch.ops.letterbox import BufferPool, InputSpec, letterbox, normalize, shrink, shrink_factor
-from deepbatch.pipeline import DEFAULT_PREFETCH, detector_stages, numbered_chunks, parallel_workers, prefetch_map
 from deepbatch.runtime.session import threads_per_run, usable_cpus
+from deepbatch.source_tree import load_benchmark
 
 # The same chunks through the same session give bit-identical outputs whether or not they were prefetched.
 EXACT = 0.0
@@ -205,13 +207,13 @@ def test_letterbox_into_a_pooled_buffer_is_a_view_of_it(parity_images: List[np.n
 
 
 def test_onnx_detectors_split_into_letterbox_and_model_stages(scrfd_320: OnnxDetector):
-    prepare, infer = detector_stages(scrfd_320, 8)
+    prepare, infer = detector_stages(scrfd_320)
     assert (prepare, infer) == (scrfd_320.prepare_batch, scrfd_320.infer_batch)
 
 
 def test_other_detectors_run_whole_in_the_model_stage():
     detector = build_detector("skip")
-    prepare, infer = detector_stages(detector, 8)
+    prepare, infer = detector_stages(detector)
     images = [np.zeros((8, 8, 3), np.uint8)]
     assert prepare(images) is images and infer == detector.infer_batch
 
@@ -338,6 +340,7 @@ def test_iter_extract_faces_reads_a_frame_stream_a_few_chunks_ahead(scrfd_320: O
     next(results)
     # on the CPU each core detects a chunk of its own; one more chunk is detected while crops are cut
     ahead = max(DEFAULT_PREFETCH, parallel_workers() + 1) if scrfd_320.parallel_chunks else DEFAULT_PREFETCH
+    assert chunks_held(scrfd_320, None, DEFAULT_PREFETCH) == ahead + 2
     assert stream.pulled <= (ahead + 2) * batch_size
     results.close()
 
@@ -381,8 +384,7 @@ def test_iter_extract_faces_enforces_detection(scrfd_320: OnnxDetector):
 
 @pytest.mark.parametrize(("text", "expected"), [("1,8,16,32", [1, 8, 16, 32]), ("4", [4]), ("2, 3", [2, 3])])
 def test_bench_batch_sizes_parse(text: str, expected: List[int]):
-    from deepbatch.bench import _batch_sizes
-
+    _batch_sizes = load_benchmark("bench_detector")._batch_sizes
     assert _batch_sizes(text) == expected
 
 
@@ -390,8 +392,7 @@ def test_bench_batch_sizes_parse(text: str, expected: List[int]):
 def test_bench_batch_sizes_refuse_bad_lists(text: str):
     import argparse
 
-    from deepbatch.bench import _batch_sizes
-
+    _batch_sizes = load_benchmark("bench_detector")._batch_sizes
     with pytest.raises(argparse.ArgumentTypeError):
         _batch_sizes(text)
 
@@ -400,8 +401,7 @@ def _run_bench(arguments: List[str], capsys: pytest.CaptureFixture[str]) -> str:
     """What ``deepbatch bench`` with ``arguments`` prints (it must succeed)."""
     import argparse
 
-    from deepbatch import bench
-
+    bench = load_benchmark("bench_detector")
     parser = argparse.ArgumentParser()
     bench.add_arguments(parser)
     assert bench.run(parser.parse_args(arguments)) == 0
@@ -422,3 +422,9 @@ def test_bench_runs_a_backend_on_its_own_canvas(dataset_dir: Path, weights_dir: 
     out = _run_bench(["--backend", "ultralight_320", "--batch-sizes", "1", "--images", "2", "--skip-extract",
                       "--data", str(dataset_dir)], capsys)
     assert "at 320x240 on" in out
+
+
+def test_detector_stages_batch_size_is_deprecated():
+    detector = build_detector("skip")
+    with pytest.warns(DeprecationWarning, match="ignores batch_size"):
+        assert detector_stages(detector, 8) == (detector.prepare_batch, detector.infer_batch)

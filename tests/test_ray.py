@@ -369,7 +369,7 @@ def test_cli_failed_run_keeps_the_previous_dataset(ray_cluster, dataset_dir, tmp
     assert cli.main(["represent", image, "--engine", "ray", "--output", str(output), "--no-progress"]) == 0
     before = pq.read_table(str(output)).to_pydict()
     monkeypatch.setenv("DEEPBATCH_WEIGHTS", str(tmp_path / "no-weights"))  # the driver's lookup fails too
-    code = cli.main(["represent", image, "--engine", "ray", "--model", "ArcFace", "--output", str(output),
+    code = cli.main(["represent", image, "--engine", "ray", "--model", "arcface_r50", "--output", str(output),
                      "--no-progress"])
     assert code != 0
     assert pq.read_table(str(output)).to_pydict() == before

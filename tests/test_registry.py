@@ -119,22 +119,24 @@ def test_an_alias_builds_the_detector_of_its_target(alias: str, generated_models
         np.testing.assert_array_equal(faces.boxes, reference.boxes)
 
 
-def test_readme_table_of_names_is_the_registry() -> None:
+@pytest.mark.parametrize("kind", ["detectors", "recognizers"])
+def test_docs_table_of_names_is_the_registry(kind: str) -> None:
     import importlib.util
     from pathlib import Path
 
-    script = Path(__file__).resolve().parent.parent / "tools" / "readme_tables.py"
-    spec = importlib.util.spec_from_file_location("readme_tables", script)
+    script = Path(__file__).resolve().parent.parent / "tools" / "docs_tables.py"
+    spec = importlib.util.spec_from_file_location("docs_tables", script)
     assert spec is not None and spec.loader is not None
     tables = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(tables)
-    text = tables.README.read_text(encoding="utf-8")
-    assert tables.render(text) == text, "README.md is out of date: run python tools/readme_tables.py"
+    page = tables.PAGES[kind]
+    text = page.read_text(encoding="utf-8")
+    assert tables.render(text, [kind]) == text, f"{page.name} is out of date: run python tools/docs_tables.py"
 
 
 @pytest.mark.parametrize("registry", [DETECTORS, RECOGNIZERS], ids=["detectors", "recognizers"])
-def test_every_backend_declares_what_the_readme_tables_show(registry) -> None:  # type: ignore[no-untyped-def]
-    """A new backend is one file: its registration and class data fill its README row, with no gap."""
+def test_every_backend_declares_what_the_docs_tables_show(registry) -> None:  # type: ignore[no-untyped-def]
+    """A new backend is one file: its registration and class data fill its row in the docs' table, with no gap."""
     for name in registry.names(aliases=False):
         entry = registry.entry(name)
         weights = entry.defaults.get("weights") or getattr(entry.factory, "weights", None)

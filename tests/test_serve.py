@@ -230,7 +230,7 @@ BAD_REQUESTS = [
      "Failed to decode image"),
     ("truncated JPEG", "/represent", {"img": "TRUNCATED"}, None, 400, "truncated"),
     ("no face", "/represent", {"img": data_uri(_jpeg(320, 240))}, None, 400, "Face could not be detected"),
-    ("unknown model", "/represent", {"img": "PHOTO", "model_name": "VGG-Face"}, None, 422, "unknown recognizer"),
+    ("unknown model", "/represent", {"img": "PHOTO", "model_name": "no-such-model"}, None, 422, "unknown recognizer"),
     ("unknown detector", "/detect", {"img": "PHOTO", "detector_backend": "nope"}, None, 422, "unknown detector"),
     ("bad boolean", "/represent", {"img": "PHOTO", "align": "maybe"}, None, 422, "align must be true or false"),
     ("anti_spoofing", "/represent", {"img": "PHOTO", "anti_spoofing": True}, None, 422, "anti_spoofing"),

@@ -1,6 +1,7 @@
 """The page of ``deepbatch serve`` in a real headless Chromium (Debian's ``chromium`` and ``chromium-driver``,
 driven by Selenium): photos dropped on it come back boxed, and two photos dropped in the comparison slots are
-verified. Skips, saying why, where Chromium, its driver or Selenium is not installed (``make install-test`` installs
+verified; with a face database, photos are registered and one is searched.
+Skips, saying why, where Chromium, its driver or Selenium is not installed (``make install-test`` installs
 them when it runs as root with apt)."""
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ webdriver = pytest.importorskip("selenium.webdriver", reason="the page test need
 from test_serve import live_server  # noqa: E402  (tests/ is on sys.path)
 
 from deepbatch.serve.app import ServeConfig  # noqa: E402
+from deepbatch.serve.face_db import DatabaseChoice  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 DRIVER = shutil.which("chromedriver")
@@ -76,6 +78,8 @@ def test_page_boxes_dropped_photos_and_compares_two(browser: Any, dataset_dir: P
     with live_server(ServeConfig()) as url:
         browser.get(url + "/")
         assert browser.title == "deepbatch"
+        assert wait_for(browser, "return document.body.dataset.database;") == "none"
+        assert not browser.find_element("id", "database").is_displayed()  # no database: no search panel
         drop(browser, "#drop", dataset_dir / "couple.jpg")
         faces = wait_for(browser, "const f = document.querySelector('figure.photo'); "
                                   "return f && f.dataset.faces;")
@@ -106,3 +110,29 @@ def test_page_boxes_dropped_photos_and_compares_two(browser: Any, dataset_dir: P
                           "document.querySelector('figure.photo').dataset.faces;")
         first = browser.find_element("css selector", "figure.photo figcaption")
         assert first.get_attribute("class") == "error" and "README.md" in first.text
+
+
+def test_page_registers_dropped_photos_and_searches_one(browser: Any, dataset_dir: Path, weights_dir: Path,
+                                                        tmp_path: Path) -> None:
+    config = ServeConfig(database=DatabaseChoice("embedded", str(tmp_path / "faces.db")))
+    with live_server(config) as url:
+        browser.get(url + "/")
+        assert wait_for(browser, "return document.body.dataset.database;") == "embedded"
+        assert browser.find_element("id", "database").is_displayed()
+        for name in ("img1.jpg", "img3.jpg"):  # not the same person (master.csv)
+            drop(browser, "#dropRegister", dataset_dir / name)
+        inserted = wait_for(browser, "const l = [...document.querySelectorAll('#registered li')]; "
+                                     "return l.length === 2 && l.every((i) => i.dataset.inserted) && "
+                                     "l.map((i) => i.dataset.inserted).sort().join(',');")
+        assert inserted == "1,1", browser.find_element("id", "registered").text
+
+        drop(browser, "#dropSearch", dataset_dir / "img2.jpg")  # the person of img1.jpg
+        faces = wait_for(browser, "const f = document.querySelector('#matches figure'); "
+                                  "return f && f.dataset.faces;")
+        assert faces == "1", browser.find_element("id", "matches").text
+        names = browser.execute_script("return [...document.querySelectorAll('#matches li')].map((i) => "
+                                       "i.dataset.name);")
+        assert names == ["img1.jpg"]  # img3.jpg is someone else: over the threshold, not listed
+        assert browser.find_element("css selector", "#matches li").text.startswith("img1.jpg (distance 0.")
+        browser.execute_script("document.getElementById('matches').scrollIntoView();")
+        browser.save_screenshot(str(SCREENSHOT.with_name("serve_page_search.png")))

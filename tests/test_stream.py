@@ -8,10 +8,12 @@ from typing import Any, Dict, List
 import numpy as np
 import pytest
 
+from deepbatch.core.stream import FaceRules, iter_records
 from deepbatch.detectors.base import OnnxDetector
 from deepbatch.errors import ArgumentError, FaceNotDetectedError, ImageNotFoundError
+from deepbatch.io.images import load_image
+from deepbatch.ops.align import align_faces
 from deepbatch.recognition import build_recognizer
-from deepbatch.stream import FaceRules, iter_records
 
 GRAY = np.full((240, 320, 3), 128, np.uint8)  # a frame without a face
 
@@ -89,6 +91,20 @@ def test_embedding_records_drop_their_pixels(scrfd_320: OnnxDetector, photo_path
     recognizer = build_recognizer("arcface_mbf")
     (record,) = iter_records(photo_paths[:1], scrfd_320, 1, recognizer=recognizer)
     assert (record.image, len(record.alignments)) == (None, 2)
+
+
+@pytest.mark.parametrize("align", [True, False])
+def test_the_stream_embeds_exactly_what_align_faces_gives_the_model(scrfd_320: OnnxDetector, photo_paths: List[str],
+                                                                     align: bool) -> None:
+    recognizer = build_recognizer("arcface_mbf")
+    rules = FaceRules("error", expand_percentage=10, align=align)
+    for path in photo_paths[:2]:  # one image per chunk: the model sees the same faces in the same call either way
+        (record,) = iter_records([path], scrfd_320, 1, rules, recognizer=recognizer)
+        image = load_image(path)
+        aligned = align_faces(image, record.faces.boxes, record.faces.landmarks, recognizer.input_size,
+                              use_landmarks=align, expand_percentage=10)
+        assert np.array_equal(record.embeddings, recognizer.embed(aligned.pixels))
+        assert aligned.points.tolist() == record.points.tolist()
 
 
 def test_reduced_decoding_cannot_give_crops(scrfd_320: OnnxDetector, photo_paths: List[str]) -> None:

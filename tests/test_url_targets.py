@@ -14,7 +14,7 @@ from typing import Iterator, Optional, Tuple
 import pytest
 
 from deepbatch.errors import ImageReadError
-from deepbatch.io import images
+from deepbatch.io import fetch
 from deepbatch.io.images import PRIVATE_URLS_ENV, load_image, non_global_reason, set_image_limits
 
 PUBLIC_STAND_IN = "127.0.0.2"
@@ -77,12 +77,12 @@ def servers(dataset_dir) -> Iterator[Tuple[str, str]]:  # type: ignore[no-untype
 def refused(monkeypatch: pytest.MonkeyPatch) -> None:
     """No opt-in; the stand-in counts as a public host, every other address is checked for real."""
     monkeypatch.delenv(PRIVATE_URLS_ENV, raising=False)
-    real = images.non_global_reason
+    real = fetch.non_global_reason
 
     def reason(address: str) -> Optional[str]:
         return None if address == PUBLIC_STAND_IN else real(address)
 
-    monkeypatch.setattr(images, "non_global_reason", reason)
+    monkeypatch.setattr(fetch, "non_global_reason", reason)
 
 
 def test_a_url_to_this_machine_is_refused(servers: Tuple[str, str], refused: None) -> None:

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import deepbatch
+from deepbatch.api.verify import EmbeddingSizeError, EmbeddingTypeError
 from deepbatch.errors import FaceNotDetectedError, ImageNotFoundError
 from deepbatch.recognition import RECOGNIZERS, build_recognizer
 from deepbatch.recognition.base import ThresholdUnknownError
@@ -22,7 +23,6 @@ from deepbatch.recognition.calibration import (
     fit_confidence,
 )
 from deepbatch.recognition.distance import METRICS, distance_matrix, pair_distances
-from deepbatch.verification import EmbeddingSizeError, EmbeddingTypeError
 
 DEEPFACE_KEYS = {"verified", "distance", "threshold", "confidence", "model", "detector_backend", "similarity_metric",
                  "facial_areas", "time"}
@@ -146,20 +146,20 @@ def test_uncalibrated_model_asks_for_a_threshold(data: Path, generated_recognize
 # --- verify_pairs ----------------------------------------------------------------------------------------------------
 
 
-def readme_ten_fold(model: str, metric: str) -> float:
-    """The README's 10-fold (held-out) accuracy of ``model`` and ``metric``, as a fraction."""
+def documented_ten_fold(model: str, metric: str) -> float:
+    """The docs' 10-fold (held-out) accuracy of ``model`` and ``metric``, as a fraction."""
     import re
 
-    readme = (Path(__file__).resolve().parent.parent / "README.md").read_text(encoding="utf-8")
-    row = re.search(rf"^\| {re.escape(model)} \| {metric} \| [^|]+ \| [^|]+ \| ([0-9.]+)% \|", readme, re.MULTILINE)
-    assert row is not None, f"README.md has no threshold row for {model} {metric}"
+    page = (Path(__file__).resolve().parent.parent / "docs" / "recognition.md").read_text(encoding="utf-8")
+    row = re.search(rf"^\| {re.escape(model)} \| {metric} \| [^|]+ \| [^|]+ \| ([0-9.]+)% \|", page, re.MULTILINE)
+    assert row is not None, f"docs/recognition.md has no threshold row for {model} {metric}"
     return float(row.group(1)) / 100
 
 
 @pytest.mark.parametrize("model", ["arcface_mbf", "mobilefacenet", "mobilefacenet_b1"])
-def test_master_pairs_held_out_accuracy_is_the_readmes(data: Path, model: str) -> None:
+def test_master_pairs_held_out_accuracy_is_the_documented_one(data: Path, model: str) -> None:
     """Accuracy on pairs the threshold was not fitted on: the threshold is refitted on nine tenths of the 300 pairs
-    and scores the tenth left out (10 folds); the README states that figure, and it reaches MASTER_ACCURACY."""
+    and scores the tenth left out (10 folds); docs/recognition.md states that figure, and it reaches MASTER_ACCURACY."""
     from deepbatch.recognition.calibration import cross_validated_accuracy
 
     pairs, same = master_pairs(data)
@@ -167,7 +167,7 @@ def test_master_pairs_held_out_accuracy_is_the_readmes(data: Path, model: str) -
     distances = np.array([r["distance"] for r in results])
     held_out = cross_validated_accuracy(distances, same, "cosine", folds=10)
     assert len(results) == 300 and held_out >= MASTER_ACCURACY
-    assert held_out == pytest.approx(readme_ten_fold(model, "cosine"), abs=0.00005)
+    assert held_out == pytest.approx(documented_ten_fold(model, "cosine"), abs=0.00005)
 
 
 def test_each_distinct_image_is_detected_once(data: Path) -> None:

@@ -4,7 +4,7 @@
   (or a 4-D array) and returns one :class:`~deepbatch.structures.Faces` per image, in order. The framework chunks
   the input into ``batch_size`` pieces; a backend implements either ``detect_batch`` (one chunk at once: native
   batching) or ``detect_image`` (one image; the base class loops). A chunk runs in two halves,
-  ``infer_batch(prepare_batch(images))``: :mod:`deepbatch.pipeline` runs the thread-safe ``prepare_batch`` ahead on
+  ``infer_batch(prepare_batch(images))``: :mod:`deepbatch.core.workers` runs the thread-safe ``prepare_batch`` ahead on
   prefetch threads. By default all the work is in ``infer_batch``.
 * :class:`OnnxDetector` is the template for ONNX Runtime detectors: letterbox the chunk onto one canvas
   (``prepare_batch``), then one ``session.run``, the score threshold, the backend's decoding of the kept candidates,
@@ -19,10 +19,12 @@ import logging
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, ClassVar, Iterator, List, Optional, Sequence, Tuple, Union
+from typing import Any, ClassVar, List, Optional, Sequence, Tuple, Union
 
 import numpy as np
 
+from ..batching import DEFAULT_BATCH_SIZE as DEFAULT_BATCH_SIZE
+from ..batching import chunks as chunks
 from ..errors import ArgumentError
 from ..io.images import validate_arrays
 from ..ops.boxes import split_by_image
@@ -30,23 +32,14 @@ from ..ops.letterbox import BufferPool, InputSpec, Letterboxed, letterbox
 from ..ops.nms import nms
 from ..registry import Registry
 from ..runtime.model import OnnxModel, load_onnx
+from ..runtime.onnx_graph import declared_dims
 from ..runtime.session import ProviderList, check_threads, requested_providers
-from ..runtime.surgery import _dims
 from ..structures import Faces
 from ..weights import WeightFile, resolve_weights
 
 logger = logging.getLogger(__name__)
 
 DETECTORS: Registry[Detector] = Registry("detector", "deepbatch.detectors", name_instances=True)
-DEFAULT_BATCH_SIZE = 32
-
-
-def chunks(items: Sequence[Any], size: int) -> Iterator[Sequence[Any]]:
-    """Consecutive pieces of ``items`` of at most ``size`` elements."""
-    if size < 1:
-        raise ArgumentError(f"batch_size must be a positive integer, got {size}")
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 class Detector(ABC):  # noqa: B024 (abstract by contract: __init_subclass__ demands one of two overrides)
@@ -188,7 +181,7 @@ class OnnxDetector(Detector):
         if weights is not None:
             self.weights = weights
         # Arguments are checked before the weights are looked up: a bad one is reported as such, also offline.
-        requested = None if input_size is None else _as_size(input_size, self.size_multiple)
+        requested = None if input_size is None else check_input_size(input_size, self.size_multiple)
         self.score_threshold = fraction("score_threshold", score_threshold)
         self.nms_threshold = fraction("nms_threshold", nms_threshold)
         check_threads(threads)
@@ -196,7 +189,7 @@ class OnnxDetector(Detector):
         path = resolve_weights(self.weights, model_path)
         declared = None if self.dynamic_spatial else _declared_canvas(path)
         size = requested or declared or self.default_input.size
-        self.input_spec = replace(self.default_input, size=_as_size(size, self.size_multiple))
+        self.input_spec = replace(self.default_input, size=check_input_size(size, self.size_multiple))
         if declared is not None and self.input_spec.size != declared:
             raise ArgumentError(
                 f"{path.name} runs only on the {declared[0]}x{declared[1]} canvas it was exported for (its graph "
@@ -273,7 +266,7 @@ class OnnxDetector(Detector):
 
 def _declared_canvas(path: Path) -> Optional[Tuple[int, int]]:
     """The ``(width, height)`` an ONNX file declares for its input, or None when either is not a fixed number."""
-    dims = _dims(load_onnx(path).graph.input[0])
+    dims = declared_dims(load_onnx(path).graph.input[0])
     if len(dims) != 4 or not all(isinstance(d, int) and d > 0 for d in dims[2:]):
         return None
     return int(dims[3]), int(dims[2])
@@ -290,7 +283,9 @@ def fraction(name: str, value: Any) -> float:
     return number
 
 
-def _as_size(size: Union[int, Sequence[int]], multiple: int = 32) -> Tuple[int, int]:
+def check_input_size(size: Union[int, Sequence[int]], multiple: int = 32) -> Tuple[int, int]:
+    """A detector's ``input_size`` (one side, or ``(width, height)``) as ``(width, height)``, each a multiple of
+    ``multiple`` and at least ``multiple``; an :class:`ArgumentError` otherwise."""
     if isinstance(size, (int, np.integer)):
         width = height = int(size)
     else:
@@ -301,10 +296,27 @@ def _as_size(size: Union[int, Sequence[int]], multiple: int = 32) -> Tuple[int, 
 
 
 def build_detector(name: str, **kwargs: Any) -> Detector:
-    """The detector registered as ``name`` (built once per name and arguments, then cached)."""
+    """The detector registered as ``name`` (built once per name and arguments, then cached).
+
+    Args:
+        name: A registered name or alias (``list_detectors()``).
+        **kwargs: The detector's options (``model_path``, ``providers``, ``input_size``, ``conf``, ...).
+
+    Returns:
+        The ``Detector``; the same instance for the same name and options.
+
+    Raises:
+        UnknownModelError: ``name`` is not registered (the message suggests the closest names).
+        MissingDependencyError: The backend's extra is not installed (the message names it).
+        WeightsNotFoundError: The weights are neither found nor downloadable.
+    """
     return DETECTORS.build(name, **kwargs)
 
 
 def list_detectors() -> List[str]:
-    """Every registered detector name, aliases included."""
+    """Every registered detector name, aliases included.
+
+    Returns:
+        The names, sorted.
+    """
     return DETECTORS.names()

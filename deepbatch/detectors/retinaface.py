@@ -26,7 +26,7 @@ from ..ops.priors import PriorSpec, decode_priors
 from ..runtime.graph_facts import LINEAR, SOFTMAX, GraphFacts, softmax
 from ..structures import OBSERVER_TO_PERSON
 from ..weights import WeightFile
-from .base import DETECTORS, OnnxDetector, _as_size
+from .base import DETECTORS, OnnxDetector, check_input_size
 
 RETINAFACE_PRIORS = PriorSpec(steps=(8, 16, 32), min_sizes=((16, 32), (64, 128), (256, 512)), variances=(0.1, 0.2))
 EXPORT_SIZE = (640, 640)
@@ -57,7 +57,7 @@ class RetinaFace(OnnxDetector):
     def __init__(self, model_path: Optional[Union[str, Path]] = None,
                  input_size: Optional[Union[int, Tuple[int, int]]] = None, **kwargs: Any):
         # Free the declared 640x640 only when another canvas is asked for (a per-instance choice of the base's flag).
-        self.dynamic_spatial = input_size is not None and _as_size(input_size) != EXPORT_SIZE
+        self.dynamic_spatial = input_size is not None and check_input_size(input_size) != EXPORT_SIZE
         super().__init__(model_path, input_size=input_size, **kwargs)
         self.conf_logits = class_logits(GraphFacts.of(self.model.path), self.model.session.get_outputs(),
                                         Path(self.model.path).name)

@@ -27,7 +27,9 @@ import time
 from pathlib import Path
 from typing import Callable, Dict, FrozenSet, Iterable, Optional, Set, Tuple
 
-from ..errors import ArgumentError, DeepbatchError
+from ..errors import ArgumentError
+from ..errors import OutputBusyError as OutputBusyError
+from ..errors import OutputRefusedError as OutputRefusedError
 
 logger = logging.getLogger(__name__)
 
@@ -82,15 +84,6 @@ class UniqueNames:
             logger.warning("%s is already written by this run; writing %s instead", name, candidate)
         self._taken.add(candidate.as_posix().lower())
         return candidate
-
-
-class OutputRefusedError(DeepbatchError, OSError):
-    """A file would be written through a symbolic link, outside the folder it was aimed at, or over an input of the
-    run; nothing was written. For one image it is that image's error row; for an ``--output`` it is exit code 2."""
-
-
-class OutputBusyError(DeepbatchError, ValueError):
-    """Another run that is still alive is writing the same output (its lock file names it)."""
 
 
 Inode = Tuple[int, int]

@@ -15,23 +15,19 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from itertools import islice
 from pathlib import Path
-from typing import Any, Iterator, List, Optional, Tuple, Union
+from typing import Any, Iterator, Optional, Tuple, Union
 
 import numpy as np
 
-from ..errors import ImageDecodeError, ImageNotFoundError
+from ..errors import ImageNotFoundError
+from ..errors import VideoError as VideoError
 from .headers import declared_size
 
 JPEG_FOURCCS = (b"MJPG", b"mjpg", b"JPEG", b"jpeg", b"AVRn", b"LJPG", b"dmb1")  # frames that are whole JPEG files
 VIDEO_EXTENSIONS = (".mp4", ".avi", ".mov", ".mkv", ".webm", ".m4v", ".mpg", ".mpeg", ".wmv", ".flv", ".ts")
 
 PathLike = Union[str, "os.PathLike[str]"]
-
-
-class VideoError(ImageDecodeError):
-    """A video file exists but OpenCV cannot open or decode it."""
 
 
 @dataclass(frozen=True)
@@ -153,17 +149,3 @@ def read_frames(path: PathLike, step: int = 1, limit: Optional[int] = None) -> I
             raise VideoError("no frame could be decoded (empty or corrupt stream)", source=os.fspath(path))
     finally:
         capture.release()
-
-
-def read_batches(
-    path: PathLike, batch_size: int, step: int = 1, limit: Optional[int] = None
-) -> Iterator[List[VideoFrame]]:
-    """:func:`read_frames` in lists of at most ``batch_size`` frames (the last one may be shorter)."""
-    if batch_size < 1:
-        raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
-    frames = read_frames(path, step, limit)
-    while True:
-        batch = list(islice(frames, batch_size))
-        if not batch:
-            return
-        yield batch

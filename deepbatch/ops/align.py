@@ -250,18 +250,21 @@ def face_crops(image: np.ndarray, boxes: np.ndarray, landmarks: Optional[np.ndar
     return FaceCrops(crops, matrices, points)
 
 
-def aligned_crop(image: np.ndarray, box: np.ndarray, landmarks: Optional[np.ndarray],
-                 expand_percentage: float = 0.0) -> np.ndarray:
-    """One face as :func:`face_crops` cuts it: warped onto the template when its landmarks allow, else its box."""
-    points = None if landmarks is None else np.asarray(landmarks)[None]
-    return face_crops(image, np.asarray(box)[None], points, expand_percentage).crops[0]
+def model_input(cut: FaceCrops, size: int) -> np.ndarray:
+    """``(N, size, size, 3)`` uint8: each crop of ``cut`` resized into a recognition model's square with
+    :func:`resize_into`. The one way a face reaches a model: :func:`align_faces` and the streaming core both use it,
+    so a crop returned by ``extract_faces`` and embedded with ``detector_backend="skip"`` gives the same input."""
+    pixels = np.empty((len(cut), size, size, 3), np.uint8)
+    for i, face in enumerate(cut.crops):
+        resize_into(pixels[i], face)
+    return pixels
 
 
 def align_faces(image: np.ndarray, boxes: np.ndarray, landmarks: Optional[np.ndarray], size: int = 112,
                 template: np.ndarray = ARCFACE_TEMPLATE, use_landmarks: bool = True,
                 expand_percentage: float = 0.0) -> AlignedFaces:
     """Every face of one HxWx3 image as a ``size`` square for a recognition model: the crops of
-    :func:`face_crops` (same arguments) resized into the square with :func:`resize_into`.
+    :func:`face_crops` (same arguments) resized into the square by :func:`model_input`.
 
     Because the model's input is the crop resized, embedding a crop returned by ``extract_faces`` (a square of
     the same pixels) with ``detector_backend="skip"`` gives the same input, whatever the crop's size.
@@ -269,9 +272,7 @@ def align_faces(image: np.ndarray, boxes: np.ndarray, landmarks: Optional[np.nda
     boxes = np.asarray(boxes, dtype=np.float32).reshape(-1, 4)
     cut = face_crops(image, boxes, landmarks, expand_percentage, use_landmarks, template)
     matrices = box_fit_transforms(boxes, size)
-    pixels = np.empty((len(cut), size, size, 3), np.uint8)
     for i, face in enumerate(cut.crops):
-        resize_into(pixels[i], face)
         if cut.points[i]:
             matrices[i] = cut.matrices[i] * (size / face.shape[0])
-    return AlignedFaces(pixels, matrices, cut.points)
+    return AlignedFaces(model_input(cut, size), matrices, cut.points)

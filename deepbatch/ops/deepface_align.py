@@ -19,6 +19,7 @@ from typing import Optional, Tuple
 import cv2
 import numpy as np
 
+from ..errors import UnsupportedNormalizationError
 from .align import FaceCrops
 
 
@@ -143,6 +144,6 @@ def deepface_normalize(faces: np.ndarray, normalization: str) -> np.ndarray:
         return faces - np.asarray(means, np.float32)
     if normalization == "ArcFace":
         return (faces - np.float32(127.5)) / np.float32(128)
-    from ..recognition.normalization import UnsupportedNormalizationError
+    from ..recognition.normalization import NORMALIZATION_NAMES
 
-    raise UnsupportedNormalizationError(normalization)
+    raise UnsupportedNormalizationError(normalization, NORMALIZATION_NAMES)

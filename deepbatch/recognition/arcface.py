@@ -9,7 +9,7 @@ repairs and checks. Pre-processing as InsightFace's ``ArcFaceONNX`` for exports 
 RGB, ``(x - 127.5) / 127.5``, on a face warped to the five-point ArcFace template.
 
 ``arcface_mbf``'s thresholds were calibrated with ``python benchmarks/verify_master.py --model arcface_mbf
---calibrate`` (see :mod:`deepbatch.recognition.mobilefacenet` for the method and the README for the table). The
+--calibrate`` (see :mod:`deepbatch.recognition.mobilefacenet` for the method and docs/recognition.md for the table). The
 R50's weights were not at hand to calibrate, so it has none: ``verify`` asks for ``threshold=``.
 
 The weights are InsightFace's, licensed for non-commercial research only.

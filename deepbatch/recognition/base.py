@@ -18,7 +18,11 @@ from typing import TYPE_CHECKING, Any, ClassVar, List, Mapping, Optional, Tuple,
 
 import numpy as np
 
-from ..errors import DeepbatchError, ModelFormatError
+from ..batching import DEFAULT_FACE_BATCH as DEFAULT_FACE_BATCH
+from ..batching import chunks
+from ..checks import check_batch_size
+from ..errors import ModelFormatError
+from ..errors import ThresholdUnknownError as ThresholdUnknownError
 from ..ops.letterbox import InputSpec
 from ..registry import Registry
 from ..runtime.model import OnnxModel
@@ -37,18 +41,6 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 RECOGNIZERS: Registry[Recognizer] = Registry("recognizer", "deepbatch.recognition")
-DEFAULT_FACE_BATCH = 64
-
-class ThresholdUnknownError(DeepbatchError, ValueError):
-    """No calibrated verification threshold exists for a model and metric."""
-
-    def __init__(self, model: str, metric: str):
-        super().__init__(
-            f"no calibrated {metric} threshold for {model}: pass threshold=... explicitly, or derive one from "
-            "labelled pairs with deepbatch.recognition.calibration.calibrate_threshold "
-            "(benchmarks/verify_master.py --calibrate does it for a folder of photos and a pairs CSV)"
-        )
-
 
 class Recognizer(ABC):
     """A face-embedding model. Subclasses declare ``input_spec`` and ``embedding_size`` and override ``embed_blob``.
@@ -71,9 +63,7 @@ class Recognizer(ABC):
     embedding_range: ClassVar[Optional[Tuple[float, float]]] = None
 
     def __init__(self, batch_size: int = DEFAULT_FACE_BATCH):
-        if batch_size < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {batch_size}")
-        self.batch_size = int(batch_size)
+        self.batch_size = check_batch_size(batch_size)
 
     @property
     def input_size(self) -> int:
@@ -105,13 +95,11 @@ class Recognizer(ABC):
                 f"shape {faces.shape} and dtype {faces.dtype}; align them first (deepbatch.ops.align.align_faces)"
             )
         spec = spec or self.input_spec
-        step = int(batch_size or self.batch_size)
-        if step < 1:
-            raise ValueError(f"batch_size must be a positive integer, got {step}")
         out = np.empty((len(faces), self.embedding_size), np.float32)
-        for start in range(0, len(faces), step):
-            chunk = faces[start : start + step]
+        start = 0
+        for chunk in chunks(faces, batch_size or self.batch_size):
             out[start : start + len(chunk)] = self.embed_blob(normalize_faces(chunk, spec))
+            start += len(chunk)
         return out
 
     @abstractmethod
@@ -191,12 +179,29 @@ class OnnxRecognizer(Recognizer):
 
 
 def build_recognizer(name: str, **kwargs: Any) -> Recognizer:
-    """The recognizer registered as ``name`` (case-insensitive; built once per name and arguments, then cached)."""
+    """The recognizer registered as ``name`` (case-insensitive; built once per name and arguments, then cached).
+
+    Args:
+        name: A registered name or alias (``list_recognizers()``), in any case.
+        **kwargs: The recognizer's options (``model_path``, ``providers``, ...).
+
+    Returns:
+        The ``Recognizer``; the same instance for the same name and options.
+
+    Raises:
+        UnknownModelError: ``name`` is not registered (the message suggests the closest names).
+        MissingDependencyError: The backend's extra is not installed (the message names it).
+        WeightsNotFoundError: The weights are neither found nor downloadable.
+    """
     return RECOGNIZERS.build(name, **kwargs)
 
 
 def list_recognizers() -> List[str]:
-    """Every registered recognizer name, aliases included."""
+    """Every registered recognizer name, aliases included.
+
+    Returns:
+        The names, sorted.
+    """
     return RECOGNIZERS.names()
 
 

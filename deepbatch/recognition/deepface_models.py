@@ -34,16 +34,17 @@ from typing import Any, ClassVar, Dict, List, Mapping, Optional, Tuple, Union
 
 import numpy as np
 
-from ..errors import LegacyKerasError, WeightsNotFoundError
+from ..batching import DEFAULT_FACE_BATCH, chunks
+from ..errors import LegacyKerasError, UnsupportedNormalizationError, WeightsNotFoundError
 from ..ops.align import FaceCrops
 from ..ops.deepface_align import deepface_crops, deepface_normalize, deepface_resize
 from ..ops.letterbox import InputSpec
 from ..optional import require
 from ..structures import Faces
 from ..weights import find_weights, resolve_weights, verify_found
-from .base import DEFAULT_FACE_BATCH, RECOGNIZERS, Recognizer
+from .base import RECOGNIZERS, Recognizer
 from .calibration import ConfidenceModel
-from .normalization import NORMALIZATIONS, UnsupportedNormalizationError
+from .normalization import NORMALIZATION_NAMES, NORMALIZATIONS
 
 EXTRA = "deepface"
 RELEASES = "https://github.com/serengil/deepface_models/releases/download/v1.0/"
@@ -115,7 +116,7 @@ class DeepFaceRecognizer(Recognizer):
     def spec_for(self, normalization: str = "base") -> InputSpec:
         """DeepFace's ``normalization`` (its exact spelling), carried to :meth:`embed`."""
         if normalization not in {n.name for n in NORMALIZATIONS.values()}:
-            raise UnsupportedNormalizationError(normalization)
+            raise UnsupportedNormalizationError(normalization, NORMALIZATION_NAMES)
         return DeepFaceInput(size=(self.input_hw[1], self.input_hw[0]), rgb=False, center=True,
                              normalization=normalization)
 
@@ -145,11 +146,11 @@ class DeepFaceRecognizer(Recognizer):
             faces = np.stack([deepface_resize(np.ascontiguousarray(f), self.input_hw) for f in faces]) if len(
                 faces) else np.zeros((0, *self.input_hw, 3), np.float32)
         normalization = spec.normalization if isinstance(spec, DeepFaceInput) else "base"
-        step = int(batch_size or self.batch_size)
         out = np.empty((len(faces), self.embedding_size), np.float32)
-        for start in range(0, len(faces), step):
-            chunk = deepface_normalize(faces[start : start + step].astype(np.float32), normalization)
-            out[start : start + len(chunk)] = self.forward(chunk)
+        start = 0
+        for piece in chunks(faces, batch_size or self.batch_size):
+            out[start : start + len(piece)] = self.forward(deepface_normalize(piece.astype(np.float32), normalization))
+            start += len(piece)
         return out
 
     def embed_blob(self, blob: np.ndarray) -> np.ndarray:
@@ -223,6 +224,12 @@ class KerasDeepFaceModel(DeepFaceRecognizer):
     def designed_batching(cls) -> Optional[str]:
         """Native (one ``model(batch)`` per chunk), known without loading TensorFlow."""
         return "native"
+
+    @classmethod
+    def locate_weights(cls) -> Optional[Path]:
+        """DeepFace's weight file of this model in DeepFace's folder, or None where it is not there."""
+        path = deepface_home() / cls.weight_file
+        return path if path.is_file() else None
 
     def __init__(self, batch_size: int = DEFAULT_FACE_BATCH):
         super().__init__(batch_size)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from .normalization import l2_normalize as l2_normalize
+
 METRICS = ("cosine", "euclidean", "euclidean_l2", "angular")
 
 
@@ -24,11 +26,8 @@ def _angular(similarity: np.ndarray) -> np.ndarray:
     return np.arccos(np.clip(similarity, -1.0, 1.0)) / np.pi
 
 
-def l2_normalize(embeddings: np.ndarray) -> np.ndarray:
-    """Rows of ``(N, D)`` scaled to unit length (zero rows stay zero)."""
-    embeddings = np.asarray(embeddings, dtype=np.float64)
-    norms = np.linalg.norm(embeddings, axis=-1, keepdims=True)
-    return embeddings / np.where(norms > 0, norms, 1.0)
+def _unit(embeddings: np.ndarray) -> np.ndarray:
+    return l2_normalize(embeddings, np.float64)
 
 
 def distance_matrix(a: np.ndarray, b: np.ndarray, metric: str) -> np.ndarray:
@@ -39,11 +38,11 @@ def distance_matrix(a: np.ndarray, b: np.ndarray, metric: str) -> np.ndarray:
     if a.shape[1] != b.shape[1]:
         raise ValueError(f"embeddings of different sizes cannot be compared: {a.shape[1]} and {b.shape[1]}")
     if metric == "cosine":
-        return np.clip(1.0 - l2_normalize(a) @ l2_normalize(b).T, 0.0, 2.0)
+        return np.clip(1.0 - _unit(a) @ _unit(b).T, 0.0, 2.0)
     if metric == "angular":
-        return _angular(l2_normalize(a) @ l2_normalize(b).T)
+        return _angular(_unit(a) @ _unit(b).T)
     if metric == "euclidean_l2":
-        a, b = l2_normalize(a), l2_normalize(b)
+        a, b = _unit(a), _unit(b)
     squared = (a * a).sum(1)[:, None] + (b * b).sum(1)[None, :] - 2.0 * a @ b.T
     return np.sqrt(np.maximum(squared, 0.0))
 
@@ -56,9 +55,9 @@ def pair_distances(a: np.ndarray, b: np.ndarray, metric: str) -> np.ndarray:
     if a.shape != b.shape:
         raise ValueError(f"paired embeddings must have the same shape, got {a.shape} and {b.shape}")
     if metric == "cosine":
-        return np.clip(1.0 - (l2_normalize(a) * l2_normalize(b)).sum(1), 0.0, 2.0)
+        return np.clip(1.0 - (_unit(a) * _unit(b)).sum(1), 0.0, 2.0)
     if metric == "angular":
-        return _angular((l2_normalize(a) * l2_normalize(b)).sum(1))
+        return _angular((_unit(a) * _unit(b)).sum(1))
     if metric == "euclidean_l2":
-        a, b = l2_normalize(a), l2_normalize(b)
+        a, b = _unit(a), _unit(b)
     return np.linalg.norm(a - b, axis=1)

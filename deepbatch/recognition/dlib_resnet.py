@@ -41,12 +41,15 @@ from typing import ClassVar, Mapping, Optional, Tuple, Union
 
 import numpy as np
 
+from ..batching import DEFAULT_FACE_BATCH
+from ..errors import UnsupportedNormalizationError
 from ..ops.align import ARCFACE_TEMPLATE, similarity_transform
 from ..ops.letterbox import InputSpec
 from ..optional import require, require_all
 from ..weights import WeightFile, find_weights, resolve_weights, verify_found
-from .base import DEFAULT_FACE_BATCH, RECOGNIZERS, Recognizer, UnsupportedNormalizationError
+from .base import RECOGNIZERS, Recognizer
 from .calibration import ConfidenceModel
+from .normalization import NORMALIZATION_NAMES
 
 DLIB_WEIGHTS = WeightFile(
     "dlib_face_recognition_resnet_model_v1.dat",
@@ -139,7 +142,7 @@ class DlibResNet(Recognizer):
     def spec_for(self, normalization: str = "base") -> InputSpec:
         """dlib reads raw RGB chips: only ``"base"`` applies."""
         if str(normalization).lower() != "base":
-            raise UnsupportedNormalizationError(normalization)
+            raise UnsupportedNormalizationError(normalization, NORMALIZATION_NAMES)
         return self.input_spec
 
     def embed_blob(self, blob: np.ndarray) -> np.ndarray:

@@ -21,11 +21,11 @@ name           input to the model
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Dict, Optional, Tuple, Union
+from typing import Any, Dict, Optional, Tuple, Union
 
 import numpy as np
 
-from ..errors import DeepbatchError
+from ..errors import UnsupportedNormalizationError as UnsupportedNormalizationError
 from ..ops.letterbox import InputSpec, normalize
 
 BGR = Tuple[float, float, float]
@@ -53,13 +53,7 @@ NORMALIZATIONS: Dict[str, Normalization] = {n.name.lower(): n for n in (
 )}
 
 
-class UnsupportedNormalizationError(DeepbatchError, ValueError):
-    """A ``normalization`` name DeepFace does not define."""
-
-    def __init__(self, value: object):
-        names = ", ".join(n.name for n in NORMALIZATIONS.values())
-        super().__init__(f"unimplemented normalization type - {value!r}; use one of {names} ('base', the model's own "
-                         "pre-processing, is recommended)")
+NORMALIZATION_NAMES: Tuple[str, ...] = tuple(n.name for n in NORMALIZATIONS.values())
 
 
 @dataclass(frozen=True)
@@ -71,7 +65,7 @@ def spec_for(spec: InputSpec, normalization: str) -> InputSpec:
     """``spec`` (a model's own) with DeepFace's ``normalization`` applied, in the model's channel order."""
     choice = NORMALIZATIONS.get(str(normalization).lower())
     if choice is None:
-        raise UnsupportedNormalizationError(normalization)
+        raise UnsupportedNormalizationError(normalization, NORMALIZATION_NAMES)
     if choice.mean is None or choice.std is None:
         return spec
     mean, std = (_model_order(v, spec.rgb) for v in (choice.mean, choice.std))
@@ -105,8 +99,10 @@ def minmax_normalize(embeddings: np.ndarray, low: float, high: float) -> np.ndar
     return ((np.clip(embeddings, low, high) - low) / (high - low)).astype(np.float32)
 
 
-def l2_normalize(embeddings: np.ndarray) -> np.ndarray:
-    """Rows scaled to unit length, float32 (zero rows stay zero), as DeepFace's ``l2_normalize``."""
+def l2_normalize(embeddings: np.ndarray, dtype: Any = np.float32) -> np.ndarray:
+    """Rows scaled to unit length (zero rows stay zero), as DeepFace's ``l2_normalize``: computed in float64,
+    returned as float32, the dtype of every embedding deepbatch returns (``dtype=np.float64`` keeps the precision
+    for arithmetic on them, as the distances do)."""
     embeddings = np.asarray(embeddings, dtype=np.float64)
     norms = np.linalg.norm(embeddings, axis=-1, keepdims=True)
-    return (embeddings / np.where(norms > 0, norms, 1.0)).astype(np.float32)
+    return (embeddings / np.where(norms > 0, norms, 1.0)).astype(dtype, copy=False)

@@ -70,7 +70,7 @@ def _attribute(node: Any, name: str, default: Any = None) -> Any:
 
 
 def _onnx() -> Any:
-    from .surgery import import_onnx
+    from .onnx_graph import import_onnx
 
     return import_onnx()
 

@@ -21,6 +21,7 @@ from typing import Any, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from ..errors import ArgumentError, ModelFormatError
+from ..errors import BatchUnsafeError as BatchUnsafeError
 from ..io.outputs import write_atomic
 from .isolation import DEFAULT_TOLERANCE, IsolationReport, check_against_original, check_batch_isolation
 from .session import ProviderList, create_session
@@ -30,15 +31,6 @@ logger = logging.getLogger(__name__)
 
 PathLike = Union[str, "os.PathLike[str]"]
 DEFAULT_BATCH_SIZES = (2, 7, 16, 32)
-
-
-class BatchUnsafeError(ModelFormatError):
-    """:func:`batchify` refused: the graph could not be rewritten, or the rewritten graph failed the cross-frame
-    contamination check (``report`` then says how). Nothing was written."""
-
-    def __init__(self, message: str, report: Optional[IsolationReport] = None):
-        self.report = report
-        super().__init__(message)
 
 
 @dataclass

@@ -30,6 +30,7 @@ from ..errors import ChecksumError, ModelFormatError
 from ..weights import check_loaded
 from .batchflow import trace_batch
 from .isolation import check_against_original
+from .onnx_graph import declared_dims, graph_constants
 from .repair_cache import load_entry, store_entry
 from .session import (
     GPU_PROVIDERS,
@@ -38,7 +39,7 @@ from .session import (
     explicit_threads,
     requested_run_threads,
 )
-from .surgery import BatchRepair, _constants, _dims, batch_layout, import_onnx, make_batch_dynamic
+from .surgery import BatchRepair, batch_layout, import_onnx, make_batch_dynamic
 
 logger = logging.getLogger(__name__)
 _BAD_MODEL_ERRORS = ("InvalidProtobuf", "InvalidGraph", "NoSuchFile", "NotImplemented")
@@ -224,7 +225,7 @@ def _runner(session: Any) -> Any:
 
 
 def _canvas_error(path: Path, original: Any, probe_shape: Tuple[int, ...], exc: Exception) -> ModelFormatError:
-    dims = _dims(original.graph.input[0])
+    dims = declared_dims(original.graph.input[0])
     declared = dims[2:] if len(dims) == 4 and all(isinstance(d, int) for d in dims[2:]) else None
     height, width = probe_shape[-2:]
     fix = (f"build it with input_size=({declared[1]}, {declared[0]}) (the {declared[1]}x{declared[0]} canvas it was "
@@ -268,7 +269,7 @@ def _prepare(path: Path, data: bytes, providers: ProviderList, threads: Optional
     reference_bytes = reference.SerializeToString() if declared.changed else None
     verdict: Dict[str, Any] = {"layout": layout, "repair": declared.describe(), "max_abs_diff": None,
                                "changes": dataclasses.asdict(declared)}
-    flow = trace_batch(original, _constants(original.graph))
+    flow = trace_batch(original, graph_constants(original.graph))
     reference_session = None
 
     def reference_runner() -> Any:
@@ -277,7 +278,7 @@ def _prepare(path: Path, data: bytes, providers: ProviderList, threads: Optional
             reference_session = _open_session(path, reference_bytes or data, providers, threads)
         return _runner(reference_session)
 
-    dims = _dims(original.graph.input[0])
+    dims = declared_dims(original.graph.input[0])
     if probe_shape is not None and declared.spatial and list(probe_shape[-2:]) != dims[-2:]:
         try:  # the declared canvas was freed: the body must really run on this one
             reference_runner()(np.zeros((1, *probe_shape), np.float32))

@@ -18,7 +18,7 @@ CPU threads
     see); ``threads=`` or ``$DEEPBATCH_THREADS`` override it. Nodes run sequentially (one inter-op thread): the
     detectors' graphs are chains, so parallel branches gain nothing. Idle intra-op threads sleep instead of spinning
     (``allow_spinning=0``): spinning threads burn the cores that decode and letterbox the next chunk (see
-    :mod:`deepbatch.pipeline`) and, on a busy machine, those of every other process. A caller that already runs one
+    :mod:`deepbatch.core.workers`) and, on a busy machine, those of every other process. A caller that already runs one
     chunk per core on several threads asks for fewer threads per run with :func:`threads_per_run` (ONNX Runtime's
     own threads would only contend for the same cores).
 """
@@ -37,7 +37,9 @@ import threading
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
-from ..errors import DeepbatchError
+from ..errors import ProviderError as ProviderError
+from ..errors import RuntimeConflictError as RuntimeConflictError
+from ..errors import ThreadsError as ThreadsError
 from ..native_stderr import STDERR, Captured
 from ..optional import gpu_runtime_supported, require, runtime_conflict
 
@@ -58,10 +60,6 @@ PRESETS = {"auto": AUTO_ORDER, "cpu": (CPU,), "cuda": (CUDA, CPU), "tensorrt": A
 _announced: set = set()  # fallback messages already logged in this process: one line each, not one per model
 
 
-class ProviderError(DeepbatchError, ValueError):
-    """An execution provider name or list that ONNX Runtime cannot use."""
-
-
 def import_onnxruntime():  # type: ignore[no-untyped-def]
     try:
         return require("onnxruntime", "", "running ONNX models", package="onnxruntime-gpu")
@@ -70,10 +68,6 @@ def import_onnxruntime():  # type: ignore[no-untyped-def]
         if conflict is not None:
             raise RuntimeConflictError(conflict) from exc
         raise
-
-
-class RuntimeConflictError(DeepbatchError, ImportError):
-    """``onnxruntime`` and ``onnxruntime-gpu`` are both installed and ONNX Runtime cannot be imported."""
 
 
 def tensorrt_cache_dir() -> Path:
@@ -195,9 +189,9 @@ _run_threads = threading.local()
 @contextlib.contextmanager
 def threads_per_run(threads: int) -> Any:
     """Within this block, CPU models run from this thread with ``threads`` intra-op threads (a session of that many,
-    opened once per model): for pipelines that run one chunk per core on several threads at once. On two cores, two
-    chunks at a time on one-thread sessions detect 8-15% more images per second than on two-thread sessions
-    (ONNX Runtime's threads cost 25 ms of CPU per SCRFD-500M run instead of 21). Models given ``threads=`` (or
+    opened once per model): for pipelines that run one chunk per core on several threads at once, which detect more
+    images per second than chunks run one after the other on sessions that share every core (ONNX Runtime's
+    thread pool costs CPU time on every run; ``benchmarks/peers.py`` measures both). Models given ``threads=`` (or
     ``$DEEPBATCH_THREADS``) keep their own count."""
     previous = getattr(_run_threads, "count", None)
     _run_threads.count = max(1, int(threads))
@@ -216,10 +210,6 @@ def check_threads(threads: Optional[int]) -> None:
     """Raise :class:`ThreadsError` unless ``threads`` is None or a positive integer."""
     if threads is not None and (isinstance(threads, bool) or not isinstance(threads, numbers.Integral) or threads < 1):
         raise ThreadsError(f"threads must be a positive integer or None (ONNX Runtime's default), got {threads!r}")
-
-
-class ThreadsError(DeepbatchError, ValueError):
-    """A thread count that is not a positive integer."""
 
 
 def explicit_threads(threads: Optional[int]) -> Optional[int]:

@@ -19,17 +19,12 @@ from typing import Dict, List, Optional, Set
 import numpy as np
 
 from ..errors import ModelFormatError
-from ..optional import require
 from .batchflow import trace_batch
+from .onnx_graph import declared_dims, graph_constants
+from .onnx_graph import import_onnx as import_onnx
 
 # Ops through which a tensor keeps its shape on its way from a head Reshape to a graph output.
 _SHAPE_PRESERVING = {"Sigmoid", "Softmax", "Identity", "Relu", "Exp", "Cast", "Mul", "Add", "Sub", "Div", "Clip"}
-
-
-def import_onnx():  # type: ignore[no-untyped-def]
-    """The ``onnx`` package, a base requirement: without it the install is incomplete, so the hint reinstalls
-    deepbatch itself."""
-    return require("onnx", "", "rewriting ONNX graphs")
 
 
 @dataclass
@@ -67,22 +62,6 @@ class BatchRepair:
         return "; ".join(parts) or "nothing to change"
 
 
-def _dims(value_info) -> List:  # type: ignore[no-untyped-def]
-    dims = value_info.type.tensor_type.shape.dim
-    return [d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in dims]
-
-
-def _constants(graph) -> Dict[str, np.ndarray]:  # type: ignore[no-untyped-def]
-    onnx = import_onnx()
-    found = {init.name: onnx.numpy_helper.to_array(init) for init in graph.initializer}
-    for node in graph.node:
-        if node.op_type == "Constant":
-            for attr in node.attribute:
-                if attr.name == "value":
-                    found[node.output[0]] = onnx.numpy_helper.to_array(attr.t)
-    return found
-
-
 def _per_image_sizes(model) -> Dict[str, int]:  # type: ignore[no-untyped-def]
     """Elements per image (product of the dimensions after the batch axis) of every tensor whose shape ONNX shape
     inference can tell; tensors with an unknown dimension are left out."""
@@ -94,7 +73,7 @@ def _per_image_sizes(model) -> Dict[str, int]:  # type: ignore[no-untyped-def]
     graph = inferred.graph
     sizes: Dict[str, int] = {}
     for value in list(graph.value_info) + list(graph.input) + list(graph.output):
-        dims = _dims(value)
+        dims = declared_dims(value)
         if len(dims) >= 2 and all(isinstance(d, int) and d > 0 for d in dims[1:]):
             sizes[value.name] = int(np.prod(dims[1:]))
     return sizes
@@ -128,10 +107,10 @@ def batch_layout(model) -> str:  # type: ignore[no-untyped-def]
     graph = model.graph
     initializers = {i.name for i in graph.initializer}
     inputs = [i for i in graph.input if i.name not in initializers]
-    batch = {_dims(i)[0] if _dims(i) else None for i in inputs}
+    batch = {declared_dims(i)[0] if declared_dims(i) else None for i in inputs}
     for output in graph.output:
-        dims = _dims(output)
-        image_input = len(_dims(inputs[0])) == 4
+        dims = declared_dims(output)
+        image_input = len(declared_dims(inputs[0])) == 4
         if len(dims) == 2 and image_input and dims[1] is not None and dims[0] != 1 and dims[0] not in batch:
             return "flattened"
     return "fixed" if 1 in batch else "dynamic"
@@ -208,7 +187,7 @@ def _rewrite_body(model, repair: BatchRepair) -> Set[str]:  # type: ignore[no-un
     """
     onnx = import_onnx()
     graph = model.graph
-    constants = _constants(graph)
+    constants = graph_constants(graph)
     flow = trace_batch(model, constants)
     per_image = _per_image_sizes(model)
     rewritten_outputs: Set[str] = set()

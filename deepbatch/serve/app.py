@@ -1,12 +1,13 @@
-"""The HTTP application: DeepFace's API routes (``/represent``, ``/verify``) plus ``/detect``, ``/extract_faces``,
+"""The HTTP application: DeepFace's API routes (``/represent``, ``/verify``, and ``/register``, ``/search`` when a
+face database is configured, see :mod:`~deepbatch.serve.face_db`) plus ``/detect``, ``/extract_faces``,
 ``/health``, ``/metrics``, the OpenAPI description (``/docs``, ``/openapi.json``) and a page at ``/``.
 
-Every request is parsed on the event loop, its images are read and decoded on a thread of the thread pool, then
-handed to the :class:`~deepbatch.serve.batcher.Batcher`, whose worker threads own the models: the event loop never
-runs a model call. Answers are the dicts the library returns for the same image and arguments (DeepFace's shapes:
-``{"results": [...]}`` for ``/represent``, the verification dict for ``/verify``); failures are
-``{"error": message}`` with the library's typed message and a status code that says whose fault it is (see
-:data:`STATUS`).
+Every request is parsed on the event loop, its images are read and decoded on one of the decoding threads (one per
+core), then handed to the :class:`~deepbatch.serve.batcher.Batcher`, whose worker threads own the models: the event
+loop never runs a model call. Answers are the dicts the library returns for the same image and arguments
+(DeepFace's shapes: ``{"results": [...]}`` for ``/represent`` and ``/search``, the verification dict for
+``/verify``, ``{"inserted": ...}`` for ``/register``); failures are ``{"error": message}`` with the library's typed
+message and a status code that says whose fault it is (see :data:`STATUS`).
 """
 
 from __future__ import annotations
@@ -19,11 +20,11 @@ import logging
 import os
 import re
 import time
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Dict, List, Optional, Tuple
+from typing import Any, Awaitable, Callable, Dict, List, Optional, Tuple, TypeVar
 
 import numpy as np
 from fastapi import FastAPI, Request
@@ -31,14 +32,26 @@ from starlette.concurrency import run_in_threadpool
 from starlette.responses import FileResponse, JSONResponse, PlainTextResponse, Response
 
 from .._version import __version__
+from ..api.represent import embedding_dicts
+from ..api.verify import at_pair, best_pair, face_area, given_embedding, is_embedding
+from ..checks import refuse_anti_spoofing
+from ..core.stream import FaceRules
 from ..detectors.base import DETECTORS, Detector
 from ..errors import (
     ArgumentError,
+    BadRequestError,
+    DatabaseConnectionError,
+    DatabaseNotConfiguredError,
     DeepbatchError,
+    EmbeddingMismatchError,
     FaceNotDetectedError,
     ImageError,
+    ModelRunError,
+    NothingRegisteredError,
     OverloadedError,
+    PathRefusedError,
     RequestLimitError,
+    RequestTimeoutError,
     UnknownModelError,
 )
 from ..formatting import confidence, facial_area
@@ -46,37 +59,36 @@ from ..io.headers import declared_size, sniff
 from ..io.images import ImageLimits, decode, describe, read_encoded
 from ..recognition.base import RECOGNIZERS, Recognizer
 from ..recognition.distance import check_metric
-from ..representation import embedding_dicts
-from ..stream import FaceRules
-from ..verification import _area, _at_pair, _best_pair, _given_embedding, _is_embedding
-from .batcher import DEFAULT_MAX_BATCH, DEFAULT_MAX_WAIT_S, DEFAULT_QUEUE_LIMIT, Batcher, Job, ModelRunError
+from ..runtime.session import usable_cpus
+from .batcher import DEFAULT_MAX_BATCH, DEFAULT_MAX_WAIT_S, DEFAULT_QUEUE_LIMIT, Batcher, Job
+from .face_db import DatabaseChoice
+from .face_db import register as register_faces
+from .face_db import search as search_faces
 from .metrics import Metrics
 from .schemas import document
 
 logger = logging.getLogger(__name__)
+Pending = TypeVar("Pending")
 
 PAGE_DIR = Path(__file__).parent / "page"
 AUTH_MESSAGE = "Invalid or missing authentication token"  # DeepFace's API says this too
 _BASE64 = re.compile(r"^[A-Za-z0-9+/=\s_-]+$")
 
 
-class PathRefusedError(DeepbatchError, PermissionError):
-    """A server-side path or URL was sent but the operator did not allow it (HTTP 403)."""
 
 
-class RequestTimeoutError(DeepbatchError, TimeoutError):
-    """The request was not answered within the service's per-request timeout (HTTP 504)."""
 
 
-class BadRequestError(DeepbatchError, ValueError):
-    """The request itself is malformed: not JSON or form data, a missing field, a field of the wrong type."""
 
 
 # Status codes by error, most specific first: the client's image (400, as DeepFace's API), the client's arguments
-# (422), limits (413), refused paths (403), the service's load (503), its models (500), its clock (504).
+# (422), limits (413), refused paths (403), the service's load (503), its models (500), its clock (504), its face
+# database (503 when there is none or it cannot be reached; 404 when nothing is registered under the settings asked).
 STATUS: Tuple[Tuple[type, int], ...] = (
     (RequestLimitError, 413), (PathRefusedError, 403), (OverloadedError, 503), (RequestTimeoutError, 504),
-    (ModelRunError, 500), (BadRequestError, 400), (ImageError, 400), (FaceNotDetectedError, 400),
+    (ModelRunError, 500), (DatabaseNotConfiguredError, 503), (DatabaseConnectionError, 503),
+    (EmbeddingMismatchError, 404), (NothingRegisteredError, 404),
+    (BadRequestError, 400), (ImageError, 400), (FaceNotDetectedError, 400),
     (UnknownModelError, 422), (ArgumentError, 422), (ValueError, 422),
 )
 
@@ -98,6 +110,7 @@ class ServeConfig:
     allow_urls: bool = True
     token: Optional[str] = None
     warm: bool = True
+    database: Optional[DatabaseChoice] = None  # the face database of /register and /search (None: none)
     detectors: Dict[str, Detector] = field(default_factory=dict)  # served instances, by name (tests, plugins)
     recognizers: Dict[str, Recognizer] = field(default_factory=dict)
 
@@ -250,10 +263,17 @@ class Inputs:
     def decode(self, item: Any, index: Optional[int] = None) -> np.ndarray:
         """One input as a BGR image, by the library's loader under the service's limits; an image over the pixel
         limit raises :class:`RequestLimitError` with the library's message."""
-        limits = self.config.limits
-        source = describe(item)
-        data = read_encoded(item, index, source, limits)
+        return self.decode_data(self.read(item, index), index, describe(item))
+
+    def read(self, item: Any, index: Optional[int] = None) -> bytes:
+        """One input's encoded bytes (fetched, for a URL), under the service's limits."""
+        data = read_encoded(item, index, describe(item), self.config.limits)
         assert data is not None
+        return data
+
+    def decode_data(self, data: bytes, index: Optional[int], source: Optional[str]) -> np.ndarray:
+        """Encoded ``data`` as a BGR image, as :meth:`decode`."""
+        limits = self.config.limits
         kind = sniff(data[:32])
         size = declared_size(data, kind) if kind is not None else None
         try:
@@ -268,7 +288,7 @@ class Inputs:
 
 def error_response(exc: BaseException) -> Any:
     status = next((code for kind, code in STATUS if isinstance(exc, kind)), 500)
-    headers = {"Retry-After": "1"} if status == 503 else None
+    headers = {"Retry-After": "1"} if isinstance(exc, (OverloadedError, DatabaseConnectionError)) else None
     if status == 500 and not isinstance(exc, ModelRunError):
         logger.exception("internal error", exc_info=exc)
     return JSONResponse({"error": str(exc)}, status_code=status, headers=headers)
@@ -284,6 +304,14 @@ class Service:
         self.batcher = batcher or Batcher(config.max_batch, config.max_wait_s, config.queue_limit, Metrics(),
                                           config.detectors, config.recognizers)
         self.metrics = self.batcher.metrics
+        self.database = config.database
+        # Reading and decoding take one thread per core: more would hold more decoded images at once (and grow
+        # more malloc arenas) without decoding any faster.
+        self.decoders = ThreadPoolExecutor(max(2, usable_cpus()), thread_name_prefix="deepbatch-serve-decode")
+
+    async def decoding(self, load: Callable[[], Any]) -> Any:
+        """``load()`` on a decoding thread."""
+        return await asyncio.get_running_loop().run_in_executor(self.decoders, load)
 
     def detector_name(self, args: Arguments) -> str:
         name = args.text("detector_backend", self.config.detector)
@@ -313,7 +341,7 @@ class Service:
                 return [make(self.inputs.decode(item, None if single else i), describe(item))
                         for i, item in enumerate(items)]
 
-            jobs = await run_in_threadpool(load)
+            jobs = await self.decoding(load)
             futures = self.batcher.submit(jobs)
             submitted = True
         finally:
@@ -321,8 +349,27 @@ class Service:
                 self.batcher.release(len(items))
         return await self.wait(futures, single)
 
-    async def wait(self, futures: List[Future], single: bool) -> List[Any]:
+    async def settle_jobs(self, images: int, load: Callable[[], List[Pending]],
+                          job_of: Callable[[Pending], Optional[Job]]) -> List[Pending]:
+        """Admit ``images`` images, run ``load`` off the event loop (it reads and decodes them, giving one item each
+        with a :class:`Job` or without one, when the image needs no model call), batch the jobs and wait for all of
+        them; their futures are then done, results and errors alike. An error raised by ``load`` fails the request."""
+        self.batcher.admit(images)
+        try:
+            loaded = await self.decoding(load)
+        except BaseException:
+            self.batcher.release(images)
+            raise
+        jobs = [job for job in map(job_of, loaded) if job is not None]
+        self.batcher.release(images - len(jobs))
+        await self.settle(self.batcher.submit(jobs))
+        return loaded
+
+    async def settle(self, futures: List[Future]) -> None:
+        """Wait until every future is done, or cancel them all and raise :class:`RequestTimeoutError`."""
         waiting = [asyncio.wrap_future(f) for f in futures]
+        if not waiting:
+            return
         try:
             await asyncio.wait_for(asyncio.gather(*waiting, return_exceptions=True), self.config.timeout_s)
         except asyncio.TimeoutError:
@@ -330,6 +377,9 @@ class Service:
                 future.cancel()
             raise RequestTimeoutError(f"the request was not answered within {self.config.timeout_s:g} s "
                                       "(--timeout)") from None
+
+    async def wait(self, futures: List[Future], single: bool) -> List[Any]:
+        await self.settle(futures)
         results = []
         for index, future in enumerate(futures):
             error = future.exception()
@@ -364,6 +414,7 @@ def create_app(config: Optional[ServeConfig] = None, batcher: Optional[Batcher] 
             yield
         finally:
             await run_in_threadpool(service.batcher.stop)
+            service.decoders.shutdown(wait=False)
 
     app = FastAPI(title="deepbatch", version=__version__, lifespan=lifespan,
                   description="Face detection, embedding and verification, batched across concurrent requests. "
@@ -401,8 +452,7 @@ def create_app(config: Optional[ServeConfig] = None, batcher: Optional[Batcher] 
         return serve
 
     async def represent(args: Arguments) -> Dict[str, Any]:
-        if args.flag("anti_spoofing", False):
-            raise ArgumentError("anti_spoofing is not supported by deepbatch")
+        refuse_anti_spoofing(args.flag("anti_spoofing", False))
         detector, model = service.detector_name(args), service.model_name(args)
         rules = FaceRules.of(args.flag("enforce_detection", True), args.integer("max_faces", None),
                              args.integer("expand_percentage", 0) or 0, args.flag("align", True))
@@ -419,8 +469,7 @@ def create_app(config: Optional[ServeConfig] = None, batcher: Optional[Batcher] 
 
     async def verify(args: Arguments) -> Dict[str, Any]:
         started = time.perf_counter()
-        if args.flag("anti_spoofing", False):
-            raise ArgumentError("anti_spoofing is not supported by deepbatch")
+        refuse_anti_spoofing(args.flag("anti_spoofing", False))
         detector, model = service.detector_name(args), service.model_name(args)
         metric = args.text("distance_metric", "cosine")
         check_metric(metric)
@@ -433,8 +482,8 @@ def create_app(config: Optional[ServeConfig] = None, batcher: Optional[Batcher] 
         pending: List[Tuple[int, Any]] = []
         for side, name in enumerate(("img1", "img2")):
             value = args.image(name)
-            if _is_embedding(value) and value and not isinstance(value[0], (str, bytes)):
-                sides.append(_given_embedding(value, recognizer, side + 1))
+            if is_embedding(value) and value and not isinstance(value[0], (str, bytes)):
+                sides.append(given_embedding(value, recognizer, side + 1))
             else:
                 sides.append(None)
                 pending.append((side, service.inputs.item(value, name)))
@@ -447,12 +496,12 @@ def create_app(config: Optional[ServeConfig] = None, batcher: Optional[Batcher] 
                 records = await service.run([item for _, item in pending], False, make)
             except (ImageError, FaceNotDetectedError) as exc:
                 side = pending[exc.index or 0][0]
-                raise _at_pair(exc.at(None), 0, ("img1", "img2")[side], True) from None
+                raise at_pair(exc.at(None), 0, ("img1", "img2")[side], True) from None
             for (side, _), record in zip(pending, records):
                 sides[side] = record
         limit = recognizer.threshold(metric) if threshold is None else float(threshold)
         calibrated = limit if metric not in recognizer.thresholds else recognizer.threshold(metric)
-        distance, i, j = _best_pair(sides[0], sides[1], metric)
+        distance, i, j = best_pair(sides[0], sides[1], metric)
         return {
             "verified": bool(distance <= limit),
             "distance": distance,
@@ -461,7 +510,7 @@ def create_app(config: Optional[ServeConfig] = None, batcher: Optional[Batcher] 
             "model": args.text("model_name", config.model),
             "detector_backend": args.text("detector_backend", config.detector),
             "similarity_metric": metric,
-            "facial_areas": {"img1": _area(sides[0], i), "img2": _area(sides[1], j)},
+            "facial_areas": {"img1": face_area(sides[0], i), "img2": face_area(sides[1], j)},
             "time": round(time.perf_counter() - started, 2),
         }
 
@@ -481,8 +530,7 @@ def create_app(config: Optional[ServeConfig] = None, batcher: Optional[Batcher] 
         return {"results": results[0], "image": shapes[0]} if single else {"results": results, "images": shapes}
 
     async def extract_faces(args: Arguments) -> Dict[str, Any]:
-        if args.flag("anti_spoofing", False):
-            raise ArgumentError("anti_spoofing is not supported by deepbatch")
+        refuse_anti_spoofing(args.flag("anti_spoofing", False))
         detector = service.detector_name(args)
         rules = FaceRules.of(args.flag("enforce_detection", True), args.integer("max_faces", None),
                              args.integer("expand_percentage", 0) or 0, args.flag("align", True))
@@ -497,8 +545,14 @@ def create_app(config: Optional[ServeConfig] = None, batcher: Optional[Batcher] 
                     for face, crop in zip(record.faces, record.crops)] for record in records]
         return {"results": results[0] if single else results}
 
+    async def register(args: Arguments) -> Dict[str, Any]:
+        return await register_faces(service, args)
+
+    async def search(args: Arguments) -> Dict[str, Any]:
+        return await search_faces(service, args)
+
     routes: Dict[str, Handler] = {"/represent": represent, "/verify": verify, "/detect": detect,
-                                  "/extract_faces": extract_faces}
+                                  "/extract_faces": extract_faces, "/register": register, "/search": search}
     for path, handler in routes.items():
         app.add_api_route(path, endpoint(path, handler), methods=["POST"], response_class=JSONResponse,
                           **document(path))
@@ -507,7 +561,8 @@ def create_app(config: Optional[ServeConfig] = None, batcher: Optional[Batcher] 
     async def health() -> Dict[str, Any]:
         return {"status": "ok", "version": __version__, "queued_images": service.batcher.queued,
                 "requests_in_flight": service.in_flight, "pid": os.getpid(),
-                "detector": config.detector, "model": config.model}
+                "detector": config.detector, "model": config.model,
+                "database": None if service.database is None else service.database.describe()}
 
     @app.get("/metrics", response_class=PlainTextResponse, summary="Prometheus metrics")
     async def metrics() -> Response:

@@ -1,8 +1,9 @@
 """Dynamic batching across requests: the images of concurrent requests share model calls, stage by stage.
 
-Two worker threads own the models; the event loop never runs one. The *detection* thread takes the images waiting in
-a bounded queue, up to ``max_batch`` of them, waiting at most ``max_wait_s`` for more while other requests are still
-being read and decoded (a lone request is never held back), runs each detector once over its share (one
+Worker threads own the models; the event loop never runs one. A *detection* thread (one per core on a CPU, one on a
+GPU) takes the images waiting in a bounded queue, up to ``max_batch`` of them, waiting at most ``max_wait_s`` for
+more while other requests are still being read and decoded (a lone request is never held back), runs each detector
+once over its share (one
 ``prepare_batch`` + ``infer_batch``, as the library's chunks do), applies each request's face rules and cuts the
 faces. The *embedding* thread takes every face cut so far and runs each recognizer once over them (in chunks of the
 recognizer's ``batch_size``). Each image then gets the :class:`~deepbatch.records.ImageRecord` the library's
@@ -27,14 +28,16 @@ from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
 
 import numpy as np
 
-from ..detection import resolve_detector
+from ..api.extract import resolve_detector
+from ..core.stream import FaceRules
+from ..core.workers import parallel_workers
 from ..detectors.base import Detector
-from ..errors import DeepbatchError, FaceNotDetectedError, OverloadedError
+from ..errors import FaceNotDetectedError, ModelRunError, OverloadedError
+from ..ops.align import model_input
 from ..ops.letterbox import InputSpec
 from ..recognition.base import Recognizer, resolve_recognizer
 from ..records import ImageRecord
 from ..runtime.session import GPU_PROVIDERS, threads_per_run, usable_cpus
-from ..stream import FaceRules, model_input
 from .metrics import Metrics
 
 logger = logging.getLogger(__name__)
@@ -50,8 +53,6 @@ DEFAULT_MAX_WAIT_S = 0.005
 DEFAULT_QUEUE_LIMIT = 64
 
 
-class ModelRunError(DeepbatchError, RuntimeError):
-    """A model call raised; every image of that call fails with this error, the service goes on."""
 
 
 @dataclass
@@ -89,6 +90,7 @@ class Batcher:
             raise ValueError(f"max_batch and queue_limit must be >= 1 and max_wait_s >= 0, got {max_batch}, "
                              f"{queue_limit}, {max_wait_s}")
         self.max_batch = int(max_batch)
+        self._take_limit = self.max_batch  # images per batch of one detection thread
         self.max_wait_s = float(max_wait_s)
         self.queue_limit = int(queue_limit)
         self.metrics = metrics or Metrics()
@@ -101,6 +103,8 @@ class Batcher:
         self._arriving = 0  # requests admitted whose images are still being read and decoded
         self._running = False
         self._threads_per_stage: Optional[int] = None
+        self._detect_threads: Optional[int] = None
+        self._detecting = 0  # detection threads still running
         self._threads: List[threading.Thread] = []
 
     # -- admission, from the event loop ------------------------------------------------------------------------------
@@ -142,21 +146,33 @@ class Batcher:
         """Start the worker threads (``workers=False``: none, batches come through :meth:`run_batch`); ``warm``
         holds ``(detector, recognizer)`` names to load before serving.
 
-        On a CPU each stage's models run on half the cores (one intra-op thread each on two cores), as the library's
-        parallel chunks do: the two stages then work side by side instead of both spreading every operator over
-        all cores. Models on a GPU keep their sessions as they are."""
-        on_gpu = False
+        On a CPU, as the library's parallel chunks do, one detection thread per core (:func:`parallel_workers`)
+        takes batches from the queue, each running the detector on one intra-op thread, and the embedding thread's
+        models run on half the cores: the stages work side by side instead of spreading every operator over all
+        cores, and a core is never idle while a batch waits. Models on a GPU keep their sessions as they are, and
+        one detection thread forms the batches (where a batch is cheaper per image than two halves)."""
+        on_gpu, parallel = False, True
         for detector, recognizer in warm:
-            providers = getattr(getattr(self.detector_for(detector), "model", None), "providers", None) or [""]
+            built = self.detector_for(detector)
+            providers = getattr(getattr(built, "model", None), "providers", None) or [""]
             on_gpu = on_gpu or providers[0] in GPU_PROVIDERS
+            parallel = parallel and bool(getattr(built, "parallel_chunks", False))
             if recognizer is not None:
                 self.recognizer_for(recognizer)
+        detectors = 1 if on_gpu or not parallel or not warm else parallel_workers()
         self._threads_per_stage = None if on_gpu else max(1, usable_cpus() // 2)
+        self._detect_threads = None if on_gpu else max(1, usable_cpus() // detectors)
         self._running = True
         if not workers:
             return
-        self._threads = [threading.Thread(target=self._detect_loop, name="deepbatch-serve-detect", daemon=True),
-                         threading.Thread(target=self._embed_loop, name="deepbatch-serve-embed", daemon=True)]
+        self._detecting = detectors
+        # Several detection threads split the batch size between them: the images in detection at once (and the
+        # model's working memory for them) stay those of one batch of max_batch, and on a CPU, where these threads
+        # run, a batch costs the same per image at any size.
+        self._take_limit = max(1, -(-self.max_batch // detectors))
+        self._threads = [threading.Thread(target=self._detect_loop, name=f"deepbatch-serve-detect-{i}", daemon=True)
+                         for i in range(detectors)]
+        self._threads.append(threading.Thread(target=self._embed_loop, name="deepbatch-serve-embed", daemon=True))
         for thread in self._threads:
             thread.start()
 
@@ -197,12 +213,12 @@ class Batcher:
                     return None
                 self._lock.wait(0.5)
             deadline = time.perf_counter() + self.max_wait_s
-            while len(self._queue) < self.max_batch and self._arriving > 0:
+            while len(self._queue) < self._take_limit and self._arriving > 0:
                 left = deadline - time.perf_counter()
                 if left <= 0:
                     break
                 self._lock.wait(left)
-            batch = [self._queue.popleft() for _ in range(min(self.max_batch, len(self._queue)))]
+            batch = [self._queue.popleft() for _ in range(min(self._take_limit, len(self._queue)))]
             self.metrics.queue_depth.set(len(self._queue))
         now = time.perf_counter()
         live = []
@@ -212,11 +228,12 @@ class Batcher:
                 live.append(job)
         return live
 
-    def _stage_threads(self) -> Any:
-        return threads_per_run(self._threads_per_stage) if self._threads_per_stage else contextlib.nullcontext()
+    def _stage_threads(self, threads: Optional[int] = None) -> Any:
+        threads = threads or self._threads_per_stage
+        return threads_per_run(threads) if threads else contextlib.nullcontext()
 
     def _detect_loop(self) -> None:
-        with self._stage_threads():
+        with self._stage_threads(self._detect_threads):
             self._detect_until_stopped()
 
     def _detect_until_stopped(self) -> None:
@@ -224,7 +241,9 @@ class Batcher:
             batch = self._take()
             if batch is None:
                 with self._face_lock:
-                    self._faces.append([])  # tells the embedding thread that nothing more comes
+                    self._detecting -= 1
+                    if self._detecting <= 0:
+                        self._faces.append([])  # the last detection thread tells the embedding thread: no more
                     self._face_lock.notify_all()
                 return
             if batch:

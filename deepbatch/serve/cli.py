@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 from ..errors import ArgumentError, MissingDependencyError
+from ..store import DATABASE_TYPES
 from .batcher import DEFAULT_MAX_BATCH, DEFAULT_MAX_WAIT_S, DEFAULT_QUEUE_LIMIT
 
 logger = logging.getLogger(__name__)
@@ -23,7 +24,8 @@ def add_serve_command(command: Callable[..., argparse.ArgumentParser]) -> argpar
     """Add ``serve`` through the command line's ``command(name, **kwargs)`` factory."""
     serve = command(
         "serve", help="serve the models over HTTP, batching concurrent requests together",
-        description="An HTTP service: /represent and /verify with DeepFace's API fields and answers, /detect, "
+        description="An HTTP service: /represent and /verify (and /register, /search with --database) with "
+                    "DeepFace's API fields and answers, /detect, "
                     "/extract_faces, /health, /metrics (Prometheus), /docs (OpenAPI) and a page at /. Images of "
                     "concurrent requests share one model call per stage (detection, then embedding).",
     )
@@ -52,6 +54,13 @@ def add_serve_command(command: Callable[..., argparse.ArgumentParser]) -> argpar
                        help="require 'Authorization: Bearer TOKEN' (default $DEEPBATCH_AUTH_TOKEN; none: open)")
     serve.add_argument("--graceful-timeout", type=float, default=30.0,
                        help="seconds SIGTERM waits for requests in flight (default 30)")
+    serve.add_argument("--database", "--db", dest="db", metavar="FILE|URI", default=None,
+                       help="the face database of /register and /search: a file (the embedded database) or a "
+                            "PostgreSQL URI (default: none, and those routes answer 503)")
+    serve.add_argument("--database-type", choices=DATABASE_TYPES, default=None,
+                       help="embedded, postgres or pgvector (default: embedded for a file, pgvector for a URI); "
+                            "without --database, the connection comes from $DEEPBATCH_DATABASE_PATH or "
+                            "$DEEPBATCH_POSTGRES_URI")
     serve.add_argument("--engine", choices=("local", "ray"), default="local",
                        help="local: one process, batched by its own threads (default); ray: Ray Serve replicas, "
                             "batched by Ray Serve's @serve.batch (needs the serve-ray extra)")
@@ -67,7 +76,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
         raise MissingDependencyError("uvicorn", "serve", "deepbatch serve") from exc
     from ..detectors.base import DETECTORS
     from ..recognition.base import RECOGNIZERS
+    from ..store.cli import database_type
     from .app import ServeConfig, create_app
+    from .face_db import DatabaseChoice
 
     DETECTORS.canonical(args.detector)  # a misspelt name fails here, before the server starts
     RECOGNIZERS.canonical(args.model)
@@ -78,6 +89,9 @@ def cmd_serve(args: argparse.Namespace) -> int:
                          max_body_bytes=args.max_body_bytes, max_images=args.max_images, max_pixels=args.max_pixels,
                          timeout_s=args.timeout, allow_path=args.allow_path, allow_urls=args.allow_urls,
                          token=args.token or None)
+    if args.db is not None or args.database_type is not None:
+        config.database = DatabaseChoice(database_type(args), args.db)
+        config.database.open().close()  # a database that cannot be opened fails here, before the server starts
     if args.engine == "ray":
         from .ray_engine import run
 

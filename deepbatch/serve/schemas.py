@@ -115,6 +115,70 @@ class ExtractResponse(BaseModel):
     results: Union[List[ExtractedFace], List[List[ExtractedFace]]]
 
 
+class RegisterRequest(FaceArgs):
+    img: Image = Field(..., description=IMAGE_HELP)
+    img_name: Optional[Union[str, List[str]]] = Field(None, description="the name(s) stored with the image(s) "
+                                                      "(default: sha256:<digest of the bytes>)")
+    model_name: Optional[str] = Field(None, description="recognizer name (default: the service's --model)")
+    normalization: str = "base"
+    l2_normalize: bool = False
+    anti_spoofing: bool = False
+
+
+class RegisterError(BaseModel):
+    img_name: str
+    error: str
+
+
+class RegisterResponse(BaseModel):
+    inserted: int = Field(..., description="faces written (DeepFace's answer)")
+    images: int = Field(..., description="images written, error rows included")
+    skipped: int = Field(..., description="images registered before under the same settings")
+    errors: List[RegisterError]
+
+
+class SearchRequest(FaceArgs):
+    img: Image = Field(..., description=IMAGE_HELP)
+    model_name: Optional[str] = Field(None, description="recognizer name (default: the service's --model)")
+    distance_metric: str = "cosine"
+    normalization: str = "base"
+    l2_normalize: bool = False
+    similarity_search: bool = Field(False, description="rank every candidate, not only those within threshold")
+    k: Optional[int] = Field(None, description="keep the k nearest faces")
+    search_method: str = Field("exact", description="exact, or ann (the approximate index)")
+    threshold: Optional[float] = Field(None, description="default: the model's for distance_metric")
+    ef_search: Optional[int] = Field(None, description="candidates kept by an approximate search")
+    anti_spoofing: bool = False
+
+
+class Match(BaseModel):
+    id: int
+    img_name: str
+    model_name: str
+    detector_backend: str
+    aligned: bool
+    l2_normalized: bool
+    search_method: str
+    target_x: int
+    target_y: int
+    target_w: int
+    target_h: int
+    threshold: Optional[float]
+    distance_metric: str
+    distance: float
+    confidence: float
+    source_x: int
+    source_y: int
+    source_w: int
+    source_h: int
+
+
+class SearchResponse(BaseModel):
+    results: Union[List[List[Match]], List[List[List[Match]]]] = Field(
+        ..., description="one table of matches per face of the image, nearest first (a list of those per image "
+                         "when a list of images was sent)")
+
+
 class ErrorResponse(BaseModel):
     error: str
 
@@ -124,11 +188,17 @@ ROUTES: Dict[str, Any] = {
     "/verify": (VerifyRequest, VerifyResponse, "whether two images show the same person (DeepFace's /verify)"),
     "/detect": (DetectRequest, DetectResponse, "faces: boxes, landmarks and confidences"),
     "/extract_faces": (ExtractRequest, ExtractResponse, "faces cut out and aligned, as PNG data URIs"),
+    "/register": (RegisterRequest, RegisterResponse, "register the faces of images in the face database "
+                  "(DeepFace's /register)"),
+    "/search": (SearchRequest, SearchResponse, "the registered faces like each face of an image (DeepFace's "
+                "/search)"),
 }
 ERRORS = {400: "the image cannot be used, or no face in it", 401: "missing or wrong bearer token",
           403: "a path or URL the service does not accept", 413: "over a limit (body, images, pixels)",
           422: "an argument has no valid value", 500: "the model failed on this request's batch",
-          503: "the queue is full (see Retry-After)", 504: "not answered within the timeout"}
+          404: "nothing registered under these settings",
+          503: "the queue is full (see Retry-After), or no face database is configured",
+          504: "not answered within the timeout"}
 
 
 def _inline(model: Any) -> Dict[str, Any]:

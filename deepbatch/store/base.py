@@ -127,6 +127,10 @@ class FaceStore(abc.ABC):
     def registered_digests(self, config_id: int) -> Set[str]:
         """Digests of the images registered (faces or error rows) under ``config_id``."""
 
+    def known_digests(self, config_id: int, digests: Sequence[str]) -> Set[str]:
+        """Those of ``digests`` registered under ``config_id`` (a few images, without reading every digest)."""
+        return self.registered_digests(config_id) & set(digests)
+
     @abc.abstractmethod
     def insert_embeddings(self, config_id: int, images: Sequence[ImageEntry]) -> Tuple[int, int]:
         """Write ``images`` in one transaction, skipping any whose digest is registered (by anyone, concurrently
@@ -270,6 +274,16 @@ class SqlStore(FaceStore):
             rows = self.execute(self.sql("SELECT digest FROM deepbatch_images WHERE config_id = ?"),
                                 (config_id,)).fetchall()
         return {r[0] for r in rows}
+
+    def known_digests(self, config_id: int, digests: Sequence[str]) -> Set[str]:
+        found: Set[str] = set()
+        with self.transaction(write=False):
+            for part in chunks(sorted(set(digests)), 500):
+                marks = ", ".join("?" * len(part))
+                rows = self.execute(self.sql(f"SELECT digest FROM deepbatch_images WHERE config_id = ? AND digest "
+                                             f"IN ({marks})"), (config_id, *part)).fetchall()
+                found.update(r[0] for r in rows)
+        return found
 
     def insert_embeddings(self, config_id: int, images: Sequence[ImageEntry]) -> Tuple[int, int]:
         claim = self.sql("INSERT INTO deepbatch_images (config_id, digest, img_name, faces, error) "

@@ -1,5 +1,5 @@
-// The page of `deepbatch serve`: photos dropped here go to /detect (faces boxed with landmarks and confidence) and,
-// in the comparison slots, to /verify. Plain browser APIs only: no framework, nothing fetched from elsewhere.
+// The page of `deepbatch serve`: photos dropped here go to /detect (faces boxed with landmarks and confidence), in
+// the comparison slots to /verify, and, when the service has a face database, to /register and /search. Plain browser APIs only: no framework, nothing fetched from elsewhere.
 "use strict";
 
 const POINT_COLOURS = {
@@ -135,3 +135,63 @@ for (const side of ["img1", "img2"]) {
     compare();
   });
 }
+
+// The face database panel, shown when /health says the service has one.
+async function registerPhoto(file) {
+  const line = document.createElement("li");
+  line.textContent = file.name + ": registering...";
+  document.getElementById("registered").prepend(line);
+  try {
+    const answer = await post("register", { img: file, img_name: file.name });
+    if (answer.skipped) line.textContent = `${file.name}: registered before`;
+    else if (answer.errors.length) throw new Error(answer.errors[0].error);
+    else line.textContent = `${file.name}: ${answer.inserted} face(s) registered`;
+    line.dataset.inserted = String(answer.inserted);
+  } catch (error) {
+    line.textContent = `${file.name}: ${error.message}`;
+    line.className = "error";
+    line.dataset.inserted = "error";
+  }
+}
+
+async function searchPhoto(file) {
+  const matches = document.getElementById("matches");
+  const figure = document.createElement("figure");
+  const caption = document.createElement("figcaption");
+  caption.textContent = file.name + ": searching...";
+  figure.appendChild(caption);
+  matches.replaceChildren(figure);
+  try {
+    const [image, answer] = await Promise.all([loadImage(file), post("search", { img: file, k: 5 })]);
+    const faces = answer.results.filter((table) => table.length).map((table) => ({ facial_area: {
+      x: table[0].source_x, y: table[0].source_y, w: table[0].source_w, h: table[0].source_h } }));
+    figure.insertBefore(drawFaces(image, faces), caption);
+    caption.textContent = `${file.name}: ${answer.results.length} face(s), ${faces.length} with a match`;
+    answer.results.forEach((table, index) => {
+      const list = document.createElement("ol");
+      list.dataset.face = String(index);
+      if (!table.length) list.textContent = `face ${index + 1}: no registered face matches`;
+      for (const row of table) {
+        const item = document.createElement("li");
+        item.textContent = `${row.img_name} (distance ${row.distance.toFixed(3)}, confidence ${row.confidence}%)`;
+        item.dataset.name = row.img_name;
+        list.appendChild(item);
+      }
+      figure.appendChild(list);
+    });
+    figure.dataset.faces = String(answer.results.length);
+  } catch (error) {
+    caption.textContent = `${file.name}: ${error.message}`;
+    caption.className = "error";
+    figure.dataset.faces = "error";
+  }
+}
+
+dropZone(document.getElementById("dropRegister"), document.getElementById("fileRegister"),
+         (files) => files.forEach(registerPhoto));
+dropZone(document.getElementById("dropSearch"), document.getElementById("fileSearch"),
+         (files) => files.slice(0, 1).forEach(searchPhoto));
+fetch("health").then((response) => response.json()).then((health) => {
+  document.getElementById("database").hidden = !health.database;
+  document.body.dataset.database = health.database || "none";
+}).catch(() => {});

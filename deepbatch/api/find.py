@@ -1,0 +1,488 @@
+"""``find``: DeepFace's search of a folder of face photos, with the folder embedded once, in batches.
+
+The first call embeds every image under ``db_path`` (recursively) ``batch_size`` images at a time and stores the
+embeddings in an index file in that folder (written to a temporary file, then renamed into place, so an interrupted
+run never leaves a broken index). The index carries a SHA-256 of its arrays, checked with their shapes when it is
+loaded: an index that is damaged or was edited is rebuilt, with a warning. A folder where the index cannot be
+written (read-only) is still searched: the index is kept in memory for the call, with one warning. Later calls
+compare the folder with the index and embed only the images added or changed since (by size and modification
+time, or by content hash with ``change_detection="content"``), and drop the rows of images removed. One index
+exists per recognizer, detector, alignment, normalisation and expansion.
+
+Many query images are searched in one call: their faces are detected and embedded in batches, and the distances
+of every query face to every database face come from one matrix product.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
+
+import numpy as np
+
+from ..api.extract import resolve_detector
+from ..checks import refuse_anti_spoofing
+from ..core.stream import FaceRules, iter_records
+from ..core.workers import BatchSize, resolve_batch_size
+from ..detectors.base import Detector
+from ..errors import ArgumentError, DeepbatchError
+from ..errors import EmptyDatabaseError as EmptyDatabaseError
+from ..errors import IndexFormatError as IndexFormatError
+from ..io.images import as_batch, list_image_files
+from ..performance import AUTOMATIC, Performance, settle
+from ..recognition.base import Recognizer, resolve_recognizer
+from ..recognition.distance import check_metric, distance_matrix
+from ..records import ImageRecord
+
+logger = logging.getLogger(__name__)
+
+INDEX_VERSION = 2  # 2: with the checksum of the arrays
+RETURN_TYPES = ("pandas", "dict")
+CHANGE_DETECTIONS = ("stat", "content")
+TARGET_COLUMNS = ("target_x", "target_y", "target_w", "target_h")
+SOURCE_COLUMNS = ("source_x", "source_y", "source_w", "source_h")
+# DeepFace's column order: the database row, then the query face, then the comparison.
+RESULT_COLUMNS = ("identity", "hash", *TARGET_COLUMNS, "threshold", *SOURCE_COLUMNS, "distance", "confidence")
+
+
+@dataclass
+class FaceIndex:
+    """The embedded faces of a database folder: one row per face, or per image where no face was embedded.
+
+    ``identities`` holds each image's path relative to the folder, ``hashes`` its change signature (size and
+    modification time, or a content hash), ``embeddings`` ``(N, D)`` float32 (zeros where ``valid`` is False: the
+    image had no face or could not be read), ``boxes`` ``(N, 4)`` int ``x, y, w, h`` in image pixels.
+    """
+
+    identities: np.ndarray
+    hashes: np.ndarray
+    embeddings: np.ndarray
+    boxes: np.ndarray
+    valid: np.ndarray
+    key: str
+
+    @classmethod
+    def empty(cls, dim: int, key: str) -> FaceIndex:
+        return cls(np.array([], dtype=str), np.array([], dtype=str), np.zeros((0, dim), np.float32),
+                   np.zeros((0, 4), np.int64), np.zeros(0, bool), key)
+
+    def __len__(self) -> int:
+        return len(self.identities)
+
+    def select(self, mask: np.ndarray) -> FaceIndex:
+        return FaceIndex(self.identities[mask], self.hashes[mask], self.embeddings[mask], self.boxes[mask],
+                         self.valid[mask], self.key)
+
+    def extend(self, other: FaceIndex) -> FaceIndex:
+        return FaceIndex(np.concatenate([self.identities, other.identities]),
+                         np.concatenate([self.hashes, other.hashes]),
+                         np.concatenate([self.embeddings, other.embeddings]),
+                         np.concatenate([self.boxes, other.boxes]), np.concatenate([self.valid, other.valid]),
+                         self.key)
+
+    def checksum(self) -> str:
+        """SHA-256 of the key and of every array's dtype, shape and bytes."""
+        digest = hashlib.sha256(f"{INDEX_VERSION}:{self.key}".encode())
+        for name in ("identities", "hashes", "embeddings", "boxes", "valid"):
+            array = np.ascontiguousarray(getattr(self, name))
+            digest.update(f"|{name}:{array.dtype.str}:{array.shape}|".encode())
+            digest.update(array.tobytes())
+        return digest.hexdigest()
+
+    def problem(self) -> Optional[str]:
+        """What makes the arrays inconsistent (lengths, shapes), or None."""
+        rows = len(self.identities)
+        lengths = {name: len(getattr(self, name)) for name in ("hashes", "embeddings", "boxes", "valid")}
+        if any(n != rows for n in lengths.values()):
+            return f"its arrays have different lengths ({rows} identities, " + ", ".join(
+                f"{n} {name}" for name, n in lengths.items()) + ")"
+        if self.embeddings.ndim != 2 or self.boxes.ndim != 2 or self.boxes.shape[1] != 4:
+            return f"embeddings of shape {self.embeddings.shape} and boxes of shape {self.boxes.shape}"
+        if self.identities.ndim != 1 or self.hashes.ndim != 1 or self.valid.ndim != 1:
+            return "identities, hashes and valid are not flat lists"
+        return None
+
+    def save(self, path: Path) -> None:
+        """Write atomically: a temporary file beside ``path``, then a rename."""
+        mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
+        handle, temporary = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+        try:
+            os.chmod(temporary, mode)
+            with os.fdopen(handle, "wb") as out:
+                stored = FaceIndex(self.identities.astype(str), self.hashes.astype(str),
+                                   self.embeddings.astype(np.float32), self.boxes.astype(np.int64),
+                                   self.valid.astype(bool), self.key)
+                np.savez(out, version=np.array(INDEX_VERSION), key=np.array(self.key),
+                         identities=stored.identities, hashes=stored.hashes, embeddings=stored.embeddings,
+                         boxes=stored.boxes, valid=stored.valid, checksum=np.array(stored.checksum()))
+            os.replace(temporary, path)
+        except BaseException:
+            Path(temporary).unlink(missing_ok=True)
+            raise
+
+    @classmethod
+    def load(cls, path: Path, key: str, dim: int) -> FaceIndex:
+        """The index in ``path``; raises :class:`IndexFormatError` when it is unreadable, written for another
+        configuration or format, inconsistent, or its arrays do not have the checksum it carries."""
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                version, stored_key = int(data["version"]), str(data["key"])
+                if version != INDEX_VERSION:
+                    raise IndexFormatError(f"{path}: index format {version}, not {INDEX_VERSION}")
+                index = cls(data["identities"], data["hashes"], data["embeddings"], data["boxes"], data["valid"],
+                            stored_key)
+                checksum = str(data["checksum"])
+        except IndexFormatError:
+            raise
+        except (OSError, KeyError, ValueError, TypeError, EOFError) as exc:
+            raise IndexFormatError(f"{path}: not a readable deepbatch face index ({exc})") from exc
+        if stored_key != key or index.embeddings.ndim != 2 or index.embeddings.shape[1:] != (dim,):
+            raise IndexFormatError(
+                f"{path}: index written for {stored_key!r} ({index.embeddings.shape[1:]} embeddings), not {key!r} "
+                f"({dim}-d)"
+            )
+        problem = index.problem()
+        if problem is not None:
+            raise IndexFormatError(f"{path}: a damaged index: {problem}")
+        if index.checksum() != checksum:
+            raise IndexFormatError(f"{path}: its arrays do not have the checksum it carries (damaged or edited)")
+        return index
+
+
+@dataclass
+class IndexUpdate:
+    """What one refresh of an index did: images ``added``, ``changed`` and ``removed`` (relative paths), how many
+    images it embedded, and the images that could not be embedded (relative path -> error)."""
+
+    path: Path
+    added: List[str] = field(default_factory=list)
+    changed: List[str] = field(default_factory=list)
+    removed: List[str] = field(default_factory=list)
+    embedded: int = 0
+    failed: Dict[str, DeepbatchError] = field(default_factory=dict)
+
+    @property
+    def modified(self) -> bool:
+        return bool(self.added or self.changed or self.removed)
+
+
+def index_file_name(recognizer: Recognizer, detector: Detector, align: bool, normalization: str,
+                    expand_percentage: float) -> str:
+    """The index file name for one configuration (DeepFace's naming, with a ``deepbatch`` prefix so a DeepFace
+    datastore in the same folder is never read as ours)."""
+    parts = ["deepbatch", "model", recognizer.name, "detector", detector.name, "aligned" if align else "unaligned",
+             "normalization", normalization, "expand", f"{expand_percentage:g}"]
+    return "_".join(parts).replace("-", "").lower() + ".npz"
+
+
+def file_signature(path: Path, change_detection: str) -> str:
+    """``size:mtime_ns`` of a file, or with ``"content"`` the SHA-1 of its bytes."""
+    if change_detection == "content":
+        digest = hashlib.sha1()
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                digest.update(block)
+        return digest.hexdigest()
+    stat = path.stat()
+    return f"{stat.st_size}:{stat.st_mtime_ns}"
+
+
+def _rows(results: List[ImageRecord], names: Sequence[str], signatures: Sequence[str], dim: int,
+          key: str, update: IndexUpdate) -> FaceIndex:
+    identities, hashes, embeddings, boxes, valid = [], [], [], [], []
+    for result in results:
+        name, signature = names[result.index], signatures[result.index]
+        faces = result.faces
+        if result.error is not None or faces is None or result.embeddings is None or len(faces) == 0:
+            if result.error is not None:
+                update.failed[name] = result.error
+            identities.append(name)
+            hashes.append(signature)
+            embeddings.append(np.zeros((1, dim), np.float32))
+            boxes.append(np.zeros((1, 4), np.int64))
+            valid.append(np.zeros(1, bool))
+            continue
+        corners = np.rint(faces.boxes).astype(np.int64)
+        identities.extend([name] * len(faces))
+        hashes.extend([signature] * len(faces))
+        embeddings.append(result.embeddings.astype(np.float32))
+        boxes.append(np.concatenate([corners[:, :2], np.maximum(corners[:, 2:] - corners[:, :2], 0)], axis=1))
+        valid.append(np.ones(len(faces), bool))
+    if not identities:
+        return FaceIndex.empty(dim, key)
+    return FaceIndex(np.array(identities, dtype=str), np.array(hashes, dtype=str), np.concatenate(embeddings),
+                     np.concatenate(boxes), np.concatenate(valid), key)
+
+
+def update_index(
+    db_path: Union[str, os.PathLike],
+    model_name: Union[str, Recognizer] = "arcface_mbf",
+    detector_backend: Union[str, Detector] = "scrfd",
+    enforce_detection: bool = True,
+    align: bool = True,
+    expand_percentage: float = 0,
+    normalization: str = "base",
+    silent: bool = False,
+    refresh_database: bool = True,
+    batch_size: BatchSize = "auto",
+    change_detection: str = "stat",
+    performance: Optional[Performance] = None,
+) -> Tuple[FaceIndex, IndexUpdate]:
+    """The index of ``db_path`` brought up to date (see the module docstring), and what the update did.
+
+    Images are embedded ``batch_size`` at a time with a progress bar (hidden when ``silent``). An image without a
+    face (``enforce_detection=True``) or that cannot be read is kept as a row without embedding, as DeepFace does,
+    so it is not retried until it changes. ``refresh_database=False`` uses the stored index as it is.
+
+    ``performance`` (a :class:`deepbatch.Performance`) sets the batch size, the prefetch threads and the chunks read
+    ahead, all automatic by default; ``batch_size`` is its advanced spelling, not to be combined with it.
+    """
+    folder = Path(db_path)
+    if not folder.is_dir():
+        raise ArgumentError(f"db_path must be a folder of face images, got {str(db_path)!r}")
+    if change_detection not in CHANGE_DETECTIONS:
+        raise ArgumentError(f"change_detection must be one of {CHANGE_DETECTIONS}, got {change_detection!r}")
+    recognizer = resolve_recognizer(model_name)
+    spec = recognizer.spec_for(normalization)
+    detector = resolve_detector(detector_backend)
+    name = index_file_name(recognizer, detector, align, normalization, expand_percentage)
+    path = folder / name
+    key = name[: -len(".npz")]
+    dim = recognizer.embedding_size
+    index = FaceIndex.empty(dim, key)
+    rebuild = False
+    if path.is_file():
+        try:
+            index = FaceIndex.load(path, key, dim)
+        except IndexFormatError as exc:
+            if not refresh_database:
+                raise IndexFormatError(f"{exc}; run with refresh_database=True to rebuild it") from exc
+            logger.warning("%s; it is rebuilt from the images", exc)
+            rebuild = True
+    update = IndexUpdate(path)
+    settings = settle(performance, batch_size)
+    batch_size = resolve_batch_size(settings.batch_size, detector)
+    if not refresh_database:
+        if not len(index):
+            raise EmptyDatabaseError(f"nothing is indexed in {path} and refresh_database=False")
+        return index, update
+
+    files = {p.relative_to(folder).as_posix(): p for p in list_image_files(folder)}
+    if not files:
+        raise EmptyDatabaseError(f"no image found in {folder}")
+    signatures = {rel: file_signature(p, change_detection) for rel, p in files.items()}
+    stored = dict(zip(index.identities.tolist(), index.hashes.tolist()))
+    update.added = sorted(set(files) - set(stored))
+    update.removed = sorted(set(stored) - set(files))
+    update.changed = sorted(rel for rel in set(files) & set(stored) if stored[rel] != signatures[rel])
+    if not update.modified and path.is_file() and not rebuild:
+        return index, update
+    if update.removed or update.changed:
+        index = index.select(~np.isin(index.identities, update.removed + update.changed))
+    todo = update.added + update.changed
+    if todo:
+        if not silent:
+            logger.info("%s: %d new, %d changed, %d removed images", folder, len(update.added),
+                        len(update.changed), len(update.removed))
+        results = _embed_files([files[rel] for rel in todo], detector, recognizer, batch_size, enforce_detection,
+                               align, expand_percentage, spec, silent, settings)
+        update.embedded = len(todo)
+        index = index.extend(_rows(results, todo, [signatures[rel] for rel in todo], dim, key, update))
+        for rel, error in update.failed.items():
+            logger.warning("%s: no embedding (%s)", rel, error)
+    try:
+        index.save(path)
+    except OSError as exc:  # a read-only folder: the search goes on with the index in memory
+        logger.warning("could not save the face index in %s (%s); searching without saving it, so the next call "
+                       "embeds the images again", folder, exc.strerror or exc)
+    return index, update
+
+
+def _embed_files(paths: List[Path], detector: Detector, recognizer: Recognizer, batch_size: int,
+                 enforce_detection: bool, align: bool, expand_percentage: float, spec: Any,
+                 silent: bool, performance: Performance = AUTOMATIC) -> List[ImageRecord]:
+    from tqdm import tqdm
+
+    stream = iter_records([str(p) for p in paths], detector, batch_size,
+                          FaceRules.of(enforce_detection, None, expand_percentage, align), recognizer=recognizer,
+                          spec=spec, on_error="skip", workers=performance.workers, prefetch=performance.prefetch)
+    with tqdm(total=len(paths), desc="Embedding the database", unit="img", disable=silent) as progress:
+        results = []
+        for result in stream:
+            results.append(result)
+            progress.update(1)
+    return results
+
+
+def _resolve_threshold(recognizer: Recognizer, metric: str, threshold: Optional[float],
+                       similarity_search: bool) -> float:
+    if threshold is not None:
+        return float(threshold)
+    if similarity_search and metric not in recognizer.thresholds:
+        return float("inf")  # nothing to filter by: every face is ranked
+    return recognizer.threshold(metric)
+
+
+def find(
+    img_path: Any,
+    db_path: Union[str, os.PathLike],
+    model_name: Union[str, Recognizer] = "arcface_mbf",
+    distance_metric: str = "cosine",
+    enforce_detection: bool = True,
+    detector_backend: Union[str, Detector] = "scrfd",
+    align: bool = True,
+    similarity_search: bool = False,
+    k: Optional[int] = None,
+    expand_percentage: int = 0,
+    threshold: Optional[float] = None,
+    normalization: str = "base",
+    silent: bool = False,
+    refresh_database: bool = True,
+    anti_spoofing: bool = False,
+    datastore_format: str = "npz",
+    return_type: Optional[str] = None,
+    *,
+    batch_size: BatchSize = "auto",
+    change_detection: str = "stat",
+    performance: Optional[Performance] = None,
+) -> List[Any]:
+    """The faces of ``db_path`` that match each face of ``img_path``, as DeepFace's ``find``.
+
+    ``img_path`` is one image (anything :func:`deepbatch.extract_faces` takes) or a list of images. For one image
+    the result is a list with one table per face found in it; for a list, one such list per image, in input
+    order. A table is a pandas DataFrame (``return_type="pandas"``, the default when pandas is installed) or a list
+    of dicts (``return_type="dict"``) with DeepFace's columns: ``identity`` (the database image's path),
+    ``hash``, ``target_x/y/w/h`` (the database face), ``threshold``, ``source_x/y/w/h`` (the query face),
+    ``distance`` and ``confidence`` (percent, as :func:`deepbatch.verify` gives it), sorted by distance.
+
+    Rows are the database faces within ``threshold`` (default: the model's calibrated threshold for
+    ``distance_metric``); with ``similarity_search`` every database face is ranked. ``k`` keeps the nearest ``k``.
+    The database index is maintained by :func:`update_index` (``refresh_database``, ``change_detection``) as an
+    ``.npz`` file (``datastore_format`` accepts only ``"npz"``; DeepFace's feather and parquet are not offered);
+    ``batch_size`` images are detected per model call, for the database and for the queries.
+
+    ``performance`` (a :class:`deepbatch.Performance`) sets the batch size, the prefetch threads and the chunks read
+    ahead, all automatic by default; ``batch_size`` is its advanced spelling, not to be combined with it.
+
+    Args:
+        img_path: One query image, or a list of images.
+        db_path: The folder of face photos, searched recursively.
+        model_name: A registered recognizer name or a ``Recognizer``.
+        distance_metric: ``"cosine"``, ``"euclidean"``, ``"euclidean_l2"`` or ``"angular"``.
+        enforce_detection: Raise ``FaceNotDetectedError`` when a query image has no face.
+        detector_backend: A registered detector name or a ``Detector``.
+        align: Warp each face onto the five-point template.
+        similarity_search: Rank every database face instead of those within the threshold.
+        k: Keep the nearest ``k`` faces of each table.
+        expand_percentage: Grow each box by this percentage, 0 to 200.
+        threshold: The largest distance kept (default: the model's calibrated threshold).
+        normalization: DeepFace's input normalisation; ``"base"`` is the model's own.
+        silent: Hide the progress bar.
+        refresh_database: Embed the photos added or changed since the index was written.
+        anti_spoofing: Refused (``ArgumentError``).
+        datastore_format: ``"npz"`` only.
+        return_type: ``"pandas"`` or ``"dict"`` (default: pandas when installed).
+        batch_size: Images per model call, for the database and the queries.
+        change_detection: ``"stat"`` (size and modification time) or ``"content"`` (a hash of the bytes).
+        performance: A ``Performance``: batch size, prefetch threads and chunks read ahead (automatic by default).
+
+    Returns:
+        For one image, one table per face found in it; for a list, one such list per image, in input order.
+
+    Raises:
+        ImageError: A query image cannot be used.
+        FaceNotDetectedError: With ``enforce_detection``, a query image has no face.
+        ArgumentError: An argument is out of range or not offered.
+    """
+    refuse_anti_spoofing(anti_spoofing)
+    if datastore_format != "npz":
+        raise ArgumentError(f"datastore_format={datastore_format!r} is not supported: deepbatch stores its index as "
+                            "'npz' (numpy only)")
+    if k is not None and k < 1:
+        raise ArgumentError(f"k must be a positive integer or None, got {k}")
+    return_type = resolve_return_type(return_type)
+    recognizer = resolve_recognizer(model_name)
+    detector = resolve_detector(detector_backend)
+    check_metric(distance_metric)
+    limit = _resolve_threshold(recognizer, distance_metric, threshold, similarity_search)
+    settings = settle(performance, batch_size)
+    batch_size = resolve_batch_size(settings.batch_size, detector)
+    index, _ = update_index(db_path, recognizer, detector, enforce_detection, align, expand_percentage,
+                            normalization, silent, refresh_database, "auto", change_detection,
+                            Performance(batch_size, settings.workers, settings.prefetch))
+    items, single = as_batch(img_path)
+    rules = FaceRules.of(enforce_detection, None, expand_percentage, align)
+    queries = list(iter_records(items, detector, batch_size, rules, recognizer=recognizer,
+                                spec=recognizer.spec_for(normalization), single=single, workers=settings.workers,
+                                prefetch=settings.prefetch))
+    query_embeddings = [q.embeddings for q in queries if q.embeddings is not None and len(q.embeddings)]
+    distances = np.zeros((0, len(index)))
+    if query_embeddings and len(index):
+        distances = distance_matrix(np.concatenate(query_embeddings), index.embeddings, distance_metric)
+        distances[:, ~index.valid] = np.inf
+    folder = Path(db_path)
+    identities = np.array([str(folder / rel) for rel in index.identities.tolist()], dtype=object)
+    results: List[List[Any]] = []
+    row = 0
+    for query in queries:
+        tables = []
+        faces = query.faces
+        count = 0 if faces is None or query.embeddings is None else len(query.embeddings)
+        for face in range(count):
+            assert faces is not None
+            tables.append(_table(index, identities, distances[row], faces.boxes[face], limit, similarity_search,
+                                 k, return_type, recognizer, distance_metric))
+            row += 1
+        results.append(tables)
+    return results[0] if single else results
+
+
+def resolve_return_type(return_type: Optional[str]) -> str:
+    """``find``'s ``return_type``: ``None`` is ``"pandas"`` when pandas is installed, else ``"dict"``; ``"pandas"``
+    needs pandas (:class:`MissingDependencyError` naming the extra otherwise)."""
+    if return_type is None:
+        try:
+            import pandas  # noqa: F401
+        except ImportError:
+            return "dict"
+        return "pandas"
+    if return_type not in RETURN_TYPES:
+        raise ArgumentError(f"return_type must be one of {RETURN_TYPES} or None, got {return_type!r}")
+    if return_type == "pandas":
+        from ..optional import require
+
+        require("pandas", "find", "find(return_type='pandas')")
+    return return_type
+
+
+def _table(index: FaceIndex, identities: np.ndarray, distances: np.ndarray, box: np.ndarray, limit: float,
+           similarity_search: bool, k: Optional[int], return_type: str, recognizer: Recognizer,
+           metric: str) -> Any:
+    """One query face's matches, nearest first, as a DataFrame or a list of dicts; ``confidence`` as ``verify``
+    gives it for the same distance."""
+    keep = np.isfinite(distances) if similarity_search else distances <= limit
+    order = np.flatnonzero(keep)
+    order = order[np.argsort(distances[order], kind="stable")][:k]
+    x1, y1, x2, y2 = (int(round(float(v))) for v in box)
+    source = (x1, y1, max(0, x2 - x1), max(0, y2 - y1))
+    columns: Dict[str, Any] = {
+        "identity": identities[order].tolist(),
+        "hash": index.hashes[order].tolist(),
+        **{name: index.boxes[order, i].tolist() for i, name in enumerate(TARGET_COLUMNS)},
+        "threshold": [limit] * len(order),
+        **{name: [source[i]] * len(order) for i, name in enumerate(SOURCE_COLUMNS)},
+        "distance": distances[order].tolist(),
+        "confidence": [recognizer.confidence(float(d), metric, bool(d <= limit)) for d in distances[order]],
+    }
+    if return_type == "pandas":
+        import pandas as pd
+
+        return pd.DataFrame(columns, columns=list(RESULT_COLUMNS))
+    return [dict(zip(RESULT_COLUMNS, values)) for values in zip(*(columns[c] for c in RESULT_COLUMNS))]
+
+

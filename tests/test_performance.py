@@ -1,0 +1,101 @@
+"""deepbatch.Performance: one object for the performance settings every verb takes, the older keyword arguments
+still accepted as its advanced spellings."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Dict, List
+
+import numpy as np
+import pytest
+
+import deepbatch
+from deepbatch import Performance
+from deepbatch.errors import ArgumentError
+from deepbatch.performance import AUTOMATIC, settle
+
+PHOTOS = ["couple.jpg", "img1.jpg", "img12.jpg"]
+
+
+def test_the_default_is_every_choice_automatic() -> None:
+    assert Performance() == AUTOMATIC == Performance(batch_size="auto", workers=None, prefetch=2)
+
+
+@pytest.mark.parametrize(("settings", "message"), [
+    ({"batch_size": 0}, "batch_size must be a positive integer or 'auto', got 0"),
+    ({"batch_size": "big"}, "batch_size must be a positive integer or 'auto', got 'big'"),
+    ({"workers": -1}, r"Performance\(workers=...\) must be an integer >= 0 or None, got -1"),
+    ({"prefetch": 1.5}, r"Performance\(prefetch=...\) must be an integer >= 0, got 1.5"),
+    ({"prefetch": None}, r"Performance\(prefetch=...\) must be an integer >= 0, got None"),
+])
+def test_a_bad_setting_is_refused_naming_it(settings: Dict[str, Any], message: str) -> None:
+    with pytest.raises(ArgumentError, match=message):
+        Performance(**settings)
+
+
+@pytest.mark.parametrize(("performance", "keywords", "expected"), [
+    (None, {}, Performance()),
+    (None, {"batch_size": 4, "workers": 0}, Performance(4, 0)),
+    (Performance(8, 1, 3), {}, Performance(8, 1, 3)),
+])
+def test_settle_takes_the_object_or_the_keywords(performance: Any, keywords: Dict[str, Any],
+                                                 expected: Performance) -> None:
+    assert settle(performance, **keywords) == expected
+
+
+@pytest.mark.parametrize(("performance", "keywords", "message"), [
+    (Performance(4), {"batch_size": 4}, "were both given"),
+    (Performance(), {"prefetch": 5}, "were both given"),
+    ({"batch_size": 4}, {}, "performance must be a deepbatch.Performance, got dict"),
+])
+def test_settle_refuses_both_or_another_type(performance: Any, keywords: Dict[str, Any], message: str) -> None:
+    with pytest.raises(ArgumentError, match=message):
+        settle(performance, **keywords)
+
+
+@pytest.fixture(scope="module")
+def photos(dataset_dir: Path) -> List[str]:
+    return [str(dataset_dir / name) for name in PHOTOS]
+
+
+def test_detect_with_performance_equals_detect_with_the_keywords(photos: List[str], scrfd_320: Any) -> None:
+    given = deepbatch.detect(photos, scrfd_320, performance=Performance(batch_size=2, workers=0, prefetch=1))
+    spelled = deepbatch.detect(photos, scrfd_320, batch_size=2, workers=0, prefetch=1)
+    assert [len(faces) for faces in given] == [len(faces) for faces in spelled]
+    for a, b in zip(given, spelled):
+        np.testing.assert_array_equal(a.boxes, b.boxes)
+
+
+def test_extract_faces_takes_performance(photos: List[str], scrfd_320: Any) -> None:
+    given = deepbatch.extract_faces(photos, scrfd_320, performance=Performance(batch_size=3, workers=0))
+    default = deepbatch.extract_faces(photos, scrfd_320)
+    assert [[f["facial_area"] for f in image] for image in given] == [[f["facial_area"] for f in image]
+                                                                      for image in default]
+
+
+def test_iter_extract_faces_refuses_both_spellings(photos: List[str], scrfd_320: Any) -> None:
+    with pytest.raises(ArgumentError, match="were both given"):
+        next(deepbatch.iter_extract_faces(photos, scrfd_320, workers=0, performance=Performance(workers=0)))
+
+
+def test_verify_pairs_takes_performance(photos: List[str], scrfd_320: Any, weights_dir: Path) -> None:
+    pairs = [(photos[0], photos[1]), (photos[1], photos[2])]
+    given = deepbatch.verify_pairs(pairs, detector_backend=scrfd_320, performance=Performance(batch_size=2,
+                                                                                                workers=0))
+    spelled = deepbatch.verify_pairs(pairs, detector_backend=scrfd_320, batch_size=2)
+    assert [r["distance"] for r in given] == [r["distance"] for r in spelled]
+
+
+def test_represent_takes_performance(photos: List[str], scrfd_320: Any, weights_dir: Path) -> None:
+    given = deepbatch.represent(photos, detector_backend=scrfd_320, performance=Performance(batch_size=2, workers=0))
+    spelled = deepbatch.represent(photos, detector_backend=scrfd_320, batch_size=2)
+    assert [[f["embedding"] for f in image] for image in given] == [[f["embedding"] for f in image]
+                                                                    for image in spelled]
+
+
+def test_find_takes_performance(photos: List[str], scrfd_320: Any, weights_dir: Path, tmp_path: Path) -> None:
+    for photo in photos:
+        (tmp_path / Path(photo).name).write_bytes(Path(photo).read_bytes())
+    tables = deepbatch.find(photos[1], tmp_path, detector_backend=scrfd_320, silent=True, return_type="dict",
+                            performance=Performance(batch_size=2, workers=0, prefetch=1))
+    assert Path(tables[0][0]["identity"]).name == Path(photos[1]).name
