@@ -208,6 +208,74 @@ def test_a_stale_index_file_catches_up(tmp_path: Path, photos: List[str]) -> Non
     assert tables[0][0]["img_name"] == photos[4]
 
 
+def test_a_corrupt_index_file_is_rebuilt_from_the_table(tmp_path: Path, photos: List[str]) -> None:
+    from deepbatch.store.embedded import forget_indexes
+
+    db = str(tmp_path / "faces.db")
+    register(photos[1:5], connection_details=db)
+    with open_store("embedded", db) as store:
+        config_id = next(iter(store.configs()))
+        store.index_path(config_id).write_bytes(b"not an index" * 100)
+    forget_indexes()
+    tables = search(photos[3], connection_details=db, search_method="ann", return_type="dict")
+    assert tables[0][0]["img_name"] == photos[3]
+    with open_store("embedded", db) as store:
+        assert len(store.index(config_id)) == store.count(config_id)
+
+
+SEARCH_TWICE = """
+import json, sys
+import deepbatch
+photo, where = json.loads(sys.argv[1])
+deepbatch.register([photo], connection_details=where)
+first = deepbatch.search(photo, connection_details=where, return_type="dict")
+second = deepbatch.search(photo, connection_details=where, return_type="dict")
+print(json.dumps([first[0][0]["img_name"], second[0][0]["img_name"]]))
+"""
+
+
+def test_the_package_search_is_still_the_function_after_a_search(tmp_path: Path, photos: List[str]) -> None:
+    env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    done = subprocess.run([sys.executable, "-c", SEARCH_TWICE, json.dumps([photos[1], str(tmp_path / "faces.db")])],
+                          capture_output=True, text=True, env=env, timeout=SUBPROCESS_TIMEOUT_S)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == [photos[1], photos[1]]
+
+
+SYNTHETIC_SIZE = 3000
+SYNTHETIC_QUERIES = 50
+MIN_RECALL = 0.95  # the scale target's recall@10 against exact search
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+def test_approximate_search_recalls_the_exact_top_ten(backend: str, servers: Dict[str, Any], tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    import numpy as np
+
+    from deepbatch.store import ann
+    from deepbatch.store.base import EmbeddingConfig, ImageEntry
+
+    monkeypatch.setattr(ann, "SYNC_PAGE", 700)  # the index catches up in several pages
+    rng = np.random.default_rng(0)
+    # norms about 80, as unnormalised embeddings (the graph holds them normalised)
+    vectors = 10 * rng.standard_normal((SYNTHETIC_SIZE, 64)).astype(np.float32)
+    queries = vectors[:SYNTHETIC_QUERIES] + 5 * rng.standard_normal((SYNTHETIC_QUERIES, 64)).astype(np.float32)
+    unit = vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+    exact = np.argsort(-(queries @ unit.T), axis=1)[:, :10]
+    box, score = np.zeros((1, 4), np.int64), np.ones(1, np.float32)
+    with open_store(backend, details(backend, servers, tmp_path)) as store:
+        config_id = store.config_id(EmbeddingConfig("synthetic", "none", True, False, "base", 0.0, 64), create=True)
+        store.insert_embeddings(config_id, [ImageEntry(f"{i:064x}", str(i), box, score, vectors[i : i + 1])
+                                            for i in range(SYNTHETIC_SIZE)])
+        store.build_index(config_id)
+        position = {int(face): i for i, face in enumerate(store.all_ids(config_id))}
+        found = [{position[int(face)] for face in store.search_by_vector(config_id, query[None], 10).ids}
+                 for query in queries]
+    assert all(len(f) == 10 for f in found)
+    recall = np.mean([len(f & set(want.tolist())) / 10 for f, want in zip(found, exact)])
+    assert recall >= MIN_RECALL
+
+
 # Crash and concurrency: real processes on the same database.
 REGISTER = """
 import json, sys
@@ -237,7 +305,7 @@ def _images(backend: str, where: str) -> List[Tuple[str, int]]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("backend", ["embedded", "postgres"])
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_a_killed_registration_leaves_whole_images_and_resumes(backend: str, servers: Dict[str, Any],
                                                               photos: List[str], tmp_path: Path) -> None:
     where = details(backend, servers, tmp_path)
@@ -259,7 +327,7 @@ def test_a_killed_registration_leaves_whole_images_and_resumes(backend: str, ser
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("backend", ["embedded", "postgres"])
+@pytest.mark.parametrize("backend", BACKENDS)
 def test_two_writers_lose_and_duplicate_nothing(backend: str, servers: Dict[str, Any], photos: List[str],
                                                 tmp_path: Path) -> None:
     where = details(backend, servers, tmp_path)

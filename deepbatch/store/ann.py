@@ -2,8 +2,10 @@
 
 The database is the truth and the index a cache of it: :meth:`AnnIndex.sync` adds the faces registered since the
 index last looked (by anyone), so an index file that is stale, missing or unreadable costs time, never a result.
-Vectors are kept as float16 in the graph (half the memory; the ranking is refined on the stored float32
-vectors, and distances are always computed from those).
+The graph keeps each vector L2-normalised and quantised to int8 (a quarter of float32's memory, and usearch's VNNI
+kernels make both building and walking the graph about twice as fast as with float16); the index is asked for
+:data:`REFINE` times the ``k`` requested and those candidates are re-ranked on the stored float32 vectors
+(:func:`refine`), so quantisation moves a face in the candidate list, not out of the answer.
 """
 
 from __future__ import annotations
@@ -18,12 +20,15 @@ import numpy as np
 
 from ..optional import require
 from ..runtime.session import usable_cpus
-from .base import DEFAULT_MAX_NEIGHBORS, SqlStore
+from .base import DEFAULT_MAX_NEIGHBORS, FaceRows, SqlStore
 
 logger = logging.getLogger(__name__)
 
 EXPANSION_ADD = 128  # candidates kept while linking a new node (HNSW's ef_construction)
-EXPANSION_SEARCH = 96  # candidates kept while searching (ef_search): recall@10 >= 0.95 at a million faces
+EXPANSION_SEARCH = 96  # candidates kept while searching (ef_search; docs/database.md: recall against size)
+REFINE = 2  # candidates asked of the graph per face wanted, re-ranked on the float32 vectors
+SYNC_PAGE = 50_000  # faces read from the database per step while catching an index up (bounds the memory)
+QUANTIZATION = "i8"
 
 
 class AnnIndex:
@@ -36,7 +41,7 @@ class AnnIndex:
 
         self.dimensions = dimensions
         self.index: Any = index if index is not None else Index(
-            ndim=dimensions, metric="cos", dtype="f16", connectivity=max_neighbors_per_node // 2,
+            ndim=dimensions, metric="cos", dtype=QUANTIZATION, connectivity=max_neighbors_per_node // 2,
             expansion_add=EXPANSION_ADD, expansion_search=EXPANSION_SEARCH)
         self.upto = int(max(self.index.keys)) if len(self.index) else 0
 
@@ -67,7 +72,8 @@ class AnnIndex:
         keys = np.asarray(ids, np.uint64)
         fresh = ~np.asarray(self.index.contains(keys)).astype(bool)
         if fresh.any():
-            self.index.add(keys[fresh], np.asarray(vectors, np.float32)[fresh], threads=usable_cpus())
+            # unit rows: the cosine is unchanged and int8 quantisation needs components within [-1, 1]
+            self.index.add(keys[fresh], unit_rows(np.asarray(vectors, np.float32)[fresh]), threads=usable_cpus())
         self.upto = max(self.upto, int(keys.max()))
 
     def sync(self, store: SqlStore, config_id: int, complete: bool = False) -> int:
@@ -84,18 +90,23 @@ class AnnIndex:
             rows = store.fetch_by_ids(config_id, missing.tolist())
             self.add(rows.ids, rows.embeddings)
             return len(rows)
-        ids, vectors = store.ids_after(config_id, self.upto)
-        self.add(ids, vectors)
-        return len(ids)
+        added = 0
+        while True:  # in pages: a million faces are never all in memory twice
+            ids, vectors = store.ids_after(config_id, self.upto, SYNC_PAGE)
+            self.add(ids, vectors)
+            added += len(ids)
+            if len(ids) < SYNC_PAGE:
+                return added
 
     def search(self, queries: np.ndarray, k: int, expansion: Optional[int] = None) -> np.ndarray:
         """``(Q, k)`` int64 face ids, nearest first, -1 where fewer than ``k`` faces exist."""
-        queries = np.atleast_2d(np.asarray(queries, np.float32))
+        queries = unit_rows(np.atleast_2d(np.asarray(queries, np.float32)))  # as the graph's vectors: within [-1, 1]
         out = np.full((len(queries), k), -1, np.int64)
         if not len(self.index) or not len(queries):
             return out
-        if expansion is not None:
-            self.index.expansion_search = max(int(expansion), k)
+        wanted = max(int(expansion), k) if expansion is not None else EXPANSION_SEARCH
+        if self.index.expansion_search != wanted:
+            self.index.expansion_search = wanted
         matches = self.index.search(queries, k, threads=1 if len(queries) == 1 else usable_cpus())
         keys = np.atleast_2d(np.asarray(matches.keys)).astype(np.int64)
         # one query gives usearch's Matches (no counts), several its BatchMatches
@@ -103,6 +114,10 @@ class AnnIndex:
         for row, count in enumerate(counts):
             out[row, :count] = keys[row, :count]
         return out
+
+    def candidates(self, queries: np.ndarray, k: int, expansion: Optional[int] = None) -> np.ndarray:
+        """``(Q, REFINE * k)`` face ids to re-rank with :func:`refine`, -1 where there are fewer."""
+        return self.search(queries, REFINE * k, expansion)
 
     def save(self, path: Path) -> None:
         """Write to ``path`` atomically (a temporary file beside it, then a rename)."""
@@ -117,3 +132,25 @@ class AnnIndex:
 
     def to_bytes(self) -> bytes:
         return bytes(self.index.save())
+
+
+def unit_rows(vectors: np.ndarray) -> np.ndarray:
+    """``(N, D)`` float32 rows of length 1 (zero rows stay zero)."""
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return np.divide(vectors, norms, out=np.zeros_like(vectors), where=norms > 0).astype(np.float32)
+
+
+def refine(rows: FaceRows, queries: np.ndarray, candidates: np.ndarray, k: int) -> FaceRows:
+    """The union over queries of the ``k`` of each row of ``candidates`` (face ids, -1 for none) nearest to its
+    query by the cosine of the float32 vectors in ``rows`` (the candidates' rows, by id), in id order."""
+    queries = unit_rows(np.atleast_2d(np.asarray(queries, np.float32)))
+    vectors = unit_rows(rows.embeddings)
+    keep = np.zeros(len(rows), bool)
+    for query, ids in zip(queries, candidates):
+        ids = ids[ids >= 0]
+        at = np.searchsorted(rows.ids, ids)
+        at = at[(at < len(rows)) & (rows.ids[np.minimum(at, len(rows) - 1)] == ids)]
+        if len(at) > k:
+            at = at[np.argsort(-(vectors[at] @ query), kind="stable")[:k]]
+        keep[at] = True
+    return rows.subset(np.flatnonzero(keep))

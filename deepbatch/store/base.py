@@ -72,6 +72,11 @@ class FaceRows:
     def __len__(self) -> int:
         return len(self.ids)
 
+    def subset(self, positions: np.ndarray) -> FaceRows:
+        """The rows at ``positions`` (an int array), in that order."""
+        return FaceRows(self.ids[positions], [self.img_names[i] for i in positions.tolist()], self.boxes[positions],
+                        self.embeddings[positions])
+
 
 # Migrations: MIGRATIONS[v] takes a database at schema version v to v + 1 (version 0 is an empty database). A new
 # schema appends one entry and bumps SCHEMA_VERSION; a database is migrated when it is opened.
@@ -345,10 +350,17 @@ class SqlStore(FaceStore):
         marks = ", ".join("?" * len(ids))
         return self._rows(f"config_id = ? AND id IN ({marks})", (config_id, *ids), config_id)
 
-    def ids_after(self, config_id: int, after: int) -> Tuple[np.ndarray, np.ndarray]:
-        """``(ids, embeddings)`` of the faces of ``config_id`` with an id above ``after``, by id."""
-        rows = self._rows("config_id = ? AND id > ?", (config_id, int(after)), config_id)
-        return rows.ids, rows.embeddings
+    def ids_after(self, config_id: int, after: int, limit: Optional[int] = None) -> Tuple[np.ndarray, np.ndarray]:
+        """``(ids, embeddings)`` of the faces of ``config_id`` with an id above ``after``, by id; the first
+        ``limit`` of them when given."""
+        last = f" LIMIT {int(limit)}" if limit is not None else ""
+        with self.transaction(write=False):
+            dimensions = self.dimensions(config_id)
+            rows = self.query(self.sql(f"SELECT id, embedding FROM deepbatch_faces WHERE config_id = ? AND id > ? "
+                                       f"ORDER BY id{last}"), (config_id, int(after)))
+        if not rows:
+            return np.zeros(0, np.int64), np.zeros((0, dimensions), np.float32)
+        return np.array([r[0] for r in rows], np.int64), self.decode_vectors([r[1] for r in rows], dimensions)
 
     def count(self, config_id: int) -> int:
         """How many faces ``config_id`` holds."""

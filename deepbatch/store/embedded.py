@@ -22,7 +22,7 @@ from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
 import numpy as np
 
 from ..errors import DatabaseConnectionError
-from .ann import AnnIndex
+from .ann import AnnIndex, refine
 from .base import DEFAULT_MAX_NEIGHBORS, FaceRows, SqlStore
 
 ENVIRONMENT = "DEEPBATCH_DATABASE_PATH"
@@ -131,8 +131,8 @@ class EmbeddedStore(SqlStore):
 
     def search_by_vector(self, config_id: int, queries: np.ndarray, k: int,
                          expansion: Optional[int] = None) -> FaceRows:
-        ids = self.index(config_id).search(queries, k, expansion)
-        return self.fetch_by_ids(config_id, ids[ids >= 0].tolist())
+        candidates = self.index(config_id).candidates(queries, k, expansion)
+        return refine(self.fetch_by_ids(config_id, candidates[candidates >= 0].tolist()), queries, candidates, k)
 
     def build_index(self, config_id: int, max_neighbors_per_node: int = DEFAULT_MAX_NEIGHBORS) -> None:
         self.index(config_id, max_neighbors_per_node).save(self.index_path(config_id))

@@ -53,10 +53,14 @@ class PgvectorStore(PostgresStore):
     def build_index(self, config_id: int, max_neighbors_per_node: int = DEFAULT_MAX_NEIGHBORS) -> None:
         """Create the configuration's HNSW index if it does not exist (the server maintains it from then on)."""
         dimensions = self.dimensions(config_id)
-        self.execute(f"CREATE INDEX IF NOT EXISTS {self.index_name(config_id)} ON deepbatch_faces USING hnsw "
-                     f"((embedding::vector({dimensions})) vector_cosine_ops) "
-                     f"WITH (m = {int(max_neighbors_per_node) // 2}, ef_construction = {EXPANSION_ADD}) "
-                     f"WHERE config_id = {int(config_id)}")
+        # under the schema lock: two writers finishing at once would otherwise race on the index's name, and
+        # CREATE INDEX IF NOT EXISTS fails for the second with a duplicate key in pg_class
+        with self.transaction():
+            self.lock_schema()
+            self.execute(f"CREATE INDEX IF NOT EXISTS {self.index_name(config_id)} ON deepbatch_faces USING hnsw "
+                         f"((embedding::vector({dimensions})) vector_cosine_ops) "
+                         f"WITH (m = {int(max_neighbors_per_node) // 2}, ef_construction = {EXPANSION_ADD}) "
+                         f"WHERE config_id = {int(config_id)}")
         # fresh statistics: without them the planner guesses a few rows per configuration and sorts them all
         # instead of walking the HNSW index
         self.execute("ANALYZE deepbatch_faces")

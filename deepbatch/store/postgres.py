@@ -18,7 +18,7 @@ import numpy as np
 
 from ..errors import DatabaseConnectionError
 from ..optional import require
-from .ann import AnnIndex
+from .ann import AnnIndex, refine
 from .base import DEFAULT_MAX_NEIGHBORS, FaceRows, SqlStore
 
 logger = logging.getLogger(__name__)
@@ -121,8 +121,8 @@ class PostgresStore(SqlStore):
 
     def search_by_vector(self, config_id: int, queries: np.ndarray, k: int,
                          expansion: Optional[int] = None) -> FaceRows:
-        ids = self.index(config_id).search(queries, k, expansion)
-        return self.fetch_by_ids(config_id, ids[ids >= 0].tolist())
+        candidates = self.index(config_id).candidates(queries, k, expansion)
+        return refine(self.fetch_by_ids(config_id, candidates[candidates >= 0].tolist()), queries, candidates, k)
 
     def build_index(self, config_id: int, max_neighbors_per_node: int = DEFAULT_MAX_NEIGHBORS) -> None:
         data = self.index(config_id, max_neighbors_per_node).to_bytes()
