@@ -36,7 +36,8 @@ from ..store.base import EmbeddingConfig, FaceStore, ImageEntry
 from .batcher import Job
 
 if TYPE_CHECKING:
-    from .app import Arguments, Service
+    from .arguments import Arguments
+    from .service import Service
 
 NOT_CONFIGURED = ("no face database is configured: start the service with --database FILE (the embedded database) "
                   "or --database URI / --database-type postgres|pgvector")
