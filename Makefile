@@ -59,8 +59,16 @@ test-intro:
 TEST_INSTALL_SIZE = 8.4 GB
 TEST_INSTALL_TIME = 10 to 50 minutes (pip cache, machine load)
 
+# Four pytest processes, so that the models, ONNX sessions and frameworks one group of test files loads are freed
+# before the next: in one process the whole suite grows past 20 GB. Each group prints its own summary; every group
+# runs, and the target fails if any did.
+TEST_GROUPS = a-e f-o p-r s-z
+
 test: test-intro install-test
-	$(PYTHON) -m pytest -q
+	@status=0; for group in $(TEST_GROUPS); do \
+		echo "make test: tests/test_[$$group]*.py"; \
+		$(PYTHON) -m pytest -q tests/test_[$$group]*.py || status=1; \
+	done; exit $$status
 
 # The inner loop: the core API on ONNX Runtime and OpenCV, without the slow tests and without torch, TensorFlow or
 # Ray (the `heavy` tests); a few minutes on 2 cores.

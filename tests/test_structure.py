@@ -20,7 +20,7 @@ from deepbatch.detectors.base import OnnxDetector, build_detector
 from deepbatch.errors import ArgumentError
 from deepbatch.recognition import distance
 from deepbatch.recognition.normalization import l2_normalize
-from deepbatch.stream import FaceRules, chunks_held, iter_records
+from deepbatch.core.stream import FaceRules, chunks_held, iter_records
 from deepbatch.summary import run_summary
 
 ROOT = Path(__file__).resolve().parent.parent
