@@ -34,7 +34,8 @@ def is_local(host: Any) -> bool:
         address = ipaddress.ip_address(text)
     except ValueError:
         return False
-    return address.is_loopback or address.is_unspecified
+    mapped = getattr(address, "ipv4_mapped", None)  # ::ffff:127.0.0.1 is IPv4's loopback
+    return (mapped or address).is_loopback or address.is_unspecified
 
 
 def _block(what: str) -> None:

@@ -98,6 +98,7 @@ def test_classes_names_which_expressions_count_as_faces(exported, square_photos,
 
 @pytest.mark.parametrize("names, classes, expected", [
     (None, None, None),  # a file without names: a one-class face model
+    ({0: "0"}, None, None),  # one class named by its id (yolov8-face checkpoints): a one-class face model
     ({0: "face"}, None, [0]),
     (PERSON_FACE, None, [1]),
     ({0: "human_face", 1: "surface"}, None, [0]),
@@ -112,6 +113,7 @@ def test_face_classes_by_name_or_by_choice(names, classes, expected):  # type: i
 @pytest.mark.parametrize("names, classes, error, message", [
     (EXPRESSIONS, None, ModelFormatError, r"m.onnx: none of its classes is a face \(0: 'anger'.*7: 'surprise'\)"),
     ({0: "person", 1: "car"}, None, ModelFormatError, "classes=\\[...\\]"),
+    ({0: "0", 1: "1"}, None, ModelFormatError, "none of its classes is a face"),  # unnamed classes: which is a face?
     (EXPRESSIONS, ["smile"], ArgumentError, "'smile' is not a class of m.onnx"),
     (PERSON_FACE, [5], ArgumentError, "5 is not a class"),
 ])

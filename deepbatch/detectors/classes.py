@@ -15,11 +15,16 @@ def is_face_name(name: str) -> bool:
     return bool(_FACE_NAME.search(name))
 
 
+def is_placeholder_name(class_id: int, name: str) -> bool:
+    """A name a trainer writes when the dataset gave none: the id itself (``'0'``) or ``'class0'``."""
+    return name.strip().lower() in (str(class_id), f"class{class_id}")
+
+
 def face_class_ids(names: Optional[Dict[int, str]], classes: ClassChoice, where: str) -> Optional[List[int]]:
     """The class ids whose candidates are faces, sorted.
 
-    ``names`` are the file's class names (``None`` when it records none: a one-class face model, every candidate
-    is a face, and None is returned unless ``classes`` names ids). ``classes`` (ids or names) overrides the lookup
+    ``names`` are the file's class names (``None`` when it records none, or a single class named only by its id: a
+    one-class face model, every candidate is a face, and None is returned unless ``classes`` names ids). ``classes`` (ids or names) overrides the lookup
     by name: it serves files whose classes are expressions or attributes of a face. A file with names of which none
     is a face, and no ``classes``, raises :class:`ModelFormatError` listing them.
     """
@@ -40,8 +45,8 @@ def face_class_ids(names: Optional[Dict[int, str]], classes: ClassChoice, where:
         if not ids:
             raise ArgumentError("classes= names no class; pass the ids or names of the classes that are faces")
         return sorted(set(ids))
-    if names is None:
-        return None
+    if names is None or (len(names) == 1 and all(is_placeholder_name(k, v) for k, v in names.items())):
+        return None  # one class whose name says nothing (yolov8-face checkpoints: {0: '0'}): a one-class face model
     ids = [k for k, v in names.items() if is_face_name(v)]
     if not ids:
         listed = ", ".join(f"{k}: {v!r}" for k, v in sorted(names.items()))
