@@ -16,11 +16,11 @@ import deepbatch
 from deepbatch import errors
 from deepbatch.batching import CPU_AUTO_BATCH, chunks, numbered_chunks, resolve_batch_size
 from deepbatch.checks import check_batch_size
+from deepbatch.core.stream import FaceRules, chunks_held, iter_records
 from deepbatch.detectors.base import OnnxDetector, build_detector
 from deepbatch.errors import ArgumentError
 from deepbatch.recognition import distance
 from deepbatch.recognition.normalization import l2_normalize
-from deepbatch.core.stream import FaceRules, chunks_held, iter_records
 from deepbatch.summary import run_summary
 
 ROOT = Path(__file__).resolve().parent.parent
