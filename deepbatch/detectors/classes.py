@@ -24,9 +24,10 @@ def face_class_ids(names: Optional[Dict[int, str]], classes: ClassChoice, where:
     """The class ids whose candidates are faces, sorted.
 
     ``names`` are the file's class names (``None`` when it records none, or a single class named only by its id: a
-    one-class face model, every candidate is a face, and None is returned unless ``classes`` names ids). ``classes`` (ids or names) overrides the lookup
-    by name: it serves files whose classes are expressions or attributes of a face. A file with names of which none
-    is a face, and no ``classes``, raises :class:`ModelFormatError` listing them.
+    one-class face model, every candidate is a face, and None is returned unless ``classes`` names ids).
+    ``classes`` (ids or names) overrides the lookup by name: it serves files whose classes are expressions or
+    attributes of a face. A file with names of which none is a face, and no ``classes``, raises
+    :class:`ModelFormatError` listing them.
     """
     if classes is not None:
         if isinstance(classes, (str, int)):
