@@ -28,6 +28,7 @@ answers as DeepFace does.
 from __future__ import annotations
 
 import os
+from abc import abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Dict, List, Mapping, Optional, Tuple, Union
@@ -157,9 +158,9 @@ class DeepFaceRecognizer(Recognizer):
         """:meth:`forward` of a channels-first ``(n, 3, H, W)`` chunk already normalised as DeepFace does."""
         return self.forward(np.ascontiguousarray(blob.transpose(0, 2, 3, 1)))
 
+    @abstractmethod
     def forward(self, batch: np.ndarray) -> np.ndarray:
         """``(n, D)`` float32 embeddings of one normalised ``(n, H, W, 3)`` BGR chunk, in one model call."""
-        raise NotImplementedError
 
     @classmethod
     def threshold(cls, metric: str) -> float:
