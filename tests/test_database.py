@@ -66,6 +66,11 @@ def photos(dataset_dir: Path, weights_dir: Path) -> List[str]:
     return [str(dataset_dir / name) for name in PHOTOS]
 
 
+@pytest.fixture(scope="module")
+def every_photo(dataset_dir: Path, weights_dir: Path) -> List[str]:
+    return sorted(str(path) for path in dataset_dir.glob("*.jpg"))
+
+
 @pytest.fixture(scope="module", params=BACKENDS)
 def registered(request: pytest.FixtureRequest, servers: Dict[str, Any], photos: List[str],
                tmp_path_factory: pytest.TempPathFactory) -> Tuple[str, str, Dict[str, Any]]:
@@ -278,16 +283,27 @@ def test_approximate_search_recalls_the_exact_top_ten(backend: str, servers: Dic
 
 # Crash and concurrency: real processes on the same database.
 REGISTER = """
-import json, sys
+import json, os, sys, time
 from deepbatch.database import register
-paths, backend, where = json.loads(sys.argv[1])
-print(json.dumps(register(paths, database_type=backend, connection_details=where, batch_size=2, commit_every=2)))
+paths, backend, where, hold_after, hold_s = json.loads(sys.argv[1])
+
+def held_paths():
+    for position, path in enumerate(paths):
+        if position == hold_after:
+            time.sleep(hold_s)
+        yield path
+
+print(json.dumps(register(held_paths(), database_type=backend, connection_details=where, batch_size=2,
+                          commit_every=2)))
 """
 
 
-def _spawn(paths: List[str], backend: str, where: str) -> subprocess.Popen:
+def _spawn(paths: List[str], backend: str, where: str, hold_after: int = -1) -> subprocess.Popen:
+    """A registration of ``paths`` in a child process; with ``hold_after``, its input stream stalls before that
+    image, so the process can be killed while some images are written and others are not."""
     env = dict(os.environ, PYTHONPATH=str(Path(__file__).resolve().parents[1]))
-    return subprocess.Popen([sys.executable, "-c", REGISTER, json.dumps([paths, backend, where])],
+    arguments = json.dumps([paths, backend, where, hold_after, SUBPROCESS_TIMEOUT_S])
+    return subprocess.Popen([sys.executable, "-c", REGISTER, arguments],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
 
 
@@ -307,23 +323,23 @@ def _images(backend: str, where: str) -> List[Tuple[str, int]]:
 @pytest.mark.slow
 @pytest.mark.parametrize("backend", BACKENDS)
 def test_a_killed_registration_leaves_whole_images_and_resumes(backend: str, servers: Dict[str, Any],
-                                                              photos: List[str], tmp_path: Path) -> None:
+                                                              every_photo: List[str], tmp_path: Path) -> None:
     where = details(backend, servers, tmp_path)
-    writer = _spawn(photos, backend, where)
+    writer = _spawn(every_photo, backend, where, hold_after=len(every_photo) - 1)
     deadline = time.monotonic() + SUBPROCESS_TIMEOUT_S
     while time.monotonic() < deadline and writer.poll() is None:
         if len(_images(backend, where)) >= 2:
             break
-        time.sleep(0.2)
+        time.sleep(0.1)
     writer.send_signal(signal.SIGKILL)
     writer.wait(SUBPROCESS_TIMEOUT_S)
     before = _images(backend, where)
-    assert 2 <= len(before) < len(PHOTOS), "the kill should land mid-registration"
-    resumed = register(photos, database_type=backend, connection_details=where)
+    assert 2 <= len(before) < len(every_photo), "the kill should land mid-registration"
+    resumed = register(every_photo, database_type=backend, connection_details=where)
     assert resumed["skipped"] == len(before)
     after = _images(backend, where)
-    assert len(after) == len(PHOTOS) and set(before) <= set(after)
-    assert sum(faces for _, faces in after) == len(PHOTOS) + 1
+    assert len(after) == len(every_photo) and set(before) <= set(after)
+    assert sum(faces for _, faces in after) == sum(faces for _, faces in before) + resumed["inserted"]
 
 
 @pytest.mark.slow
