@@ -260,8 +260,13 @@ def test_second_run_on_the_same_output_is_refused_naming_the_first(photos: Path)
     first = _spawn(["detect", "many", "-o", "rows.jsonl", "--batch-size", "1", *FAST], tmp)
     deadline = time.monotonic() + 60
     while not (tmp / "rows.jsonl.lock").exists() and time.monotonic() < deadline and first.poll() is None:
-        time.sleep(0.05)
-    code, _, err = run(["detect", "photos", "-o", "rows.jsonl", *FAST], cwd=tmp)
+        time.sleep(0.01)
+    assert first.poll() is None, "the first run ended before its lock was seen"
+    first.send_signal(signal.SIGSTOP)  # paused holding its lock, however fast this machine runs it
+    try:
+        code, _, err = run(["detect", "photos", "-o", "rows.jsonl", *FAST], cwd=tmp)
+    finally:
+        first.send_signal(signal.SIGCONT)
     assert first.wait(timeout=300) == EXIT_OK
     assert code == EXIT_USAGE and f"pid {first.pid}" in err
     assert len(rows(tmp / "rows.jsonl")) == 40 and not (tmp / "rows.jsonl.lock").exists()
@@ -400,8 +405,8 @@ def test_ray_engine_stopped_by_sigterm_exits_130(photos: Path) -> None:
     tmp = photos.parent
     many = tmp / "many"
     many.mkdir()
-    for k in range(200):
-        shutil.copy(photos / "x.jpg", many / f"p{k:03d}.jpg")
+    for k in range(1000):  # far more than one run gets through before it is stopped
+        shutil.copy(photos / "x.jpg", many / f"p{k:04d}.jpg")
     log = tmp / "stderr.txt"
     with open(log, "w") as stderr:
         process = subprocess.Popen([sys.executable, "-m", "deepbatch", "detect", "many", "--engine", "ray", "-o",
@@ -411,6 +416,7 @@ def test_ray_engine_stopped_by_sigterm_exits_130(photos: Path) -> None:
     while not (tmp / ".out.parquet.partial").exists() and time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.1)
     time.sleep(2)
+    assert process.poll() is None, "the run ended before it was stopped"
     process.send_signal(signal.SIGTERM)
     code = process.wait(timeout=120)
     err = log.read_text()

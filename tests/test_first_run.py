@@ -13,13 +13,13 @@ import re
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import List
 
 import cv2
 import numpy as np
 import pytest
+from processes import wait_for_rows
 
 from deepbatch.cli import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, main
 from deepbatch.cli.tables import _table
@@ -251,17 +251,6 @@ def test_libjpeg_warnings_of_concurrent_decodes_go_to_their_own_inputs(caplog: p
 # --- signals and pipes ---
 
 
-def _wait_for_rows(path: Path, process: subprocess.Popen, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if path.exists() and path.read_bytes().count(b"\n") >= 1:
-            return
-        if process.poll() is not None:
-            pytest.fail(f"the run ended before it was stopped: {process.stderr.read() if process.stderr else ''}")
-        time.sleep(0.02)
-    pytest.fail("no row was written in time")
-
-
 def test_ctrl_c_stops_a_run_that_inherited_sigint_ignored(noise_photos: Path, tmp_path: Path) -> None:
     """As a background job of a non-interactive shell starts (CI scripts): SIGINT ignored from the start."""
     target = tmp_path / "faces.jsonl"
@@ -269,7 +258,7 @@ def test_ctrl_c_stops_a_run_that_inherited_sigint_ignored(noise_photos: Path, tm
         [sys.executable, "-m", "deepbatch.cli", "detect", str(noise_photos), "--backend", "opencv", "--output",
          str(target), "--batch-size", "1", "--no-progress"], env=_env(), cwd=tmp_path, stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE, text=True, preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_IGN))
-    _wait_for_rows(tmp_path / "faces.jsonl.partial", process)
+    wait_for_rows(tmp_path / "faces.jsonl.partial", process)
     process.send_signal(signal.SIGINT)
     assert process.wait(timeout=120) == EXIT_INTERRUPTED
     assert "interrupted" in (process.stderr.read() if process.stderr else "")

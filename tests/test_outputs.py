@@ -14,13 +14,13 @@ import shutil
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Iterator, List, Sequence
 
 import cv2
 import numpy as np
 import pytest
+from processes import wait_for_rows
 
 from deepbatch.cli import EXIT_INTERNAL, EXIT_INTERRUPTED, EXIT_USAGE, main
 from deepbatch.io.outputs import LineFile
@@ -158,17 +158,6 @@ def _spawn(args: Sequence[object], cwd: Path) -> subprocess.Popen:
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
 
 
-def _wait_for_rows(path: Path, process: subprocess.Popen, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if path.exists() and path.read_bytes().count(b"\n") >= 1:
-            return
-        if process.poll() is not None:
-            pytest.fail(f"the run ended before it was stopped: {process.stderr.read() if process.stderr else ''}")
-        time.sleep(0.02)
-    pytest.fail("no row was written in time")
-
-
 @pytest.fixture
 def many_photos(tmp_path: Path, dataset_dir: Path) -> Path:
     """Enough photos (links to real ones) that a run is still going when it is stopped."""
@@ -192,7 +181,7 @@ def test_stopped_detect_keeps_the_previous_jsonl(many_photos: Path, tmp_path: Pa
     process = _spawn(["detect", many_photos, "--output", target, "--batch-size", 1, "--no-progress",
                       "--backend", "yunet"], tmp_path)
     partial = tmp_path / "faces.jsonl.partial"
-    _wait_for_rows(partial, process)
+    wait_for_rows(partial, process)
     process.send_signal(stop)
     assert process.wait(timeout=120) == code
     assert target.read_text() == '{"previous": "complete result"}\n'
@@ -238,7 +227,7 @@ def test_stopped_represent_keeps_the_matrix_and_its_index_together(many_photos: 
     code, _, _ = run(["represent", photos, "--output", matrix, "--no-progress"])
     before = (matrix.read_bytes(), (tmp_path / "emb.index.jsonl").read_bytes())
     process = _spawn(["represent", many_photos, "--output", matrix, "--batch-size", 1, "--no-progress"], tmp_path)
-    _wait_for_rows(tmp_path / "emb.index.jsonl.partial", process)
+    wait_for_rows(tmp_path / "emb.index.jsonl.partial", process)
     process.send_signal(signal.SIGTERM)
     assert (code, process.wait(timeout=120)) == (0, EXIT_INTERRUPTED)
     assert (matrix.read_bytes(), (tmp_path / "emb.index.jsonl").read_bytes()) == before
