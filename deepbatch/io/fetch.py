@@ -76,23 +76,24 @@ class _Deadline:
                 return socket.create_connection
             return lambda address, timeout=None, source_address=None: guard(url, address, timeout)
 
-        class Connection(http.client.HTTPConnection):
+        class Watched:
+            """Mixed into http.client's connections: opened through ``guard``, its socket under the deadline."""
+
+            sock: Any
+
             def __init__(self, *args: Any, url: str = "", **kwargs: Any):
-                super().__init__(*args, **kwargs)
+                super().__init__(*args, **kwargs)  # type: ignore[call-arg]
                 self._create_connection = connector(url)
 
             def connect(self) -> None:
-                super().connect()
+                super().connect()  # type: ignore[misc]
                 deadline.watch(self.sock)
 
-        class SecureConnection(http.client.HTTPSConnection):
-            def __init__(self, *args: Any, url: str = "", **kwargs: Any):
-                super().__init__(*args, **kwargs)
-                self._create_connection = connector(url)
+        class Connection(Watched, http.client.HTTPConnection):
+            pass
 
-            def connect(self) -> None:
-                super().connect()
-                deadline.watch(self.sock)
+        class SecureConnection(Watched, http.client.HTTPSConnection):
+            pass
 
         class Handler(urllib.request.HTTPHandler):
             def http_open(self, req: Any) -> Any:
