@@ -198,7 +198,7 @@ def test_the_environment_names_the_database(monkeypatch: pytest.MonkeyPatch, tmp
 
 
 def test_a_stale_index_file_catches_up(tmp_path: Path, photos: List[str]) -> None:
-    from deepbatch.store.embedded import forget_indexes
+    from deepbatch.store.ann import forget_indexes
 
     db = str(tmp_path / "faces.db")
     register(photos[1:3], connection_details=db)
@@ -214,7 +214,7 @@ def test_a_stale_index_file_catches_up(tmp_path: Path, photos: List[str]) -> Non
 
 
 def test_a_corrupt_index_file_is_rebuilt_from_the_table(tmp_path: Path, photos: List[str]) -> None:
-    from deepbatch.store.embedded import forget_indexes
+    from deepbatch.store.ann import forget_indexes
 
     db = str(tmp_path / "faces.db")
     register(photos[1:5], connection_details=db)

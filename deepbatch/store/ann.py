@@ -13,8 +13,9 @@ from __future__ import annotations
 import logging
 import os
 import tempfile
+import threading
 from pathlib import Path
-from typing import Any, Optional, Union
+from typing import Any, Dict, Optional, Tuple, Union
 
 import numpy as np
 
@@ -29,6 +30,9 @@ EXPANSION_SEARCH = 96  # candidates kept while searching (ef_search; docs/databa
 REFINE = 2  # candidates asked of the graph per face wanted, re-ranked on the float32 vectors
 SYNC_PAGE = 50_000  # faces read from the database per step while catching an index up (bounds the memory)
 QUANTIZATION = "i8"
+
+_INDEXES: Dict[Tuple[str, int], AnnIndex] = {}  # per process: an index is loaded once and synced on each use
+_INDEX_LOCK = threading.Lock()
 
 
 class AnnIndex:
@@ -154,3 +158,43 @@ def refine(rows: FaceRows, queries: np.ndarray, candidates: np.ndarray, k: int) 
             at = at[np.argsort(-(vectors[at] @ query), kind="stable")[:k]]
         keep[at] = True
     return rows.subset(np.flatnonzero(keep))
+
+
+class ClientIndexed(SqlStore):
+    """A store whose approximate index lives on the client (:class:`AnnIndex`): loaded once per process from where
+    the store keeps it (:meth:`stored_index`), completed with the faces registered since, searched and re-ranked."""
+
+    complete_sync = False  # True where ids are not in commit order: every id is compared (see AnnIndex.sync)
+
+    def index_key(self) -> str:
+        """What tells this database apart from another in this process's index cache."""
+        raise NotImplementedError
+
+    def stored_index(self, config_id: int) -> Optional[AnnIndex]:
+        """The index saved for ``config_id``, or None when there is none or it cannot be read."""
+        raise NotImplementedError
+
+    def index(self, config_id: int, max_neighbors_per_node: int = DEFAULT_MAX_NEIGHBORS) -> AnnIndex:
+        """The approximate index of ``config_id``, loaded once per process and brought up to date."""
+        key = (self.index_key(), config_id)
+        with _INDEX_LOCK:
+            index = _INDEXES.get(key)
+            if index is None:
+                index = self.stored_index(config_id)
+                if index is None:
+                    logger.info("no approximate index stored for configuration %d: building it", config_id)
+                    index = AnnIndex(self.dimensions(config_id), max_neighbors_per_node)
+                _INDEXES[key] = index
+            index.sync(self, config_id, complete=self.complete_sync)
+        return index
+
+    def search_by_vector(self, config_id: int, queries: np.ndarray, k: int,
+                         expansion: Optional[int] = None) -> FaceRows:
+        candidates = self.index(config_id).candidates(queries, k, expansion)
+        return refine(self.fetch_by_ids(config_id, candidates[candidates >= 0].tolist()), queries, candidates, k)
+
+
+def forget_indexes() -> None:
+    """Drop the indexes this process holds (they are reloaded from where they are stored on next use)."""
+    with _INDEX_LOCK:
+        _INDEXES.clear()

@@ -15,21 +15,18 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
-import threading
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Iterator, List, Optional, Sequence
 
 import numpy as np
 
 from ..errors import DatabaseConnectionError
-from .ann import AnnIndex, refine
-from .base import DEFAULT_MAX_NEIGHBORS, FaceRows, SqlStore
+from .ann import AnnIndex, ClientIndexed
+from .base import DEFAULT_MAX_NEIGHBORS
 
 ENVIRONMENT = "DEEPBATCH_DATABASE_PATH"
 BUSY_TIMEOUT_S = 600.0  # how long a writer waits for another's transaction (a chunk of images) to commit
 
-_INDEXES: Dict[Tuple[str, int], AnnIndex] = {}  # per process: an index is loaded once and synced on each use
-_INDEX_LOCK = threading.Lock()
 
 
 def database_path(connection_details: Any) -> Path:
@@ -48,7 +45,7 @@ def database_path(connection_details: Any) -> Path:
     return Path(details)
 
 
-class EmbeddedStore(SqlStore):
+class EmbeddedStore(ClientIndexed):
     """A face database in one SQLite file (see the module docstring)."""
 
     database_type = "embedded"
@@ -115,24 +112,12 @@ class EmbeddedStore(SqlStore):
     def index_path(self, config_id: int) -> Path:
         return self.path.with_name(f"{self.path.name}-ann-{config_id}.usearch")
 
-    def index(self, config_id: int, max_neighbors_per_node: int = DEFAULT_MAX_NEIGHBORS) -> AnnIndex:
-        """The approximate index of ``config_id``, loaded once per process and brought up to date."""
-        key = (str(self.path.resolve()), config_id)
-        with _INDEX_LOCK:
-            index = _INDEXES.get(key)
-            if index is None:
-                dimensions = self.dimensions(config_id)
-                path = self.index_path(config_id)
-                index = AnnIndex.restore(path, dimensions) if path.is_file() else None
-                index = index or AnnIndex(dimensions, max_neighbors_per_node)
-                _INDEXES[key] = index
-            index.sync(self, config_id)
-        return index
+    def index_key(self) -> str:
+        return str(self.path.resolve())
 
-    def search_by_vector(self, config_id: int, queries: np.ndarray, k: int,
-                         expansion: Optional[int] = None) -> FaceRows:
-        candidates = self.index(config_id).candidates(queries, k, expansion)
-        return refine(self.fetch_by_ids(config_id, candidates[candidates >= 0].tolist()), queries, candidates, k)
+    def stored_index(self, config_id: int) -> Optional[AnnIndex]:
+        path = self.index_path(config_id)
+        return AnnIndex.restore(path, self.dimensions(config_id)) if path.is_file() else None
 
     def build_index(self, config_id: int, max_neighbors_per_node: int = DEFAULT_MAX_NEIGHBORS) -> None:
         self.index(config_id, max_neighbors_per_node).save(self.index_path(config_id))
@@ -144,8 +129,3 @@ class EmbeddedStore(SqlStore):
         if self.owned:
             self.conn.close()
 
-
-def forget_indexes() -> None:
-    """Drop the indexes this process holds (they are reloaded from their files and the table on next use)."""
-    with _INDEX_LOCK:
-        _INDEXES.clear()

@@ -11,15 +11,14 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import threading
-from typing import Any, Dict, Iterator, List, Optional, Sequence, Tuple
+from typing import Any, Iterator, List, Optional, Sequence
 
 import numpy as np
 
 from ..errors import DatabaseConnectionError
 from ..optional import require
-from .ann import AnnIndex, refine
-from .base import DEFAULT_MAX_NEIGHBORS, FaceRows, SqlStore
+from .ann import AnnIndex, ClientIndexed
+from .base import DEFAULT_MAX_NEIGHBORS
 
 logger = logging.getLogger(__name__)
 
@@ -27,8 +26,6 @@ ENVIRONMENT = ("DEEPBATCH_POSTGRES_URI", "DEEPFACE_POSTGRES_URI")
 SCHEMA_LOCK = 0x6465_6570  # advisory lock key taken while the schema is created or migrated
 PART_BYTES = 256 << 20
 
-_INDEXES: Dict[Tuple[str, int], AnnIndex] = {}
-_INDEX_LOCK = threading.Lock()
 
 
 def connect(connection_details: Any) -> Any:
@@ -52,10 +49,11 @@ def connect(connection_details: Any) -> Any:
     raise DatabaseConnectionError(f"connection_details must be a URI or a dict, got {type(details).__name__}")
 
 
-class PostgresStore(SqlStore):
+class PostgresStore(ClientIndexed):
     """A face database in PostgreSQL, the approximate index on the client (see the module docstring)."""
 
     database_type = "postgres"
+    complete_sync = True  # sequences are not in commit order
     serial = "BIGSERIAL"
     vector_type = "BYTEA"
     bytes_type = "BYTEA"
@@ -97,32 +95,15 @@ class PostgresStore(SqlStore):
         return np.frombuffer(b"".join(bytes(v) for v in values), "<f4").reshape(len(values), dimensions) \
             .astype(np.float32)
 
-    def _load_index(self, config_id: int) -> Optional[AnnIndex]:
+    def index_key(self) -> str:
+        return self.name
+
+    def stored_index(self, config_id: int) -> Optional[AnnIndex]:
         with self.transaction(write=False):
             parts = self.query("SELECT data FROM deepbatch_indexes WHERE config_id = %s ORDER BY part", (config_id,))
         if not parts:
             return None
         return AnnIndex.restore(b"".join(bytes(p[0]) for p in parts), self.dimensions(config_id))
-
-    def index(self, config_id: int, max_neighbors_per_node: int = DEFAULT_MAX_NEIGHBORS) -> AnnIndex:
-        """The client-side index of ``config_id``: loaded from the database once per process, completed with the
-        faces registered since."""
-        key = (self.name, config_id)
-        with _INDEX_LOCK:
-            index = _INDEXES.get(key)
-            if index is None:
-                index = self._load_index(config_id)
-                if index is None:
-                    logger.info("no approximate index stored for configuration %d: building it", config_id)
-                    index = AnnIndex(self.dimensions(config_id), max_neighbors_per_node)
-                _INDEXES[key] = index
-            index.sync(self, config_id, complete=True)
-        return index
-
-    def search_by_vector(self, config_id: int, queries: np.ndarray, k: int,
-                         expansion: Optional[int] = None) -> FaceRows:
-        candidates = self.index(config_id).candidates(queries, k, expansion)
-        return refine(self.fetch_by_ids(config_id, candidates[candidates >= 0].tolist()), queries, candidates, k)
 
     def build_index(self, config_id: int, max_neighbors_per_node: int = DEFAULT_MAX_NEIGHBORS) -> None:
         data = self.index(config_id, max_neighbors_per_node).to_bytes()
