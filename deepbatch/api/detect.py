@@ -13,10 +13,10 @@ import logging
 from typing import Any, Iterable, Iterator, Optional, Union
 
 from ..api.extract import as_stream, resolve_detector
-from ..core.stream import FaceRules, check_on_error, iter_records
+from ..core.on_error import BatchResult, check_on_error, collect_batch
+from ..core.stream import FaceRules, iter_records
 from ..core.workers import DEFAULT_PREFETCH, BatchSize, resolve_batch_size
 from ..detectors.base import Detector
-from ..formatting import BatchResult, collect_batch
 from ..io.images import as_batch
 from ..performance import Performance, settle
 from ..records import ImageRecord

@@ -10,11 +10,12 @@ from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple, Union
 import numpy as np
 
 from ..checks import refuse_anti_spoofing
-from ..core.stream import FaceRules, check_on_error, iter_detections, iter_records
+from ..core.on_error import BatchResult, check_on_error, collect_batch
+from ..core.stream import FaceRules, iter_detections, iter_records
 from ..core.workers import DEFAULT_PREFETCH, BatchSize, resolve_batch_size
 from ..detectors.base import DETECTORS, Detector, build_detector
 from ..errors import DeepbatchError
-from ..formatting import BatchResult, collect_batch, confidence, facial_area, present_face
+from ..formatting import confidence, facial_area, present_face
 from ..io.images import as_batch
 from ..performance import Performance, settle
 from ..records import ImageRecord

@@ -11,11 +11,12 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 
 from ..api.extract import resolve_detector
 from ..checks import refuse_anti_spoofing
-from ..core.stream import FaceRules, check_on_error, iter_records
+from ..core.on_error import BatchResult, check_on_error, collect_batch
+from ..core.stream import FaceRules, iter_records
 from ..core.workers import BatchSize, resolve_batch_size
 from ..detectors.base import DETECTORS, Detector
 from ..errors import ArgumentError
-from ..formatting import BatchResult, collect_batch, confidence, facial_area, present_face
+from ..formatting import confidence, facial_area, present_face
 from ..io.images import as_batch
 from ..performance import Performance, settle
 from ..recognition.base import RECOGNIZERS, Recognizer, resolve_recognizer

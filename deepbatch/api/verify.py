@@ -13,13 +13,14 @@ import numpy as np
 from ..api.extract import resolve_detector
 from ..batching import DEFAULT_BATCH_SIZE
 from ..checks import refuse_anti_spoofing
-from ..core.stream import FaceRules, check_on_error, iter_records
+from ..core.on_error import BatchResult, check_on_error
+from ..core.stream import FaceRules, iter_records
 from ..core.workers import BatchSize, resolve_batch_size
 from ..detectors.base import Detector
 from ..errors import ArgumentError, FaceNotDetectedError, ImageError
 from ..errors import EmbeddingSizeError as EmbeddingSizeError
 from ..errors import EmbeddingTypeError as EmbeddingTypeError
-from ..formatting import BatchResult, facial_area
+from ..formatting import facial_area
 from ..performance import AUTOMATIC, Performance, settle
 from ..recognition.base import Recognizer, resolve_recognizer
 from ..recognition.distance import check_metric, distance_matrix
