@@ -56,7 +56,7 @@ def _detector_row(entry: Any) -> List[str]:
     if isinstance(factory, type) and issubclass(factory, OnnxDetector):
         batching = "one call per chunk (a file's fixed batch axis is repaired)"
     else:
-        batching = "native" if getattr(factory, "native_batching", False) else "per-image loop"
+        batching = factory.designed_batching() or "one call per chunk"
     landmarks = getattr(factory, "landmark_summary", "") or ("5 points" if factory.has_landmarks else "none")
     return [_runs_on(factory), batching, landmarks, _weights(entry), entry.licence or "-", entry.summary]
 

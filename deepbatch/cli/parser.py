@@ -236,7 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
                      description="List the registered models and whether their weights were found.")
     models.add_argument("--batching", action="store_true", help="load each ONNX model whose weights are found and "
                         "show how it batches: native, repaired or per_image (with the reason); other backends say "
-                        "native or loop from their class, without loading their framework")
+                        "one call per chunk or loop from their class, without loading their framework")
     models.add_argument("--wide", action="store_true", help=f"one line per model, as wide as its text (by default "
                         f"cells wrap to fit {TABLE_WIDTH} columns)")
     models.set_defaults(handler=cmd_models)

@@ -65,8 +65,12 @@ class MTCNNDetector(Detector):
     extra = "mtcnn"
     runs_on = "the mtcnn package on TensorFlow"
     bundled_weights = "inside the package"
-    native_batching = True
+    batches_whole_chunks = True
     has_landmarks = True
+
+    @classmethod
+    def designed_batching(cls) -> Optional[str]:
+        return "one call per image size in a chunk"  # the package stacks only images of one size
 
     def __init__(
         self,

@@ -50,7 +50,7 @@ ARCFACE_R50_WEIGHTS = WeightFile(
 @RECOGNIZERS.register("arcface_mbf", licence=INSIGHTFACE_LICENCE,
                        summary="ArcFace MobileFaceNet (InsightFace w600k_mbf, buffalo_sc), 512-d; the default")
 class ArcFaceMobileFaceNet(OnnxRecognizer):
-    """ArcFace MobileFaceNet with native batching over faces: the default recognizer."""
+    """ArcFace MobileFaceNet, one model call per chunk of faces: the default recognizer."""
 
     name = "arcface_mbf"
     display_name = "ArcFace-MobileFaceNet"
@@ -73,7 +73,7 @@ class ArcFaceMobileFaceNet(OnnxRecognizer):
 @RECOGNIZERS.register("arcface_r50", summary="ArcFace ResNet-50 (InsightFace w600k_r50), 512-d",
                        licence=INSIGHTFACE_LICENCE)
 class ArcFace(OnnxRecognizer):
-    """ArcFace R50 with native batching over faces."""
+    """ArcFace R50, one model call per chunk of faces."""
 
     name = "arcface_r50"
     display_name = "ArcFace"

@@ -60,7 +60,7 @@ MOBILEFACENET_WEIGHTS = {
 @RECOGNIZERS.register("mobilefacenet", summary="MobileFaceNet, 128-d (dynamic-batch export)",
                        licence="that of the export you supply")
 class MobileFaceNet(OnnxRecognizer):
-    """MobileFaceNet with native batching over faces."""
+    """MobileFaceNet, one model call per chunk of faces."""
 
     name = "mobilefacenet"
     display_name = "MobileFaceNet"
