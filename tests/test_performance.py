@@ -174,3 +174,15 @@ def test_every_verb_builds_its_models_with_one_thread(verb: str, photos: List[st
                                                       tmp_path: Path, fresh_models: List[Any]) -> None:
     VERBS[verb](photos, tmp_path, Performance(threads=1))
     assert fresh_models and [_intra_op_threads(model) for model in fresh_models] == [1] * len(fresh_models)
+
+
+@pytest.mark.parametrize("command", [["detect", "--threads", "1"], ["register", "--threads", "1"]])
+def test_the_command_line_builds_its_models_with_the_threads(command: List[str], photos: List[str], weights_dir: Path,
+                                                             tmp_path: Path, fresh_models: List[Any],
+                                                             capsys: pytest.CaptureFixture) -> None:
+    from deepbatch.cli import main
+
+    verb, *options = command
+    where = ["--db", str(tmp_path / "faces.db")] if verb == "register" else ["-o", str(tmp_path / "rows.jsonl")]
+    assert main([verb, photos[1], *options, *where]) == 0
+    assert fresh_models and [_intra_op_threads(model) for model in fresh_models] == [1] * len(fresh_models)
