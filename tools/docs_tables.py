@@ -72,7 +72,8 @@ def _detector_row(entry: Any) -> List[str]:
     if isinstance(factory, type) and issubclass(factory, OnnxDetector):
         batching = "one call per chunk (a file's fixed batch axis is repaired)"
     else:
-        batching = factory.designed_batching() or "one call per chunk"
+        designed = getattr(factory, "designed_batching", None)  # a factory function says nothing: it loops
+        batching = (designed() or "one call per chunk") if callable(designed) else "per-image loop"
     landmarks = getattr(factory, "landmark_summary", "") or ("5 points" if factory.has_landmarks else "none")
     return [_runs_on(factory), batching, landmarks, _weights(entry), entry.licence or "-", entry.summary]
 
