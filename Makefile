@@ -124,4 +124,5 @@ install-docs:
 	$(PYTHON) -m pip install -q -e ".[docs]"
 
 docs: install-docs
+	$(PYTHON) tools/docs_tables.py --check
 	NO_MKDOCS_2_WARNING=1 $(PYTHON) -m mkdocs build --strict --site-dir site

@@ -46,7 +46,7 @@ def row(name: str, photos: Path, images: List[np.ndarray], repeat: int) -> Optio
     selfie = len(detector.detect_faces([cv2.imread(str(photos / "selfie-many-people.jpg"))])[0])
     single = images_per_second(detector, images, 1, repeat)
     batched = images_per_second(detector, images, 32, repeat)
-    mode = "native" if detector.native_batching else "loop"
+    mode = "one call per chunk" if detector.batches_whole_chunks else "loop"
     return f"| `{name}` | {mode} | {couple} | {selfie} | {single:.1f} | {batched:.1f} | {batched / single:.2f} |"
 
 

@@ -15,15 +15,19 @@ ratio of deepbatch's batched detection to it. ``--breakdown`` times every stage 
 overlap, to show where end-to-end time goes. Speed is measured here, never asserted in tests.
 
 Run ``deepbatch bench --help`` (from a checkout of the repository) or ``python benchmarks/bench_detector.py --help``;
-``make bench`` runs it on ``../shared``.
+``make bench`` runs it on ``../shared``. ``--record docs/measurements/NAME.json`` records the table with its command
+line, date, machine and load (the format of ``tools/docs_tables.py``), which ``make docs-tables`` then shows in the
+docs page that names it.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime
 import json
 import logging
 import os
+import platform
 import sys
 import time
 from dataclasses import asdict, dataclass, field
@@ -159,6 +163,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also time InsightFace's per-image SCRFD loop on the same weights")
     parser.add_argument("--breakdown", action="store_true", help="also time each stage of one image at a time")
     parser.add_argument("--json", dest="json_path", default=None, help="also write the results to this JSON file")
+    parser.add_argument("--record", default=None, metavar="docs/measurements/NAME.json",
+                        help="also record the table for the docs: command line, date, machine, load and rows")
 
 
 def photo_paths(folder: Path) -> List[Path]:
@@ -343,12 +349,84 @@ def format_report(report: Report) -> str:
     return "\n".join(lines)
 
 
+def command_line(args: argparse.Namespace) -> str:
+    """The ``deepbatch bench`` command that measures what ``args`` asks (the photos folder and outputs left out)."""
+    words = ["deepbatch bench", f"--backend {args.backend}", f"--batch-sizes {','.join(map(str, args.batch_sizes))}"]
+    words += [f"--input-size {args.input_size}"] if args.input_size else []
+    words += [f"--images {args.images}", f"--source {args.source}", f"--providers {args.providers}"]
+    words += [f"--{name} {getattr(args, name)}" for name in ("threads", "workers") if getattr(args, name) is not None]
+    words += ["--skip-extract"] if args.skip_extract else [f"--extract-api {args.extract_api}"]
+    words += [f"--repeat {args.repeat}"]
+    words += [f"--reference {args.reference}"] if args.reference != "none" else []
+    words += ["--breakdown"] if args.breakdown else []
+    return " ".join(words)
+
+
+def load_averages() -> Optional[str]:
+    """The 1-, 5- and 15-minute load averages, or None where the system has none."""
+    try:
+        return " / ".join(f"{value:.1f}" for value in os.getloadavg())
+    except (AttributeError, OSError):
+        return None
+
+
+def machine() -> str:
+    """The CPU, its usable cores and the ONNX Runtime build, in words."""
+    import onnxruntime
+
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as info:
+            model = next((line.split(":", 1)[1].strip() for line in info if line.startswith("model name")), model)
+    except OSError:
+        pass
+    from deepbatch.runtime.session import usable_cpus
+
+    return f"{model}, {usable_cpus()} usable cores, {platform.system()}, onnxruntime {onnxruntime.__version__}"
+
+
+def measurement(report: Report, args: argparse.Namespace, load: Tuple[Optional[str], Optional[str]]) -> Dict[str, Any]:
+    """The run as a measurement of the docs (``tools/docs_tables.py``): one row per batch size."""
+    api = "extract" if args.skip_extract else f"`{report.extract_api}`"
+    columns = ["batch", "raw img/s", "detect img/s", f"{api} img/s", "detect / raw", "extract / raw",
+               "raw CPU ms/image", "detect CPU ms/image", "extract CPU ms/image"]
+    rows = [[str(row.batch_size), _cell(row.raw), _cell(row.detect), _cell(row.extract),
+             _cell(row.detect_ratio, "{:.2f}"), _cell(row.extract_ratio, "{:.2f}"),
+             _cell(row.raw_cpu_ms), _cell(row.detect_cpu_ms), _cell(row.extract_cpu_ms)] for row in report.rows]
+    start, end = load
+    return {
+        "title": f"{report.backend} ({report.model}) at {report.input_size[0]}x{report.input_size[1]} on "
+                 f"{report.provider}: {report.images} images ({report.photos} photos cycled) from {report.source}, "
+                 f"best of {report.repeat} alternating run(s)",
+        "command": command_line(args),
+        "date": datetime.datetime.now(datetime.timezone.utc).date().isoformat(),
+        "machine": machine(),
+        "load": None if start is None else f"1/5/15-min load averages {start} at the start, {end} at the end",
+        "columns": columns,
+        "rows": rows,
+    }
+
+
+def record(path: Path, data: Dict[str, Any]) -> None:
+    """Write ``data`` to ``path`` in the docs' measurement format (``tools/docs_tables.py`` of this checkout)."""
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tools"))
+    try:
+        import docs_tables
+    finally:
+        sys.path.pop(0)
+    docs_tables.write_measurement(path, data)
+
+
 def run(args: argparse.Namespace) -> int:
-    """``deepbatch bench``: measure, print the table, optionally write JSON. Returns the exit code."""
+    """``deepbatch bench``: measure, print the table, optionally write JSON and record it for the docs. Returns the
+    exit code."""
     if args.images < 1 or args.repeat < 1:
         raise DeepbatchError(f"--images and --repeat must be positive integers, got {args.images} and {args.repeat}")
+    load_at_start = load_averages()
     report = measure(args)
     sys.stdout.write(format_report(report) + "\n")
+    if args.record:
+        record(Path(args.record), measurement(report, args, (load_at_start, load_averages())))
     if args.json_path:
         data = asdict(report)
         for row, out in zip(report.rows, data["rows"]):

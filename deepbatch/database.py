@@ -31,6 +31,7 @@ from .core.workers import BatchSize, resolve_batch_size
 from .detectors.base import Detector
 from .errors import ArgumentError, DeepbatchError, ImageError
 from .io.images import as_batch, list_image_files, read_encoded
+from .performance import AUTOMATIC, Performance, settle
 from .recognition.base import Recognizer, resolve_recognizer
 from .recognition.distance import check_metric, distance_matrix
 from .recognition.normalization import l2_normalize as unit_rows
@@ -126,6 +127,7 @@ def register(
     *,
     batch_size: BatchSize = "auto",
     commit_every: int = COMMIT_EVERY,
+    performance: Optional[Performance] = None,
 ) -> Dict[str, Any]:
     """Register the faces of ``img`` in a face database, as DeepFace's ``register``, batched.
 
@@ -137,6 +139,8 @@ def register(
 
     ``batch_size`` images are detected per model call and their faces embedded together; ``commit_every`` images
     are written per transaction. Images registered before (same bytes, same settings) are skipped unread.
+    ``performance`` (a :class:`deepbatch.Performance`) sets the batch size, the prefetch threads, the chunks read
+    ahead and the intra-op threads of the models built from a name; ``batch_size`` is its advanced spelling.
 
     Returns DeepFace's ``{"inserted": faces written}`` with ``images`` (images written, error rows included),
     ``skipped`` (already registered) and ``errors`` (``{"img_name", "error"}`` per image that gave no embedding).
@@ -144,8 +148,9 @@ def register(
     refuse_anti_spoofing(anti_spoofing)
     if commit_every < 1:
         raise ArgumentError(f"commit_every must be a positive integer, got {commit_every}")
-    recognizer = resolve_recognizer(model_name)
-    detector = resolve_detector(detector_backend)
+    settings = settle(performance, batch_size)
+    recognizer = resolve_recognizer(model_name, settings)
+    detector = resolve_detector(detector_backend, settings)
     config = embedding_config(recognizer, detector, align, l2_normalize, normalization, expand_percentage)
     items, _ = _inputs(img)
     if img_name is not None and not isinstance(img_name, str) and isinstance(items, list) \
@@ -154,8 +159,8 @@ def register(
     store = open_store(database_type, connection_details, connection)
     try:
         return _register(store, config, items, img_name, recognizer, detector, enforce_detection, align,
-                         l2_normalize, expand_percentage, normalization, resolve_batch_size(batch_size, detector),
-                         commit_every)
+                         l2_normalize, expand_percentage, normalization,
+                         resolve_batch_size(settings.batch_size, detector), commit_every, settings)
     finally:
         store.close()
 
@@ -163,7 +168,8 @@ def register(
 def _register(store: FaceStore, config: EmbeddingConfig, items: Iterable[Any],
               img_name: Union[None, str, Sequence[str]], recognizer: Recognizer, detector: Detector,
               enforce_detection: bool, align: bool, l2_normalize: bool, expand_percentage: float,
-              normalization: str, batch_size: int, commit_every: int) -> Dict[str, Any]:
+              normalization: str, batch_size: int, commit_every: int,
+              performance: Performance = AUTOMATIC) -> Dict[str, Any]:
     config_id = store.config_id(config, create=True)
     registered = store.registered_digests(config_id)
     result: Dict[str, Any] = {"inserted": 0, "images": 0, "skipped": 0, "errors": []}
@@ -194,7 +200,8 @@ def _register(store: FaceStore, config: EmbeddingConfig, items: Iterable[Any],
 
     rules = FaceRules.of(enforce_detection, None, expand_percentage, align)
     for record in iter_records(todo(), detector, batch_size, rules, recognizer=recognizer,
-                               spec=recognizer.spec_for(normalization), on_error="skip"):
+                               spec=recognizer.spec_for(normalization), on_error="skip",
+                               workers=performance.workers, prefetch=performance.prefetch):
         digest, name = pending[record.index]
         entry = image_entry(record, digest, name, l2_normalize, config.dimensions)
         if entry.error is not None:
@@ -296,6 +303,7 @@ def search(
     batch_size: BatchSize = "auto",
     threshold: Optional[float] = None,
     ef_search: Optional[int] = None,
+    performance: Optional[Performance] = None,
 ) -> List[Any]:
     """The registered faces that match each face of ``img``, as DeepFace's ``search``, for many queries at once.
 
@@ -312,21 +320,24 @@ def search(
     compares with every registered face of the configuration; ``"ann"`` asks the approximate index (usearch,
     PostgreSQL's client-built one or pgvector's HNSW; ``ef_search`` candidates) for the ``k`` (default 20) nearest
     by cosine, then ranks those by ``distance_metric``. Distances are always computed here from the stored float32
-    vectors, so every backend gives the same numbers.
+    vectors, so every backend gives the same numbers. ``performance`` (a :class:`deepbatch.Performance`) is as in
+    :func:`register`.
     """
     refuse_anti_spoofing(anti_spoofing)
-    recognizer = resolve_recognizer(model_name)
+    settings = settle(performance, batch_size)
+    recognizer = resolve_recognizer(model_name, settings)
     matching = Matching.of(recognizer, distance_metric, similarity_search, k, search_method, threshold, ef_search,
                            return_type)
-    detector = resolve_detector(detector_backend)
+    detector = resolve_detector(detector_backend, settings)
     config = embedding_config(recognizer, detector, align, l2_normalize, normalization, expand_percentage)
     store = open_store(database_type, connection_details, connection)
     try:
         config_id = store.config_id(config)  # a database without these embeddings fails before any model runs
         items, single = as_batch(img)
         rules = FaceRules.of(enforce_detection, None, expand_percentage, align)
-        queries = list(iter_records(items, detector, resolve_batch_size(batch_size, detector), rules,
-                                    recognizer=recognizer, spec=recognizer.spec_for(normalization), single=single))
+        queries = list(iter_records(items, detector, resolve_batch_size(settings.batch_size, detector), rules,
+                                    recognizer=recognizer, spec=recognizer.spec_for(normalization), single=single,
+                                    workers=settings.workers, prefetch=settings.prefetch))
         results = match_records(store, config_id, config, recognizer, matching, queries)
     finally:
         store.close()

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import logging
-from typing import Any, Dict, Iterable, List, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Optional, Tuple
 
 import numpy as np
 
-from .errors import ArgumentError, FaceNotDetectedError, ImageError
+from .errors import ArgumentError
 from .structures import LANDMARK_NAMES
-
-logger = logging.getLogger("deepbatch")
 
 OPTIONAL_POINTS = LANDMARK_NAMES[2:]  # nose and mouth corners: reported only when the detector gives them
 
@@ -76,30 +73,11 @@ def present_face(face: np.ndarray, color_face: str, normalize_face: bool) -> np.
     return np.ascontiguousarray(out)
 
 
-class BatchResult(List[Any]):
-    """A list with one entry per input image, plus ``errors``: ``{index: exception}`` for the images that failed
-    when the caller asked to keep going (``on_error="skip"``); their entries are empty lists."""
+if not TYPE_CHECKING:  # hidden from type checkers, which would otherwise type every attribute, typos too, as Any
 
-    def __init__(self, *args: Any):
-        super().__init__(*args)
-        self.errors: Dict[int, Exception] = {}
+    def __getattr__(name: str) -> Any:
+        """``BatchResult`` and ``collect_batch``, now in :mod:`deepbatch.core.on_error`, still import from here
+        with a ``DeprecationWarning`` (:func:`deepbatch.renamed.moved_name`)."""
+        from .renamed import moved_name
 
-
-def collect_batch(entries: Iterable[Tuple[int, Optional[Exception], Any]], single: bool, count: int) -> Any:
-    """The batch API's return value from ``(index, error, entry)`` per image, in input order: the entry itself for a
-    single image, else a :class:`BatchResult` whose ``errors`` maps each failed image's index to its exception
-    (logged once). A single image's error is raised without the batch index it was given."""
-    results = BatchResult()
-    try:
-        for index, error, entry in entries:
-            if error is not None:
-                results.errors[index] = error
-            results.append(entry)
-    except (ImageError, FaceNotDetectedError) as exc:
-        if single:
-            raise exc.at(None) from exc.__cause__
-        raise
-    if results.errors:
-        logger.warning("%d of %d images were skipped: %s", len(results.errors), count,
-                       "; ".join(str(e) for e in results.errors.values()))
-    return results[0] if single else results
+        return moved_name(__name__, name)

@@ -166,10 +166,13 @@ class RunPlan:
 
 def model_options(args: Any, factory: Any, which: str) -> Dict[str, Any]:
     """The command line's model options that ``factory`` takes; an :class:`ArgumentError` for a detector option it
-    does not take (a recognizer without ONNX Runtime providers runs where it runs)."""
+    does not take (a recognizer without ONNX Runtime providers runs where it runs; ``--threads``, a performance
+    setting, applies to the models that run on ONNX Runtime and is left out for the others)."""
     from .registry import accepts
 
     given = {"providers": (args.providers, "--device")} if args.providers != "auto" else {}
+    if getattr(args, "threads", None) is not None:
+        given["threads"] = (args.threads, "--threads")
     if which == "detector":
         given.update({key: (value, flag) for key, value, flag in (
             ("score_threshold", args.conf, "--conf"), ("input_size", args.input_size, "--input-size"))
@@ -177,7 +180,7 @@ def model_options(args: Any, factory: Any, which: str) -> Dict[str, Any]:
     options = {}
     for key, (value, flag) in given.items():
         if not accepts(factory, key):
-            if which == "detector":
+            if which == "detector" and key != "threads":
                 raise ArgumentError(f"{flag} does not apply to the {args.backend} detector")
             continue
         options[key] = value

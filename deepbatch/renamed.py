@@ -13,7 +13,7 @@ import importlib.machinery
 import sys
 import warnings
 from types import CodeType, ModuleType
-from typing import Optional, Sequence
+from typing import Any, Optional, Sequence
 
 MOVED = {
     "deepbatch.detection": "deepbatch.api.extract",
@@ -23,6 +23,11 @@ MOVED = {
     "deepbatch.search": "deepbatch.api.find",
     "deepbatch.stream": "deepbatch.core.stream",
     "deepbatch.pipeline": "deepbatch.core.workers",
+}
+# names that left a module that stays: (module, name) -> the module that holds the name now
+MOVED_NAMES = {
+    ("deepbatch.formatting", "BatchResult"): "deepbatch.core.on_error",
+    ("deepbatch.formatting", "collect_batch"): "deepbatch.core.on_error",
 }
 # old module name -> the script of benchmarks/ that holds it now, and how it is run
 BENCHMARKS = {
@@ -39,6 +44,16 @@ def warn_moved(old: str) -> None:
         script, how = BENCHMARKS[old]
         message = f"{old} is deprecated: the benchmark is benchmarks/{script}.py of the repository (run it with {how})"
     warnings.warn(message, DeprecationWarning, stacklevel=3)
+
+
+def moved_name(module: str, name: str) -> Any:
+    """The object ``name`` that left ``module`` (:data:`MOVED_NAMES`), with a ``DeprecationWarning``; for a module's
+    ``__getattr__``, so an unknown name is an ``AttributeError`` as usual."""
+    home = MOVED_NAMES.get((module, name))
+    if home is None:
+        raise AttributeError(f"module {module!r} has no attribute {name!r}")
+    warnings.warn(f"{module}.{name} is deprecated: import it from {home}", DeprecationWarning, stacklevel=3)
+    return getattr(importlib.import_module(home), name)
 
 
 def moved_module(old: str) -> ModuleType:

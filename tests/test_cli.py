@@ -141,7 +141,8 @@ def test_models_batching_reads_backends_on_other_frameworks_from_their_class(wei
                           cwd=Path(deepbatch.__file__).parent.parent)
     rows = {line.split()[0]: line for line in done.stdout.splitlines() if line.startswith("  ")}
     assert "frameworks loaded: []" in done.stdout
-    assert " native " in rows["mtcnn"] and " loop (one image per call by design) " in rows["opencv"]
+    assert " one call per image size in a chunk " in rows["mtcnn"]
+    assert " loop (one image per call by design) " in rows["opencv"]
     assert " repaired (" in rows["scrfd_500m"]
 
 

@@ -13,9 +13,10 @@ from deepbatch.detectors import DETECTORS, OnnxDetector, build_detector
 from deepbatch.ops.letterbox import letterbox
 from deepbatch.structures import Faces
 
-# Native backends run the same letterboxed pixels through the same graph alone or in a batch; ONNX Runtime may
-# order float sums differently per batch size, which moves a box by far less than 1e-3 px (SCRFD measures 0.0).
-NATIVE_TOLERANCE_PX = 1e-3
+# Backends that batch whole chunks run the same letterboxed pixels through the same graph alone or in a batch; ONNX
+# Runtime may order float sums differently per batch size, which moves a box by far less than 1e-3 px (SCRFD
+# measures 0.0).
+WHOLE_CHUNK_TOLERANCE_PX = 1e-3
 # Looped backends run exactly the same computation for an image alone or in a batch.
 LOOP_TOLERANCE_PX = 0.0
 # Backends whose batched computation legitimately differs from the single-image one, with the reason.
@@ -28,7 +29,7 @@ ONNX_DETECTORS = [n for n in ALL_DETECTORS if isinstance(DETECTORS.entry(n).fact
 
 
 def tolerance_for(detector) -> float:  # type: ignore[no-untyped-def]
-    default = NATIVE_TOLERANCE_PX if detector.native_batching else LOOP_TOLERANCE_PX
+    default = WHOLE_CHUNK_TOLERANCE_PX if detector.batches_whole_chunks else LOOP_TOLERANCE_PX
     return BACKEND_TOLERANCE_PX.get(detector.name, default)
 
 
@@ -158,3 +159,36 @@ def test_onnx_detector_prepares_a_blob_on_its_canvas(parity_images, weights_dir)
     detector = build_detector("scrfd_500m", input_size=(480, 320))
     prepared = detector.prepare_batch(parity_images[:2])
     assert detector.canvas is detector.input_spec and prepared.blob.shape == (2, 3, 320, 480)
+
+
+@pytest.mark.parametrize("name", DETECTORS.names(aliases=False))
+def test_the_former_name_native_batching_reads_batches_whole_chunks(name: str) -> None:
+    factory = DETECTORS.entry(name).factory
+    if not isinstance(factory, type):
+        pytest.skip(f"{name} is registered by a function, not a class")
+    with pytest.warns(DeprecationWarning, match="native_batching is deprecated: use batches_whole_chunks"):
+        former = factory.native_batching
+    assert former is factory.batches_whole_chunks
+
+
+def test_a_backend_setting_native_batching_batches_whole_chunks() -> None:
+    from deepbatch.detectors import Detector
+
+    with pytest.warns(DeprecationWarning, match="native_batching is deprecated: set batches_whole_chunks"):
+        class Former(Detector):
+            native_batching = True
+
+            def detect_batch(self, images):  # type: ignore[no-untyped-def]
+                return [Faces.empty() for _ in images]
+
+    assert Former.batches_whole_chunks is True and Former.designed_batching() == "one call per chunk"
+    assert "native_batching" not in vars(Former)
+
+
+@pytest.mark.parametrize("name, designed", [
+    ("opencv", "loop (one image per call by design)"), ("skip", "loop (one image per call by design)"),
+    ("ssd", "one call per chunk"), ("mtcnn", "one call per image size in a chunk"),
+    ("fastmtcnn", "one call per image size in a chunk"), ("scrfd", None),
+])
+def test_how_a_backend_batches_by_design(name: str, designed: object) -> None:
+    assert DETECTORS.entry(name).factory.designed_batching() == designed

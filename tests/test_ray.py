@@ -229,7 +229,7 @@ class CrashOnceDetector(Detector):
     """SCRFD, except that the first batch to find ``flag`` on disk removes it and kills its worker process."""
 
     name = "crash_once"
-    native_batching = True
+    batches_whole_chunks = True
     has_landmarks = True
 
     def __init__(self, flag: str):
@@ -248,7 +248,7 @@ class RejectsSizeDetector(Detector):
     """SCRFD, except that any image ``height`` pixels tall makes the model call raise."""
 
     name = "rejects_size"
-    native_batching = True
+    batches_whole_chunks = True
     has_landmarks = True
 
     def __init__(self, height: int):

@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 
 import deepbatch
+from deepbatch.core.on_error import BatchResult
 from deepbatch.errors import FaceNotDetectedError, ImageNotFoundError
-from deepbatch.formatting import BatchResult
 from deepbatch.recognition import build_recognizer
 from deepbatch.recognition.base import UnsupportedNormalizationError
 

@@ -80,6 +80,23 @@ def test_errors_still_import_from_their_former_modules(module: str, name: str) -
     assert getattr(importlib.import_module(module), name) is getattr(errors, name)
 
 
+@pytest.mark.parametrize("name", ["BatchResult", "collect_batch"])
+def test_the_batch_error_policy_still_imports_from_formatting_with_a_warning(name: str) -> None:
+    formatting = importlib.import_module("deepbatch.formatting")
+    with pytest.warns(DeprecationWarning, match=f"deepbatch.formatting.{name} is deprecated: import it from "
+                                                "deepbatch.core.on_error"):
+        moved = getattr(formatting, name)
+    assert moved is getattr(importlib.import_module("deepbatch.core.on_error"), name)
+
+
+def test_formatting_holds_only_the_conversion_to_dicts() -> None:
+    tree = ast.parse((ROOT / "deepbatch" / "formatting.py").read_text())
+    defined = {node.name for node in tree.body if isinstance(node, (ast.FunctionDef, ast.ClassDef))}
+    assert defined == {"_point", "facial_area", "confidence", "present_face"}
+    with pytest.raises(AttributeError, match="has no attribute 'no_such_name'"):
+        importlib.import_module("deepbatch.formatting").no_such_name  # noqa: B018
+
+
 def test_the_ray_argument_error_is_the_argument_error() -> None:
     ray_module = pytest.importorskip("deepbatch.ray")
     assert ray_module.RayArgumentError is ArgumentError

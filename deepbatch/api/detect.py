@@ -13,10 +13,10 @@ import logging
 from typing import Any, Iterable, Iterator, Optional, Union
 
 from ..api.extract import as_stream, resolve_detector
-from ..core.stream import FaceRules, check_on_error, iter_records
+from ..core.on_error import BatchResult, check_on_error, collect_batch
+from ..core.stream import FaceRules, iter_records
 from ..core.workers import DEFAULT_PREFETCH, BatchSize, resolve_batch_size
 from ..detectors.base import Detector
-from ..formatting import BatchResult, collect_batch
 from ..io.images import as_batch
 from ..performance import Performance, settle
 from ..records import ImageRecord
@@ -47,9 +47,9 @@ def detect(
     :class:`ImageError` in input order; ``"skip"`` logs it, gives that image an empty :class:`Faces` and records the
     exception in ``errors`` under its index. A single image always raises.
 
-    ``performance`` (a :class:`deepbatch.Performance`) sets the batch size, the prefetch threads and the chunks read
-    ahead, all automatic by default; ``batch_size``, ``workers`` and ``prefetch`` are its advanced spellings, not
-    to be combined with it.
+    ``performance`` (a :class:`deepbatch.Performance`) sets the batch size, the prefetch threads, the chunks read
+    ahead and the intra-op threads of the models it builds from a name, all automatic by default; ``batch_size``,
+    ``workers`` and ``prefetch`` are its advanced spellings, not to be combined with it.
 
     Args:
         img_path: One image or a batch, as ``extract_faces`` takes them.
@@ -59,7 +59,7 @@ def detect(
         on_error: ``"raise"`` or ``"skip"`` an unusable image of a batch.
         workers: Threads that prepare chunks beside the model (None: automatic).
         prefetch: Chunks prepared ahead of the model.
-        performance: A ``Performance``: batch size, prefetch threads and chunks read ahead (automatic by default).
+        performance: A ``Performance``: batch size, prefetch threads, chunks read ahead and model threads.
 
     Returns:
         A ``Faces`` for one image; for a batch, a ``BatchResult`` of one ``Faces`` per image, in input order.
@@ -72,7 +72,7 @@ def detect(
     settings = settle(performance, batch_size, workers, prefetch)
     items, single = as_batch(img_path)
     rules = FaceRules("empty", max_faces)
-    detector = resolve_detector(detector_backend)
+    detector = resolve_detector(detector_backend, settings)
     stream = iter_records(items, detector, resolve_batch_size(settings.batch_size, detector), rules, reduced=True,
                           on_error=on_error, single=single, workers=settings.workers, prefetch=settings.prefetch)
     return collect_batch(((record.index, record.error, record.faces if record.faces is not None else Faces.empty())
@@ -103,9 +103,9 @@ def iter_detect(
     ``on_error`` works as in :func:`detect`: ``"skip"`` yields an unusable image with ``error`` set and ``faces``
     None.
 
-    ``performance`` (a :class:`deepbatch.Performance`) sets the batch size, the prefetch threads and the chunks read
-    ahead, all automatic by default; ``batch_size``, ``workers`` and ``prefetch`` are its advanced spellings, not
-    to be combined with it.
+    ``performance`` (a :class:`deepbatch.Performance`) sets the batch size, the prefetch threads, the chunks read
+    ahead and the intra-op threads of the models it builds from a name, all automatic by default; ``batch_size``,
+    ``workers`` and ``prefetch`` are its advanced spellings, not to be combined with it.
 
     Args:
         paths_or_frames: Any iterable of images, read lazily.
@@ -116,7 +116,7 @@ def iter_detect(
         full_resolution: Decode large JPEGs in full instead of at a reduced scale.
         workers: Threads that prepare chunks beside the model (None: automatic).
         prefetch: Chunks prepared ahead of the model.
-        performance: A ``Performance``: batch size, prefetch threads and chunks read ahead (automatic by default).
+        performance: A ``Performance``: batch size, prefetch threads, chunks read ahead and model threads.
 
     Yields:
         One ``ImageRecord`` per input, in order.
@@ -126,7 +126,7 @@ def iter_detect(
     """
     settings = settle(performance, batch_size, workers, prefetch)
     rules = FaceRules("empty", max_faces)
-    detector = resolve_detector(detector_backend)
+    detector = resolve_detector(detector_backend, settings)
     records = iter_records(as_stream(paths_or_frames), detector, resolve_batch_size(settings.batch_size, detector),
                            rules, reduced=not full_resolution, on_error=on_error, workers=settings.workers,
                            prefetch=settings.prefetch)

@@ -10,11 +10,12 @@ from typing import Any, Dict, Iterable, Iterator, List, Optional, Tuple, Union
 import numpy as np
 
 from ..checks import refuse_anti_spoofing
-from ..core.stream import FaceRules, check_on_error, iter_detections, iter_records
+from ..core.on_error import BatchResult, check_on_error, collect_batch
+from ..core.stream import FaceRules, iter_detections, iter_records
 from ..core.workers import DEFAULT_PREFETCH, BatchSize, resolve_batch_size
 from ..detectors.base import DETECTORS, Detector, build_detector
 from ..errors import DeepbatchError
-from ..formatting import BatchResult, collect_batch, confidence, facial_area, present_face
+from ..formatting import confidence, facial_area, present_face
 from ..io.images import as_batch
 from ..performance import Performance, settle
 from ..records import ImageRecord
@@ -25,10 +26,14 @@ logger = logging.getLogger(__name__)
 __all__ = ["ImageFaces", "extract_faces", "iter_detections", "iter_extract_faces", "resolve_detector"]
 
 
-def resolve_detector(detector_backend: Union[str, Detector], **options: Any) -> Detector:
-    """A detector instance from a registered name (cached) or an instance passed through."""
+def resolve_detector(detector_backend: Union[str, Detector], performance: Optional[Performance] = None,
+                     **options: Any) -> Detector:
+    """A detector instance from a registered name (cached; built with the model options of ``performance``, such
+    as its ``threads``) or an instance passed through."""
     if isinstance(detector_backend, Detector):
         return detector_backend
+    if performance is not None:
+        options = {**performance.model_options(DETECTORS.entry(detector_backend).factory), **options}
     return build_detector(detector_backend, **options)
 
 
@@ -73,8 +78,9 @@ def extract_faces(
     records the exception in ``errors`` under the image's index, and returns every other image's faces in order.
     A single image always raises.
 
-    ``performance`` (a :class:`deepbatch.Performance`) sets the batch size, the prefetch threads and the chunks read
-    ahead, all automatic by default; ``batch_size`` is its advanced spelling, not to be combined with it.
+    ``performance`` (a :class:`deepbatch.Performance`) sets the batch size, the prefetch threads, the chunks read
+    ahead and the intra-op threads of the models it builds from a name, all automatic by default; ``batch_size`` is
+    its advanced spelling, not to be combined with it.
 
     Args:
         img_path: One image (a path, URL, base64 data URI, bytes, file object or BGR array), or a batch: a list of
@@ -90,7 +96,7 @@ def extract_faces(
         max_faces: Keep the largest ``max_faces`` faces of each image.
         batch_size: Images per model call, or ``"auto"`` (chosen for the detector's device).
         on_error: ``"raise"`` or ``"skip"`` an unusable or faceless image of a batch.
-        performance: A ``Performance``: batch size, prefetch threads and chunks read ahead (automatic by default).
+        performance: A ``Performance``: batch size, prefetch threads, chunks read ahead and model threads.
 
     Returns:
         For one image, a list of face dicts (``face``, ``facial_area``, ``confidence``); for a batch, a
@@ -114,7 +120,7 @@ def extract_faces(
         if isinstance(detector_backend, str):
             DETECTORS.canonical(detector_backend)
         return BatchResult()
-    detector = resolve_detector(detector_backend)
+    detector = resolve_detector(detector_backend, settings)
     records = iter_records(items, detector, resolve_batch_size(settings.batch_size, detector), rules, crops=True,
                            on_error=on_error, single=single, workers=settings.workers, prefetch=settings.prefetch)
     return collect_batch(((r.index, r.error, record_dicts(r, color_face, normalize_face)) for r in records), single,
@@ -210,9 +216,9 @@ def iter_extract_faces(
     faceless image's error when the stream reaches it; ``"skip"`` logs it and yields an empty :class:`ImageFaces`
     with its ``error``.
 
-    ``performance`` (a :class:`deepbatch.Performance`) sets the batch size, the prefetch threads and the chunks read
-    ahead, all automatic by default; ``batch_size``, ``workers`` and ``prefetch`` are its advanced spellings, not
-    to be combined with it.
+    ``performance`` (a :class:`deepbatch.Performance`) sets the batch size, the prefetch threads, the chunks read
+    ahead and the intra-op threads of the models it builds from a name, all automatic by default; ``batch_size``,
+    ``workers`` and ``prefetch`` are its advanced spellings, not to be combined with it.
 
     Args:
         paths_or_frames: Any iterable of images (paths, URLs, arrays, a generator of video frames), read lazily.
@@ -227,7 +233,7 @@ def iter_extract_faces(
         on_error: ``"raise"`` at the first unusable or faceless image, or ``"skip"`` it (yielded with its ``error``).
         workers: Threads that prepare chunks beside the model (``0``: all in the calling thread; None: automatic).
         prefetch: Chunks prepared ahead of the model.
-        performance: A ``Performance``: batch size, prefetch threads and chunks read ahead (automatic by default).
+        performance: A ``Performance``: batch size, prefetch threads, chunks read ahead and model threads.
 
     Yields:
         One ``ImageFaces`` per input, in order: the list of face dicts, with ``image_index``, ``source`` and ``error``.
@@ -238,7 +244,7 @@ def iter_extract_faces(
     """
     settings = settle(performance, batch_size, workers, prefetch)
     rules = FaceRules.of(enforce_detection, max_faces, expand_percentage, align)
-    detector = resolve_detector(detector_backend)
+    detector = resolve_detector(detector_backend, settings)
     records = iter_records(as_stream(paths_or_frames), detector, resolve_batch_size(settings.batch_size, detector),
                            rules, crops=True, on_error=on_error, workers=settings.workers, prefetch=settings.prefetch)
     try:

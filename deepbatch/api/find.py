@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import logging
 import os
+from dataclasses import replace
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 
@@ -95,17 +96,19 @@ def update_index(
     face (``enforce_detection=True``) or that cannot be read is kept as a row without embedding, as DeepFace does,
     so it is not retried until it changes. ``refresh_database=False`` uses the stored index as it is.
 
-    ``performance`` (a :class:`deepbatch.Performance`) sets the batch size, the prefetch threads and the chunks read
-    ahead, all automatic by default; ``batch_size`` is its advanced spelling, not to be combined with it.
+    ``performance`` (a :class:`deepbatch.Performance`) sets the batch size, the prefetch threads, the chunks read
+    ahead and the intra-op threads of the models it builds from a name, all automatic by default; ``batch_size`` is
+    its advanced spelling, not to be combined with it.
     """
     folder = Path(db_path)
     if not folder.is_dir():
         raise ArgumentError(f"db_path must be a folder of face images, got {str(db_path)!r}")
     if change_detection not in CHANGE_DETECTIONS:
         raise ArgumentError(f"change_detection must be one of {CHANGE_DETECTIONS}, got {change_detection!r}")
-    recognizer = resolve_recognizer(model_name)
+    settings = settle(performance, batch_size)
+    recognizer = resolve_recognizer(model_name, settings)
     spec = recognizer.spec_for(normalization)
-    detector = resolve_detector(detector_backend)
+    detector = resolve_detector(detector_backend, settings)
     name = index_file_name(recognizer, detector, align, normalization, expand_percentage)
     path = folder / name
     key = name[: -len(".npz")]
@@ -121,7 +124,6 @@ def update_index(
             logger.warning("%s; it is rebuilt from the images", exc)
             rebuild = True
     update = IndexUpdate(path)
-    settings = settle(performance, batch_size)
     batch_size = resolve_batch_size(settings.batch_size, detector)
     if not refresh_database:
         if not len(index):
@@ -222,8 +224,9 @@ def find(
     ``.npz`` file (``datastore_format`` accepts only ``"npz"``; DeepFace's feather and parquet are not offered);
     ``batch_size`` images are detected per model call, for the database and for the queries.
 
-    ``performance`` (a :class:`deepbatch.Performance`) sets the batch size, the prefetch threads and the chunks read
-    ahead, all automatic by default; ``batch_size`` is its advanced spelling, not to be combined with it.
+    ``performance`` (a :class:`deepbatch.Performance`) sets the batch size, the prefetch threads, the chunks read
+    ahead and the intra-op threads of the models it builds from a name, all automatic by default; ``batch_size`` is
+    its advanced spelling, not to be combined with it.
 
     Args:
         img_path: One query image, or a list of images.
@@ -245,7 +248,7 @@ def find(
         return_type: ``"pandas"`` or ``"dict"`` (default: pandas when installed).
         batch_size: Images per model call, for the database and the queries.
         change_detection: ``"stat"`` (size and modification time) or ``"content"`` (a hash of the bytes).
-        performance: A ``Performance``: batch size, prefetch threads and chunks read ahead (automatic by default).
+        performance: A ``Performance``: batch size, prefetch threads, chunks read ahead and model threads.
 
     Returns:
         For one image, one table per face found in it; for a list, one such list per image, in input order.
@@ -262,15 +265,15 @@ def find(
     if k is not None and k < 1:
         raise ArgumentError(f"k must be a positive integer or None, got {k}")
     return_type = resolve_return_type(return_type)
-    recognizer = resolve_recognizer(model_name)
-    detector = resolve_detector(detector_backend)
+    settings = settle(performance, batch_size)
+    recognizer = resolve_recognizer(model_name, settings)
+    detector = resolve_detector(detector_backend, settings)
     check_metric(distance_metric)
     limit = _resolve_threshold(recognizer, distance_metric, threshold, similarity_search)
-    settings = settle(performance, batch_size)
     batch_size = resolve_batch_size(settings.batch_size, detector)
     index, _ = update_index(db_path, recognizer, detector, enforce_detection, align, expand_percentage,
                             normalization, silent, refresh_database, "auto", change_detection,
-                            Performance(batch_size, settings.workers, settings.prefetch))
+                            replace(settings, batch_size=batch_size))
     items, single = as_batch(img_path)
     rules = FaceRules.of(enforce_detection, None, expand_percentage, align)
     queries = list(iter_records(items, detector, batch_size, rules, recognizer=recognizer,

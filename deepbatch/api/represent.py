@@ -11,11 +11,12 @@ from typing import Any, Dict, List, Optional, Tuple, Union
 
 from ..api.extract import resolve_detector
 from ..checks import refuse_anti_spoofing
-from ..core.stream import FaceRules, check_on_error, iter_records
+from ..core.on_error import BatchResult, check_on_error, collect_batch
+from ..core.stream import FaceRules, iter_records
 from ..core.workers import BatchSize, resolve_batch_size
 from ..detectors.base import DETECTORS, Detector
 from ..errors import ArgumentError
-from ..formatting import BatchResult, collect_batch, confidence, facial_area, present_face
+from ..formatting import confidence, facial_area, present_face
 from ..io.images import as_batch
 from ..performance import Performance, settle
 from ..recognition.base import RECOGNIZERS, Recognizer, resolve_recognizer
@@ -96,8 +97,9 @@ def represent(
     detected per model call, and all their faces embedded together (``"auto"``: chosen for the detector's
     device, see :func:`deepbatch.core.workers.resolve_batch_size`).
 
-    ``performance`` (a :class:`deepbatch.Performance`) sets the batch size, the prefetch threads and the chunks read
-    ahead, all automatic by default; ``batch_size`` is its advanced spelling, not to be combined with it.
+    ``performance`` (a :class:`deepbatch.Performance`) sets the batch size, the prefetch threads, the chunks read
+    ahead and the intra-op threads of the models it builds from a name, all automatic by default; ``batch_size`` is
+    its advanced spelling, not to be combined with it.
 
     Args:
         img_path: One image or a batch, as ``extract_faces`` takes them.
@@ -115,7 +117,7 @@ def represent(
         batch_size: Images per detector call, or ``"auto"``.
         on_error: ``"raise"`` or ``"skip"`` an unusable or faceless image of a batch.
         return_numpy: Embeddings as float32 arrays instead of lists.
-        performance: A ``Performance``: batch size, prefetch threads and chunks read ahead (automatic by default).
+        performance: A ``Performance``: batch size, prefetch threads, chunks read ahead and model threads.
 
     Returns:
         For one image, a list with one dict per face (``embedding``, ``facial_area``, ``face_confidence``,
@@ -138,10 +140,10 @@ def represent(
         if isinstance(detector_backend, str):
             DETECTORS.canonical(detector_backend)
         return BatchResult()
-    recognizer = resolve_recognizer(model_name)
+    recognizer = resolve_recognizer(model_name, settings)
     spec = recognizer.spec_for(normalization)
     minmax_range = _embedding_range(recognizer) if minmax_normalize else None
-    detector = resolve_detector(detector_backend)
+    detector = resolve_detector(detector_backend, settings)
     records = iter_records(items, detector, resolve_batch_size(settings.batch_size, detector), rules,
                            recognizer=recognizer, spec=spec, crops=return_face, on_error=on_error, single=single,
                            as_loaded=True, workers=settings.workers, prefetch=settings.prefetch)

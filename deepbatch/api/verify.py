@@ -13,13 +13,14 @@ import numpy as np
 from ..api.extract import resolve_detector
 from ..batching import DEFAULT_BATCH_SIZE
 from ..checks import refuse_anti_spoofing
-from ..core.stream import FaceRules, check_on_error, iter_records
+from ..core.on_error import BatchResult, check_on_error
+from ..core.stream import FaceRules, iter_records
 from ..core.workers import BatchSize, resolve_batch_size
 from ..detectors.base import Detector
 from ..errors import ArgumentError, FaceNotDetectedError, ImageError
 from ..errors import EmbeddingSizeError as EmbeddingSizeError
 from ..errors import EmbeddingTypeError as EmbeddingTypeError
-from ..formatting import BatchResult, facial_area
+from ..formatting import facial_area
 from ..performance import AUTOMATIC, Performance, settle
 from ..recognition.base import Recognizer, resolve_recognizer
 from ..recognition.distance import check_metric, distance_matrix
@@ -99,8 +100,9 @@ def verify_pairs(
     whose image cannot be used gets an empty dict and its exception in ``errors``. ``time`` in each dict is the
     whole call's seconds divided by the number of pairs. Arguments are as in :func:`verify`.
 
-    ``performance`` (a :class:`deepbatch.Performance`) sets the batch size, the prefetch threads and the chunks read
-    ahead, all automatic by default; ``batch_size`` is its advanced spelling, not to be combined with it.
+    ``performance`` (a :class:`deepbatch.Performance`) sets the batch size, the prefetch threads, the chunks read
+    ahead and the intra-op threads of the models it builds from a name, all automatic by default; ``batch_size`` is
+    its advanced spelling, not to be combined with it.
 
     Args:
         pairs: ``(img1, img2)`` pairs of images or embeddings.
@@ -114,7 +116,7 @@ def verify_pairs(
         threshold: As in ``verify``.
         batch_size: Images per model call, or ``"auto"``.
         on_error: ``"raise"`` or ``"skip"`` a pair whose image cannot be used.
-        performance: A ``Performance``: batch size, prefetch threads and chunks read ahead (automatic by default).
+        performance: A ``Performance``: batch size, prefetch threads, chunks read ahead and model threads.
 
     Returns:
         A ``BatchResult`` with one ``verify`` dict per pair, in order.
@@ -142,6 +144,8 @@ def verify(
     silent: bool = False,
     threshold: Optional[float] = None,
     anti_spoofing: bool = False,
+    *,
+    performance: Optional[Performance] = None,
 ) -> Dict[str, Any]:
     """Whether two images show the same person, as DeepFace's ``verify``.
 
@@ -171,6 +175,8 @@ def verify(
         silent: Accepted for DeepFace; deepbatch reports through ``logging``.
         threshold: The distance at or below which the faces are the same person (default: the calibrated one).
         anti_spoofing: Refused (``ArgumentError``).
+        performance: A ``Performance``: batch size, prefetch threads, chunks read ahead and model threads
+            (automatic by default).
 
     Returns:
         DeepFace's result dict (``verified``, ``distance``, ``threshold``, ``confidence``, ``model``,
@@ -183,8 +189,11 @@ def verify(
         ArgumentError: An argument is out of range or not offered.
     """
     refuse_anti_spoofing(anti_spoofing)
+    settings = settle(performance)
     return _verify([(img1_path, img2_path)], model_name, detector_backend, distance_metric, enforce_detection,
-                   align, expand_percentage, normalization, threshold, DEFAULT_BATCH_SIZE, "raise", single=True)[0]
+                   align, expand_percentage, normalization, threshold,
+                   DEFAULT_BATCH_SIZE if performance is None else settings.batch_size, "raise", single=True,
+                   performance=settings)[0]
 
 
 def _verify(
@@ -203,12 +212,12 @@ def _verify(
             raise ArgumentError(f"pair {index} has {len(pair)} items; each pair must be (img1, img2)")
     if threshold is not None:
         check_threshold(threshold)
-    recognizer = resolve_recognizer(model_name)
+    recognizer = resolve_recognizer(model_name, performance)
     limit = recognizer.threshold(distance_metric) if threshold is None else float(threshold)
     # DeepFace decides the confidence's side with the calibrated threshold even when the caller passes another.
     calibrated = limit if distance_metric not in recognizer.thresholds else recognizer.threshold(distance_metric)
     spec = recognizer.spec_for(normalization)
-    detector = resolve_detector(detector_backend)
+    detector = resolve_detector(detector_backend, performance)
 
     embedded: Dict[Hashable, ImageRecord] = {}
     distinct: Dict[Hashable, Any] = {}

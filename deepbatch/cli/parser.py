@@ -82,6 +82,9 @@ def _add_model_options(parser: argparse.ArgumentParser, recognizer: bool) -> Non
                         help="the detector's input canvas in pixels (default: its own)")
     parser.add_argument("--device", "--providers", dest="providers", choices=DEVICES, default="auto",
                         help="ONNX Runtime providers: auto (the best available), cpu, cuda or tensorrt")
+    parser.add_argument("--threads", type=_positive_int, default=None, metavar="N",
+                        help="intra-op threads of each ONNX Runtime model (deepbatch.Performance's threads; "
+                             "default: chosen for the machine)")
     parser.add_argument("--no-align", action="store_true", help="box crops instead of eye-levelled crops")
     if parser.prog.endswith("verify"):
         parser.add_argument("--enforce-detection", action="store_true",
@@ -233,7 +236,7 @@ def build_parser() -> argparse.ArgumentParser:
                      description="List the registered models and whether their weights were found.")
     models.add_argument("--batching", action="store_true", help="load each ONNX model whose weights are found and "
                         "show how it batches: native, repaired or per_image (with the reason); other backends say "
-                        "native or loop from their class, without loading their framework")
+                        "one call per chunk or loop from their class, without loading their framework")
     models.add_argument("--wide", action="store_true", help=f"one line per model, as wide as its text (by default "
                         f"cells wrap to fit {TABLE_WIDTH} columns)")
     models.set_defaults(handler=cmd_models)

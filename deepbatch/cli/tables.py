@@ -26,7 +26,7 @@ def _built_batching(registry: Any, name: str) -> str:
     except Exception as exc:  # report the model that cannot load, list the others
         return f"does not load: {type(exc).__name__}: {exc}"
     model = getattr(built, "model", None)
-    return str(getattr(built, "batching", None) or getattr(model, "batching", "native"))
+    return str(getattr(built, "batching", None) or getattr(model, "batching", "one call per chunk"))
 
 
 def _weights_status(spec: Any, extra: str = "", factory: Any = None) -> str:

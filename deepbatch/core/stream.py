@@ -37,19 +37,15 @@ from ..ops.letterbox import InputSpec
 from ..records import ImageRecord
 from ..runtime.session import threads_per_run, usable_cpus
 from ..structures import Faces
+from .on_error import ON_ERROR as ON_ERROR
+from .on_error import check_on_error as check_on_error
 
 if TYPE_CHECKING:
     from ..recognition.base import Recognizer
 
 logger = logging.getLogger(__name__)
 
-ON_ERROR = ("raise", "skip")
 NO_FACE_RULES = ("error", "whole_image", "empty")
-
-
-def check_on_error(on_error: str) -> None:
-    if on_error not in ON_ERROR:
-        raise ArgumentError(f"on_error must be one of {ON_ERROR}, got {on_error!r}")
 
 
 def no_face_rule(enforce_detection: Union[bool, str]) -> str:

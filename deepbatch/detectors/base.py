@@ -2,10 +2,10 @@
 
 * :class:`Detector` is the contract: ``detect_faces(images)`` takes a list of HxWx3 uint8 BGR arrays of any sizes
   (or a 4-D array) and returns one :class:`~deepbatch.structures.Faces` per image, in order. The framework chunks
-  the input into ``batch_size`` pieces; a backend implements either ``detect_batch`` (one chunk at once: native
-  batching) or ``detect_image`` (one image; the base class loops). A chunk runs in two halves,
-  ``infer_batch(prepare_batch(images))``: :mod:`deepbatch.core.workers` runs the thread-safe ``prepare_batch`` ahead on
-  prefetch threads. By default all the work is in ``infer_batch``.
+  the input into ``batch_size`` pieces; a backend implements either ``detect_batch`` (one model call per chunk,
+  :attr:`Detector.batches_whole_chunks`) or ``detect_image`` (one image; the base class loops). A chunk runs in two
+  halves, ``infer_batch(prepare_batch(images))``: :mod:`deepbatch.core.workers` runs the thread-safe
+  ``prepare_batch`` ahead on prefetch threads. By default all the work is in ``infer_batch``.
 * :class:`OnnxDetector` is the template for ONNX Runtime detectors: letterbox the chunk onto one canvas
   (``prepare_batch``), then one ``session.run``, the score threshold, the backend's decoding of the kept candidates,
   the landmark order, NMS per image and the mapping back to each original image (``infer_batch``). A backend file
@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import logging
+import warnings
 from abc import ABC, abstractmethod
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -42,13 +43,35 @@ logger = logging.getLogger(__name__)
 DETECTORS: Registry[Detector] = Registry("detector", "deepbatch.detectors", name_instances=True)
 
 
+class _FormerName:
+    """A class attribute's former name: reading it gives the attribute ``current`` with a ``DeprecationWarning``."""
+
+    def __init__(self, current: str):
+        self.current = current
+        self.name = ""
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self.name = name
+
+    def __get__(self, instance: Any, owner: type) -> Any:
+        warnings.warn(f"{owner.__name__}.{self.name} is deprecated: use {self.current}", DeprecationWarning,
+                      stacklevel=2)
+        return getattr(owner, self.current)
+
+
 class Detector(ABC):  # noqa: B024 (abstract by contract: __init_subclass__ demands one of two overrides)
-    """A face detector. Subclasses override ``detect_batch`` (native batching) or ``detect_image`` (looped); one
-    whose chunk has a CPU half that may run ahead of the model (letterboxing) also overrides ``prepare_batch`` and
-    ``infer_batch``, so that ``infer_batch(prepare_batch(images))`` is ``detect_batch(images)``."""
+    """A face detector. Subclasses override ``detect_batch`` (one model call per chunk) or ``detect_image``
+    (looped); one whose chunk has a CPU half that may run ahead of the model (letterboxing) also overrides
+    ``prepare_batch`` and ``infer_batch``, so that ``infer_batch(prepare_batch(images))`` is ``detect_batch(images)``.
+
+    ``batches_whole_chunks`` says that ``detect_batch`` hands a whole chunk to the model in one call (the MTCNNs: one
+    call per distinct image size in it) rather than looping over its images. It is a property of the backend's code;
+    whether an ONNX file batches as exported (``native``, ``repaired`` or ``per_image``) is :attr:`batching`.
+    """
 
     name: ClassVar[str] = ""
-    native_batching: ClassVar[bool] = False
+    batches_whole_chunks: ClassVar[bool] = False
+    native_batching = _FormerName("batches_whole_chunks")  # deprecated: the former name of batches_whole_chunks
     extra: ClassVar[str] = ""  # the deepbatch extra whose packages the backend needs ("" when none)
     runs_on: ClassVar[str] = ""  # what runs the model (the README's detector table)
     bundled_weights: ClassVar[str] = ""  # where the weights are when no file is fetched (the README's table)
@@ -57,6 +80,11 @@ class Detector(ABC):  # noqa: B024 (abstract by contract: __init_subclass__ dema
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
+        if "native_batching" in cls.__dict__:  # a backend written for the former name
+            warnings.warn(f"{cls.__name__}.native_batching is deprecated: set batches_whole_chunks", DeprecationWarning,
+                          stacklevel=2)
+            cls.batches_whole_chunks = bool(cls.__dict__["native_batching"])
+            delattr(cls, "native_batching")
         overrides = cls.detect_batch is not Detector.detect_batch or cls.detect_image is not Detector.detect_image
         if not overrides:
             raise TypeError(f"{cls.__name__} must override detect_batch or detect_image")
@@ -67,8 +95,8 @@ class Detector(ABC):  # noqa: B024 (abstract by contract: __init_subclass__ dema
         """One :class:`Faces` per input image, in input order (empty ``Faces`` for an image without faces).
 
         ``images``: a list of HxWx3 uint8 BGR arrays of any sizes, or an (N, H, W, 3) array. Grayscale, BGRA and
-        other dtypes are converted as :func:`deepbatch.io.images.to_bgr` documents. Native backends run
-        ``batch_size`` images per model call; the others loop.
+        other dtypes are converted as :func:`deepbatch.io.images.to_bgr` documents. Backends that batch whole
+        chunks run ``batch_size`` images per model call; the others loop.
         """
         arrays = validate_arrays(images)
         results: List[Faces] = []
@@ -114,21 +142,22 @@ class Detector(ABC):  # noqa: B024 (abstract by contract: __init_subclass__ dema
 
     @classmethod
     def designed_batching(cls) -> Optional[str]:
-        """How a chunk runs when the class alone says it: ``native`` / ``loop`` for backends that batch or loop by
-        design; None where it is known only once the model file is loaded (ONNX models)."""
-        return "native" if cls.native_batching else "loop (one image per call by design)"
+        """How a chunk runs when the class alone says it: ``one call per chunk`` or ``loop`` for backends that
+        batch or loop by design (:attr:`batches_whole_chunks`); None where it is known only once the model file is
+        loaded (ONNX models: ``native``, ``repaired`` or ``per_image``)."""
+        return "one call per chunk" if cls.batches_whole_chunks else "loop (one image per call by design)"
 
     @property
     def batching(self) -> str:
-        """How a chunk runs: ``native``, ``repaired`` or ``per_image`` with the reason (ONNX models), or
-        :meth:`designed_batching`."""
+        """How a chunk runs: ``native``, ``repaired`` or ``per_image`` with the reason (ONNX models, see
+        :class:`~deepbatch.runtime.model.OnnxModel`), or :meth:`designed_batching`."""
         batching = getattr(getattr(self, "model", None), "batching", None)
         if batching is not None:
             return str(batching)
-        return self.designed_batching() or "native"
+        return self.designed_batching() or "one call per chunk"
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}(name={self.name!r}, batching={self.batching.split(' ')[0]!r})"
+        return f"{type(self).__name__}(name={self.name!r}, batching={self.batching.split(' (')[0]!r})"
 
 
 @dataclass(frozen=True)
@@ -157,7 +186,7 @@ class OnnxDetector(Detector):
     """
 
     runs_on = "ONNX Runtime"
-    native_batching = True
+    batches_whole_chunks = True
     weights: WeightFile
     default_input: ClassVar[InputSpec] = InputSpec()  # pre-processing; its size is the default canvas
     # Permutation from the model's landmark order to the person-relative one (OBSERVER_TO_PERSON for models that

@@ -39,7 +39,7 @@ _LAYOUT = (("heatmap", 1), ("scale", 2), ("offset", 2), ("landmarks", 10))
 @DETECTORS.register("centerface", summary="CenterFace, 5 landmarks", weights=CENTERFACE_WEIGHTS,
                      licence="no licence file in Star-Clouds/CenterFace: check before use")
 class CenterFace(OnnxDetector):
-    """CenterFace with native batching (any canvas that is a multiple of 32)."""
+    """CenterFace, one model call per chunk (any canvas that is a multiple of 32)."""
 
     name = "centerface"
     weights = CENTERFACE_WEIGHTS

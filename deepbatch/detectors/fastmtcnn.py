@@ -43,8 +43,12 @@ class FastMTCNN(Detector):
     extra = "fastmtcnn"
     runs_on = "facenet-pytorch (PyTorch)"
     bundled_weights = "inside the package"
-    native_batching = True
+    batches_whole_chunks = True
     has_landmarks = True
+
+    @classmethod
+    def designed_batching(cls) -> Optional[str]:
+        return "one call per image size in a chunk"  # the package stacks only images of one size
 
     def __init__(
         self,

@@ -60,7 +60,7 @@ _SUMMARY = {"lffd_v1": "LFFD v1 (10-560 px faces, 8 branches), no landmarks",
 
 
 class LFFD(OnnxDetector):
-    """LFFD with native batching; ``spec`` describes the variant's branches (set per registered name)."""
+    """LFFD, one model call per chunk; ``spec`` describes the variant's branches (set per registered name)."""
 
     name = "lffd"
     weights = LFFD_WEIGHTS["lffd_v1"]

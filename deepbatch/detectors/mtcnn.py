@@ -57,16 +57,20 @@ class MTCNNDetector(Detector):
     the fewest whole pyramid steps that bring it within the budget, so its finest levels are skipped and the
     smallest face searched for grows with the image (with the border: 20 px times the square root of 4 x the
     image's pixels over ``max_pixels``, about 67 px on a 12-megapixel photo). On the 64 test photos every image
-    keeps its number of faces (boxes overlap the unbounded ones by IoU 0.77 or more) at 2.7 times the speed;
-    ``None`` runs the whole pyramid, as DeepFace does.
+    keeps its number of faces (boxes overlap the unbounded ones by IoU 0.77 or more) in less time (the MTCNN rows
+    of ``docs/measurements/deepface_speedup.json``); ``None`` runs the whole pyramid, as DeepFace does.
     """
 
     name = "mtcnn"
     extra = "mtcnn"
     runs_on = "the mtcnn package on TensorFlow"
     bundled_weights = "inside the package"
-    native_batching = True
+    batches_whole_chunks = True
     has_landmarks = True
+
+    @classmethod
+    def designed_batching(cls) -> Optional[str]:
+        return "one call per image size in a chunk"  # the package stacks only images of one size
 
     def __init__(
         self,

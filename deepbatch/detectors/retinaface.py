@@ -45,7 +45,7 @@ _CHANNELS = {4: "loc", 2: "conf", 10: "landmarks"}
 @DETECTORS.register("retinaface", summary="RetinaFace MobileNet-0.25, 5 landmarks", weights=RETINAFACE_WEIGHTS,
                      licence="MIT")
 class RetinaFace(OnnxDetector):
-    """RetinaFace with SSD-style priors (:data:`RETINAFACE_PRIORS`), native batching."""
+    """RetinaFace with SSD-style priors (:data:`RETINAFACE_PRIORS`), one model call per chunk."""
 
     name = "retinaface"
     weights = RETINAFACE_WEIGHTS

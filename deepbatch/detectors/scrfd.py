@@ -53,7 +53,7 @@ _CHANNELS = {"score": 1, "box": 4, "kps": 10}
 
 
 class SCRFD(OnnxDetector):
-    """SCRFD face detector with native batching (InsightFace pre-processing: RGB, (x - 127.5) / 128).
+    """SCRFD face detector, one model call per chunk (InsightFace pre-processing: RGB, (x - 127.5) / 128).
 
     ``box_scales``: one factor per stride (finest first) for the box distances of an export cut before its
     per-stride scale ``Mul`` nodes (the values of those nodes in the uncut graph; 1.0 each for a model without a

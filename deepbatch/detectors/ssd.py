@@ -1,5 +1,5 @@
 """OpenCV's res10 SSD face detector (``res10_300x300_ssd_iter_140000.caffemodel`` + ``deploy.prototxt``), DeepFace's
-``ssd``, run by ``cv2.dnn``: native batching.
+``ssd``, run by ``cv2.dnn``: one model call per chunk.
 
 A chunk of images goes through one ``cv2.dnn.blobFromImages`` call (each image stretched to 300x300, BGR, minus the
 training mean (104, 177, 123), OpenCV's published pre-processing for this model) and one ``forward``. The network
@@ -57,7 +57,7 @@ class OpenCVSSD(Detector):
 
     name = "ssd"
     runs_on = "OpenCV's cv2.dnn (Caffe)"
-    native_batching = True
+    batches_whole_chunks = True
     has_landmarks = False
     weights = SSD_WEIGHTS  # what `deepbatch models` and the registry's tests look up
 

@@ -49,7 +49,7 @@ ULTRALIGHT_PRIORS = PriorSpec(steps=(8, 16, 32, 64), min_sizes=((10, 16, 24), (3
 
 
 class UltraLight(OnnxDetector):
-    """Ultra-Light RFB face detector on its fixed export canvas, native batching, no landmarks.
+    """Ultra-Light RFB face detector on its fixed export canvas, one model call per chunk, no landmarks.
 
     ``input_size`` defaults to the canvas the export declares; another size raises
     :class:`~deepbatch.errors.ArgumentError`. ``priors`` decodes exports that output raw regressions instead of

@@ -89,7 +89,7 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 class YoloFace(OnnxDetector):
-    """YOLO face detector on ONNX Runtime with native batching; reads decoded, end-to-end and raw-head exports.
+    """YOLO face detector on ONNX Runtime, one model call per chunk; reads decoded, end-to-end and raw-head exports.
 
     ``classes``: the ids or names of the classes that count as faces (default: the file's classes named like a
     face; every candidate of a file that records no names)."""

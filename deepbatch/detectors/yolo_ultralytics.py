@@ -1,7 +1,7 @@
 """YOLO face detectors on ultralytics (optional extra ``deepbatch[yolo]``): the ``<variant>_pt`` backends.
 
 The same releases as :mod:`deepbatch.detectors.yolo`, run by ultralytics from their ``.pt`` checkpoints (any file
-ultralytics loads works through ``model_path``, its ONNX exports included). Native batching: one
+ultralytics loads works through ``model_path``, its ONNX exports included). One call per chunk: one
 ``model.predict(list_of_images)`` call per chunk; ultralytics letterboxes each image onto the square canvas
 (``rect=False``, so an image gets the same canvas alone or in a batch), runs one forward pass for the chunk and maps
 boxes and keypoints back to each original image. Keypoints are permuted to person-relative order; detection-only
@@ -58,7 +58,7 @@ class UltralyticsYoloFace(Detector):
     extra = "yolo"
     runs_on = "ultralytics (PyTorch)"
     landmark_summary = "5 points (detection-only checkpoints: none)"
-    native_batching = True
+    batches_whole_chunks = True
     has_landmarks = True
     weights: WeightFile = yolo_weights("yolov8n", "pt")
 

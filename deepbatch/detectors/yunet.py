@@ -41,7 +41,7 @@ _HEADS = ("cls", "obj", "bbox", "kps")
 @DETECTORS.register("yunet", summary="YuNet (OpenCV Zoo), 5 landmarks", weights=YUNET_WEIGHTS,
                      licence="MIT")
 class YuNet(OnnxDetector):
-    """YuNet on ONNX Runtime with native batching; decoding identical to ``cv2.FaceDetectorYN``."""
+    """YuNet on ONNX Runtime, one model call per chunk; decoding identical to ``cv2.FaceDetectorYN``."""
 
     name = "yunet"
     weights = YUNET_WEIGHTS

@@ -57,10 +57,10 @@ def default_batch_size(detector_backend: DetectorSpec, num_gpus_per_worker: floa
     from ..batching import DEFAULT_BATCH_SIZE
     from ..detectors.base import DETECTORS
 
-    native = True
+    whole_chunks = True
     if isinstance(detector_backend, str):
-        native = bool(getattr(DETECTORS.entry(detector_backend).factory, "native_batching", True))
-    if not native:
+        whole_chunks = bool(getattr(DETECTORS.entry(detector_backend).factory, "batches_whole_chunks", True))
+    if not whole_chunks:
         return LOOP_BATCH_SIZE
     return GPU_BATCH_SIZE if num_gpus_per_worker > 0 else DEFAULT_BATCH_SIZE
 

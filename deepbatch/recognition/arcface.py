@@ -50,13 +50,13 @@ ARCFACE_R50_WEIGHTS = WeightFile(
 @RECOGNIZERS.register("arcface_mbf", licence=INSIGHTFACE_LICENCE,
                        summary="ArcFace MobileFaceNet (InsightFace w600k_mbf, buffalo_sc), 512-d; the default")
 class ArcFaceMobileFaceNet(OnnxRecognizer):
-    """ArcFace MobileFaceNet with native batching over faces: the default recognizer."""
+    """ArcFace MobileFaceNet, one model call per chunk of faces: the default recognizer."""
 
     name = "arcface_mbf"
     display_name = "ArcFace-MobileFaceNet"
     embedding_size = 512
     input_spec: ClassVar[InputSpec] = _SPEC
-    # master.csv, SCRFD-0.5GF faces: every metric separates all 300 pairs, 10-fold accuracy 100%.
+    # master.csv, SCRFD-0.5GF faces: every metric separates all 300 pairs (docs/measurements/thresholds.json).
     thresholds: ClassVar[Mapping[str, float]] = {
         "cosine": 0.6584, "euclidean": 26.69, "euclidean_l2": 1.1430, "angular": 0.3881,
     }
@@ -73,7 +73,7 @@ class ArcFaceMobileFaceNet(OnnxRecognizer):
 @RECOGNIZERS.register("arcface_r50", summary="ArcFace ResNet-50 (InsightFace w600k_r50), 512-d",
                        licence=INSIGHTFACE_LICENCE)
 class ArcFace(OnnxRecognizer):
-    """ArcFace R50 with native batching over faces."""
+    """ArcFace R50, one model call per chunk of faces."""
 
     name = "arcface_r50"
     display_name = "ArcFace"

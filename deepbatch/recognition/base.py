@@ -205,8 +205,11 @@ def list_recognizers() -> List[str]:
     return RECOGNIZERS.names()
 
 
-def resolve_recognizer(model_name: Union[str, Recognizer], **options: Any) -> Recognizer:
-    """A recognizer instance from a registered name (cached) or an instance passed through."""
+def resolve_recognizer(model_name: Union[str, Recognizer], performance: Any = None, **options: Any) -> Recognizer:
+    """A recognizer instance from a registered name (cached; built with the model options of ``performance``, a
+    :class:`deepbatch.Performance`, such as its ``threads``) or an instance passed through."""
     if isinstance(model_name, Recognizer):
         return model_name
+    if performance is not None:
+        options = {**performance.model_options(RECOGNIZERS.entry(model_name).factory), **options}
     return build_recognizer(model_name, **options)

@@ -215,7 +215,7 @@ class KerasDeepFaceModel(DeepFaceRecognizer):
     """One of DeepFace's TensorFlow models, run on whole chunks (``model(batch)``; DeepFace runs one image each)."""
 
     runs_on = "TensorFlow (DeepFace's Keras model)"
-    batching = "native"  # one model call per chunk of faces
+    batching = "one call per chunk"  # one model(batch) per chunk of faces
     module: ClassVar[str] = ""
     client: ClassVar[str] = ""
     weight_file: ClassVar[str] = ""
@@ -224,8 +224,8 @@ class KerasDeepFaceModel(DeepFaceRecognizer):
 
     @classmethod
     def designed_batching(cls) -> Optional[str]:
-        """Native (one ``model(batch)`` per chunk), known without loading TensorFlow."""
-        return "native"
+        """One ``model(batch)`` per chunk, known without loading TensorFlow."""
+        return "one call per chunk"
 
     @classmethod
     def locate_weights(cls) -> Optional[Path]:

@@ -19,17 +19,8 @@ archive, which is not downloaded automatically.
 Thresholds (``verified = distance <= threshold``) and confidence mappings were calibrated with
 ``python benchmarks/verify_master.py --calibrate --model dlib`` on the 300 labelled pairs of ``master.csv`` with
 ``scrfd`` faces, like MobileFaceNet's (see :mod:`deepbatch.recognition.mobilefacenet`); 38 pairs are the same
-person. Every threshold separates all 300 pairs; the euclidean one lies close to dlib's published 0.6.
-
-==============  =========  =========  ==============  ===================
-metric          threshold  10-fold    same-person     different-person
-                                      max distance    min distance
-==============  =========  =========  ==============  ===================
-cosine          0.0766     99.67%     0.0744          0.0787
-euclidean       0.6109     99.67%     0.5973          0.6245
-euclidean_l2    0.3913     99.67%     0.3858          0.3968
-angular         0.1254     99.67%     0.1236          0.1271
-==============  =========  =========  ==============  ===================
+person. Every threshold separates all 300 pairs; the euclidean one lies close to dlib's published 0.6. The
+calibration's figures are the thresholds table of the docs (``docs/measurements/thresholds.json``).
 """
 
 from __future__ import annotations

@@ -16,21 +16,9 @@ accurate one with the widest margin (:func:`deepbatch.recognition.calibration.ca
 pairs are the same person. Every threshold separates all 300 pairs; "10-fold" refits the threshold on nine tenths
 of the pairs and scores the held-out tenth, the accuracy to expect on pairs the threshold has not seen. The same
 run fits ``confidences`` (:func:`deepbatch.recognition.calibration.fit_confidence`) and reports the value range of
-the embeddings of the faces in the 64 photos (``embedding_range``, for ``minmax_normalize``).
-
-==================  ============  =========  =========  ==============  ===================
-model               metric        threshold  10-fold    same-person     different-person
-                                                        max distance    min distance
-==================  ============  =========  =========  ==============  ===================
-mobilefacenet       cosine        0.5852     99.67%     0.5233          0.6472
-mobilefacenet       euclidean     18.22      100%       16.39           20.04
-mobilefacenet       euclidean_l2  1.0803     99.67%     1.0230          1.1377
-mobilefacenet       angular       0.3635     99.67%     0.3418          0.3852
-mobilefacenet_b1    cosine        0.5276     100%       0.4687          0.5866
-mobilefacenet_b1    euclidean     16.78      100%       15.91           17.65
-mobilefacenet_b1    euclidean_l2  1.0257     99.67%     0.9682          1.0832
-mobilefacenet_b1    angular       0.3430     100%       0.3217          0.3643
-==================  ============  =========  =========  ==============  ===================
+the embeddings of the faces in the 64 photos (``embedding_range``, for ``minmax_normalize``). The calibration's
+figures (accuracy, the distances either side of each threshold) are the thresholds table of the docs
+(``docs/measurements/thresholds.json``).
 """
 
 from __future__ import annotations
@@ -60,7 +48,7 @@ MOBILEFACENET_WEIGHTS = {
 @RECOGNIZERS.register("mobilefacenet", summary="MobileFaceNet, 128-d (dynamic-batch export)",
                        licence="that of the export you supply")
 class MobileFaceNet(OnnxRecognizer):
-    """MobileFaceNet with native batching over faces."""
+    """MobileFaceNet, one model call per chunk of faces."""
 
     name = "mobilefacenet"
     display_name = "MobileFaceNet"

@@ -42,12 +42,11 @@ from .metrics import Metrics
 
 logger = logging.getLogger(__name__)
 
-# On a CPU the models cost the same per image at any batch size, and so do requests batched together: on 2 cores,
-# interleaved runs of benchmarks/serve_load.py at concurrency 16 gave 105-108 CPU ms per image and 3.1-3.4 images/s
-# with batches of up to 16 (5.3 formed on average), against 106-117 ms and 3.1-3.2 images/s served one by one. On a
-# GPU each call has a fixed cost that a batch spreads (the library's "auto" batch there is 32); 16 takes most of that
-# gain while the last image of a batch waits for 16 images, not 32. The wait of 5 ms is far below one detector call
-# (about 40 ms on a free core), and it is only spent while other requests are still being decoded.
+# On a CPU the models cost the same per image at any batch size, and so do requests batched together (the serve
+# and batch1 rows of docs/measurements/serve_rows.json, from benchmarks/serve_load.py). On a GPU each call has a
+# fixed cost that a batch spreads (the library's "auto" batch there is 32); 16 takes most of that gain while the
+# last image of a batch waits for 16 images, not 32. The wait is far below one detector call, and it is only spent
+# while other requests are still being decoded.
 DEFAULT_MAX_BATCH = 16
 DEFAULT_MAX_WAIT_S = 0.005
 DEFAULT_QUEUE_LIMIT = 64

@@ -37,6 +37,14 @@ def _settings(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--l2-normalize", action="store_true", help="store and search unit-length embeddings")
     parser.add_argument("--normalization", default="base", help="input normalisation (default: the model's own)")
     parser.add_argument("--batch-size", default="auto", metavar="N|auto", help="images per detector call")
+    parser.add_argument("--threads", type=int, default=None, metavar="N", help="intra-op threads of each ONNX "
+                        "Runtime model (deepbatch.Performance's threads; default: chosen for the machine)")
+
+
+def _performance(args: argparse.Namespace) -> Any:
+    from ..performance import Performance
+
+    return Performance(batch_size=_batch_size(args.batch_size), threads=args.threads)
 
 
 def _batch_size(value: str) -> Any:
@@ -50,7 +58,7 @@ def cmd_register(args: argparse.Namespace) -> int:
     result = register(inputs, model_name=args.model, detector_backend=args.detector, align=args.align,
                       l2_normalize=args.l2_normalize, normalization=args.normalization,
                       database_type=database_type(args), connection_details=args.db,
-                      batch_size=_batch_size(args.batch_size), commit_every=args.commit_every,
+                      performance=_performance(args), commit_every=args.commit_every,
                       enforce_detection=not args.allow_no_face)
     sys.stdout.write(json.dumps(result) + "\n")
     return EXIT_FAILED if result["errors"] else EXIT_OK
@@ -76,7 +84,7 @@ def cmd_search(args: argparse.Namespace) -> int:
                     normalization=args.normalization, similarity_search=args.similarity, k=args.k,
                     database_type=database_type(args), connection_details=args.db,
                     search_method="ann" if args.ann else "exact", return_type="dict",
-                    batch_size=_batch_size(args.batch_size), threshold=args.threshold)
+                    performance=_performance(args), threshold=args.threshold)
     for photo, faces in zip(args.photos, tables):
         for face, matches in enumerate(faces):
             sys.stdout.write(json.dumps({"image": photo, "face": face, "matches": matches}) + "\n")
