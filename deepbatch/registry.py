@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import threading
 import warnings
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Generic, Hashable, List, Mapping, Optional, Tuple, TypeVar
 
@@ -42,6 +43,9 @@ def _freeze(value: Any) -> Hashable:
     return value
 
 
+CACHED_MODELS = 8  # models per registry kept built: more than any pipeline uses at once
+
+
 class Registry(Generic[T]):
     """Maps names (and aliases) to factories. ``plugins`` is the package whose import registers the backends."""
 
@@ -54,7 +58,7 @@ class Registry(Generic[T]):
         self._exact: Dict[str, str] = {}  # case-sensitive names, looked up before the case-insensitive ones
         self._deprecated: Dict[str, str] = {}  # name (lower case) -> the warning its use gives
         self._unavailable: Dict[str, Tuple[str, str]] = {}  # name (lower case) -> (name, why it is not offered)
-        self._cache: Dict[Tuple[str, Hashable], T] = {}
+        self._cache: OrderedDict[Tuple[str, Hashable], T] = OrderedDict()
         self._lock = threading.RLock()
         self._loaded = False
 
@@ -145,7 +149,9 @@ class Registry(Generic[T]):
         return instance
 
     def build(self, name: str, **kwargs: Any) -> T:
-        """The cached instance for ``name`` and ``kwargs``, built on first use (thread-safe)."""
+        """The cached instance for ``name`` and ``kwargs``, built on first use (thread-safe). The
+        :data:`CACHED_MODELS` most recently used instances stay cached, so a process that builds models from many
+        files or settings does not keep every one of them (and its runtime's memory) alive."""
         canonical = self.canonical(name)
         try:
             key: Optional[Tuple[str, Hashable]] = (canonical, _freeze(kwargs))
@@ -154,8 +160,12 @@ class Registry(Generic[T]):
         if key is None:
             return self.create(canonical, **kwargs)
         with self._lock:
-            if key not in self._cache:
+            if key in self._cache:
+                self._cache.move_to_end(key)
+            else:
                 self._cache[key] = self.create(canonical, **kwargs)
+                while len(self._cache) > CACHED_MODELS:  # the least recently used model is let go
+                    self._cache.popitem(last=False)
             return self._cache[key]
 
     def clear_cache(self) -> None:

@@ -43,6 +43,7 @@ os.environ.setdefault("YOLO_OFFLINE", "1")  # ultralytics otherwise probes the n
 load_triton_before_tensorflow()  # test modules import TensorFlow (tf_keras, mtcnn) and torch into one process
 
 import offline  # noqa: E402  (tests/ is on sys.path)
+from memory import let_go_of_models  # noqa: E402
 
 offline.install()
 
@@ -162,6 +163,13 @@ def no_network() -> Iterator[None]:
         tried = ", ".join(sorted(set(offline.attempts)))
         offline.attempts.clear()
         pytest.fail(f"the test tried to reach the network: {tried}", pytrace=False)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def models_let_go_after_each_file() -> Iterator[None]:
+    """The models a test file built by name are let go when it ends (:func:`memory.let_go_of_models`)."""
+    yield
+    let_go_of_models()
 
 
 def dataset_path() -> Path:

@@ -6,11 +6,12 @@ missing and how to supply it. The cut files are the real shared graphs with thei
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Dict, List
+from typing import Any, Dict, Iterator, List
 
 import cv2
 import numpy as np
 import pytest
+from memory import let_go_of_models
 from models import (
     YUNET_FILE,
     as_conv_logits,
@@ -34,6 +35,13 @@ SAME_SCORES = 1e-5
 # Ultra-Light's in-graph box decoding vs deepbatch's prior decoding of the same regressions: float32 products in
 # another order on a 320x240 canvas mapped back to the photo.
 PRIOR_DECODING_PX = 0.05
+
+
+@pytest.fixture(autouse=True)
+def models_let_go_after_each_test() -> Iterator[None]:
+    """Each test here builds whole and cut detectors and runs them on every photo: their sessions are let go."""
+    yield
+    let_go_of_models()
 
 
 @pytest.fixture(scope="module")

@@ -32,6 +32,18 @@ def test_other_arguments_build_another_instance(weights_dir):  # type: ignore[no
     assert build_detector("scrfd", input_size=320) is not build_detector("scrfd")
 
 
+def test_only_the_most_recently_used_models_stay_cached(weights_dir):  # type: ignore[no-untyped-def]
+    from deepbatch.registry import CACHED_MODELS
+
+    DETECTORS.clear_cache()
+    first = build_detector("scrfd", input_size=320)
+    kept = build_detector("scrfd")
+    for size in range(352, 352 + 32 * (CACHED_MODELS - 1), 32):  # fills the cache; ``kept`` is used all along
+        build_detector("scrfd", input_size=size)
+        assert build_detector("scrfd") is kept
+    assert build_detector("scrfd", input_size=320) is not first  # let go, then built again
+
+
 @pytest.mark.parametrize("alias, target", [("scrfd", "scrfd_500m")])
 def test_aliases_resolve(alias, target):  # type: ignore[no-untyped-def]
     assert DETECTORS.canonical(alias) == target
