@@ -48,6 +48,8 @@ def noted(weights_dir: Path) -> Iterator[Tuple[Batcher, List[Optional[int]], Lis
     recognizer = _noting(type(RECOGNIZERS.build("arcface_mbf")), "embed", embeddings)()
     batcher = Batcher(max_wait_s=LONG_WAIT_S, detectors={"scrfd": detector}, recognizers={"arcface_mbf": recognizer})
     batcher.start((("scrfd", "arcface_mbf"),))
+    batcher.warmed = (list(detections), list(embeddings))  # type: ignore[attr-defined]
+    del detections[:], embeddings[:]
     if batcher._threads_per_stage is None:
         batcher.stop()
         pytest.skip("the models run on a GPU here: their sessions keep their own threads")
@@ -61,6 +63,14 @@ def _job(dataset_dir: Path, name: str = "img1.jpg") -> Job:
     image = cv2.imread(str(dataset_dir / name))
     assert image is not None
     return Job(image, "scrfd", FaceRules.of(True, None, 0, True), "arcface_mbf")
+
+
+def test_start_runs_the_models_at_every_thread_count_a_request_may_use(noted: Any) -> None:
+    """Every core (None) and each stage's share: no request waits while a session is opened for it."""
+    batcher, _, _ = noted
+    detections, embeddings = batcher.warmed
+    assert sorted(detections, key=str) == sorted([None, max(1, usable_cpus() // parallel_workers())], key=str)
+    assert sorted(embeddings, key=str) == sorted([None, max(1, usable_cpus() // 2)], key=str)
 
 
 def test_lone_request_is_not_held_for_max_wait(noted: Any, dataset_dir: Path) -> None:

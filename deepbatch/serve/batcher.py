@@ -166,6 +166,8 @@ class Batcher:
         detectors = 1 if on_gpu or not parallel or not warm else parallel_workers()
         self._threads_per_stage = None if on_gpu else max(1, usable_cpus() // 2)
         self._detect_threads = None if on_gpu else max(1, usable_cpus() // detectors)
+        for detector, recognizer in warm:
+            self._warm(detector, recognizer)
         self._running = True
         if not workers:
             return
@@ -179,6 +181,24 @@ class Batcher:
         self._threads.append(threading.Thread(target=self._embed_loop, name="deepbatch-serve-embed", daemon=True))
         for thread in self._threads:
             thread.start()
+
+    def _warm(self, detector: str, recognizer: Optional[str]) -> None:
+        """Run the models once on blank pixels with every thread count the stages use (every core, and each stage's
+        share), so that no request waits while ONNX Runtime opens a session for its share of the cores."""
+        blank = np.zeros((160, 160, 3), np.uint8)
+        try:
+            for threads in {None, self._detect_threads}:
+                with self._stage_threads(threads, alone=threads is None):
+                    built = self.detector_for(detector)
+                    built.infer_batch(built.prepare_batch([blank]))
+            if recognizer is not None:
+                model = self.recognizer_for(recognizer)
+                side = int(model.input_size)
+                for alone in (True, False):
+                    with self._stage_threads(alone=alone):
+                        model.embed(np.zeros((1, side, side, 3), np.uint8))
+        except Exception:  # noqa: BLE001 (a model that cannot run on blank pixels is warmed by its first request)
+            logger.warning("warming %s and %s on blank pixels failed", detector, recognizer, exc_info=True)
 
     def stop(self, timeout: float = 30.0) -> None:
         """Finish every queued job, then stop the threads."""
