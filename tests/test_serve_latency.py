@@ -124,3 +124,17 @@ def test_answers_at_every_core_equal_answers_on_a_share(noted: Any, dataset_dir:
     assert alone.faces is not None and shared.faces is not None and len(alone.faces) == len(shared.faces) == 2
     np.testing.assert_allclose(alone.faces.boxes, shared.faces.boxes, atol=1e-3)
     np.testing.assert_allclose(alone.embeddings, shared.embeddings, atol=1e-4)
+
+
+def test_images_queued_at_once_are_shared_between_the_detection_threads(noted: Any, dataset_dir: Path) -> None:
+    """Eight images queued at once, every detection thread free: each takes its share (on a CPU a batch costs the
+    same per image at any size, so one thread taking all eight would leave the other cores idle)."""
+    batcher, detections, _ = noted
+    images = 8
+    batcher.admit(images)
+    futures = batcher.submit([_job(dataset_dir, "couple.jpg") for _ in range(images)])
+    for future in futures:
+        future.result(timeout=LONG_WAIT_S)
+    batches, detected = batcher.metrics.batch_size.summary(stage="detect")
+    assert detected == images
+    assert batches == min(parallel_workers(), images) == len(detections)
