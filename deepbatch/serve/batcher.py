@@ -232,7 +232,7 @@ class Batcher:
         """The next batch: up to ``max_batch`` images; waits up to ``max_wait_s`` after the first for images of
         requests still being decoded (a lone request waits for nothing). With it, whether the batch is *alone*:
         nothing else queued, arriving, in detection or in embedding, so its model call may take every core. None
-        once stopped and drained; the caller hands the batch back with :meth:`_done`."""
+        once stopped and drained; the caller hands the batch back with :meth:`_batch_done`."""
         with self._lock:
             while not self._queue:
                 if not self._running:
@@ -264,7 +264,7 @@ class Batcher:
         free = max(1, self._detecting - self._busy)
         return min(self._take_limit, -(-len(self._queue) // free))
 
-    def _done(self) -> None:
+    def _batch_done(self) -> None:
         """A detection thread has finished the batch :meth:`_take` gave it."""
         with self._lock:
             self._busy -= 1
@@ -297,7 +297,7 @@ class Batcher:
                 with self._stage_threads(self._detect_threads, alone):
                     embed = self._detect(batch) if batch else []
             finally:
-                self._done()
+                self._batch_done()
             if embed:
                 with self._face_lock:
                     self._faces.append(embed)
