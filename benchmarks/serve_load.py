@@ -10,13 +10,18 @@ Rows, for one detector + recognizer pair on the same photos:
 * ``deepface``: DeepFace's own API server on the same detector and recognizer, its weights in a temporary
   ``DEEPFACE_HOME`` (YuNet from ``--weights``; Dlib's from ``face_recognition_models``): by default as DeepFace's
   Docker image runs it (gunicorn, one sync worker), or with ``--deepface-server flask`` its Flask app threaded;
-* ``--pairs N``: N single photos, each through the library then through the service at concurrency 1, alternately:
-  the p50/p99 of each and of the service's added latency, photo by photo;
+* ``--pairs N``: N single photos, each through the library, the service at concurrency 1, then the library again:
+  the p50/p99 of each, of the service's added latency photo by photo, and of the library against itself (the
+  machine's noise on the same photos, in the same run);
 * ``--interleave R``: R rounds of the library offline then the service at concurrency 16 (one server process, the
   offline run in this one, never both at once), each round's ratio printed: on a noisy machine the ratio within a
   round is the steady figure;
 * ``queue``: ``deepbatch serve --queue-limit 32`` at concurrency 64, twice in a row: every request answered (200 or
   503), server memory before and after each (flat: the second level ends where the first did);
+* ``--margin R``: R rounds of (i) the library offline, (ii) DeepFace's library (``DeepFace.represent`` per photo),
+  (iii) ``deepbatch serve`` and (iv) DeepFace's API server (gunicorn) at each ``--concurrency``, all on ``--pair``
+  and the same photos, in one run: the library margin (i)/(ii), the service margin (iii)/(iv) per concurrency, and
+  the share of the library's margin the service keeps, per round and pooled over the rounds;
 
 The load generator is closed-loop: ``C`` clients, each sending its next request when the last one is answered, one
 photo per request (a JSON body with a data URI, encoded before timing), bounded by ``--requests`` per level (at least
@@ -26,6 +31,7 @@ the answered requests' latencies; ``batch`` is the mean detector batch the servi
 
     python benchmarks/serve_load.py --photos ../shared/dataset --rows serve,batch1,offline,queue
     python benchmarks/serve_load.py --pair yunet:dlib --rows serve,offline,deepface --concurrency 1,4,16
+    python benchmarks/serve_load.py --pair yunet:dlib --rows none --margin 4 --concurrency 1,4,16 --requests 16
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import shutil
@@ -96,9 +103,9 @@ def start_deepbatch(detector: str, model: str, extra: Sequence[str]) -> tuple:
     return process, url
 
 
-def start_deepface(weights: Path, home: Path, server: str = "gunicorn") -> tuple:
-    """DeepFace's API server with YuNet's and Dlib's weights in ``home``: as its Docker image runs it (gunicorn, one
-    sync worker, ``app:create_app()`` from ``deepface/api/src``), or its Flask app with ``threaded=True``."""
+def deepface_home(weights: Path, home: Path) -> Dict[str, str]:
+    """YuNet's and Dlib's weights placed where DeepFace looks for them under ``home`` (its ``DEEPFACE_HOME``); the
+    environment DeepFace's processes run with."""
     folder = home / ".deepface" / "weights"
     folder.mkdir(parents=True, exist_ok=True)
     yunet = sorted(weights.glob("face_detection_yunet*.onnx"))
@@ -112,8 +119,14 @@ def start_deepface(weights: Path, home: Path, server: str = "gunicorn") -> tuple
     models = Path(list(spec.submodule_search_locations)[0]) / "models"
     shutil.copy(models / "dlib_face_recognition_resnet_model_v1.dat",
                 folder / "dlib_face_recognition_resnet_model_v1.dat")
+    return {**os.environ, "DEEPFACE_HOME": str(home), "TF_CPP_MIN_LOG_LEVEL": "3"}
+
+
+def start_deepface(weights: Path, home: Path, server: str = "gunicorn") -> tuple:
+    """DeepFace's API server with YuNet's and Dlib's weights in ``home``: as its Docker image runs it (gunicorn, one
+    sync worker, ``app:create_app()`` from ``deepface/api/src``), or its Flask app with ``threaded=True``."""
+    env = deepface_home(weights, home)
     port = free_port()
-    env = {**os.environ, "DEEPFACE_HOME": str(home), "TF_CPP_MIN_LOG_LEVEL": "3"}
     log = open(home / "deepface_api.log", "w")
     if server == "gunicorn":
         import deepface
@@ -271,26 +284,31 @@ def interleaved(url: str, pid: int, photos: List[bytes], bodies: List[bytes], de
 
 def paired_latency(url: str, photos: List[bytes], bodies: List[bytes], detector: str, model: str,
                    pairs: int) -> List[Dict[str, Any]]:
-    """``pairs`` single images, each timed through the library (``represent`` of its bytes) and then through the
-    service (one request, a kept-alive connection), alternately: the service's added latency, paired photo by photo."""
+    """``pairs`` single images, each timed through the library (``represent`` of its bytes), then the service (one
+    request, a kept-alive connection), then the library again: the service's added latency photo by photo, and the
+    machine's own noise on the same photos (the library against itself, in the same run)."""
     import deepbatch
 
     deepbatch.represent(photos[0], model_name=model, detector_backend=detector, enforce_detection=False)
-    library, served = [], []
+    library, served, again = [], [], []
+
+    def timed_library(index: int) -> float:
+        started = time.perf_counter()
+        deepbatch.represent(photos[index % len(photos)], model_name=model, detector_backend=detector,
+                            enforce_detection=False)
+        return time.perf_counter() - started
+
     with httpx.Client(timeout=120) as http:
         http.post(url + "/represent", content=bodies[0], headers={"content-type": "application/json"})
         for index in range(pairs):
-            started = time.perf_counter()
-            deepbatch.represent(photos[index % len(photos)], model_name=model, detector_backend=detector,
-                                enforce_detection=False)
-            library.append(time.perf_counter() - started)
+            library.append(timed_library(index))
             started = time.perf_counter()
             response = http.post(url + "/represent", content=bodies[index % len(bodies)],
                                  headers={"content-type": "application/json"})
             served.append(time.perf_counter() - started)
             if response.status_code != 200:
                 raise RuntimeError(f"the service answered {response.status_code}: {response.text[:200]}")
-    added = sorted(1000 * (s - lib) for s, lib in zip(served, library))
+            again.append(timed_library(index))
 
     def pick(values: List[float], q: float) -> float:
         ordered = sorted(values)
@@ -298,13 +316,164 @@ def paired_latency(url: str, photos: List[bytes], bodies: List[bytes], detector:
 
     rows = [{"row": "paired", "concurrency": side, "requests": pairs, "ok": pairs, "errors": 0,
              "images_per_s": pairs / sum(values), "p50_ms": pick(values, 0.5), "p99_ms": pick(values, 0.99),
-             "batch": None, "load": load_average()} for side, values in (("library 1", library), ("serve 1", served))]
-    rows.append({"row": "paired", "concurrency": "serve - library", "requests": pairs, "ok": pairs, "errors": 0,
-                 "images_per_s": float("nan"), "p50_ms": statistics.median(added),
-                 "p99_ms": added[min(len(added) - 1, int(0.99 * len(added)))], "batch": None, "load": load_average()})
+             "batch": None, "load": load_average()}
+            for side, values in (("library 1", library), ("serve 1", served), ("library 1 again", again))]
+    for side, values in (("serve - library", served), ("library again - library", again)):
+        added = [after - before for after, before in zip(values, library)]
+        rows.append({"row": "paired", "concurrency": side, "requests": pairs, "ok": pairs, "errors": 0,
+                     "images_per_s": float("nan"), "p50_ms": 1000 * statistics.median(added),
+                     "p99_ms": pick(added, 0.99), "batch": None, "load": load_average()})
     for row in rows:
         print(format_row(row), flush=True)
     return rows
+
+
+# DeepFace's library as its users call it: one ``DeepFace.represent`` per image, in a loop, in a process of its own
+# (TensorFlow, which DeepFace imports, stays out of the process that times deepbatch). A line "N" on its stdin runs
+# the loop over N images and answers with the wall time.
+DEEPFACE_LOOP = """
+import json, sys, time
+from deepface import DeepFace
+paths, model, detector = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3]
+for line in sys.stdin:
+    count = int(line)
+    started = time.perf_counter()
+    for index in range(count):
+        DeepFace.represent(img_path=paths[index % len(paths)], model_name=model, detector_backend=detector,
+                           enforce_detection=False)
+    print(json.dumps({"images": count, "seconds": time.perf_counter() - started}), flush=True)
+"""
+
+
+class DeepFaceLibrary:
+    """DeepFace's library in a process of its own, its models built by a first image (not timed)."""
+
+    def __init__(self, paths: List[Path], model: str, detector: str, env: Dict[str, str], log: Path):
+        self.log = open(log, "w")
+        self.process = subprocess.Popen([sys.executable, "-c", DEEPFACE_LOOP, json.dumps([str(p) for p in paths]),
+                                         model, detector], env=env, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                        stderr=self.log, text=True)
+        self.run(1)
+
+    def run(self, count: int) -> Dict[str, Any]:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        cpu = cpu_seconds(self.process.pid)
+        self.process.stdin.write(f"{count}\n")
+        self.process.stdin.flush()
+        line = self.process.stdout.readline()
+        if not line:
+            raise RuntimeError(f"DeepFace's library process exited with {self.process.wait()}; see {self.log.name}")
+        answer = json.loads(line)
+        cpu = cpu_seconds(self.process.pid) - cpu
+        return {"row": "deepface library", "concurrency": "1 by 1", "requests": count, "ok": count, "errors": 0,
+                "images_per_s": count / answer["seconds"], "p50_ms": float("nan"), "p99_ms": float("nan"),
+                "batch": None, "cpu_ms_per_image": 1000 * cpu / count, "load": load_average()}
+
+    def close(self) -> None:
+        if self.process.stdin is not None:
+            self.process.stdin.close()
+        stop(self.process)
+        self.log.close()
+
+
+def margin(args: argparse.Namespace, paths: List[Path], photos: List[bytes], data_uris: List[str], detector: str,
+           model: str, levels: Sequence[int]) -> List[Dict[str, Any]]:
+    """The margin deepbatch keeps over DeepFace as a service against the one its library has, from one run.
+
+    ``--margin R`` rounds, each measuring on the same photos and pair: (i) deepbatch's ``represent`` over all the
+    photos in one call, (ii) DeepFace's ``represent`` per photo in a loop, (iii) ``deepbatch serve`` and (iv)
+    DeepFace's API server at each concurrency. Both servers and DeepFace's library process stay up for the whole
+    run (models loaded once); odd rounds run the four in reverse order, so a load that drifts during the run weighs
+    on both sides alike. Per round and pooled over the rounds (images over seconds): the library margin (i)/(ii),
+    the service margin (iii)/(iv) per concurrency, and their ratio, the share of the library's margin the service
+    keeps.
+    """
+    names = {"model_name": DEEPFACE_NAMES.get(model, model), "detector_backend": DEEPFACE_NAMES.get(detector, detector)}
+    options = {"enforce_detection": False}
+    bodies = [json.dumps({"img": uri, **options}).encode() for uri in data_uris]
+    deepface_bodies = [json.dumps({"img": uri, **options, **names}).encode() for uri in data_uris]
+    home = Path(tempfile.mkdtemp(prefix="deepface-home-"))
+    rows: List[Dict[str, Any]] = []
+    stack = contextlib.ExitStack()
+    try:
+        serve_process, serve_url = start_deepbatch(detector, model, [])
+        stack.callback(stop, serve_process)
+        deepface_process, deepface_url = start_deepface(args.weights, home, "gunicorn")
+        stack.callback(stop, deepface_process)
+        library = DeepFaceLibrary(paths, names["model_name"], names["detector_backend"],
+                                  deepface_home(args.weights, home), home / "deepface_library.log")
+        stack.callback(library.close)
+        repeat = max(1, args.requests // len(photos))
+        deepbatch_library_images = len(photos) * repeat
+
+        def part(name: str, round_: int) -> List[Dict[str, Any]]:
+            if name == "library":
+                return [offline_batch(photos, detector, model, repeat)]
+            if name == "deepface library":
+                return [library.run(deepbatch_library_images)]
+            if name == "serve":
+                return run_levels("serve", serve_url, "/represent", bodies, levels, args.requests, args.max_seconds,
+                                  serve_process.pid, True, warm=round_ == 0)
+            return run_levels("deepface", deepface_url, "/represent", deepface_bodies, levels, args.requests,
+                              args.max_seconds, worker_pid(deepface_process.pid), False, warm=round_ == 0)
+
+        order = ["library", "deepface library", "serve", "deepface"]
+        for round_ in range(args.margin):
+            measured: Dict[str, List[Dict[str, Any]]] = {}
+            for name in order if round_ % 2 == 0 else order[::-1]:
+                measured[name] = part(name, round_)
+                for row in measured[name]:
+                    row["round"] = round_
+                    if name in ("library", "deepface library"):
+                        print(format_row(row), flush=True)
+            rows += [row for name in order for row in measured[name]]
+            summary = margin_summary(rows, levels, [round_])
+            rows.append(summary)
+            print(format_margin(summary), flush=True)
+        total = margin_summary(rows, levels, list(range(args.margin)))
+        rows.append(total)
+        print(format_margin(total), flush=True)
+    finally:
+        stack.close()
+        if args.keep_logs:
+            print(f"DeepFace's logs are in {home}", file=sys.stderr)
+        else:
+            shutil.rmtree(home, ignore_errors=True)
+    return rows
+
+
+def margin_summary(rows: List[Dict[str, Any]], levels: Sequence[int], rounds: List[int]) -> Dict[str, Any]:
+    """Images per second pooled over ``rounds`` (images answered over seconds taken) for each side, and the
+    margins: library (i)/(ii), service (iii)/(iv) per concurrency, and kept = service margin / library margin."""
+
+    def rate(row_name: str, concurrency: Any) -> float:
+        picked = [r for r in rows if r.get("row") == row_name and r.get("concurrency") == concurrency
+                  and r.get("round") in rounds]
+        seconds = sum(r["ok"] / r["images_per_s"] for r in picked if r["images_per_s"] > 0)
+        return sum(r["ok"] for r in picked) / seconds if seconds else float("nan")
+
+    library = rate("offline", "batch") / rate("deepface library", "1 by 1")
+    per_level = {}
+    for concurrency in levels:
+        service = rate("serve", concurrency) / rate("deepface", concurrency)
+        per_level[concurrency] = {"deepbatch_serve": rate("serve", concurrency), "deepface_api":
+                                  rate("deepface", concurrency), "service_margin": service, "kept": service / library}
+    kept = min(level["kept"] for level in per_level.values())
+    return {"row": "margin", "rounds": rounds, "deepbatch_library": rate("offline", "batch"),
+            "deepface_library": rate("deepface library", "1 by 1"), "library_margin": library, "levels": per_level,
+            "kept": kept, "load": load_average()}
+
+
+def format_margin(summary: Dict[str, Any]) -> str:
+    rounds = summary["rounds"]
+    title = f"round {rounds[0]}" if len(rounds) == 1 else f"all {len(rounds)} rounds, pooled"
+    lines = [f"{title}: library margin {summary['deepbatch_library']:.2f} / {summary['deepface_library']:.2f} "
+             f"images/s = {summary['library_margin']:.2f} (load {summary['load']:.1f})"]
+    for concurrency, level in summary["levels"].items():
+        lines.append(f"  C={concurrency}: service margin {level['deepbatch_serve']:.2f} / {level['deepface_api']:.2f}"
+                     f" images/s = {level['service_margin']:.2f}; kept {level['kept']:.2f} of the library's margin")
+    lines.append(f"  margin kept (the least over the concurrencies): {summary['kept']:.2f}")
+    return "\n".join(lines)
 
 
 def offline(photos: List[bytes], detector: str, model: str, repeat: int) -> List[Dict[str, Any]]:
@@ -350,7 +519,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--photos", type=Path, default=Path(os.environ.get("DEEPBATCH_TEST_DATA", "../shared/dataset")))
     parser.add_argument("--weights", type=Path, default=Path(os.environ.get("DEEPBATCH_WEIGHTS", "../shared/weights")))
     parser.add_argument("--pair", default="scrfd:arcface_mbf", help="DETECTOR:RECOGNIZER (deepbatch names)")
-    parser.add_argument("--rows", default="serve,batch1,offline,queue")
+    parser.add_argument("--rows", default="serve,batch1,offline,queue",
+                        help="serve, batch1, offline, queue, deepface (comma-separated; none: only the modes below)")
     parser.add_argument("--concurrency", default="1,4,16,64")
     parser.add_argument("--deepface-concurrency", default="1,4,16",
                         help="levels for DeepFace's server (it answers about one image per second here)")
@@ -365,6 +535,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("--deepface-server", choices=("gunicorn", "flask"), default="gunicorn",
                         help="gunicorn: as DeepFace's Docker image runs it (one sync worker: one request at a time); "
                              "flask: its Flask app with threaded=True (concurrent requests share its models)")
+    parser.add_argument("--margin", type=int, default=0, metavar="ROUNDS",
+                        help="rounds of deepbatch's library, DeepFace's library, deepbatch serve and DeepFace's API "
+                             "server (gunicorn) at --concurrency, on --pair: the margins and the share kept")
+    parser.add_argument("--keep-logs", action="store_true", help="keep DeepFace's logs (their folder is printed)")
     parser.add_argument("--json", type=Path, default=None)
     args = parser.parse_args(argv)
     detector, model = args.pair.split(":")
@@ -378,6 +552,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     print(f"{len(photos)} photos from {args.photos}, pair {detector} + {model}, {os.cpu_count()} CPUs\n\n{HEADER}",
           flush=True)
     results: List[Dict[str, Any]] = []
+    if args.margin:
+        results += margin(args, paths, photos, data_uris, detector, model, levels)
     if "ratio" in rows_wanted or args.interleave:
         process, url = start_deepbatch(detector, model, [])
         try:

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import base64
 import binascii
 from typing import Optional
 
 from ..errors import ImageDecodeError
+from .base64_data import b64decode
 from .inputs import describe
 
 
@@ -18,10 +18,14 @@ def read_data_uri(uri: str, index: Optional[int]) -> bytes:
     if not comma:
         raise ImageDecodeError("format error in base64 encoded string: a data URI must look like "
                                "'data:image/jpeg;base64,<base64 data>'", index, source)
+    try:
+        return b64decode(payload)  # the usual payload: one line, padded
+    except ValueError:
+        pass
     payload = "".join(payload.split())  # line breaks of MIME-style base64
     payload += "=" * (-len(payload) % 4)
     try:
-        return base64.b64decode(payload, validate=True)
+        return b64decode(payload)
     except (binascii.Error, ValueError) as exc:
         raise ImageDecodeError(f"format error in base64 encoded string: invalid base64 data ({exc})", index,
                                source) from exc

@@ -13,6 +13,7 @@ from typing import Any, Optional
 import numpy as np
 
 from ..errors import ArgumentError, ImageError, PathRefusedError, RequestLimitError
+from ..io.base64_data import b64decode
 from ..io.headers import declared_size, sniff
 from ..io.images import decode, describe, read_encoded
 from .config import ServeConfig
@@ -21,9 +22,9 @@ _BASE64 = re.compile(r"^[A-Za-z0-9+/=\s_-]+$")
 
 
 def _looks_base64(value: str) -> bool:
-    """Whether a string is base64 image data rather than a path: base64 characters only, and its first bytes decode
-    to an image format's signature (a path never does)."""
-    if len(value) < 64 or not _BASE64.match(value):
+    """Whether a string is base64 image data rather than a path: it starts with base64 characters that decode to an
+    image format's signature (a path never does); the whole string is checked when it is decoded."""
+    if len(value) < 64 or not _BASE64.match(value[:128]):  # the rest is checked when it is decoded
         return False
     head = "".join(value[:128].split())[:64]
     try:
@@ -59,10 +60,14 @@ class Inputs:
         return self._path(value, name)
 
     def _base64(self, value: str, name: str) -> bytes:
+        altchars = b"-_" if "-" in value or "_" in value else None
+        try:
+            return b64decode(value, altchars)  # the usual value: one line, padded
+        except ValueError:
+            pass
         text = "".join(value.split())
         try:
-            return base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_" if "-" in text or "_" in text
-                                    else None, validate=True)
+            return b64decode(text + "=" * (-len(text) % 4), altchars)
         except (binascii.Error, ValueError) as exc:
             raise ImageError(f"format error in base64 encoded string: invalid base64 data ({exc})", None,
                              describe(value)) from exc
