@@ -10,6 +10,7 @@ kernels make both building and walking the graph about twice as fast as with flo
 
 from __future__ import annotations
 
+import abc
 import logging
 import os
 import tempfile
@@ -166,13 +167,13 @@ class ClientIndexed(SqlStore):
 
     complete_sync = False  # True where ids are not in commit order: every id is compared (see AnnIndex.sync)
 
+    @abc.abstractmethod
     def index_key(self) -> str:
         """What tells this database apart from another in this process's index cache."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def stored_index(self, config_id: int) -> Optional[AnnIndex]:
         """The index saved for ``config_id``, or None when there is none or it cannot be read."""
-        raise NotImplementedError
 
     def index(self, config_id: int, max_neighbors_per_node: int = DEFAULT_MAX_NEIGHBORS) -> AnnIndex:
         """The approximate index of ``config_id``, loaded once per process and brought up to date."""
