@@ -111,7 +111,7 @@ def test_scrfd_cut_with_wrong_box_scales_gives_other_boxes(weights_dir, tmp_path
 @pytest.mark.parametrize("scales, error, message", [
     ((0.88, 0.93, 1.14), ModelFormatError, "multiplies its box distances by per-stride scales itself .*twice"),
 ])
-def test_box_scales_on_a_graph_that_applies_them_is_refused(scales, error, message):  # type: ignore[no-untyped-def]
+def test_box_scales_on_a_graph_that_applies_them_is_refused(weights_dir, scales, error, message):  # type: ignore[no-untyped-def]
     with pytest.raises(error, match=message):
         build_detector("scrfd_2.5g", box_scales=scales)
 
@@ -165,7 +165,7 @@ def test_ultralight_raw_regressions_with_priors_give_the_whole_graphs_faces(weig
                       atol=PRIOR_DECODING_PX)
 
 
-def test_ultralight_priors_on_decoded_boxes_are_refused():  # type: ignore[no-untyped-def]
+def test_ultralight_priors_on_decoded_boxes_are_refused(weights_dir):  # type: ignore[no-untyped-def]
     with pytest.raises(ModelFormatError, match="decodes its boxes inside the graph; priors= would decode them twice"):
         build_detector("ultralight_320", priors=ULTRALIGHT_PRIORS)
 
