@@ -57,8 +57,10 @@ EXTRAS = {
     "fastmtcnn": ["torch>=2.0", "torchvision>=0.15", "pillow>=9", "requests>=2.23"],
     # `deepbatch serve`: FastAPI (routes, request models, OpenAPI) on uvicorn; python-multipart reads uploads, httpx
     # is the load benchmark's client and the tests' (ASGI transport included); pybase64 decodes the images sent as
-    # base64 some 40 times faster than the standard library (deepbatch/io/base64_data.py).
-    "serve": ["fastapi>=0.110", "uvicorn>=0.29", "python-multipart>=0.0.9", "httpx>=0.27", "pybase64>=1.3"],
+    # base64 some 40 times faster than the standard library (deepbatch/io/base64_data.py), orjson parses their JSON
+    # bodies in two thirds of the time (deepbatch/serve/arguments.py).
+    "serve": ["fastapi>=0.110", "uvicorn>=0.29", "python-multipart>=0.0.9", "httpx>=0.27", "pybase64>=1.3",
+              "orjson>=3.6"],
     # the page's test drives Debian's chromium with Selenium (the Makefile's install-test installs chromium)
     "serve-test": ["selenium>=4.10"],
     # `deepbatch serve --engine ray`: replicas on Ray Serve, batched by its @serve.batch

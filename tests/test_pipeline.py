@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from pathlib import Path
-from typing import Iterator, List
+from typing import Any, Iterator, List, Optional, Tuple
 
 import cv2
 import numpy as np
@@ -18,7 +18,7 @@ from deepbatch.core.workers import DEFAULT_PREFETCH, detector_stages, numbered_c
 from deepbatch.detectors.base import OnnxDetector, build_detector
 from deepbatch.errors import FaceNotDetectedError, ImageNotFoundError
 from deepbatch.ops.letterbox import BufferPool, InputSpec, letterbox, normalize, shrink, shrink_factor
-from deepbatch.runtime.session import threads_per_run, usable_cpus
+from deepbatch.runtime.session import requested_run_threads, threads_per_run, usable_cpus
 from deepbatch.source_tree import load_benchmark
 
 # The same chunks through the same session give bit-identical outputs whether or not they were prefetched.
@@ -267,6 +267,25 @@ def test_parallel_chunks_run_on_their_share_of_the_cores(scrfd_320: OnnxDetector
     share = max(1, usable_cpus() // 2)
     assert share in scrfd_320.model._sessions_by_threads
     assert _intra_op_threads(scrfd_320.model._sessions_by_threads[share]) == share
+
+
+@pytest.mark.parametrize("single", [True, False])
+def test_an_input_of_one_chunk_runs_inline_on_every_core(scrfd_320: OnnxDetector, photo_paths: List[str],
+                                                         monkeypatch: pytest.MonkeyPatch, single: bool):
+    runs: List[Tuple[str, Optional[int]]] = []
+    infer = scrfd_320.infer_batch
+
+    def recorded(prepared: Any) -> Any:
+        runs.append((threading.current_thread().name, requested_run_threads()))
+        return infer(prepared)
+
+    monkeypatch.setattr(scrfd_320, "infer_batch", recorded)
+    lone = list(iter_detections(photo_paths[:1], scrfd_320, batch_size=1, single=single))
+    assert len(lone) == 1 and lone[0].faces is not None and len(lone[0].faces) > 0
+    assert runs == [(threading.current_thread().name, None)]  # this thread, no share of the cores asked
+    runs.clear()
+    list(iter_detections(photo_paths[:2], scrfd_320, batch_size=1, workers=2))
+    assert all(name != threading.current_thread().name and threads is not None for name, threads in runs)
 
 
 def test_pipelined_detection_equals_inline_detection(scrfd_320: OnnxDetector, photo_paths: List[str]):

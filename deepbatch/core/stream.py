@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from itertools import islice
-from typing import TYPE_CHECKING, Any, Generator, Iterable, List, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Generator, Iterable, List, Optional, Sized, Tuple, Union
 
 import numpy as np
 
@@ -112,6 +112,13 @@ class FaceRules:
         return face_crops(image, faces.boxes, faces.landmarks, self.expand_percentage, use_landmarks=self.align)
 
 
+def one_chunk(items: Iterable[Any], batch_size: int, single: bool = False) -> bool:
+    """Whether ``items`` make a single chunk: one image given alone, or a sequence of at most ``batch_size``. With
+    nothing to overlap it with, such an input runs in the calling thread, its model calls on every core (the
+    prefetch threads would run its one chunk on one core's share while the other cores wait)."""
+    return single or (isinstance(items, Sized) and len(items) <= batch_size)
+
+
 def iter_records(
     items: Iterable[Any],
     detector: Detector,
@@ -153,6 +160,7 @@ def iter_records(
     check_on_error(on_error)
     if reduced and (crops or recognizer is not None):
         raise ArgumentError("reduced decoding gives no full-resolution pixels to cut crops from")
+    workers = 0 if workers is None and one_chunk(items, batch_size, single) else workers
     detections = iter_detections(items, detector, batch_size, "skip", single, workers=workers, prefetch=prefetch,
                                  reduced=reduced)
     size = None if recognizer is None else int(recognizer.input_size)
@@ -236,7 +244,8 @@ def iter_detections(
 
     With ``on_error="raise"`` the first unusable image raises its :class:`ImageError`; with ``"skip"`` it is yielded
     with ``error`` set and the rest go on. While the model runs one chunk, ``workers`` threads read, decode and
-    letterbox up to ``prefetch`` next chunks (:mod:`deepbatch.core.workers`; ``workers=0`` does it all in this thread).
+    letterbox up to ``prefetch`` next chunks (:mod:`deepbatch.core.workers`; ``workers=0`` does it all in this thread,
+    and so does ``workers=None`` for an input of one chunk, see :func:`one_chunk`).
     A detector whose ``parallel_chunks`` is True (a model on the CPU) runs whole chunks on the threads instead, one
     per core by default (:func:`~deepbatch.core.workers.parallel_workers`), up to ``max(prefetch, workers + 1)`` chunks
     at a time, each model run on its share of the cores (:func:`~deepbatch.runtime.session.threads_per_run`).
@@ -248,6 +257,7 @@ def iter_detections(
     """
     check_on_error(on_error)
     batch_size = check_batch_size(batch_size)
+    workers = 0 if workers is None and one_chunk(items, batch_size, single) else workers
     prepare, infer = detector_stages(detector)
     canvas = detector_canvas(detector) if reduced else None
     parallel = workers != 0 and prefetch != 0 and detector.parallel_chunks

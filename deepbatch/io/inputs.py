@@ -19,8 +19,9 @@ def describe(item: Any) -> Optional[str]:
         item = os.fsdecode(item)
     if isinstance(item, str):
         if item[:5].lower() == "data:":
-            header, comma, _ = item.partition(",")
-            return f"{header[:_SHOWN_CHARS]}{comma}... ({len(item)} characters)"
+            comma = item.find(",", 0, _SHOWN_CHARS + 1)  # the header only: the payload may be megabytes
+            header = item[: comma if comma >= 0 else _SHOWN_CHARS]
+            return f"{header[:_SHOWN_CHARS]}{',' if comma >= 0 else ''}... ({len(item)} characters)"
         return item if len(item) <= _SHOWN_CHARS else f"{item[:_SHOWN_CHARS]}... ({len(item)} characters)"
     if isinstance(item, np.ndarray):
         return f"array of shape {item.shape} and dtype {item.dtype}"

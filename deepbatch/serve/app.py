@@ -29,6 +29,7 @@ from .arguments import Arguments, as_bool, as_int, read_arguments
 from .batcher import Batcher
 from .config import ServeConfig
 from .inputs import Inputs
+from .json_codec import JSONAnswer
 from .middleware import BodyLimit
 from .routes import Handler, route_handlers
 from .schemas import document
@@ -77,7 +78,7 @@ def create_app(config: Optional[ServeConfig] = None, batcher: Optional[Batcher] 
             else:
                 service.in_flight += 1
                 try:
-                    response = JSONResponse(await handler(await read_arguments(request)))
+                    response = JSONAnswer(await handler(await read_arguments(request)))
                 except (DeepbatchError, ValueError) as exc:
                     response = error_response(exc)
                 except MemoryError as exc:
@@ -92,7 +93,7 @@ def create_app(config: Optional[ServeConfig] = None, batcher: Optional[Batcher] 
 
     routes = route_handlers(service, config)
     for path, handler in routes.items():
-        app.add_api_route(path, endpoint(path, handler), methods=["POST"], response_class=JSONResponse,
+        app.add_api_route(path, endpoint(path, handler), methods=["POST"], response_class=JSONAnswer,
                           **document(path))
 
     @app.get("/health", summary="liveness and queue depth")

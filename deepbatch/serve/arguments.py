@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any, Dict, Optional
 
 from ..errors import ArgumentError, BadRequestError
+from .json_codec import parse_json
 
 
 def as_bool(value: Any, name: str) -> bool:
@@ -79,9 +80,7 @@ async def read_arguments(request: Any) -> Arguments:
     if not body:
         raise BadRequestError("empty request: send a JSON object or a multipart form")
     try:
-        import json
-
-        parsed = json.loads(body)
+        parsed = parse_json(body)
     except ValueError as exc:
         raise BadRequestError(f"the body is not valid JSON ({exc})") from exc
     if not isinstance(parsed, dict):
