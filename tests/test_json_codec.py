@@ -8,14 +8,29 @@ import math
 import sys
 from typing import Any, Optional
 
+import pytest
 from starlette.responses import JSONResponse
 
-import pytest
-
+from deepbatch.serve import json_codec
 from deepbatch.serve.json_codec import JSONAnswer, parse_json
+
+LONG = "QUJD" * 20_000  # 80,000 characters: longer than LONG_STRING, taken as it is where nothing needs parsing
 
 # (body, the standard library's message for a body it refuses, or None)
 BODIES = [
+    (f'{{"img1": "data:image/jpeg;base64,{LONG}", "img2": "{LONG[1:]}", "model_name": "Facenet"}}'.encode(), None),
+    (f'{{"img": ["{LONG}", {{"nested": "{LONG}=="}}], "max_faces": 3}}'.encode(), None),
+    (f'["{LONG}"]'.encode(), None),
+    (f'"{LONG}"'.encode(), None),
+    (f'{{"a": "\\"{LONG}", "b": "{LONG}"}}'.encode(), None),  # a run that starts with an escaped quote
+    (f'{{"a": "x", "n": [{",".join(["1"] * 40_000)}], "b": "y"}}'.encode(), None),  # a run outside any string
+    (f'{{"img": "{LONG}\\n{LONG}"}}'.encode(), None),  # an escape in the run
+    (f'{{"img": "{"é" * 40_000}"}}'.encode(), None),  # not ASCII
+    (f'{{"{LONG}": 1}}'.encode(), None),  # a long key
+    (f'{{"img": "{LONG}", "img": "{LONG[2:]}"}}'.encode(), None),  # a repeated key: the last one counts
+    (f'{{"img": "{LONG}\x01{LONG}"}}'.encode(), "Invalid control character"),
+    (f'{{"img": "{LONG}", "max_faces": }}'.encode(), "Expecting value: line 1 column"),
+    (f'{{"img": "{LONG}'.encode(), "Unterminated string starting at"),
     (b'{"img": "data:image/jpeg;base64,' + b"QUJD" * 50_000 + b'", "enforce_detection": false}', None),
     (b'{"threshold": NaN, "max_faces": 2}', None),
     (b'{"max_faces": 1180591620717411303424}', None),
@@ -48,7 +63,7 @@ def _same(a: Any, b: Any) -> bool:
     return type(a) is type(b) and a == b
 
 
-@pytest.mark.parametrize("body, message", BODIES)
+@pytest.mark.parametrize("body, message", BODIES, ids=[f"body{i}" for i in range(len(BODIES))])
 def test_parse_json_as_the_standard_library(parser: str, body: bytes, message: Optional[str]) -> None:
     try:
         expected = json.loads(body)
@@ -74,7 +89,7 @@ ANSWERS = [
 ]
 
 
-@pytest.mark.parametrize("content", ANSWERS)
+@pytest.mark.parametrize("content", ANSWERS, ids=[f"answer{i}" for i in range(len(ANSWERS))])
 def test_answers_render_as_starlette_does(parser: str, content: Any) -> None:
     try:
         expected = json.loads(JSONResponse(content).body)
@@ -86,3 +101,14 @@ def test_answers_render_as_starlette_does(parser: str, content: Any) -> None:
     answer = JSONAnswer(content)
     assert _same(json.loads(answer.body), expected)
     assert answer.headers["content-type"] == "application/json"
+
+
+@pytest.mark.parametrize("index, taken", [(0, True), (1, True), (2, True), (3, True), (4, False), (5, False),
+                                          (6, False), (7, False), (8, False), (9, False), (10, False), (11, False)])
+def test_long_strings_are_taken_as_they_are_only_where_that_is_sure(index: int, taken: bool) -> None:
+    body = BODIES[index][0]
+    assert len(body) > json_codec.LONG_STRING
+    parsed = json_codec._parse_around_long_strings(body)
+    assert (parsed is not json_codec._UNSURE) == taken
+    if taken:
+        assert parsed == json.loads(body)
