@@ -1,5 +1,5 @@
 """``deepbatch serve`` at low load: a lone request is neither held for ``max_wait_s`` nor confined to a share of the
-cores; a batch formed beside other work keeps its share.
+cores, and runs on the thread that decoded it; a batch formed beside other work keeps its share.
 
 The batcher runs the real SCRFD and ArcFace-MBF models on test photos; the detector and recognizer are the real ones,
 subclassed only to note the intra-op threads each call asked for (:func:`requested_run_threads`: None is the
@@ -21,7 +21,7 @@ from deepbatch.core.workers import parallel_workers
 from deepbatch.detectors import DETECTORS
 from deepbatch.recognition.base import RECOGNIZERS
 from deepbatch.runtime.session import requested_run_threads, usable_cpus
-from deepbatch.serve.batcher import Batcher, Job
+from deepbatch.serve.batcher import Batcher, Job, Ticket
 
 # Far longer than the two model calls of one photo (about 0.1 s here, a few seconds on a loaded machine): a lone
 # request answered well within it was not held for it.
@@ -138,3 +138,57 @@ def test_images_queued_at_once_are_shared_between_the_detection_threads(noted: A
     batches, detected = batcher.metrics.batch_size.summary(stage="detect")
     assert detected == images
     assert batches == min(parallel_workers(), images) == len(detections)
+
+
+def test_a_claimed_request_runs_on_the_thread_that_claimed_it_on_every_core(noted: Any, dataset_dir: Path) -> None:
+    batcher, detections, embeddings = noted
+    batcher.admit(1)
+    ticket = Ticket(1)
+    assert batcher.claim(ticket) and ticket.state == "claimed"
+    job = _job(dataset_dir)
+    batcher.run_claimed([job])
+    assert job.future.done()  # answered before run_claimed returned: in this thread, not on a worker thread
+    record = job.future.result()
+    assert record.embeddings is not None and record.embeddings.shape == (1, 512)
+    assert detections == [None] and embeddings == [None]
+    assert batcher.idle and batcher._arriving == 0
+
+
+def test_no_claim_beside_other_work_and_work_beside_a_claim_keeps_its_share(noted: Any, dataset_dir: Path) -> None:
+    """A request may not claim while another is arriving or a claimed run is going on; a request queued beside a
+    claimed run runs on its detection thread's share of the cores."""
+    batcher, detections, _ = noted
+    batcher.admit(2)  # this request and another one still being decoded
+    beside = Ticket(1)
+    assert not batcher.claim(beside) and beside.state == "admitted"
+    batcher.give_back(beside)
+    first = Ticket(1)
+    assert batcher.claim(first)
+    batcher.admit(1)
+    second = Ticket(1)
+    assert not batcher.claim(second)
+    (queued,) = batcher.submit([_job(dataset_dir, "couple.jpg")], second)
+    assert second.state == "submitted"
+    queued.result(timeout=LONG_WAIT_S)
+    job = _job(dataset_dir)
+    batcher.run_claimed([job])
+    assert detections == [max(1, usable_cpus() // parallel_workers()), None]
+    assert batcher.idle and batcher._arriving == 0
+
+
+def test_a_ticket_is_settled_once(noted: Any) -> None:
+    batcher, _, _ = noted
+    batcher.admit(1)
+    given_back = Ticket(1)
+    batcher.give_back(given_back)
+    assert given_back.state == "released" and batcher._arriving == 0
+    assert not batcher.claim(given_back)  # a request abandoned while decoding is not run
+    batcher.give_back(given_back)
+    assert batcher._arriving == 0
+    batcher.admit(1)
+    claimed = Ticket(1)
+    assert batcher.claim(claimed)
+    batcher.give_back(claimed)  # the claimed images are no longer arriving: nothing to give back
+    assert claimed.state == "claimed" and batcher._arriving == 0
+    batcher.run_claimed([])
+    assert batcher.idle

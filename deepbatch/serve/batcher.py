@@ -72,6 +72,16 @@ class Job:
     pixels: Optional[np.ndarray] = None
 
 
+@dataclass
+class Ticket:
+    """The room :meth:`Batcher.admit` reserved for one request's images, settled exactly once: ``"claimed"`` (run on
+    the thread that decoded them, :meth:`Batcher.claim`), ``"submitted"`` (queued, :meth:`Batcher.submit`) or
+    ``"released"`` (given back, :meth:`Batcher.give_back`); ``"admitted"`` until then."""
+
+    images: int
+    state: str = "admitted"
+
+
 Resolver = Callable[[str], Any]
 
 
@@ -126,10 +136,47 @@ class Batcher:
             self._arriving = max(0, self._arriving - images)
             self._lock.notify_all()
 
-    def submit(self, jobs: List[Job]) -> List[Future]:
+    def give_back(self, ticket: Ticket) -> None:
+        """:meth:`release` the ticket's images unless they were claimed, submitted or released already."""
+        with self._lock:
+            if ticket.state == "admitted":
+                ticket.state = "released"
+                self._arriving = max(0, self._arriving - ticket.images)
+                self._lock.notify_all()
+
+    def claim(self, ticket: Ticket) -> bool:
+        """Whether a request's decoded images may run now on the thread that decoded them (:meth:`run_claimed`),
+        every core for its model calls: worker threads run, nothing is queued, in detection or embedding, and no
+        other request is arriving. A lone request then skips the queue and the two hand-offs to the worker threads;
+        its run counts as a batch in detection, so requests that come meanwhile queue for the worker threads and
+        take their share of the cores."""
+        with self._lock:
+            if (ticket.state != "admitted" or not self._threads or not self._running or self._queue or self._busy
+                    or self._embedding or self._arriving != ticket.images):
+                return False
+            ticket.state = "claimed"
+            self._arriving -= ticket.images
+            self._busy += 1
+            return True
+
+    def run_claimed(self, jobs: List[Job]) -> None:
+        """Detect and embed the jobs of a :meth:`claim` in the calling thread, resolving their futures."""
+        try:
+            live = [job for job in jobs if job.future.set_running_or_notify_cancel()]
+            for _ in live:
+                self.metrics.queue_wait.observe(0.0)
+            embed = self._detect(live) if live else []
+            if embed:
+                self._embed(embed)
+        finally:
+            self._batch_done()
+
+    def submit(self, jobs: List[Job], ticket: Optional[Ticket] = None) -> List[Future]:
         """Queue admitted jobs for detection; their futures resolve to :class:`ImageRecord` s or raise."""
         now = time.perf_counter()
         with self._lock:
+            if ticket is not None:
+                ticket.state = "submitted"
             if not self._running:
                 for job in jobs:
                     job.future.set_exception(OverloadedError("the service is shutting down"))

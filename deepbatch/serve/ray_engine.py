@@ -15,11 +15,11 @@ import logging
 import signal
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Any, Awaitable, Callable, Dict, List
+from typing import Any, Awaitable, Callable, Dict, List, Optional
 
 from ..errors import MissingDependencyError
 from .app import ServeConfig, create_app
-from .batcher import Batcher, Job
+from .batcher import Batcher, Job, Ticket
 
 logger = logging.getLogger(__name__)
 
@@ -38,8 +38,10 @@ class ServeBatchBatcher(Batcher):
     def queued(self) -> int:
         return self._pending
 
-    def submit(self, jobs: List[Job]) -> List[Future]:
+    def submit(self, jobs: List[Job], ticket: Optional[Ticket] = None) -> List[Future]:
         with self._lock:
+            if ticket is not None:
+                ticket.state = "submitted"
             self._arriving = max(0, self._arriving - len(jobs))
             self._pending += len(jobs)
         for job in jobs:

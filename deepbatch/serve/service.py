@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any, Callable, List, Optional, Tuple, TypeVar
 
@@ -32,7 +33,7 @@ from ..io.images import describe
 from ..recognition.base import RECOGNIZERS
 from ..runtime.session import usable_cpus
 from .arguments import Arguments
-from .batcher import Batcher, Job
+from .batcher import Batcher, Job, Ticket
 from .config import ServeConfig
 from .inputs import Inputs
 from .metrics import Metrics
@@ -100,21 +101,27 @@ class Service:
 
     async def run(self, items: List[Any], single: bool, make: Callable[[np.ndarray, Optional[str]], Job]) -> List[Any]:
         """Decode ``items`` off the event loop, batch them, and return one record per item (or raise the first
-        error, re-addressed to its position when several images were sent)."""
+        error, re-addressed to its position when several images were sent). A lone request runs its models on the
+        thread that decoded it (:meth:`Batcher.claim`). The request's timeout covers it all, decoding included."""
+        started = time.monotonic()
         self.batcher.admit(len(items))
-        submitted = False
-        try:
-            def load() -> List[Job]:
-                return [make(self.inputs.decode(item, None if single else i), describe(item))
-                        for i, item in enumerate(items)]
+        ticket = Ticket(len(items))
 
-            jobs = await self.decoding(load)
-            futures = self.batcher.submit(jobs)
-            submitted = True
+        def load() -> List[Job]:
+            jobs = [make(self.inputs.decode(item, None if single else i), describe(item))
+                    for i, item in enumerate(items)]
+            if self.batcher.claim(ticket):
+                self.batcher.run_claimed(jobs)
+            return jobs
+
+        try:
+            jobs = await asyncio.wait_for(self.decoding(load), self.config.timeout_s)
+            futures = [job.future for job in jobs] if ticket.state == "claimed" else self.batcher.submit(jobs, ticket)
+        except asyncio.TimeoutError:
+            raise self._timed_out() from None
         finally:
-            if not submitted:
-                self.batcher.release(len(items))
-        return await self.wait(futures, single)
+            self.batcher.give_back(ticket)  # a request that failed or timed out before its images were handed over
+        return await self.wait(futures, single, self.config.timeout_s - (time.monotonic() - started))
 
     async def settle_jobs(self, images: int, load: Callable[[], List[Pending]],
                           job_of: Callable[[Pending], Optional[Job]]) -> List[Pending]:
@@ -132,21 +139,25 @@ class Service:
         await self.settle(self.batcher.submit(jobs))
         return loaded
 
-    async def settle(self, futures: List[Future]) -> None:
-        """Wait until every future is done, or cancel them all and raise :class:`RequestTimeoutError`."""
-        waiting = [asyncio.wrap_future(f) for f in futures]
-        if not waiting:
+    async def settle(self, futures: List[Future], timeout_s: Optional[float] = None) -> None:
+        """Wait until every future is done, for ``timeout_s`` (the request's timeout by default), or cancel them all
+        and raise :class:`RequestTimeoutError`."""
+        if all(future.done() for future in futures):
             return
+        waiting = [asyncio.wrap_future(f) for f in futures]
+        limit = self.config.timeout_s if timeout_s is None else max(0.0, timeout_s)
         try:
-            await asyncio.wait_for(asyncio.gather(*waiting, return_exceptions=True), self.config.timeout_s)
+            await asyncio.wait_for(asyncio.gather(*waiting, return_exceptions=True), limit)
         except asyncio.TimeoutError:
             for future in futures:
                 future.cancel()
-            raise RequestTimeoutError(f"the request was not answered within {self.config.timeout_s:g} s "
-                                      "(--timeout)") from None
+            raise self._timed_out() from None
 
-    async def wait(self, futures: List[Future], single: bool) -> List[Any]:
-        await self.settle(futures)
+    def _timed_out(self) -> RequestTimeoutError:
+        return RequestTimeoutError(f"the request was not answered within {self.config.timeout_s:g} s (--timeout)")
+
+    async def wait(self, futures: List[Future], single: bool, timeout_s: Optional[float] = None) -> List[Any]:
+        await self.settle(futures, timeout_s)
         results = []
         for index, future in enumerate(futures):
             error = future.exception()
