@@ -4,10 +4,11 @@ face database is configured, see :mod:`~deepbatch.serve.face_db`) plus ``/detect
 
 Every request is parsed on the event loop, its images are read and decoded on one of the decoding threads (one per
 core), then handed to the :class:`~deepbatch.serve.batcher.Batcher`, whose worker threads batch them with other
-requests' (a lone request runs on its decoding thread at once): the event loop never runs a model call. Answers are the dicts the library returns for the same image and arguments
-(DeepFace's shapes: ``{"results": [...]}`` for ``/represent`` and ``/search``, the verification dict for
-``/verify``, ``{"inserted": ...}`` for ``/register``); failures are ``{"error": message}`` with the library's typed
-message and a status code that says whose fault it is (see :data:`STATUS`).
+requests' (a lone request runs on its decoding thread at once): the event loop never runs a model call. Answers are
+the dicts the library returns for the same image and arguments (DeepFace's shapes: ``{"results": [...]}`` for
+``/represent`` and ``/search``, the verification dict for ``/verify``, ``{"inserted": ...}`` for ``/register``);
+failures are ``{"error": message}`` with the library's typed message and a status code that says whose fault it is
+(see :data:`STATUS`).
 """
 
 from __future__ import annotations
