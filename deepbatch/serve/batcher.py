@@ -4,11 +4,11 @@ The event loop never runs a model. A *detection* thread (one per core on a CPU, 
 waiting in a bounded queue, up to ``max_batch`` of them, waiting at most ``max_wait_s`` for more while other
 requests are still being read and decoded (a lone request is never held back), runs each detector once over its
 share (one ``prepare_batch`` + ``infer_batch``, as the library's chunks do), applies each request's face rules and
-cuts the faces. The *embedding* thread takes every face cut so far and runs each recognizer once over them (in
-chunks of the recognizer's ``batch_size``). On a CPU the stages share the cores while they work side by side; a call
-with nothing beside it takes every core. A lone request (nothing else queued, arriving, in detection or in embedding) skips the
-queue: the thread that decoded it runs both stages there and then (:meth:`Batcher.claim`), as the library runs a
-single image, which saves the hand-offs and keeps its pixels in one core's caches. Each image then gets the
+cuts the faces. The *embedding* thread takes every face cut so far and runs each recognizer once over them (in chunks of
+the recognizer's ``batch_size``). On a CPU the stages share the cores while they work side by side; a call with nothing
+beside it takes every core. A lone request (nothing else queued, arriving, in detection or in embedding) skips the
+queue: the thread that decoded it runs both stages there and then (:meth:`Batcher.claim`), as the library runs a single
+image, which saves the hand-offs and keeps its pixels in one core's caches. Each image then gets the
 :class:`~deepbatch.records.ImageRecord` the library's :func:`~deepbatch.stream.iter_records` gives for it, through
 its own ``Future``.
 
