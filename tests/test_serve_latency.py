@@ -21,7 +21,8 @@ from deepbatch.core.workers import parallel_workers
 from deepbatch.detectors import DETECTORS
 from deepbatch.recognition.base import RECOGNIZERS
 from deepbatch.runtime.session import requested_run_threads, usable_cpus
-from deepbatch.serve.batcher import Batcher, Job, Ticket
+from deepbatch.serve.batcher import Batcher
+from deepbatch.serve.jobs import Job, Ticket
 
 # Far longer than the two model calls of one photo (about 0.1 s here, a few seconds on a loaded machine): a lone
 # request answered well within it was not held for it.

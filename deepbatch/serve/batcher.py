@@ -26,13 +26,11 @@ import threading
 import time
 from collections import deque
 from concurrent.futures import Future
-from dataclasses import dataclass, field
-from typing import Any, Callable, Deque, Dict, List, Optional, Tuple
+from typing import Any, Deque, Dict, List, Optional, Tuple
 
 import numpy as np
 
 from ..api.extract import resolve_detector
-from ..core.stream import FaceRules
 from ..core.workers import parallel_workers
 from ..detectors.base import Detector
 from ..errors import FaceNotDetectedError, ModelRunError, OverloadedError
@@ -41,6 +39,7 @@ from ..ops.letterbox import InputSpec
 from ..recognition.base import Recognizer, resolve_recognizer
 from ..records import ImageRecord
 from ..runtime.session import GPU_PROVIDERS, threads_per_run, usable_cpus
+from .jobs import Job, Ticket
 from .metrics import Metrics
 
 logger = logging.getLogger(__name__)
@@ -53,38 +52,6 @@ logger = logging.getLogger(__name__)
 DEFAULT_MAX_BATCH = 16
 DEFAULT_MAX_WAIT_S = 0.005
 DEFAULT_QUEUE_LIMIT = 64
-
-
-
-
-@dataclass
-class Job:
-    """One decoded image of one request, and what the request asks of it."""
-
-    image: np.ndarray
-    detector: str
-    rules: FaceRules
-    recognizer: Optional[str] = None  # None: detection only (crops are cut when ``crops``)
-    normalization: str = "base"
-    crops: bool = False
-    source: Optional[str] = None
-    future: Future = field(default_factory=Future)
-    queued_at: float = field(default_factory=time.perf_counter)
-    record: Optional[ImageRecord] = None
-    pixels: Optional[np.ndarray] = None
-
-
-@dataclass
-class Ticket:
-    """The room :meth:`Batcher.admit` reserved for one request's images, settled exactly once: ``"claimed"`` (run on
-    the thread that decoded them, :meth:`Batcher.claim`), ``"submitted"`` (queued, :meth:`Batcher.submit`) or
-    ``"released"`` (given back, :meth:`Batcher.give_back`); ``"admitted"`` until then."""
-
-    images: int
-    state: str = "admitted"
-
-
-Resolver = Callable[[str], Any]
 
 
 class Batcher:
@@ -141,10 +108,10 @@ class Batcher:
     def give_back(self, ticket: Ticket) -> None:
         """:meth:`release` the ticket's images unless they were claimed, submitted or released already."""
         with self._lock:
-            if ticket.state == "admitted":
-                ticket.state = "released"
-                self._arriving = max(0, self._arriving - ticket.images)
-                self._lock.notify_all()
+            if ticket.state != "admitted":
+                return
+            ticket.state = "released"
+        self.release(ticket.images)
 
     def claim(self, ticket: Ticket) -> bool:
         """Whether a request's decoded images may run now on the thread that decoded them (:meth:`run_claimed`),

@@ -33,7 +33,7 @@ from ..io.images import describe
 from ..records import ImageRecord
 from ..store import DATABASE_TYPES, open_store
 from ..store.base import EmbeddingConfig, FaceStore, ImageEntry
-from .batcher import Job
+from .jobs import Job
 
 if TYPE_CHECKING:
     from .arguments import Arguments

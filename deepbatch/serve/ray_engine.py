@@ -19,7 +19,8 @@ from typing import Any, Awaitable, Callable, Dict, List, Optional
 
 from ..errors import MissingDependencyError
 from .app import ServeConfig, create_app
-from .batcher import Batcher, Job, Ticket
+from .batcher import Batcher
+from .jobs import Job, Ticket
 
 logger = logging.getLogger(__name__)
 

@@ -18,10 +18,10 @@ from ..errors import FaceNotDetectedError, ImageError, ModelRunError
 from ..formatting import confidence, facial_area
 from ..recognition.distance import check_metric
 from .arguments import Arguments
-from .batcher import Job
 from .config import ServeConfig
 from .face_db import register as register_faces
 from .face_db import search as search_faces
+from .jobs import Job
 from .service import Service
 
 Handler = Callable[[Arguments], Awaitable[Dict[str, Any]]]

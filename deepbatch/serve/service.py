@@ -33,9 +33,10 @@ from ..io.images import describe
 from ..recognition.base import RECOGNIZERS
 from ..runtime.session import usable_cpus
 from .arguments import Arguments
-from .batcher import Batcher, Job, Ticket
+from .batcher import Batcher
 from .config import ServeConfig
 from .inputs import Inputs
+from .jobs import Job, Ticket
 from .metrics import Metrics
 
 logger = logging.getLogger(__name__)
